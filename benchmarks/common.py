@@ -1,0 +1,136 @@
+"""Shared benchmark harness: timing, peak memory, hardware floors, result files.
+
+Timing: CUDA events around each call after warm-up, median of many runs (``time.perf_counter`` on
+CPU). Peak extra memory: ``max_memory_allocated`` during the call minus what was allocated before.
+Every results file records the device and the library versions it was measured with.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+# Dense peak throughputs (datasheet, SXM parts) used for the floors. Keys match get_device_name().
+PEAKS = {
+    "H100": {"tf32_flops": 494.7e12, "bf16_flops": 989.4e12, "fp32_flops": 66.9e12, "bytes_per_s": 3.35e12,
+             "sfu_ops_per_clk_per_sm": 16},
+    "H200": {"tf32_flops": 494.7e12, "bf16_flops": 989.4e12, "fp32_flops": 66.9e12, "bytes_per_s": 4.8e12,
+             "sfu_ops_per_clk_per_sm": 16},
+}
+
+
+def device_peaks() -> dict[str, float] | None:
+    """Peaks of the current CUDA device (``None`` on CPU or an unknown GPU).
+
+    ``sincos_pairs_per_s``: the special-function unit's limit, one sin and one cos per pair
+    (SMs × SFU ops/clock/SM × boost clock / 2).
+    """
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    for key, peaks in PEAKS.items():
+        if key in name:
+            props = torch.cuda.get_device_properties(0)
+            clock_hz = getattr(props, "clock_rate", 1_980_000) * 1e3  # kHz; 1.98 GHz boost if absent
+            out = dict(peaks)
+            out["sincos_pairs_per_s"] = props.multi_processor_count * peaks["sfu_ops_per_clk_per_sm"] * clock_hz / 2
+            return out
+    return None
+
+
+@dataclass
+class Measurement:
+    name: str
+    median_ms: float
+    min_ms: float
+    runs: int
+    peak_extra_mib: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def measure(name: str, fn: Callable[[], object], *, warmup: int = 5, runs: int = 30,
+            max_seconds: float = 20.0) -> Measurement:
+    """Median wall time of ``fn()`` (CUDA events on GPU) and its peak extra memory."""
+    cuda = torch.cuda.is_available()
+    for _ in range(warmup):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = None
+    times = []
+    deadline = time.perf_counter() + max_seconds
+    for _ in range(runs):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        if time.perf_counter() > deadline and len(times) >= 3:
+            break
+    return Measurement(name, statistics.median(times), min(times), len(times), peak)
+
+
+def environment() -> dict[str, str]:
+    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
+    try:
+        import triton
+
+        env["triton"] = triton.__version__
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        env["device"] = torch.cuda.get_device_name()
+        env["cuda"] = str(torch.version.cuda)
+    else:
+        env["device"] = f"CPU ({os.cpu_count()} cores)"
+    return env
+
+
+def write_results(stem: str, rows: list[dict], markdown_table: str, notes: str = "") -> tuple[str, str]:
+    """Write ``benchmarks/results/{stem}.json`` and ``.md`` atomically; returns their paths."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    env = environment()
+    json_path = os.path.join(RESULTS_DIR, f"{stem}.json")
+    md_path = os.path.join(RESULTS_DIR, f"{stem}.md")
+    payload = {"environment": env, "rows": rows}
+    header = f"# {stem}\n\nDevice: {env['device']}; " + ", ".join(
+        f"{k} {v}" for k, v in env.items() if k != "device"
+    ) + "\n\n"
+    for path, text in ((json_path, json.dumps(payload, indent=2)), (md_path, header + markdown_table + "\n" + notes)):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return json_path, md_path
+
+
+def markdown(rows: list[dict], columns: list[str]) -> str:
+    """A markdown table of ``rows`` restricted to ``columns`` (floats to 3 significant digits)."""
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

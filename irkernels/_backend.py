@@ -1,0 +1,75 @@
+"""One place that decides which implementation of an op runs.
+
+``"triton"``: the fused Triton kernels (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``,
+which is how the test-suite runs them). ``"torch"``: the plain-torch implementation, chunked so
+that memory stays bounded; it runs on any device. ``"auto"`` picks Triton for CUDA tensors when
+Triton imports, torch otherwise. ``IRKERNELS_BACKEND`` overrides ``"auto"`` process-wide.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Literal
+
+import torch
+
+Backend = Literal["auto", "triton", "torch"]
+_CHOICES = ("auto", "triton", "torch")
+
+
+def interpreter_active() -> bool:
+    """True when Triton kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(requested: str | None, device: torch.device) -> str:
+    """Return ``"triton"`` or ``"torch"`` for tensors on ``device``.
+
+    Raises ``ValueError`` for an unknown name and ``RuntimeError`` when Triton is asked for where
+    it cannot run (no Triton, or a CPU tensor without the interpreter).
+    """
+    name = requested if requested is not None else "auto"
+    if name == "auto":
+        name = os.environ.get("IRKERNELS_BACKEND", "auto")
+    if name not in _CHOICES:
+        raise ValueError(f"backend must be one of {_CHOICES}, got {name!r}")
+    if name == "auto":
+        return "triton" if device.type == "cuda" and triton_available() else "torch"
+    if name == "triton":
+        if not triton_available():
+            raise RuntimeError("backend='triton' requested but triton is not installed")
+        if device.type != "cuda" and not interpreter_active():
+            raise RuntimeError(
+                f"backend='triton' needs CUDA tensors (got {device.type}); on CPU set "
+                "TRITON_INTERPRET=1 before importing irkernels to run the kernels in the interpreter"
+            )
+    return name
+
+
+def backend_report() -> dict[str, object]:
+    """What would run where: versions, CUDA, interpreter, and the environment override."""
+    report: dict[str, object] = {
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "triton_available": triton_available(),
+        "triton_interpreter": interpreter_active(),
+        "IRKERNELS_BACKEND": os.environ.get("IRKERNELS_BACKEND", "auto"),
+        "cuda_tensors": resolve_backend(None, torch.device("cuda")),
+        "cpu_tensors": resolve_backend(None, torch.device("cpu")),
+    }
+    if triton_available():
+        import triton
+
+        report["triton"] = triton.__version__
+    if torch.cuda.is_available():
+        report["device"] = torch.cuda.get_device_name()
+    return report

@@ -1,0 +1,55 @@
+"""Argument validation shared by the ops: every error names the argument and what was expected."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def check_float_tensor(name: str, value: object, ndim: int | Sequence[int] | None = None) -> torch.Tensor:
+    """A floating-point tensor of the given rank(s); raises ``TypeError`` / ``ValueError``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32/float16/bfloat16/float64, got {value.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if value.dim() not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{name} must be {want}, got shape {tuple(value.shape)}")
+    return value
+
+
+def check_finite(name: str, value: torch.Tensor) -> None:
+    """Raises ``ValueError`` if ``value`` holds NaN or Inf (one device sync)."""
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+
+
+def check_same_device(**tensors: torch.Tensor | None) -> torch.device:
+    """All given tensors on one device; returns it."""
+    present = {k: v for k, v in tensors.items() if v is not None}
+    devices = {v.device for v in present.values()}
+    if len(devices) > 1:
+        listing = ", ".join(f"{k} on {v.device}" for k, v in present.items())
+        raise ValueError(f"tensors must be on one device, got {listing}")
+    return devices.pop()
+
+
+def check_index_tensor(name: str, value: object, length: int, upper: int, device: torch.device) -> torch.Tensor:
+    """An integer tensor of shape ``(length,)`` with values in ``[0, upper)`` on ``device``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {value.dtype}")
+    if value.shape != (length,):
+        raise ValueError(f"{name} must have shape ({length},), got {tuple(value.shape)}")
+    if value.device != device:
+        raise ValueError(f"{name} must be on {device}, got {value.device}")
+    if length and (int(value.min()) < 0 or int(value.max()) >= upper):
+        raise ValueError(
+            f"{name} values must lie in [0, {upper}), got range [{int(value.min())}, {int(value.max())}]"
+        )
+    return value

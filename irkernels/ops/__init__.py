@@ -1,0 +1,1 @@
+"""One module per op: Triton kernels, the autograd Function and the plain-torch reference side by side."""

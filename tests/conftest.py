@@ -1,0 +1,27 @@
+"""Test-suite set-up: Triton kernels run in Triton's CPU interpreter when there is no GPU.
+
+``TRITON_INTERPRET`` must be set before ``triton.jit`` decorates the kernels, i.e. before
+``irkernels`` is imported, hence here.
+"""
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_cuda = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords and not HAS_CUDA:
+            item.add_marker(skip_cuda)
+
+
+@pytest.fixture
+def kernel_device() -> torch.device:
+    """Where the Triton kernels run in this session: CUDA if present, else CPU (interpreter)."""
+    return torch.device("cuda" if HAS_CUDA else "cpu")
