@@ -14,7 +14,7 @@ import textwrap
 
 _SCRIPT = textwrap.dedent(
     """
-    import importlib, json, sys
+    import importlib, json, os, re, subprocess, sys, tempfile
     import triton
     from triton.backends.compiler import GPUTarget
     specs = json.loads(sys.argv[1])
@@ -22,12 +22,23 @@ _SCRIPT = textwrap.dedent(
     for spec in specs:
         module = importlib.import_module(spec["module"])
         fn = getattr(module, spec["kernel"])
-        fn = getattr(fn, "fn", fn)  # unwrap @triton.autotune / @triton.heuristics
+        while not isinstance(fn, triton.runtime.JITFunction):
+            fn = fn.fn  # unwrap @triton.autotune / @triton.heuristics
         src = triton.compiler.ASTSource(fn=fn, signature=spec["signature"], constexprs=spec["constexprs"])
         compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
                                   options={"num_warps": spec.get("num_warps", 4),
                                            "num_stages": spec.get("num_stages", 3)})
-        out.append({"kernel": spec["kernel"], "n_regs": compiled.n_regs, "n_spills": compiled.n_spills,
+        # Register and local-memory (spill) use from the cubin: the driver that would report them
+        # is absent, but Triton ships cuobjdump.
+        cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as fh:
+            fh.write(compiled.asm["cubin"])
+            fh.flush()
+            usage = subprocess.run([cuobjdump, "--dump-resource-usage", fh.name], capture_output=True, text=True).stdout
+        found = dict(re.findall(r"(REG|STACK|SHARED|LOCAL):(\\d+)", usage))
+        out.append({"kernel": spec["kernel"], "regs": int(found.get("REG", -1)),
+                    "local_bytes": int(found.get("LOCAL", -1)), "stack_bytes": int(found.get("STACK", -1)),
+                    "shared_bytes": compiled.metadata.shared,
                     "ptx": compiled.asm["ptx"] if spec.get("want_ptx") else ""})
     print(json.dumps(out))
     """
@@ -37,9 +48,8 @@ _SCRIPT = textwrap.dedent(
 def compile_sm90(specs: list[dict]) -> list[dict]:
     """Compile each ``{"module", "kernel", "signature", "constexprs", "num_warps"}`` for sm_90.
 
-    Returns ``[{"kernel", "n_regs", "n_spills", "ptx"}]`` (``ptx`` only when ``want_ptx``).
-    ``n_regs`` / ``n_spills`` are filled in only when a CUDA driver is present; without one they
-    are 0.
+    Returns ``[{"kernel", "regs", "local_bytes", "stack_bytes", "shared_bytes", "ptx"}]`` per spec
+    (``ptx`` only when ``want_ptx``); ``local_bytes > 0`` means register spills.
     """
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,652 @@
+"""Neural characteristic-function discrepancy (NCFD) between a real and a synthetic sample set.
+
+Math (DESIGN.md; IDC eq. 2-3, the public NCFM code): for frequencies ``t (T, D)``
+
+    Φ_x(t) = mean_n exp(i⟨t, x_n⟩)                     (Re = mean cos, Im = mean sin)
+    Chf(t) = α·A(t) + (1-α)·2(|Φ_x||Φ_y| - ReΦ_x ReΦ_y - ImΦ_x ImΦ_y)
+    loss   = mean_t sqrt(max(Chf(t), ε))
+
+with the amplitude term ``A = (|Φ_x| - |Φ_y|)²`` (NCFM code, ``amplitude="modulus"``, default) or
+``A = |Φ_x - Φ_y|²`` (as the IDC paper writes it, ``amplitude="difference"``).
+
+The expensive part is the statistics ``Φ`` over all samples and their backward; everything after
+is elementwise on ``(G, T)``. So the op is split in two:
+
+* ``cf_stats`` — an autograd Function computing per-group sums of ``cos/sin ⟨t, x_n⟩``. On CUDA it
+  runs fused Triton kernels that never materialise the ``(N, T)`` matrix: each tile is a small GEMM
+  ``x_tile · t_tileᵀ`` whose epilogue takes cos/sin and reduces over samples in registers (a
+  one-hot GEMM reduces into all groups of the tile at once). The backward recomputes the dot
+  products and does the second GEMM in the same kernel. Elsewhere, plain torch chunked over
+  samples so that memory stays O(chunk·T).
+* ``ncfd_from_stats`` — the discrepancy from two ``CFStats`` in plain torch (O(G·T)).
+
+``ncfd_loss`` composes them; the real side can be computed once with ``cf_stats`` and passed in
+place of ``x`` while the frequencies are unchanged.
+
+``ncfd_loss_reference`` is the eager formula of the public NCFM code (materialises ``(T, N)``);
+it is the test oracle and the benchmarks' baseline.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import torch
+
+from .._backend import interpreter_active, resolve_backend, triton_available
+from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device
+
+Precision = Literal["fast", "highest"]
+Amplitude = Literal["modulus", "difference"]
+Reduction = Literal["none", "mean", "sum"]
+
+# Largest group block one kernel program reduces into with the one-hot GEMM; more groups add a grid
+# axis over group blocks (each block recomputes the tile's dot products and sin/cos).
+_MAX_GROUP_BLOCK = 64
+# The torch path's (chunk, T) temporaries stay below this many bytes each.
+_TORCH_CHUNK_BYTES = 64 * 2**20
+# Per-chunk partial sums of the forward kernel stay below this (they make the result deterministic:
+# no atomics, a fixed-order reduction over chunks afterwards).
+_PARTIAL_BYTES = 16 * 2**20
+
+
+class CFStats(NamedTuple):
+    """Empirical characteristic function of a (grouped) sample set at frequencies ``t``.
+
+    ``re``, ``im``: ``(G, T)`` float32 means of ``cos/sin ⟨t, x_n⟩`` over the samples of each group
+    (``G = 1`` when ungrouped; 0 for an empty group). ``counts``: ``(G,)`` int64 samples per group.
+    """
+
+    re: torch.Tensor
+    im: torch.Tensor
+    counts: torch.Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# Triton kernels
+# ----------------------------------------------------------------------------------------------
+if triton_available():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _sincos(theta, RANGE_REDUCE: tl.constexpr, APPROX: tl.constexpr):
+        """cos and sin of ``theta``. ``RANGE_REDUCE`` maps to [-π, π] first (Cody-Waite, two
+        constants: 6.28125 has 8 significant bits so ``k·hi`` is exact for |k| < 2^16);
+        ``APPROX`` then uses the SFU's ``sin/cos.approx.f32`` (abs. error ~5e-7 on [-π, π]),
+        which only the CUDA compiler can lower (never set under the interpreter)."""
+        if RANGE_REDUCE:
+            k = tl.floor(theta * 0.15915494309189535 + 0.5)
+            theta = tl.fma(k, -6.28125, theta)
+            theta = tl.fma(k, -0.0019353071795864769, theta)
+        if APPROX:
+            c = tl.inline_asm_elementwise("cos.approx.f32 $0, $1;", "=r,r", [theta], dtype=tl.float32,
+                                          is_pure=True, pack=1)
+            s = tl.inline_asm_elementwise("sin.approx.f32 $0, $1;", "=r,r", [theta], dtype=tl.float32,
+                                          is_pure=True, pack=1)
+        else:
+            c = tl.cos(theta)
+            s = tl.sin(theta)
+        return c, s
+
+    @triton.jit
+    def _cf_sums_kernel(
+        X, TF, GID, PART,
+        N, D, T, G, rows_per_chunk,
+        stride_xn, stride_xd, stride_tt, stride_td,
+        HAS_GROUPS: tl.constexpr, G_BLOCK: tl.constexpr,
+        BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+        DOT_PRECISION: tl.constexpr, ONEHOT_PRECISION: tl.constexpr,
+        RANGE_REDUCE: tl.constexpr, APPROX: tl.constexpr,
+    ):
+        """Partial sums of cos/sin⟨t, x_n⟩ of one chunk of samples for one block of frequencies
+        (and one block of groups). ``PART`` is ``(chunks, 2, G, T)`` float32: [cos, sin]."""
+        pid_t = tl.program_id(0)  # fastest: programs sharing a chunk of x run together (L2 reuse)
+        pid_c = tl.program_id(1)
+        pid_g = tl.program_id(2)
+        offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+        t_mask = offs_t < T
+        row_start = pid_c * rows_per_chunk
+        row_end = tl.minimum(row_start + rows_per_chunk, N)
+        # Reduction over samples = a GEMM with a one-hot (group × sample) matrix: tensor cores do
+        # the segment sum for every group of the tile at once. Ungrouped is G = 1 (row 0 = all ones);
+        # a (16, BLOCK_T) accumulator there also keeps registers low next to θ's (BLOCK_N, BLOCK_T).
+        g_ids = pid_g * G_BLOCK + tl.arange(0, G_BLOCK)
+        acc_c = tl.zeros((G_BLOCK, BLOCK_T), dtype=tl.float32)
+        acc_s = tl.zeros((G_BLOCK, BLOCK_T), dtype=tl.float32)
+        for n0 in range(row_start, row_end, BLOCK_N):
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            n_mask = offs_n < row_end
+            theta = tl.zeros((BLOCK_N, BLOCK_T), dtype=tl.float32)
+            for d0 in range(0, D, BLOCK_D):
+                offs_d = d0 + tl.arange(0, BLOCK_D)
+                d_mask = offs_d < D
+                xa = tl.load(X + offs_n[:, None] * stride_xn + offs_d[None, :] * stride_xd,
+                             mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
+                tb = tl.load(TF + offs_t[None, :] * stride_tt + offs_d[:, None] * stride_td,
+                             mask=t_mask[None, :] & d_mask[:, None], other=0.0).to(tl.float32)
+                theta = tl.dot(xa, tb, theta, input_precision=DOT_PRECISION)
+            c, s = _sincos(theta, RANGE_REDUCE, APPROX)
+            if HAS_GROUPS:
+                gid = tl.load(GID + offs_n, mask=n_mask, other=-1)
+                onehot = (gid[None, :] == g_ids[:, None]).to(tl.float32)
+            else:
+                onehot = ((g_ids[:, None] == 0) & n_mask[None, :]).to(tl.float32)
+            acc_c = tl.dot(onehot, c, acc_c, input_precision=ONEHOT_PRECISION)
+            acc_s = tl.dot(onehot, s, acc_s, input_precision=ONEHOT_PRECISION)
+        ptrs = PART + pid_c * 2 * G * T + g_ids[:, None] * T + offs_t[None, :]
+        mask = (g_ids < G)[:, None] & t_mask[None, :]
+        tl.store(ptrs, acc_c, mask=mask)
+        tl.store(ptrs + G * T, acc_s, mask=mask)
+
+    @triton.jit
+    def _cf_grad_samples_kernel(
+        X, TF, GID, COEF_RE, COEF_IM, DX,
+        N, D, T,
+        stride_xn, stride_xd, stride_tt, stride_td, stride_dn, stride_dd,
+        HAS_GROUPS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+        DOT_PRECISION: tl.constexpr, RANGE_REDUCE: tl.constexpr, APPROX: tl.constexpr,
+    ):
+        """dX[n] = Σ_t w[n,t]·t_t with w = cos θ·COEF_IM[g_n,t] - sin θ·COEF_RE[g_n,t] and θ = ⟨x_n, t⟩
+        recomputed; both GEMMs in one program, the row tile of X held for the whole T loop."""
+        pid = tl.program_id(0)
+        offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < N
+        offs_d = tl.arange(0, BLOCK_D)
+        d_mask = offs_d < D
+        xa = tl.load(X + offs_n[:, None] * stride_xn + offs_d[None, :] * stride_xd,
+                     mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
+        if HAS_GROUPS:
+            gid = tl.load(GID + offs_n, mask=n_mask, other=0)
+        acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        for t0 in range(0, T, BLOCK_T):
+            offs_t = t0 + tl.arange(0, BLOCK_T)
+            t_mask = offs_t < T
+            tt = tl.load(TF + offs_t[:, None] * stride_tt + offs_d[None, :] * stride_td,
+                         mask=t_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
+            theta = tl.dot(xa, tl.trans(tt), input_precision=DOT_PRECISION)
+            c, s = _sincos(theta, RANGE_REDUCE, APPROX)
+            if HAS_GROUPS:
+                cptr = gid[:, None] * T + offs_t[None, :]
+                cmask = n_mask[:, None] & t_mask[None, :]
+                w = c * tl.load(COEF_IM + cptr, mask=cmask, other=0.0) - s * tl.load(COEF_RE + cptr, mask=cmask, other=0.0)
+            else:
+                w = c * tl.load(COEF_IM + offs_t, mask=t_mask, other=0.0)[None, :] \
+                    - s * tl.load(COEF_RE + offs_t, mask=t_mask, other=0.0)[None, :]
+            acc = tl.dot(w, tt, acc, input_precision=DOT_PRECISION)
+        tl.store(DX + offs_n[:, None] * stride_dn + offs_d[None, :] * stride_dd,
+                 acc.to(DX.dtype.element_ty), mask=n_mask[:, None] & d_mask[None, :])
+
+    @triton.jit
+    def _cf_grad_freqs_kernel(
+        X, TF, GID, COEF_RE, COEF_IM, DT,
+        N, D, T, rows_per_chunk,
+        stride_xn, stride_xd, stride_tt, stride_td,
+        HAS_GROUPS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+        DOT_PRECISION: tl.constexpr, RANGE_REDUCE: tl.constexpr, APPROX: tl.constexpr,
+    ):
+        """DT[t] += Σ_n w[n,t]·x_n over one chunk of samples (``DT`` float32, ``(T, BLOCK_D)``-padded
+        rows of stride D); one atomic add per program and element."""
+        pid_t = tl.program_id(0)
+        pid_c = tl.program_id(1)
+        offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+        t_mask = offs_t < T
+        offs_d = tl.arange(0, BLOCK_D)
+        d_mask = offs_d < D
+        tt = tl.load(TF + offs_t[:, None] * stride_tt + offs_d[None, :] * stride_td,
+                     mask=t_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
+        if not HAS_GROUPS:
+            coef_re = tl.load(COEF_RE + offs_t, mask=t_mask, other=0.0)
+            coef_im = tl.load(COEF_IM + offs_t, mask=t_mask, other=0.0)
+        acc = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+        row_start = pid_c * rows_per_chunk
+        row_end = tl.minimum(row_start + rows_per_chunk, N)
+        for n0 in range(row_start, row_end, BLOCK_N):
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            n_mask = offs_n < row_end
+            xa = tl.load(X + offs_n[:, None] * stride_xn + offs_d[None, :] * stride_xd,
+                         mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
+            theta = tl.dot(tt, tl.trans(xa), input_precision=DOT_PRECISION)  # (BLOCK_T, BLOCK_N)
+            c, s = _sincos(theta, RANGE_REDUCE, APPROX)
+            if HAS_GROUPS:
+                gid = tl.load(GID + offs_n, mask=n_mask, other=0)
+                cptr = gid[None, :] * T + offs_t[:, None]
+                cmask = n_mask[None, :] & t_mask[:, None]
+                w = c * tl.load(COEF_IM + cptr, mask=cmask, other=0.0) - s * tl.load(COEF_RE + cptr, mask=cmask, other=0.0)
+            else:
+                w = c * coef_im[:, None] - s * coef_re[:, None]
+            acc = tl.dot(w, xa, acc, input_precision=DOT_PRECISION)  # masked rows of xa are 0
+        tl.atomic_add(DT + offs_t[:, None] * D + offs_d[None, :], acc, mask=t_mask[:, None] & d_mask[None, :])
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4  # interpreter: programs run one after another; few, large chunks are fastest
+
+
+def _kernel_flags(precision: str, device: torch.device) -> dict:
+    """Dot precision and sin/cos flavour. Interpreter: plain numpy sin/cos (no inline PTX), but the
+    fast mode still runs the range reduction so that its arithmetic is tested on CPU."""
+    fast = precision == "fast"
+    return dict(
+        DOT_PRECISION="tf32" if fast else "tf32x3",
+        RANGE_REDUCE=fast,
+        APPROX=fast and device.type == "cuda" and not interpreter_active(),
+    )
+
+
+def _block_sizes(D: int, precision: str, device: torch.device) -> dict:
+    """Tiles ``(BLOCK_N, BLOCK_T, BLOCK_D, num_warps, num_stages)`` for the forward and the backward
+    kernels. The backward kernels hold a full ``(BLOCK, D)`` row tile, so they shrink with D.
+
+    Picked by compiling for sm_90 without a GPU (tests/test_ncfd_sm90.py): the largest tiles with
+    no register spills and ≤ 100 KB shared memory at D = 128 (fast: forward 205 registers / 80 KB,
+    backward 172 / 80 KB; (128, 128) forward tiles hit 255 registers, and a (64, 64) backward tile
+    needs 128-260 KB of shared memory). 3×TF32 triples the dot operands, hence smaller tiles.
+    Not yet timed on hardware.
+    """
+    block_d_full = max(16, triton.next_power_of_2(D))
+    if device.type != "cuda":  # interpreter: small tiles keep the masked-edge tests meaningful
+        return dict(fwd=(32, 32, 16, 4, 1), bwd=(16, 16, block_d_full, 4, 1), bwd_t=(16, 16, block_d_full, 4, 1))
+    if precision == "fast":
+        fwd = (128, 64, 32, 8, 3)
+        bwd = (64, 32, block_d_full, 8, 2) if block_d_full <= 128 else (32, 32, block_d_full, 8, 2)
+        # (64, 32) spills 16 bytes for bf16 samples here; (32, 64) does not.
+        bwd_t = (32, 64, block_d_full, 8, 2) if block_d_full <= 128 else (16, 32, block_d_full, 8, 2)
+    else:
+        fwd = (64, 64, 32, 8, 2)
+        bwd = bwd_t = (16, 32, block_d_full, 4, 2)
+    if block_d_full > 256:
+        bwd = bwd_t = (16, 16, block_d_full, 4, 1)
+    return dict(fwd=fwd, bwd=bwd, bwd_t=bwd_t)
+
+
+def _triton_sums(x: torch.Tensor, t: torch.Tensor, groups: torch.Tensor | None, G: int, precision: str) -> torch.Tensor:
+    """``(2, G, T)`` float32 sums of [cos, sin] ⟨t, x_n⟩ per group (Triton)."""
+    N, D = x.shape
+    T = t.shape[0]
+    flags = _kernel_flags(precision, x.device)
+    block_n, block_t, block_d, warps, stages = _block_sizes(D, precision, x.device)["fwd"]
+    has_groups = groups is not None and G > 1
+    g_block = min(_MAX_GROUP_BLOCK, max(16, triton.next_power_of_2(G)))
+    n_tblocks = triton.cdiv(T, block_t)
+    n_gblocks = triton.cdiv(G, g_block)
+    n_chunks = max(1, min(triton.cdiv(4 * _sm_count(x.device), n_tblocks * n_gblocks),
+                          triton.cdiv(N, block_n),
+                          _PARTIAL_BYTES // (2 * G * T * 4)))
+    rows_per_chunk = triton.cdiv(triton.cdiv(N, n_chunks), block_n) * block_n
+    n_chunks = triton.cdiv(N, rows_per_chunk)
+    part = torch.empty((n_chunks, 2, G, T), device=x.device, dtype=torch.float32)
+    gid = groups if has_groups else x  # dummy pointer when ungrouped (never read)
+    _cf_sums_kernel[(n_tblocks, n_chunks, n_gblocks)](
+        x, t, gid, part, N, D, T, G, rows_per_chunk,
+        x.stride(0), x.stride(1), t.stride(0), t.stride(1),
+        HAS_GROUPS=has_groups, G_BLOCK=g_block, BLOCK_N=block_n, BLOCK_T=block_t, BLOCK_D=block_d,
+        ONEHOT_PRECISION="tf32" if precision == "fast" else "tf32x3", num_warps=warps, num_stages=stages, **flags,
+    )
+    return part.sum(0)
+
+
+def _triton_grads(x, t, groups, coef_re, coef_im, need_x: bool, need_t: bool, precision: str):
+    """Gradients w.r.t. ``x (N, D)`` and ``t (T, D)`` given per-(group, t) coefficients (Triton)."""
+    N, D = x.shape
+    T = t.shape[0]
+    flags = _kernel_flags(precision, x.device)
+    sizes = _block_sizes(D, precision, x.device)
+    block_n, block_t, block_d, warps, stages = sizes["bwd"]
+    has_groups = coef_re.shape[0] > 1
+    gid = groups if has_groups else x
+    dx = dt = None
+    if need_x:
+        dx = torch.empty_like(x)
+        _cf_grad_samples_kernel[(triton.cdiv(N, block_n),)](
+            x, t, gid, coef_re, coef_im, dx, N, D, T,
+            x.stride(0), x.stride(1), t.stride(0), t.stride(1), dx.stride(0), dx.stride(1),
+            HAS_GROUPS=has_groups, BLOCK_N=block_n, BLOCK_T=block_t, BLOCK_D=block_d,
+            num_warps=warps, num_stages=stages, **flags,
+        )
+    if need_t:
+        dt32 = torch.zeros((T, D), device=x.device, dtype=torch.float32)
+        block_n, block_t, block_d, warps, stages = sizes["bwd_t"]
+        n_tblocks = triton.cdiv(T, block_t)
+        n_chunks = max(1, min(triton.cdiv(4 * _sm_count(x.device), n_tblocks), triton.cdiv(N, block_n)))
+        rows_per_chunk = triton.cdiv(triton.cdiv(N, n_chunks), block_n) * block_n
+        _cf_grad_freqs_kernel[(n_tblocks, triton.cdiv(N, rows_per_chunk))](
+            x, t, gid, coef_re, coef_im, dt32, N, D, T, rows_per_chunk,
+            x.stride(0), x.stride(1), t.stride(0), t.stride(1),
+            HAS_GROUPS=has_groups, BLOCK_N=block_n, BLOCK_T=block_t, BLOCK_D=block_d,
+            num_warps=warps, num_stages=stages, **flags,
+        )
+        dt = dt32.to(t.dtype)
+    return dx, dt
+
+
+# ----------------------------------------------------------------------------------------------
+# Plain-torch path (any device), chunked over samples
+# ----------------------------------------------------------------------------------------------
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _row_chunks(N: int, T: int):
+    step = max(1, _TORCH_CHUNK_BYTES // (8 * max(T, 1)))
+    return range(0, N, step), step
+
+
+def _torch_sums(x, t, groups, G: int, precision: str) -> torch.Tensor:
+    """``(2, G, T)`` sums of [cos, sin] ⟨t, x_n⟩ per group, O(chunk·T) memory."""
+    del precision  # the torch path always computes in full precision
+    cdt = _compute_dtype(x)
+    tc = t.to(cdt)
+    out = torch.zeros((2, G, t.shape[0]), device=x.device, dtype=cdt)
+    starts, step = _row_chunks(x.shape[0], t.shape[0])
+    for i in starts:
+        theta = x[i:i + step].to(cdt) @ tc.T
+        if groups is None or G == 1:
+            out[0, 0] += torch.cos(theta).sum(0)
+            out[1, 0] += torch.sin(theta).sum(0)
+        else:
+            g = groups[i:i + step]
+            out[0].index_add_(0, g, torch.cos(theta))
+            out[1].index_add_(0, g, torch.sin(theta))
+    return out
+
+
+def _torch_grads(x, t, groups, coef_re, coef_im, need_x: bool, need_t: bool, precision: str):
+    del precision
+    cdt = _compute_dtype(x)
+    tc = t.to(cdt)
+    dx = torch.empty_like(x) if need_x else None
+    dt = torch.zeros(t.shape, device=t.device, dtype=cdt) if need_t else None
+    grouped = coef_re.shape[0] > 1
+    starts, step = _row_chunks(x.shape[0], t.shape[0])
+    for i in starts:
+        xc = x[i:i + step].to(cdt)
+        theta = xc @ tc.T
+        if grouped:
+            g = groups[i:i + step]
+            w = torch.cos(theta) * coef_im[g] - torch.sin(theta) * coef_re[g]
+        else:
+            w = torch.cos(theta) * coef_im - torch.sin(theta) * coef_re
+        if need_x:
+            dx[i:i + step] = (w @ tc).to(x.dtype)
+        if need_t:
+            dt += w.T @ xc
+    return dx, (dt.to(t.dtype) if need_t else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Autograd
+# ----------------------------------------------------------------------------------------------
+class _CFMeans(torch.autograd.Function):
+    """(x, t) → per-group means (re, im) of cos/sin⟨t, x⟩; backward through the fused kernels."""
+
+    @staticmethod
+    def forward(ctx, x, t, groups, counts, G, precision, backend):
+        sums_fn = _triton_sums if backend == "triton" else _torch_sums
+        sums = sums_fn(x, t, groups, G, precision)
+        inv = 1.0 / counts.clamp(min=1).to(sums.dtype)
+        ctx.save_for_backward(x, t, groups, inv)
+        ctx.precision, ctx.backend = precision, backend
+        return sums[0] * inv[:, None], sums[1] * inv[:, None]
+
+    @staticmethod
+    def backward(ctx, grad_re, grad_im):
+        x, t, groups, inv = ctx.saved_tensors
+        need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_x or need_t):
+            return (None,) * 7
+        cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+        # d mean / d θ_n = (-sin θ_n, cos θ_n) / count_g: fold 1/count into the coefficients.
+        coef_re = (grad_re * inv[:, None]).to(cdt).contiguous()
+        coef_im = (grad_im * inv[:, None]).to(cdt).contiguous()
+        grads_fn = _triton_grads if ctx.backend == "triton" else _torch_grads
+        dx, dt = grads_fn(x, t, groups, coef_re, coef_im, need_x, need_t, ctx.precision)
+        return dx, dt, None, None, None, None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+def _check_groups(name: str, groups, n: int, num_groups: int | None, device) -> None:
+    if groups is None:
+        return
+    check_index_tensor(name, groups, n, num_groups if num_groups is not None else 2**62, device)
+
+
+def _pick_backend(backend: str | None, x: torch.Tensor) -> str:
+    name = resolve_backend(backend, x.device)
+    if name == "triton" and x.dtype == torch.float64:
+        return "torch"  # kernels accumulate in fp32; float64 asks for the exact path
+    return name
+
+
+def cf_stats(
+    x: torch.Tensor,
+    t: torch.Tensor,
+    groups: torch.Tensor | None = None,
+    num_groups: int | None = None,
+    *,
+    precision: Precision = "fast",
+    backend: str = "auto",
+) -> CFStats:
+    """Empirical characteristic function of ``x`` at frequencies ``t``, per group.
+
+    Args:
+        x: ``(N, D)`` samples, float32/bfloat16/float16/float64. Differentiable.
+        t: ``(T, D)`` frequencies, same device. Differentiable.
+        groups: optional ``(N,)`` integer group id of each sample, in ``[0, num_groups)``.
+        num_groups: ``G``; default ``groups.max() + 1`` (1 without groups).
+        precision: ``"fast"`` (TF32 dots, range-reduced approximate sin/cos on CUDA; ~1e-3
+            relative on the loss) or ``"highest"`` (3×TF32 dots, accurate sin/cos; ~1e-5).
+            The torch path always computes in full precision.
+        backend: ``"auto"`` (Triton on CUDA, torch elsewhere), ``"triton"`` or ``"torch"``.
+
+    Returns:
+        ``CFStats(re, im, counts)`` with ``re``, ``im`` of shape ``(G, T)`` (float32, float64 for
+        float64 input) and ``counts (G,)``. Empty groups have ``re = im = 0``.
+
+    Memory: O((N + T)·D + chunks·G·T); the ``(N, T)`` matrix is never formed.
+    """
+    return _stats(x, t, groups, num_groups, precision, backend, names=("x", "groups"))
+
+
+def _stats(x, t, groups, num_groups, precision, backend, names: tuple[str, str]) -> CFStats:
+    """``cf_stats`` with argument names for the error messages (``x``/``y`` and their groups)."""
+    x_name, g_name = names
+    check_float_tensor(x_name, x, 2)
+    check_float_tensor("t", t, 2)
+    device = check_same_device(**{x_name: x, "t": t, g_name: groups})
+    if x.shape[0] == 0:
+        raise ValueError(f"{x_name} must have at least one row (sample), got shape (0, D)")
+    if t.shape[0] == 0:
+        raise ValueError("t must have at least one row (frequency), got shape (0, D)")
+    if x.shape[1] != t.shape[1]:
+        raise ValueError(f"{x_name} and t must have the same feature dimension D, got "
+                         f"{x_name} {tuple(x.shape)}, t {tuple(t.shape)}")
+    if precision not in ("fast", "highest"):
+        raise ValueError(f"precision must be 'fast' or 'highest', got {precision!r}")
+    check_finite(x_name, x)
+    check_finite("t", t)
+    _check_groups(g_name, groups, x.shape[0], num_groups, device)
+    if groups is None:
+        if num_groups not in (None, 1):
+            raise ValueError(f"num_groups={num_groups} given without {g_name}")
+        G = 1
+        counts = torch.full((1,), x.shape[0], device=device, dtype=torch.int64)
+    else:
+        G = int(groups.max()) + 1 if num_groups is None else int(num_groups)
+        if G < 1:
+            raise ValueError(f"num_groups must be >= 1, got {G}")
+        groups = groups.to(torch.int32 if G < 2**31 else torch.int64).contiguous()
+        counts = torch.bincount(groups.long(), minlength=G)
+    name = _pick_backend(backend, x)
+    re, im = _CFMeans.apply(x, t, groups, counts, G, precision, name)
+    return CFStats(re, im, counts)
+
+
+def ncfd_from_stats(
+    sx: CFStats,
+    sy: CFStats,
+    *,
+    alpha: float = 0.5,
+    eps: float = 1e-12,
+    amplitude: Amplitude = "modulus",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Characteristic-function discrepancy between two ``CFStats`` of the same frequencies.
+
+    Per group ``g``: ``mean_t sqrt(max(Chf_g(t), eps))``; a group empty on either side gives 0.
+    ``reduction``: ``"none"`` → ``(G,)``; ``"sum"`` → the sum over groups (IDC's ``L_group``);
+    ``"mean"`` → the mean over groups non-empty on both sides (0 if there is none).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if amplitude not in ("modulus", "difference"):
+        raise ValueError(f"amplitude must be 'modulus' or 'difference', got {amplitude!r}")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    if sx.re.shape != sy.re.shape:
+        raise ValueError(f"stats must share (G, T): got {tuple(sx.re.shape)} and {tuple(sy.re.shape)}")
+    # vector_norm's backward is 0 (not NaN) at a zero modulus, e.g. an empty group.
+    mod_x = torch.linalg.vector_norm(torch.stack((sx.re, sx.im)), dim=0)
+    mod_y = torch.linalg.vector_norm(torch.stack((sy.re, sy.im)), dim=0)
+    cross = sx.re * sy.re + sx.im * sy.im
+    if amplitude == "modulus":
+        amp = (mod_x - mod_y) ** 2
+    else:
+        amp = (sx.re - sy.re) ** 2 + (sx.im - sy.im) ** 2
+    chf = alpha * amp + (1.0 - alpha) * 2.0 * (mod_x * mod_y - cross)
+    per_group = torch.sqrt(chf.clamp(min=eps)).mean(dim=1)
+    valid = (sx.counts > 0) & (sy.counts > 0)
+    per_group = torch.where(valid, per_group, torch.zeros_like(per_group))
+    if reduction == "none":
+        return per_group
+    if reduction == "sum":
+        return per_group.sum()
+    return per_group.sum() / valid.sum().clamp(min=1)
+
+
+def sample_frequencies(num_freqs: int, dim: int, *, generator: torch.Generator | None = None,
+                       device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(num_freqs, dim)`` draws of N(0, I) (the default frequency distribution), reproducible with
+    ``generator`` (drawn on the generator's device, then moved)."""
+    if num_freqs < 1 or dim < 1:
+        raise ValueError(f"num_freqs and dim must be >= 1, got {num_freqs}, {dim}")
+    gen_device = generator.device if generator is not None else device
+    t = torch.randn(num_freqs, dim, generator=generator, device=gen_device, dtype=dtype)
+    return t.to(device) if device is not None else t
+
+
+def ncfd_loss(
+    x: torch.Tensor | CFStats,
+    y: torch.Tensor,
+    t: torch.Tensor | None = None,
+    *,
+    num_freqs: int = 4096,
+    alpha: float = 0.5,
+    x_groups: torch.Tensor | None = None,
+    y_groups: torch.Tensor | None = None,
+    num_groups: int | None = None,
+    eps: float = 1e-12,
+    generator: torch.Generator | None = None,
+    reduction: Reduction = "mean",
+    amplitude: Amplitude = "modulus",
+    precision: Precision = "fast",
+    backend: str = "auto",
+) -> torch.Tensor:
+    """NCFD between real samples ``x`` and synthetic samples ``y`` (see module docstring).
+
+    Args:
+        x: ``(N, D)`` real samples, or their ``cf_stats(x, t, x_groups, G)`` computed once
+            (then ``t`` is required and ``x_groups`` must be None).
+        y: ``(M, D)`` synthetic samples (the usual optimisation variable).
+        t: ``(T, D)`` frequencies; default ``num_freqs`` draws of N(0, I) from ``generator``.
+        x_groups, y_groups: ``(N,)`` / ``(M,)`` group ids in ``[0, G)`` for the grouped form: one
+            launch per side computes every group's statistics.
+        num_groups: ``G``; default ``max(id) + 1`` over both sides.
+        reduction: ``"none"`` → per-group ``(G,)`` (``(1,)`` ungrouped); ``"sum"``; ``"mean"`` over
+            groups non-empty on both sides.
+        amplitude, alpha, eps: the discrepancy (``ncfd_from_stats``); precision, backend: the
+            statistics (``cf_stats``).
+
+    Returns:
+        The loss, float32 (float64 for float64 inputs). Gradients flow to ``y``, and to ``x`` and
+        ``t`` when they require grad.
+    """
+    check_float_tensor("y", y, 2)
+    grouped = y_groups is not None
+    if isinstance(x, CFStats):
+        if t is None:
+            raise ValueError("t is required when x is precomputed CFStats (they were computed at some t)")
+        if x_groups is not None:
+            raise ValueError("x_groups must be None when x is precomputed CFStats (its groups are fixed)")
+        if x.re.shape[1] != t.shape[0]:
+            raise ValueError(f"x (CFStats) has {x.re.shape[1]} frequencies but t has {t.shape[0]}")
+        if num_groups is not None and num_groups != x.re.shape[0]:
+            raise ValueError(f"num_groups={num_groups} but x (CFStats) has {x.re.shape[0]} groups")
+        if x.re.shape[0] > 1 and not grouped:
+            raise ValueError(f"y_groups is required: x (CFStats) has {x.re.shape[0]} groups")
+        sx = x
+    else:
+        check_float_tensor("x", x, 2)
+        if (x_groups is not None) != grouped:
+            raise ValueError("x_groups and y_groups must be given together (grouped form) or both be None")
+        if x.shape[1] != y.shape[1]:
+            raise ValueError(f"x and y must have the same feature dimension D, got x {tuple(x.shape)}, y {tuple(y.shape)}")
+        check_same_device(x=x, y=y, t=t)
+        if t is None:
+            t = sample_frequencies(num_freqs, x.shape[1], generator=generator, device=x.device)
+        if grouped and num_groups is None:  # validate first so that max() is meaningful
+            _check_groups("x_groups", x_groups, x.shape[0], None, x.device)
+            _check_groups("y_groups", y_groups, y.shape[0], None, y.device)
+            num_groups = max(int(x_groups.max()), int(y_groups.max())) + 1
+        sx = _stats(x, t, x_groups, num_groups, precision, backend, names=("x", "x_groups"))
+    sy = _stats(y, t, y_groups, sx.re.shape[0] if grouped else None, precision, backend, names=("y", "y_groups"))
+    return ncfd_from_stats(sx, sy, alpha=alpha, eps=eps, amplitude=amplitude, reduction=reduction)
+
+
+def ncfd_loss_reference(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    alpha: float = 0.5,
+    eps: float = 1e-12,
+    x_groups: torch.Tensor | None = None,
+    y_groups: torch.Tensor | None = None,
+    num_groups: int | None = None,
+    amplitude: Amplitude = "modulus",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Eager formula of the public NCFM code (materialises ``t·xᵀ``), one Python loop iteration per
+    group. The test oracle (run it in float64) and the benchmarks' baseline; memory O((N + M)·T)."""
+
+    def cf(z):
+        tz = torch.matmul(t, z.T)  # (T, n) as in NCFM's calculate_real/imag
+        return torch.cos(tz).mean(dim=1), torch.sin(tz).mean(dim=1)
+
+    def loss(xs, ys):
+        xr, xi = cf(xs)
+        yr, yi = cf(ys)
+        xn = torch.sqrt(xr * xr + xi * xi)
+        yn = torch.sqrt(yr * yr + yi * yi)
+        amp = (xn - yn) ** 2 if amplitude == "modulus" else (xr - yr) ** 2 + (xi - yi) ** 2
+        pha = 2 * (xn * yn - xr * yr - xi * yi)
+        return torch.sqrt((alpha * amp + (1 - alpha) * pha).clamp(min=eps)).mean()
+
+    if x_groups is None:
+        per_group, valid = loss(x, y).reshape(1), torch.ones(1, dtype=torch.bool)
+    else:
+        G = num_groups if num_groups is not None else int(max(x_groups.max(), y_groups.max())) + 1
+        valid = torch.tensor([bool((x_groups == g).any() and (y_groups == g).any()) for g in range(G)])
+        zero = (x.sum() + y.sum() + t.sum()) * 0  # keeps the graph connected for empty groups
+        per_group = torch.stack([loss(x[x_groups == g], y[y_groups == g]) if valid[g] else zero for g in range(G)])
+    if reduction == "none":
+        return per_group
+    if reduction == "sum":
+        return per_group.sum()
+    return per_group.sum() / valid.sum().clamp(min=1)

@@ -1,0 +1,67 @@
+"""The NCFD kernels, with the tiles the op launches on CUDA, compile for an H100 (sm_90).
+
+CPU tests run the kernels in the interpreter, which never lowers them; this compiles the real
+configurations ahead of time (no GPU needed) and checks what only the compiler sees: the fast
+sin/cos inline PTX, tensor-core dots, shared memory within the H100's 227 KB, and no register
+spills in the fast mode (the accurate mode keeps libdevice's small local array for sin/cos range
+reduction of huge arguments: ≤ 64 bytes of stack).
+"""
+import pytest
+import torch
+
+from irkernels.ops.ncfd import _block_sizes
+from sm90 import compile_sm90
+
+H100_SHARED_BYTES = 227 * 1024
+
+_COMMON = {"N": "i32", "D": "i32", "T": "i32"}
+_STRIDES = {"stride_xn": "i32", "stride_xd": "i32", "stride_tt": "i32", "stride_td": "i32"}
+_FLAGS = {"DOT_PRECISION": "constexpr", "RANGE_REDUCE": "constexpr", "APPROX": "constexpr"}
+
+
+def _specs(precision: str, D: int, x_type: str) -> list[dict]:
+    fast = precision == "fast"
+    dot = "tf32" if fast else "tf32x3"
+    flags = dict(DOT_PRECISION=dot, RANGE_REDUCE=fast, APPROX=fast)
+    sizes = _block_sizes(D, precision, torch.device("cuda"))
+    fn, ft, fd, fw, fs = sizes["fwd"]
+    bn, bt, bd, bw, bs = sizes["bwd"]
+    tn, tt, td, tw, ts = sizes["bwd_t"]
+    ptrs = {"X": f"*{x_type}", "TF": "*fp32", "GID": "*i32"}
+    return [
+        dict(module="irkernels.ops.ncfd", kernel="_cf_sums_kernel", num_warps=fw, num_stages=fs, want_ptx=True,
+             signature={**ptrs, "PART": "*fp32", **_COMMON, "G": "i32", "rows_per_chunk": "i32", **_STRIDES,
+                        "HAS_GROUPS": "constexpr", "G_BLOCK": "constexpr", "BLOCK_N": "constexpr",
+                        "BLOCK_T": "constexpr", "BLOCK_D": "constexpr", "ONEHOT_PRECISION": "constexpr", **_FLAGS},
+             constexprs=dict(HAS_GROUPS=True, G_BLOCK=32, BLOCK_N=fn, BLOCK_T=ft, BLOCK_D=fd,
+                             ONEHOT_PRECISION=dot, **flags)),
+        dict(module="irkernels.ops.ncfd", kernel="_cf_grad_samples_kernel", num_warps=bw, num_stages=bs,
+             signature={**ptrs, "COEF_RE": "*fp32", "COEF_IM": "*fp32", "DX": f"*{x_type}", **_COMMON, **_STRIDES,
+                        "stride_dn": "i32", "stride_dd": "i32", "HAS_GROUPS": "constexpr", "BLOCK_N": "constexpr",
+                        "BLOCK_T": "constexpr", "BLOCK_D": "constexpr", **_FLAGS},
+             constexprs=dict(HAS_GROUPS=True, BLOCK_N=bn, BLOCK_T=bt, BLOCK_D=bd, **flags)),
+        dict(module="irkernels.ops.ncfd", kernel="_cf_grad_freqs_kernel", num_warps=tw, num_stages=ts,
+             signature={**ptrs, "COEF_RE": "*fp32", "COEF_IM": "*fp32", "DT": "*fp32", **_COMMON,
+                        "rows_per_chunk": "i32", **_STRIDES, "HAS_GROUPS": "constexpr", "BLOCK_N": "constexpr",
+                        "BLOCK_T": "constexpr", "BLOCK_D": "constexpr", **_FLAGS},
+             constexprs=dict(HAS_GROUPS=False, BLOCK_N=tn, BLOCK_T=tt, BLOCK_D=td, **flags)),
+    ]
+
+
+def test_ncfd_kernels_compile_for_h100():
+    cases = [("fast", 128, "fp32"), ("highest", 128, "fp32"), ("fast", 128, "bf16"), ("fast", 256, "fp32")]
+    specs = [spec for case in cases for spec in _specs(*case)]
+    results = compile_sm90(specs)
+    per_case = len(results) // len(cases)
+    for i, (precision, D, x_type) in enumerate(cases):
+        for res in results[i * per_case:(i + 1) * per_case]:
+            where = f"{res['kernel']} ({precision}, D={D}, {x_type})"
+            assert 0 < res["shared_bytes"] <= H100_SHARED_BYTES, where
+            assert res["regs"] > 0, where
+            if precision == "fast":
+                assert res["stack_bytes"] == 0, f"{where} spills: {res}"
+            else:
+                assert res["stack_bytes"] <= 64, f"{where} spills: {res}"
+        ptx = results[i * per_case]["ptx"]
+        assert ("sin.approx.f32" in ptx and "cos.approx.f32" in ptx) == (precision == "fast")
+        assert "wgmma" in ptx or "mma.sync" in ptx, "dots must run on tensor cores"
