@@ -1,0 +1,124 @@
+"""NCFD forward+backward: fused op vs the eager NCFM formula vs torch.compile of it, with floors.
+
+    python benchmarks/bench_ncfd.py            # CUDA: the issue's sizes; CPU: small sizes
+    python benchmarks/bench_ncfd.py --small    # small sizes anywhere (smoke run)
+
+Each row times one loss evaluation and the backward to the synthetic samples ``y`` (the real set
+``x`` is constant during condensation). ``ours (cached x)`` reuses the real side's ``cf_stats``,
+as the IDC loop does while the frequencies are unchanged. Writes ``benchmarks/results/ncfd.{json,md}``
+on CUDA, ``ncfd_cpu.{json,md}`` on CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import device_peaks, markdown, measure, write_results  # noqa: E402
+from irkernels.ops.ncfd import cf_stats, ncfd_loss, ncfd_loss_reference  # noqa: E402
+
+CUDA_SIZES = [(65_536, 6_554), (262_144, 26_214), (618_496, 61_850)]
+SMALL_SIZES = [(4_096, 410), (16_384, 1_638)]
+
+
+def _fwd_bwd(loss_fn, y):
+    def step():
+        y.grad = None
+        loss_fn().backward()
+    return step
+
+
+def _floors(N: int, M: int, T: int, D: int) -> dict:
+    """GEMM FLOPs at TF32 peak and sin/cos pairs at the SFU limit, for one fwd+bwd to y:
+    dots ⟨t, x⟩ (N·T·D), ⟨t, y⟩ twice (forward, recomputed backward) and the backward GEMM."""
+    peaks = device_peaks()
+    flops = 2 * T * D * (N + 3 * M)
+    pairs = T * (N + 2 * M)
+    out = {"gflop": flops / 1e9, "sincos_pairs_g": pairs / 1e9}
+    if peaks:
+        out["gemm_floor_ms"] = flops / peaks["tf32_flops"] * 1e3
+        out["sincos_floor_ms"] = pairs / peaks["sincos_pairs_per_s"] * 1e3
+    return out
+
+
+def bench_size(N: int, M: int, T: int, D: int, G: int, use_compile: bool) -> list[dict]:
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    gen = torch.Generator(device=dev).manual_seed(0)
+    x = torch.randn(N, D, device=dev, generator=gen) * 0.1
+    y = (torch.randn(M, D, device=dev, generator=gen) * 0.1 + 0.01).requires_grad_()
+    t = torch.randn(T, D, device=dev, generator=gen)
+    sx = cf_stats(x, t)
+    variants = {
+        "eager NCFM formula": lambda: ncfd_loss_reference(x, y, t),
+        "ours fast": lambda: ncfd_loss(x, y, t),
+        "ours highest": lambda: ncfd_loss(x, y, t, precision="highest"),
+        "ours fast (cached x)": lambda: ncfd_loss(sx, y, t),
+    }
+    if use_compile:
+        compiled = torch.compile(ncfd_loss_reference)
+        variants["torch.compile(eager)"] = lambda: compiled(x, y, t)
+    rows, eager_ms = [], None
+    for name, fn in variants.items():
+        try:
+            m = measure(name, _fwd_bwd(fn, y))
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            rows.append({"size": f"{N}x{M}", "variant": name, "median_ms": None, "note": "out of memory"})
+            continue
+        eager_ms = m.median_ms if name.startswith("eager") else eager_ms
+        rows.append({"size": f"{N}x{M}", "variant": name, "median_ms": m.median_ms, "min_ms": m.min_ms,
+                     "runs": m.runs, "peak_extra_mib": m.peak_extra_mib,
+                     "speedup_vs_eager": eager_ms / m.median_ms if eager_ms else None})
+    rows.append({"size": f"{N}x{M}", "variant": "floor", **_floors(N, M, T, D)})
+
+    # Grouped form: G groups in one launch per side vs a Python loop over groups (eager formula).
+    xg = torch.randint(0, G, (N,), device=dev, generator=gen)
+    yg = torch.randint(0, G, (M,), device=dev, generator=gen)
+    grouped = {
+        f"grouped G={G}: loop over groups (eager)": lambda: ncfd_loss_reference(
+            x, y, t, x_groups=xg, y_groups=yg, num_groups=G, reduction="sum"),
+        f"grouped G={G}: ours, one launch": lambda: ncfd_loss(
+            x, y, t, x_groups=xg, y_groups=yg, num_groups=G, reduction="sum"),
+    }
+    loop_ms = None
+    for name, fn in grouped.items():
+        m = measure(name, _fwd_bwd(fn, y), runs=10)
+        loop_ms = m.median_ms if "loop" in name else loop_ms
+        rows.append({"size": f"{N}x{M}", "variant": name, "median_ms": m.median_ms, "min_ms": m.min_ms,
+                     "runs": m.runs, "peak_extra_mib": m.peak_extra_mib,
+                     "speedup_vs_eager": loop_ms / m.median_ms if loop_ms else None})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--small", action="store_true", help="small sizes (default without CUDA)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    p.add_argument("--freqs", type=int, default=None, help="T (default 4096 on CUDA, 256 small)")
+    p.add_argument("--dim", type=int, default=None, help="D (default 128 on CUDA, 32 small)")
+    p.add_argument("--groups", type=int, default=32)
+    args = p.parse_args(argv)
+    small = args.small or not torch.cuda.is_available()
+    sizes = SMALL_SIZES if small else CUDA_SIZES
+    T = args.freqs or (256 if small else 4096)
+    D = args.dim or (32 if small else 128)
+    rows = []
+    for N, M in sizes:
+        rows += bench_size(N, M, T, D, args.groups, use_compile=not args.no_compile)
+        print(markdown([r for r in rows if r["size"] == f"{N}x{M}"],
+                       ["size", "variant", "median_ms", "peak_extra_mib", "speedup_vs_eager"]), flush=True)
+    cols = ["size", "variant", "median_ms", "min_ms", "peak_extra_mib", "speedup_vs_eager", "gflop",
+            "gemm_floor_ms", "sincos_floor_ms"]
+    notes = (f"\nT={T}, D={D}; forward + backward to y; median of up to 30 runs after 5 warm-up (CUDA events).\n"
+             "speedup: vs the eager NCFM formula (grouped rows: vs the Python loop over groups).\n")
+    stem = "ncfd" if torch.cuda.is_available() and not args.small else "ncfd_cpu"
+    paths = write_results(stem, rows, markdown(rows, cols), notes)
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
