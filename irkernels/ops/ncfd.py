@@ -121,7 +121,8 @@ if triton_available():
             for d0 in range(0, D, BLOCK_D):
                 offs_d = d0 + tl.arange(0, BLOCK_D)
                 d_mask = offs_d < D
-                xa = tl.load(X + offs_n[:, None] * stride_xn + offs_d[None, :] * stride_xd,
+                # int64 row offsets: N·D may pass 2^31 elements.
+                xa = tl.load(X + offs_n[:, None].to(tl.int64) * stride_xn + offs_d[None, :] * stride_xd,
                              mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
                 tb = tl.load(TF + offs_t[None, :] * stride_tt + offs_d[:, None] * stride_td,
                              mask=t_mask[None, :] & d_mask[:, None], other=0.0).to(tl.float32)
@@ -154,7 +155,7 @@ if triton_available():
         n_mask = offs_n < N
         offs_d = tl.arange(0, BLOCK_D)
         d_mask = offs_d < D
-        xa = tl.load(X + offs_n[:, None] * stride_xn + offs_d[None, :] * stride_xd,
+        xa = tl.load(X + offs_n[:, None].to(tl.int64) * stride_xn + offs_d[None, :] * stride_xd,
                      mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
         if HAS_GROUPS:
             gid = tl.load(GID + offs_n, mask=n_mask, other=0)
@@ -174,7 +175,7 @@ if triton_available():
                 w = c * tl.load(COEF_IM + offs_t, mask=t_mask, other=0.0)[None, :] \
                     - s * tl.load(COEF_RE + offs_t, mask=t_mask, other=0.0)[None, :]
             acc = tl.dot(w, tt, acc, input_precision=DOT_PRECISION)
-        tl.store(DX + offs_n[:, None] * stride_dn + offs_d[None, :] * stride_dd,
+        tl.store(DX + offs_n[:, None].to(tl.int64) * stride_dn + offs_d[None, :] * stride_dd,
                  acc.to(DX.dtype.element_ty), mask=n_mask[:, None] & d_mask[None, :])
 
     @triton.jit
@@ -204,7 +205,7 @@ if triton_available():
         for n0 in range(row_start, row_end, BLOCK_N):
             offs_n = n0 + tl.arange(0, BLOCK_N)
             n_mask = offs_n < row_end
-            xa = tl.load(X + offs_n[:, None] * stride_xn + offs_d[None, :] * stride_xd,
+            xa = tl.load(X + offs_n[:, None].to(tl.int64) * stride_xn + offs_d[None, :] * stride_xd,
                          mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
             theta = tl.dot(tt, tl.trans(xa), input_precision=DOT_PRECISION)  # (BLOCK_T, BLOCK_N)
             c, s = _sincos(theta, RANGE_REDUCE, APPROX)
