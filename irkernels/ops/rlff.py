@@ -356,6 +356,15 @@ def _batchnorm_grad_kernel(g_ptr, f_ptr, out_ptr, mean_ptr, inv_std_ptr, g_mean_
 # ----------------------------------------------------------------------------------------------
 # Launchers
 # ----------------------------------------------------------------------------------------------
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Every buffer a kernel writes comes from here or :func:`_empty_like` (tests poison them)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+def _empty_like(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    return torch.empty_like(t, dtype=dtype)
+
+
 def _dot_precision(dtype: torch.dtype) -> str:
     if dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
         return "tf32"
@@ -391,8 +400,8 @@ def _stats_triton(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (mean, biased var) over ``(N, h, w)`` via the plane kernel + Chan's combination."""
     n, c, h, w = f.shape
     acc = _compute_dtype(f.dtype)
-    plane_mean = torch.empty(n, c, device=f.device, dtype=acc)
-    plane_m2 = torch.empty(n, c, device=f.device, dtype=acc)
+    plane_mean = _empty((n, c), acc, f.device)
+    plane_m2 = _empty((n, c), acc, f.device)
     block = min(1024, triton.next_power_of_2(h * w)) if f.device.type == "cuda" else 64
     _channel_stats_kernel[(n * c,)](f, plane_mean, plane_m2, c, h, w, *f.stride(),
                                     BLOCK=block, IS_FP64=f.dtype == torch.float64)
@@ -418,7 +427,7 @@ def _rlff_forward_triton(f: torch.Tensor, weight: torch.Tensor, mean: torch.Tens
     c_out = weight.shape[1]
     hp, wp = -(-h // p), -(-w // p)
     m_out = n * hp * wp * p * p
-    out = torch.empty(n * hp * wp, p * p, c_out, device=f.device, dtype=f.dtype)
+    out = _empty((n * hp * wp, p * p, c_out), f.dtype, f.device)
     cfg = _kernel_config(f, c, c_out)
     grid = (triton.cdiv(m_out, cfg["fwd_m"]), triton.cdiv(c_out, cfg["fwd_n"]))
     _rlff_fwd_kernel[grid](f, weight, mean, inv_std, out, c, h, w, wp, hp * wp, m_out, c_out, *f.stride(),
@@ -440,12 +449,12 @@ def _rlff_backward_triton(grad_out: torch.Tensor, f: torch.Tensor, weight: torch
     cfg = _kernel_config(f, c, c_out)
     grid = (triton.cdiv(m_in, cfg["bwd_m"]), triton.cdiv(c, cfg["bwd_c"]))
     acc = _compute_dtype(f.dtype)
-    grad_f = torch.empty_like(f)
+    grad_f = _empty_like(f)
     # Batch stats need dL/dx̂ kept at accumulation precision for the mean-subtracting step; for
     # fp32/fp64 inputs grad_f itself holds it (finished in place), half inputs get an fp32 buffer.
-    gx = grad_f if not batch_stats or f.dtype == acc else torch.empty_like(f, dtype=acc)
-    psum = torch.empty(grid[0], c, device=f.device, dtype=acc) if batch_stats else gx
-    psumx = torch.empty_like(psum) if batch_stats else gx
+    gx = grad_f if not batch_stats or f.dtype == acc else _empty_like(f, acc)
+    psum = _empty((grid[0], c), acc, f.device) if batch_stats else gx
+    psumx = _empty_like(psum) if batch_stats else gx
     _rlff_bwd_kernel[grid](grad_out, weight, f, mean, inv_std, gx, psum, psumx,
                            c, h, w, wp, hpwp, m_in, c_out, *grad_out.stride(), *f.stride(), *gx.stride(),
                            K=kernel_size, P=p, BATCH_STATS=batch_stats, IS_FP64=f.dtype == torch.float64,
@@ -538,8 +547,9 @@ def rlff(f: torch.Tensor, *, kernel_size: int = 3, out_channels: int = 128, patc
 class RLFF(nn.Module):
     """RLFF with its own row generator and (optional) reference statistics.
 
-    Buffers: ``rows (C_out,)`` (the current draw), ``ref_mean``/``ref_std`` ``(c,)`` or ``None``
-    (then each call normalises with the batch's own statistics). Call :meth:`resample` once per
+    Buffers: ``rows (C_out,)`` (the current draw), ``ref_mean``/``ref_std`` ``(c,)`` (used once
+    set by ``reference=`` or :meth:`set_reference`; until then each call normalises with the
+    batch's own statistics). Call :meth:`resample` once per
     step, then the module on the real and on the synthetic features: both use the same rows.
     The generator's state is saved in ``state_dict`` so a resumed run draws the same rows.
 
@@ -562,12 +572,17 @@ class RLFF(nn.Module):
         self.backend = backend
         self.generator = torch.Generator().manual_seed(int(seed))
         self.register_buffer("rows", torch.empty(out_channels, dtype=torch.long))
-        self.register_buffer("ref_mean", None)
-        self.register_buffer("ref_std", None)
+        self.register_buffer("ref_mean", torch.zeros(channels))
+        self.register_buffer("ref_std", torch.ones(channels))
+        self.has_reference = False
         if reference is not None:
             mean, std = _check_stats(reference, channels, reference[0].device)
-            self.ref_mean, self.ref_std = mean.detach().clone(), std.detach().clone()
+            self._store_reference(mean, std)
         self.resample()
+
+    def _store_reference(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.ref_mean, self.ref_std = mean.detach().clone(), std.detach().clone()
+        self.has_reference = True
 
     def resample(self) -> torch.Tensor:
         """Draw new rows from the module's generator (call once per step); returns them."""
@@ -580,23 +595,24 @@ class RLFF(nn.Module):
         """Use ``reference_stats(f)`` (a real feature batch) for every later call; returns them."""
         if f.shape[1:2] != (self.channels,):
             raise ValueError(f"f must have {self.channels} channels, got shape {tuple(f.shape)}")
-        self.ref_mean, self.ref_std = reference_stats(f, backend=self.backend)
+        self._store_reference(*reference_stats(f, backend=self.backend))
         return self.ref_mean, self.ref_std
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``f (N, c, h, w)`` → samples ``(N', p·p, C_out)`` and descriptors ``(N', C_out)`` (the
         mean over each patch's p·p samples, zero-filled positions of border patches included)."""
-        stats = None if self.ref_mean is None else (self.ref_mean, self.ref_std)
+        stats = (self.ref_mean, self.ref_std) if self.has_reference else None
         samples = rlff(f, kernel_size=self.kernel_size, out_channels=self.out_channels,
                        patch_size=self.patch_size, rows=self.rows, stats=stats, backend=self.backend)
         return samples, samples.mean(dim=1)
 
     def get_extra_state(self) -> dict:
-        return {"generator_state": self.generator.get_state()}
+        return {"generator_state": self.generator.get_state(), "has_reference": self.has_reference}
 
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator_state"])
+        self.has_reference = state["has_reference"]
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, kernel_size={self.kernel_size}, out_channels={self.out_channels}, "
-                f"patch_size={self.patch_size}, reference={'set' if self.ref_mean is not None else 'batch'}")
+                f"patch_size={self.patch_size}, reference={'set' if self.has_reference else 'batch'}")
