@@ -323,6 +323,10 @@ def _sm90_specs():
             "constexprs": {"K": 3, "P": 4, "BATCH_STATS": dt == "fp32", "IS_FP64": False, "DOT_PRECISION": prec,
                            "BLOCK_M": 128, "BLOCK_C": 64, "BLOCK_O": block_c}})
     specs.append({
+        "module": "irkernels.ops.rlff", "kernel": "_dft_rows_kernel", "num_warps": 4,
+        "signature": sig({"rows_ptr": "*i64", "w_ptr": "*fp32"}, ["C", "C_OUT", "TOTAL"], ["K", "IS_FP64", "BLOCK"]),
+        "constexprs": {"K": 3, "IS_FP64": False, "BLOCK": 1024}})
+    specs.append({
         "module": "irkernels.ops.rlff", "kernel": "_channel_stats_kernel", "num_warps": 4,
         "signature": sig({"f_ptr": "*bf16", "plane_mean_ptr": "*fp32", "plane_m2_ptr": "*fp32"},
                          ["C", "H", "W", "sf_n", "sf_c", "sf_h", "sf_w"], ["BLOCK", "IS_FP64"]),
@@ -384,3 +388,13 @@ def test_auto_backend_on_cpu_is_torch():
     out = rlff(f, out_channels=4, rows=rows)
     assert out.grad_fn is None or "RLFFFunction" not in type(out.grad_fn).__name__
     torch.testing.assert_close(out, rlff_reference(f, rows, 3, 4), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_weight_matrix_matches_bank(dtype, kernel_device):
+    """The in-kernel DFT rows (B operand layout (tap, ch) × o) equal the bank's rows."""
+    c, k = 3, 5
+    rows = sample_rows(c, k, 40, seed=2, device=kernel_device)
+    weight = rlff_mod._weight_matrix(rows, c, k, dtype)
+    expected = fft_bank(c, k)[rows.cpu()].reshape(40, c, k, k).permute(2, 3, 1, 0).reshape(k * k * c, 40)
+    torch.testing.assert_close(weight.cpu().double(), expected, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-12)

@@ -168,8 +168,16 @@ def rlff_reference(f: torch.Tensor, rows: torch.Tensor, kernel_size: int, patch_
     its padded, permuted copy (about twice the output); no chunking since the output itself is the
     same size as the intermediates.
     """
+    weight = sampled_filters(rows, f.shape[1], kernel_size, _compute_dtype(f.dtype))
+    return rlff_conv_reference(f, weight, patch_size, stats)
+
+
+def rlff_conv_reference(f: torch.Tensor, weight: torch.Tensor, patch_size: int,
+                        stats: Stats | None = None) -> torch.Tensor:
+    """:func:`rlff_reference` with the sampled filters ``weight (C_out, c, k, k)`` already built
+    (what an eager user would cache per step; the benchmarks' eager baseline)."""
     n, c, h, w = f.shape
-    p = patch_size
+    c_out, kernel_size, p = weight.shape[0], weight.shape[-1], patch_size
     x = f.to(_compute_dtype(f.dtype))
     if stats is None:
         mean, var = _stats_torch(x)
@@ -177,17 +185,39 @@ def rlff_reference(f: torch.Tensor, rows: torch.Tensor, kernel_size: int, patch_
     else:
         mean, std = (s.detach().to(x.dtype) for s in stats)
     x = (x - mean[:, None, None]) / std[:, None, None]
-    weight = sampled_filters(rows, c, kernel_size, x.dtype)
-    y = F.conv2d(x, weight, padding=kernel_size // 2)
+    y = F.conv2d(x, weight.to(x.dtype), padding=kernel_size // 2)
     hp, wp = -(-h // p), -(-w // p)
     y = F.pad(y, (0, wp * p - w, 0, hp * p - h))
-    y = y.reshape(n, len(rows), hp, p, wp, p).permute(0, 2, 4, 3, 5, 1)
-    return y.reshape(n * hp * wp, p * p, len(rows)).to(f.dtype)
+    y = y.reshape(n, c_out, hp, p, wp, p).permute(0, 2, 4, 3, 5, 1)
+    return y.reshape(n * hp * wp, p * p, c_out).to(f.dtype)
 
 
 # ----------------------------------------------------------------------------------------------
 # Triton kernels
 # ----------------------------------------------------------------------------------------------
+@triton.jit
+def _dft_rows_kernel(rows_ptr, w_ptr, C, C_OUT, TOTAL, K: tl.constexpr, IS_FP64: tl.constexpr,
+                     BLOCK: tl.constexpr):
+    """The sampled bank rows as the GEMM's B operand, Wt[(ky·K + kx)·C + ch, o], in one launch:
+    q = (ch·K + ky)·K + kx, phase = (row mod C')·q mod C' in integers (exact), then cos or sin."""
+    ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
+    idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = idx < TOTAL
+    o = idx % C_OUT
+    kk = idx // C_OUT
+    tap = kk // C
+    ch = kk % C
+    c_prime = C * K * K
+    row = tl.load(rows_ptr + o, mask=ok, other=0)
+    q = (ch * K + tap // K) * K + tap % K
+    phase = ((row % c_prime) * q) % c_prime
+    turns = phase.to(ACC_DTYPE) / c_prime
+    # 2π as an fp32 pair (hi + lo): Triton literals are fp32, one literal would cap fp64 at ~1e-7.
+    angle = turns * 6.2831854820251465 + turns * -1.7484555314695172e-07
+    val = tl.where(row >= c_prime, tl.sin(angle), tl.cos(angle))
+    tl.store(w_ptr + idx, val.to(w_ptr.dtype.element_ty), mask=ok)
+
+
 @triton.jit
 def _channel_stats_kernel(f_ptr, plane_mean_ptr, plane_m2_ptr, C, H, W,
                           sf_n, sf_c, sf_h, sf_w, BLOCK: tl.constexpr, IS_FP64: tl.constexpr):
@@ -391,9 +421,14 @@ def _kernel_config(f: torch.Tensor, c: int, c_out: int) -> dict[str, int]:
 
 
 def _weight_matrix(rows: torch.Tensor, c: int, kernel_size: int, dtype: torch.dtype) -> torch.Tensor:
-    """The sampled rows as the GEMM's B operand: ``(k·k·c, C_out)``, index ``(ky·k + kx)·c + ch``."""
-    bank = sampled_filters(rows, c, kernel_size, dtype)  # (C_out, c, k, k)
-    return bank.permute(2, 3, 1, 0).reshape(kernel_size * kernel_size * c, len(rows)).contiguous()
+    """The sampled rows as the GEMM's B operand: ``(k·k·c, C_out)``, index ``(ky·k + kx)·c + ch``
+    (one kernel launch instead of the ~10 small ops of :func:`sampled_filters`)."""
+    c_out = len(rows)
+    weight = _empty((kernel_size * kernel_size * c, c_out), dtype, rows.device)
+    block = 1024 if rows.device.type == "cuda" else 256
+    _dft_rows_kernel[(triton.cdiv(weight.numel(), block),)](
+        rows.long(), weight, c, c_out, weight.numel(), K=kernel_size, IS_FP64=dtype == torch.float64, BLOCK=block)
+    return weight
 
 
 def _stats_triton(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
