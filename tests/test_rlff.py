@@ -309,10 +309,11 @@ def _sm90_specs():
             "module": "irkernels.ops.rlff", "kernel": "_rlff_fwd_kernel", "num_warps": 8, "num_stages": 3,
             "want_ptx": True,
             "signature": sig({"f_ptr": f"*{dt}", "w_ptr": f"*{dt}", "mean_ptr": "*fp32", "inv_std_ptr": "*fp32",
-                              "out_ptr": f"*{dt}"}, fwd_ints,
-                             ["K", "P", "IS_FP64", "DOT_PRECISION", "BLOCK_M", "BLOCK_N", "BLOCK_C"]),
-            "constexprs": {"K": 3, "P": 4, "IS_FP64": False, "DOT_PRECISION": prec, "BLOCK_M": 128,
-                           "BLOCK_N": 128, "BLOCK_C": block_c}})
+                              "valid_ptr": "*fp32", "bias_ptr": "*fp32", "out_ptr": f"*{dt}"}, fwd_ints,
+                             ["K", "P", "FOLD_NORM", "KK_PAD", "IS_FP64", "DOT_PRECISION", "BLOCK_M", "BLOCK_N",
+                              "BLOCK_C"]),
+            "constexprs": {"K": 3, "P": 4, "FOLD_NORM": dt == "fp32", "KK_PAD": 16, "IS_FP64": False,
+                           "DOT_PRECISION": prec, "BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_C": block_c}})
         specs.append({
             "module": "irkernels.ops.rlff", "kernel": "_rlff_bwd_kernel", "num_warps": 8, "num_stages": 3,
             "want_ptx": True,

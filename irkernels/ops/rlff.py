@@ -25,6 +25,7 @@ kernels (CUDA path, or CPU under ``TRITON_INTERPRET=1``).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -247,19 +248,30 @@ def _channel_stats_kernel(f_ptr, plane_mean_ptr, plane_m2_ptr, C, H, W,
 
 
 @triton.jit
-def _rlff_fwd_kernel(f_ptr, w_ptr, mean_ptr, inv_std_ptr, out_ptr,
+def _rlff_fwd_kernel(f_ptr, w_ptr, mean_ptr, inv_std_ptr, valid_ptr, bias_ptr, out_ptr,
                      C, H, W, WP, HPWP, M_OUT, C_OUT,
                      sf_n, sf_c, sf_h, sf_w,
-                     K: tl.constexpr, P: tl.constexpr, IS_FP64: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                     K: tl.constexpr, P: tl.constexpr, FOLD_NORM: tl.constexpr, KK_PAD: tl.constexpr,
+                     IS_FP64: tl.constexpr, DOT_PRECISION: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     """out[m, o] = Σ_{tap, ch} x̂[n, ch, y+ky-K//2, x+kx-K//2] · Wt[tap·C + ch, o].
 
     Implicit GEMM, M = output rows in the patch-unfolded order (m = n'·P² + dy·P + dx), so the
     store is one contiguous (BLOCK_M, BLOCK_N) block of the final layout. The A tile is gathered
-    from f at the tap's shift, normalised in registers (padding stays exactly 0) and fed to the
-    tensor cores; nothing of size (N, C_out, h, w) or im2col is ever written.
+    from f at the tap's shift (out-of-map taps masked to 0: the zero padding); nothing of size
+    (N, C_out, h, w) or im2col is ever written.
     Loop order: channel block outer, taps inner — the K² shifted A tiles of one channel block
     overlap almost entirely, so after the first tap they come from L1.
+
+    Normalisation, two ways:
+    * FOLD_NORM=False (fp16/bf16/fp64): x̂ = (f - mean)·inv_std in registers before the dot.
+    * FOLD_NORM=True (fp32): a register-sourced TF32 wgmma serialises the tensor-core pipeline on
+      sm_90 (ptxas C7515), so A must go memory → shared → wgmma untouched. Then w_ptr holds the
+      rows pre-scaled by inv_std, the loop computes Σ (W·inv_std)·f, and the epilogue adds
+      Σ_{taps inside the map} bias[tap, o] with bias = -Σ_ch W·inv_std·mean — one more small dot
+      of the (h·w, KK_PAD) tap-validity matrix (valid_ptr) with bias (bias_ptr), both loaded from
+      memory for the same reason. Cost: one K=KK_PAD dot; accuracy: TF32 rounding of f instead of
+      x̂, i.e. errors scale with |f| rather than |f - mean| (documented in docs/rlff.md).
     """
     ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
     pid_m = tl.program_id(0)
@@ -274,6 +286,7 @@ def _rlff_fwd_kernel(f_ptr, w_ptr, mean_ptr, inv_std_ptr, out_ptr,
     rem = patch % HPWP
     y = (rem // WP) * P + pos // P
     x = (rem % WP) * P + pos % P
+    inside = m_ok & (y < H) & (x < W)
     f_img = f_ptr + img.to(tl.int64) * sf_n
     acc = tl.zeros([BLOCK_M, BLOCK_N], ACC_DTYPE)
     num_cb = tl.cdiv(C, BLOCK_C)
@@ -286,14 +299,20 @@ def _rlff_fwd_kernel(f_ptr, w_ptr, mean_ptr, inv_std_ptr, out_ptr,
         ch_ok = ch < C
         a_ok = (m_ok & (ys >= 0) & (ys < H) & (xs >= 0) & (xs < W))[:, None] & ch_ok[None, :]
         a = tl.load(f_img[:, None] + ch[None, :] * sf_c + (ys * sf_h + xs * sf_w)[:, None], mask=a_ok, other=0.0)
-        mean = tl.load(mean_ptr + ch, mask=ch_ok, other=0.0)
-        inv_std = tl.load(inv_std_ptr + ch, mask=ch_ok, other=0.0)
-        a = tl.where(a_ok, (a.to(ACC_DTYPE) - mean[None, :]) * inv_std[None, :], 0.0)
+        if not FOLD_NORM:
+            mean = tl.load(mean_ptr + ch, mask=ch_ok, other=0.0)
+            inv_std = tl.load(inv_std_ptr + ch, mask=ch_ok, other=0.0)
+            a = tl.where(a_ok, (a.to(ACC_DTYPE) - mean[None, :]) * inv_std[None, :], 0.0)
         b = tl.load(w_ptr + (tap * C + ch)[:, None] * C_OUT + offs_n[None, :],
                     mask=ch_ok[:, None] & n_ok[None, :], other=0.0)
         acc = tl.dot(a.to(b.dtype), b, acc, input_precision=DOT_PRECISION)
+    if FOLD_NORM:
+        taps = tl.arange(0, KK_PAD)
+        valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
+        bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
+        acc = tl.dot(valid, bias, acc, input_precision=DOT_PRECISION)
     # Positions of partial border patches that lie outside the map are zero by definition.
-    acc = tl.where(((y < H) & (x < W))[:, None], acc, 0.0)
+    acc = tl.where(inside[:, None], acc, 0.0)
     out = out_ptr + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
     tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
 
@@ -455,6 +474,18 @@ def _normalisation(f: torch.Tensor, stats: Stats | None) -> tuple[torch.Tensor, 
     return mean.contiguous(), (1.0 / std).contiguous()
 
 
+@functools.lru_cache(maxsize=16)
+def _tap_validity(h: int, w: int, kernel_size: int, device: torch.device) -> torch.Tensor:
+    """``(h·w, KK_PAD)`` fp32: 1 where tap ``(ky, kx)`` of position ``(y, x)`` lies inside the map
+    (taps past ``k²`` padded with 0 up to a tensor-core K of at least 16). Cached per geometry."""
+    kk_pad = max(16, triton.next_power_of_2(kernel_size * kernel_size))
+    taps = torch.arange(kk_pad, device=device)
+    ys = torch.arange(h, device=device)[:, None, None] + taps // kernel_size - kernel_size // 2
+    xs = torch.arange(w, device=device)[None, :, None] + taps % kernel_size - kernel_size // 2
+    ok = (taps < kernel_size * kernel_size) & (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    return ok.reshape(h * w, kk_pad).float()
+
+
 def _rlff_forward_triton(f: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor,
                          kernel_size: int, patch_size: int) -> torch.Tensor:
     n, c, h, w = f.shape
@@ -464,11 +495,22 @@ def _rlff_forward_triton(f: torch.Tensor, weight: torch.Tensor, mean: torch.Tens
     m_out = n * hp * wp * p * p
     out = _empty((n * hp * wp, p * p, c_out), f.dtype, f.device)
     cfg = _kernel_config(f, c, c_out)
+    fold = f.dtype == torch.float32
+    valid = bias = w_fwd = weight
+    kk_pad = 16
+    if fold:  # see _rlff_fwd_kernel: filters scaled by 1/std, the mean enters as a per-tap bias
+        valid = _tap_validity(h, w, kernel_size, f.device)
+        kk_pad = valid.shape[1]
+        kk = kernel_size * kernel_size
+        w_fwd = (weight.view(kk, c, c_out) * inv_std[None, :, None]).reshape(kk * c, c_out)
+        bias = torch.zeros(kk_pad, c_out, device=f.device, dtype=torch.float32)
+        bias[:kk] = -(w_fwd.view(kk, c, c_out) * mean[None, :, None]).sum(1)
     grid = (triton.cdiv(m_out, cfg["fwd_m"]), triton.cdiv(c_out, cfg["fwd_n"]))
-    _rlff_fwd_kernel[grid](f, weight, mean, inv_std, out, c, h, w, wp, hp * wp, m_out, c_out, *f.stride(),
-                           K=kernel_size, P=p, IS_FP64=f.dtype == torch.float64,
-                           DOT_PRECISION=_dot_precision(f.dtype), BLOCK_M=cfg["fwd_m"], BLOCK_N=cfg["fwd_n"],
-                           BLOCK_C=cfg["fwd_c"], num_warps=cfg["warps"], num_stages=cfg["stages"])
+    _rlff_fwd_kernel[grid](f, w_fwd, mean, inv_std, valid, bias, out, c, h, w, wp, hp * wp, m_out, c_out,
+                           *f.stride(), K=kernel_size, P=p, FOLD_NORM=fold, KK_PAD=kk_pad,
+                           IS_FP64=f.dtype == torch.float64, DOT_PRECISION=_dot_precision(f.dtype),
+                           BLOCK_M=cfg["fwd_m"], BLOCK_N=cfg["fwd_n"], BLOCK_C=cfg["fwd_c"],
+                           num_warps=cfg["warps"], num_stages=cfg["stages"])
     return out
 
 
