@@ -109,7 +109,7 @@ def _check_out_channels(out_channels: int, total: int) -> None:
         raise ValueError(f"out_channels must be an int in [1, 2·c·k² = {total}], got {out_channels!r}")
 
 
-def _check_stats(stats: object, c: int, device: torch.device) -> Stats:
+def _check_stats(stats: object, c: int, device: torch.device, min_std: float = 0.0) -> Stats:
     if not (isinstance(stats, (tuple, list)) and len(stats) == 2):
         raise TypeError(f"stats must be a (mean, std) pair of tensors or None, got {type(stats).__name__}")
     mean, std = (check_float_tensor(name, t, 1) for name, t in zip(("stats[0] (mean)", "stats[1] (std)"), stats))
@@ -119,8 +119,9 @@ def _check_stats(stats: object, c: int, device: torch.device) -> Stats:
         if t.device != device:
             raise ValueError(f"{name} must be on {device} (f's device), got {t.device}")
         check_finite(name, t)
-    if not bool((std > 0).all()):
-        raise ValueError("stats[1] (std) must be > 0 in every channel")
+    if not bool((std > min_std).all()):
+        raise ValueError(f"stats[1] (std) must be > {min_std:g} in every channel, got min {float(std.min()):g}"
+                         + (" (float16 f: the filters are scaled by 1/std in f's dtype)" if min_std else ""))
     return mean, std
 
 
@@ -142,7 +143,8 @@ def _validate(f: object, kernel_size: int, out_channels: int, patch_size: int, r
         check_index_tensor("rows", rows, out_channels, 2 * c * kernel_size * kernel_size, f.device)
     check_finite("f", f)
     if stats is not None:
-        stats = _check_stats(stats, c, f.device)
+        # fp16: the fused kernel scales the filters by 1/std in fp16 (max 65504).
+        stats = _check_stats(stats, c, f.device, min_std=2.0**-15 if f.dtype == torch.float16 else 0.0)
         check_same_device(f=f, mean=stats[0], std=stats[1])
     return f, stats
 
@@ -248,30 +250,26 @@ def _channel_stats_kernel(f_ptr, plane_mean_ptr, plane_m2_ptr, C, H, W,
 
 
 @triton.jit
-def _rlff_fwd_kernel(f_ptr, w_ptr, mean_ptr, inv_std_ptr, valid_ptr, bias_ptr, out_ptr,
+def _rlff_fwd_kernel(f_ptr, w_ptr, valid_ptr, bias_ptr, out_ptr,
                      C, H, W, WP, HPWP, M_OUT, C_OUT,
                      sf_n, sf_c, sf_h, sf_w,
-                     K: tl.constexpr, P: tl.constexpr, FOLD_NORM: tl.constexpr, KK_PAD: tl.constexpr,
-                     IS_FP64: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                     K: tl.constexpr, P: tl.constexpr, KK_PAD: tl.constexpr, IS_FP64: tl.constexpr,
+                     DOT_PRECISION: tl.constexpr, BIAS_PRECISION: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    """out[m, o] = Σ_{tap, ch} x̂[n, ch, y+ky-K//2, x+kx-K//2] · Wt[tap·C + ch, o].
+    """out[m, o] = Σ_{tap, ch} x̂[n, ch, y+ky-K//2, x+kx-K//2] · W[tap·C + ch, o].
 
     Implicit GEMM, M = output rows in the patch-unfolded order (m = n'·P² + dy·P + dx), so the
     store is one contiguous (BLOCK_M, BLOCK_N) block of the final layout. The A tile is gathered
-    from f at the tap's shift (out-of-map taps masked to 0: the zero padding); nothing of size
-    (N, C_out, h, w) or im2col is ever written.
-    Loop order: channel block outer, taps inner — the K² shifted A tiles of one channel block
-    overlap almost entirely, so after the first tap they come from L1.
+    from f at the tap's shift (out-of-map taps masked to 0); nothing of size (N, C_out, h, w) or
+    im2col is ever written. Loop order: channel block outer, taps inner — the K² shifted A tiles
+    of one channel block overlap almost entirely, so after the first tap they come from L1.
 
-    Normalisation, two ways:
-    * FOLD_NORM=False (fp16/bf16/fp64): x̂ = (f - mean)·inv_std in registers before the dot.
-    * FOLD_NORM=True (fp32): a register-sourced TF32 wgmma serialises the tensor-core pipeline on
-      sm_90 (ptxas C7515), so A must go memory → shared → wgmma untouched. Then w_ptr holds the
-      rows pre-scaled by inv_std, the loop computes Σ (W·inv_std)·f, and the epilogue adds
-      Σ_{taps inside the map} bias[tap, o] with bias = -Σ_ch W·inv_std·mean — one more small dot
-      of the (h·w, KK_PAD) tap-validity matrix (valid_ptr) with bias (bias_ptr), both loaded from
-      memory for the same reason. Cost: one K=KK_PAD dot; accuracy: TF32 rounding of f instead of
-      x̂, i.e. errors scale with |f| rather than |f - mean| (documented in docs/rlff.md).
+    Normalisation without touching A: a register-modified A operand makes sm_90 wgmma serialise
+    (ptxas C7515), so A goes memory → shared → tensor cores as loaded. ``w_ptr`` holds the rows
+    pre-scaled by 1/std, the loop computes Σ (W/std)·f, and the epilogue adds
+    Σ_{taps inside the map} bias[tap, o], bias = -Σ_ch W·mean/std, as one more dot of the
+    (h·w, KK_PAD) tap-validity matrix (``valid_ptr``) with ``bias_ptr`` — exactly the zero padding
+    of x̂, i.e. x̂ = (f - mean)/std inside the map and 0 outside.
     """
     ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
     pid_m = tl.program_id(0)
@@ -299,18 +297,13 @@ def _rlff_fwd_kernel(f_ptr, w_ptr, mean_ptr, inv_std_ptr, valid_ptr, bias_ptr, o
         ch_ok = ch < C
         a_ok = (m_ok & (ys >= 0) & (ys < H) & (xs >= 0) & (xs < W))[:, None] & ch_ok[None, :]
         a = tl.load(f_img[:, None] + ch[None, :] * sf_c + (ys * sf_h + xs * sf_w)[:, None], mask=a_ok, other=0.0)
-        if not FOLD_NORM:
-            mean = tl.load(mean_ptr + ch, mask=ch_ok, other=0.0)
-            inv_std = tl.load(inv_std_ptr + ch, mask=ch_ok, other=0.0)
-            a = tl.where(a_ok, (a.to(ACC_DTYPE) - mean[None, :]) * inv_std[None, :], 0.0)
         b = tl.load(w_ptr + (tap * C + ch)[:, None] * C_OUT + offs_n[None, :],
                     mask=ch_ok[:, None] & n_ok[None, :], other=0.0)
-        acc = tl.dot(a.to(b.dtype), b, acc, input_precision=DOT_PRECISION)
-    if FOLD_NORM:
-        taps = tl.arange(0, KK_PAD)
-        valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
-        bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
-        acc = tl.dot(valid, bias, acc, input_precision=DOT_PRECISION)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+    taps = tl.arange(0, KK_PAD)
+    valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
+    bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
+    acc = tl.dot(valid, bias, acc, input_precision=BIAS_PRECISION)
     # Positions of partial border patches that lie outside the map are zero by definition.
     acc = tl.where(inside[:, None], acc, 0.0)
     out = out_ptr + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
@@ -420,23 +413,28 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "ieee"
 
 
-def _kernel_config(f: torch.Tensor, c: int, c_out: int) -> dict[str, int]:
+def _kernel_config(dtype: torch.dtype, c: int, c_out: int, cuda: bool) -> dict[str, int]:
     """Tile sizes. Interpreter: small tiles (speed of the CPU tests; still several blocks along
-    every axis at test sizes). CUDA (chosen for an H100, not yet tuned on one):
-    forward BLOCK_M=128 output rows (8 patches of 4×4: a 4×32 region of f for p=4), BLOCK_N up to
-    128 so one program covers all of C_out=128 and gathers each A element once; BLOCK_C = 128 bytes
-    of channels per tap step (32 fp32 / 64 bf16). The (128×128) fp32 accumulator is 64 registers
-    per thread at 8 warps. Backward BLOCK_M=128 positions, BLOCK_C=64 channels (all of c=64 in one
-    program so the gathered gradient is read once per tap), BLOCK_O = 128 bytes of C_out per step.
+    every axis at test sizes). CUDA: chosen for an H100 by reading ptxas output (registers,
+    spills, wgmma serialisation) of the sm_90 compile in tests — not yet timed on one.
+    Forward: BLOCK_M=128 output rows (8 patches of 4×4: a 4×32 region of f for p=4); BLOCK_N up
+    to 128 so one program covers all of C_out=128 and gathers each A element once; BLOCK_C=32
+    channels per tap step (128 B of fp32 per row; 64 channels of bf16 need 255 registers).
+    Backward: BLOCK_M=128 positions, BLOCK_C=64 channels (all of c=64 in one program, so the
+    gathered gradient is read once per tap), BLOCK_O = 128 B of C_out per step. 8 warps, 3 stages.
+    fp64 (no tensor-core path worth tuning): half-size tiles to keep the fp64 accumulator in
+    registers.
     """
-    if f.device.type != "cuda":
+    if not cuda:
         return {"fwd_m": 32, "fwd_n": 16, "fwd_c": 16, "bwd_m": 32, "bwd_c": 16, "bwd_o": 16,
                 "warps": 4, "stages": 1}
-    elems_128b = 128 // f.element_size()
+    if dtype == torch.float64:
+        return {"fwd_m": 64, "fwd_n": 64, "fwd_c": 16, "bwd_m": 64, "bwd_c": 32, "bwd_o": 16,
+                "warps": 4, "stages": 2}
     return {"fwd_m": 128, "fwd_n": max(16, min(128, triton.next_power_of_2(c_out))),
-            "fwd_c": max(16, min(elems_128b, triton.next_power_of_2(c))),
+            "fwd_c": max(16, min(32, triton.next_power_of_2(c))),
             "bwd_m": 128, "bwd_c": max(16, min(64, triton.next_power_of_2(c))),
-            "bwd_o": max(16, min(elems_128b, triton.next_power_of_2(c_out))), "warps": 8, "stages": 3}
+            "bwd_o": max(16, min(128 // dtype.itemsize, triton.next_power_of_2(c_out))), "warps": 8, "stages": 3}
 
 
 def _weight_matrix(rows: torch.Tensor, c: int, kernel_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -475,40 +473,39 @@ def _normalisation(f: torch.Tensor, stats: Stats | None) -> tuple[torch.Tensor, 
 
 
 @functools.lru_cache(maxsize=16)
-def _tap_validity(h: int, w: int, kernel_size: int, device: torch.device) -> torch.Tensor:
-    """``(h·w, KK_PAD)`` fp32: 1 where tap ``(ky, kx)`` of position ``(y, x)`` lies inside the map
+def _tap_validity(h: int, w: int, kernel_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(h·w, KK_PAD)``: 1 where tap ``(ky, kx)`` of position ``(y, x)`` lies inside the map
     (taps past ``k²`` padded with 0 up to a tensor-core K of at least 16). Cached per geometry."""
     kk_pad = max(16, triton.next_power_of_2(kernel_size * kernel_size))
     taps = torch.arange(kk_pad, device=device)
     ys = torch.arange(h, device=device)[:, None, None] + taps // kernel_size - kernel_size // 2
     xs = torch.arange(w, device=device)[None, :, None] + taps % kernel_size - kernel_size // 2
     ok = (taps < kernel_size * kernel_size) & (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    return ok.reshape(h * w, kk_pad).float()
+    return ok.reshape(h * w, kk_pad).to(dtype)
 
 
 def _rlff_forward_triton(f: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor,
                          kernel_size: int, patch_size: int) -> torch.Tensor:
+    """``weight``: the unscaled rows ``(k·k·c, C_out)`` in accumulation precision."""
     n, c, h, w = f.shape
     p = patch_size
-    c_out = weight.shape[1]
+    kk, c_out = kernel_size * kernel_size, weight.shape[1]
     hp, wp = -(-h // p), -(-w // p)
     m_out = n * hp * wp * p * p
     out = _empty((n * hp * wp, p * p, c_out), f.dtype, f.device)
-    cfg = _kernel_config(f, c, c_out)
-    fold = f.dtype == torch.float32
-    valid = bias = w_fwd = weight
-    kk_pad = 16
-    if fold:  # see _rlff_fwd_kernel: filters scaled by 1/std, the mean enters as a per-tap bias
-        valid = _tap_validity(h, w, kernel_size, f.device)
-        kk_pad = valid.shape[1]
-        kk = kernel_size * kernel_size
-        w_fwd = (weight.view(kk, c, c_out) * inv_std[None, :, None]).reshape(kk * c, c_out)
-        bias = torch.zeros(kk_pad, c_out, device=f.device, dtype=torch.float32)
-        bias[:kk] = -(w_fwd.view(kk, c, c_out) * mean[None, :, None]).sum(1)
+    cfg = _kernel_config(f.dtype, c, c_out, f.device.type == "cuda")
+    # Normalisation folded into the GEMM (see _rlff_fwd_kernel): rows scaled by 1/std, the mean
+    # as a per-tap bias added only for taps inside the map.
+    scaled = weight.view(kk, c, c_out) * inv_std[None, :, None]
+    valid = _tap_validity(h, w, kernel_size, weight.dtype, f.device)
+    bias = torch.zeros(valid.shape[1], c_out, device=f.device, dtype=weight.dtype)
+    bias[:kk] = -(scaled * mean[None, :, None]).sum(1)
     grid = (triton.cdiv(m_out, cfg["fwd_m"]), triton.cdiv(c_out, cfg["fwd_n"]))
-    _rlff_fwd_kernel[grid](f, w_fwd, mean, inv_std, valid, bias, out, c, h, w, wp, hp * wp, m_out, c_out,
-                           *f.stride(), K=kernel_size, P=p, FOLD_NORM=fold, KK_PAD=kk_pad,
-                           IS_FP64=f.dtype == torch.float64, DOT_PRECISION=_dot_precision(f.dtype),
+    _rlff_fwd_kernel[grid](f, scaled.reshape(kk * c, c_out).to(f.dtype), valid, bias, out,
+                           c, h, w, wp, hp * wp, m_out, c_out, *f.stride(),
+                           K=kernel_size, P=p, KK_PAD=valid.shape[1], IS_FP64=f.dtype == torch.float64,
+                           DOT_PRECISION=_dot_precision(f.dtype),
+                           BIAS_PRECISION=_dot_precision(weight.dtype),
                            BLOCK_M=cfg["fwd_m"], BLOCK_N=cfg["fwd_n"], BLOCK_C=cfg["fwd_c"],
                            num_warps=cfg["warps"], num_stages=cfg["stages"])
     return out
@@ -523,7 +520,7 @@ def _rlff_backward_triton(grad_out: torch.Tensor, f: torch.Tensor, weight: torch
     wp = -(-w // p)
     hpwp = -(-h // p) * wp
     m_in = n * h * w
-    cfg = _kernel_config(f, c, c_out)
+    cfg = _kernel_config(f.dtype, c, c_out, f.device.type == "cuda")
     grid = (triton.cdiv(m_in, cfg["bwd_m"]), triton.cdiv(c, cfg["bwd_c"]))
     acc = _compute_dtype(f.dtype)
     grad_f = _empty_like(f)
@@ -555,9 +552,9 @@ class _RLFFFunction(torch.autograd.Function):
     def forward(ctx, f: torch.Tensor, rows: torch.Tensor, stats: Stats | None, kernel_size: int,
                 patch_size: int) -> torch.Tensor:
         c = f.shape[1]
-        weight = _weight_matrix(rows, c, kernel_size, f.dtype)
+        weight = _weight_matrix(rows, c, kernel_size, _compute_dtype(f.dtype))
         mean, inv_std = _normalisation(f, stats)
-        ctx.save_for_backward(f, weight, mean, inv_std)
+        ctx.save_for_backward(f, weight.to(f.dtype), mean, inv_std)
         ctx.batch_stats = stats is None
         ctx.kernel_size = kernel_size
         ctx.patch_size = patch_size
