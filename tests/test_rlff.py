@@ -84,11 +84,12 @@ def assert_close_rel(actual, expected, rel):
 
 
 # (n, c, h, w, k, p, C_out): odd sizes, h/w not multiples of p, k ∈ {1, 3, 5}, a case with several
-# channel / C_out blocks at the interpreter's tile sizes (16).
+# channel / C_out blocks at the interpreter's tile sizes (16); w=19 spans two column tiles of the
+# per-plane kernels.
 CASES = [
     (2, 3, 7, 10, 3, 3, 20),
     (1, 5, 11, 9, 5, 4, 24),
-    (3, 2, 5, 6, 1, 2, 4),
+    (3, 2, 5, 19, 1, 2, 4),
     (1, 17, 5, 6, 3, 5, 40),
 ]
 
@@ -185,7 +186,7 @@ def test_sample_rows_deterministic_and_distinct():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_reference_stats(dtype, kernel_device):
-    f = random_features((3, 4, 7, 5), dtype, kernel_device, seed=11)
+    f = random_features((3, 4, 7, 21), dtype, kernel_device, seed=11)  # 2 column tiles in the interpreter
     mean, std = reference_stats(f, backend="triton")
     x = f.double().cpu()
     torch.testing.assert_close(mean.double().cpu(), x.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
@@ -340,15 +341,16 @@ def _sm90_specs():
     specs.append(_sm90_spec("_dft_rows_kernel", {"rows_ptr": "i64", "w_ptr": "fp32"},
                             {"C": c, "C_OUT": c_out, "TOTAL": 9 * c * c_out}, {"K": k, "IS_FP64": False, "BLOCK": 1024},
                             4, 3))
+    rows, block_w = rlff_mod._plane_tile(h, w, torch.device("cuda"))
     specs.append(_sm90_spec("_channel_stats_kernel", {"f_ptr": "bf16", "plane_mean_ptr": "fp32", "plane_m2_ptr": "fp32"},
-                            {"C": c, "H": h, "W": w, **f_strides}, {"BLOCK": 1024, "IS_FP64": False}, 4, 3))
+                            {"C": c, "H": h, "W": w, **f_strides},
+                            {"IS_FP64": False, "ROWS": rows, "BLOCK_W": block_w}, 4, 3))
     specs.append(_sm90_spec(
         "_batchnorm_grad_kernel",
         {"g_ptr": "fp32", "f_ptr": "fp16", "out_ptr": "fp16", "mean_ptr": "fp32", "inv_std_ptr": "fp32",
          "g_mean_ptr": "fp32", "gx_mean_ptr": "fp32"},
-        {"C": c, "H": h, "W": w, "TOTAL": n * c * h * w,
-         **{f"s{t}_{d}": v for t in "gfo" for d, v in zip("nchw", f_strides.values())}},
-        {"IS_FP64": False, "BLOCK": 1024}, 4, 3))
+        {"C": c, "H": h, "W": w, **{f"s{t}_{d}": v for t in "gfo" for d, v in zip("nchw", f_strides.values())}},
+        {"IS_FP64": False, "ROWS": rows, "BLOCK_W": block_w}, 4, 3))
     return specs
 
 
