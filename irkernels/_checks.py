@@ -53,3 +53,13 @@ def check_index_tensor(name: str, value: object, length: int, upper: int, device
             f"{name} values must lie in [0, {upper}), got range [{int(value.min())}, {int(value.max())}]"
         )
     return value
+
+
+def check_finite_minmax(name: str, value: torch.Tensor) -> None:
+    """``check_finite`` without a ``value``-sized boolean temporary: one ``aminmax`` pass (NaN
+    propagates to both ends, ±Inf shows at one end) and one device sync."""
+    if value.numel() == 0:
+        return
+    low, high = torch.aminmax(value.detach())
+    if not bool(torch.isfinite(low) & torch.isfinite(high)):
+        raise ValueError(f"{name} contains NaN or Inf")

@@ -402,6 +402,20 @@ def test_cuda_bf16_matches_oracle(stats_mode):
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("offset", [0.0, 4.0])
+def test_cuda_fp32_accuracy_with_offset_features(offset):
+    """TF32 with the normalisation folded into the filters: the error grows with |mean|/std (A is
+    f, not f - mean). Bound used in docs/rlff.md: 3e-3 × (1 + max |mean|/std) of the output's max."""
+    n, c, h, w = 4, 64, 32, 32
+    f = random_features((n, c, h, w), torch.float32, "cuda", seed=5) + offset
+    rows = sample_rows(c, 3, 128, seed=1, device="cuda")
+    mean, std = reference_stats(f)
+    expected = oracle(f.cpu(), rows.cpu(), 3, 4, (mean.cpu(), std.cpu()))
+    out = rlff(f, out_channels=128, rows=rows, stats=(mean, std))
+    assert_close_rel(out.cpu(), expected, 3e-3 * (1 + float((mean.abs() / std).max())))
+
+
+@pytest.mark.cuda
 def test_cuda_issue_shape_memory_and_accuracy():
     """The issue's first shape (smaller N): output matches the torch path, and the forward allocates
     nothing beyond the output, the filter rows and O(c) vectors."""

@@ -26,7 +26,9 @@ kernels (CUDA path, or CPU under ``TRITON_INTERPRET=1``).
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +37,7 @@ import triton.language as tl
 from torch import nn
 
 from .._backend import resolve_backend
-from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device
+from .._checks import check_finite, check_finite_minmax, check_float_tensor, check_index_tensor, check_same_device
 
 BN_EPS = 1e-5
 
@@ -141,7 +143,7 @@ def _validate(f: object, kernel_size: int, out_channels: int, patch_size: int, r
         raise ValueError("pass rows or seed to rlff, not both")
     if rows is not None:
         check_index_tensor("rows", rows, out_channels, 2 * c * kernel_size * kernel_size, f.device)
-    check_finite("f", f)
+    check_finite_minmax("f", f)
     if stats is not None:
         # fp16: the fused kernel scales the filters by 1/std in fp16 (max 65504).
         stats = _check_stats(stats, c, f.device, min_std=2.0**-15 if f.dtype == torch.float16 else 0.0)
@@ -434,12 +436,17 @@ def _kernel_config(dtype: torch.dtype, c: int, c_out: int, cuda: bool) -> dict[s
         return {"fwd_m": 32, "fwd_n": 16, "fwd_c": 16, "bwd_m": 32, "bwd_c": 16, "bwd_o": 16,
                 "warps": 4, "stages": 1}
     if dtype == torch.float64:
-        return {"fwd_m": 64, "fwd_n": 64, "fwd_c": 16, "bwd_m": 64, "bwd_c": 32, "bwd_o": 16,
-                "warps": 4, "stages": 2}
-    return {"fwd_m": 128, "fwd_n": max(16, min(128, triton.next_power_of_2(c_out))),
-            "fwd_c": max(16, min(32, triton.next_power_of_2(c))),
-            "bwd_m": 128, "bwd_c": max(16, min(64, triton.next_power_of_2(c))),
-            "bwd_o": max(16, min(128 // dtype.itemsize, triton.next_power_of_2(c_out))), "warps": 8, "stages": 3}
+        config = {"fwd_m": 64, "fwd_n": 64, "fwd_c": 16, "bwd_m": 64, "bwd_c": 32, "bwd_o": 16,
+                  "warps": 4, "stages": 2}
+    else:
+        config = {"fwd_m": 128, "fwd_n": max(16, min(128, triton.next_power_of_2(c_out))),
+                  "fwd_c": max(16, min(32, triton.next_power_of_2(c))),
+                  "bwd_m": 128, "bwd_c": max(16, min(64, triton.next_power_of_2(c))),
+                  "bwd_o": max(16, min(128 // dtype.itemsize, triton.next_power_of_2(c_out))),
+                  "warps": 8, "stages": 3}
+    # Tuning hook for the GPU session (e.g. IRKERNELS_RLFF_TILES='{"fwd_m": 64, "warps": 4}').
+    config.update(json.loads(os.environ.get("IRKERNELS_RLFF_TILES", "{}")))
+    return config
 
 
 def _weight_matrix(rows: torch.Tensor, c: int, kernel_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -595,7 +602,7 @@ def reference_stats(f: torch.Tensor, *, eps: float = BN_EPS, backend: str = "aut
     ``rlff(f, stats=None)`` in value (not in gradient: given stats are constants).
     """
     f = check_float_tensor("f", f, 4)
-    check_finite("f", f)
+    check_finite_minmax("f", f)
     with torch.no_grad():
         if resolve_backend(backend, f.device) == "triton":
             mean, var = _stats_triton(f.detach())
