@@ -643,12 +643,12 @@ class RLFF(nn.Module):
 
     Buffers: ``rows (C_out,)`` (the current draw), ``ref_mean``/``ref_std`` ``(c,)`` (used once
     set by ``reference=`` or :meth:`set_reference`; until then each call normalises with the
-    batch's own statistics). Call :meth:`resample` once per
-    step, then the module on the real and on the synthetic features: both use the same rows.
+    batch's own statistics). Call :meth:`resample` once per step, then the module on the real
+    and on the synthetic features: both use the same rows.
     The generator's state is saved in ``state_dict`` so a resumed run draws the same rows.
 
     >>> m = RLFF(3, out_channels=16, seed=0)
-    >>> m.set_reference(torch.randn(4, 3, 8, 8))
+    >>> mean, std = m.set_reference(torch.randn(4, 3, 8, 8))
     >>> samples, descriptors = m(torch.randn(2, 3, 8, 8))
     >>> samples.shape, descriptors.shape
     (torch.Size([8, 16, 16]), torch.Size([8, 16]))
@@ -687,9 +687,10 @@ class RLFF(nn.Module):
     @torch.no_grad()
     def set_reference(self, f: torch.Tensor) -> Stats:
         """Use ``reference_stats(f)`` (a real feature batch) for every later call; returns them."""
-        if f.shape[1:2] != (self.channels,):
+        mean, std = reference_stats(f, backend=self.backend)
+        if mean.shape != (self.channels,):
             raise ValueError(f"f must have {self.channels} channels, got shape {tuple(f.shape)}")
-        self._store_reference(*reference_stats(f, backend=self.backend))
+        self._store_reference(mean, std)
         return self.ref_mean, self.ref_std
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
