@@ -429,7 +429,9 @@ def test_cuda_issue_shape_memory_and_accuracy():
     out = rlff(f, out_channels=c_out, rows=rows, stats=stats)
     torch.cuda.synchronize()
     extra = torch.cuda.max_memory_allocated() - base
-    allowed = out.numel() * 4 + 9 * c * c_out * 8 + 2**20
+    # filter rows (a few copies of k²·c·C_out), the cached (h·w, 16) tap-validity matrix, O(c)
+    # vectors: < 4 MiB; an im2col buffer or the (N, C_out, h, w) intermediate would add ≥ 16 MiB.
+    allowed = out.numel() * 4 + 4 * 2**20
     assert extra <= allowed, f"{extra} bytes > {allowed}"
     assert_close_rel(out.cpu(), rlff(f, out_channels=c_out, rows=rows, stats=stats, backend="torch").double().cpu(),
                      3e-3)
