@@ -142,6 +142,15 @@ def test_triton_other_dtypes(dtype, stats_mode, kernel_device):
     assert_close_rel(grad.cpu(), expected_grad, tolerance(dtype, kernel_device))
 
 
+@pytest.mark.parametrize("case", [(1, 2, 1, 3, 5, 1, 7), (2, 1, 2, 2, 3, 2, 3)], ids=["h1-k5-p1", "c1-2x2"])
+def test_triton_degenerate_maps(case, kernel_device):
+    """Maps smaller than the kernel, p=1, a single channel (fp64: exact comparison)."""
+    for stats_mode in ("batch", "reference"):
+        out, grad, expected, expected_grad = run_fwd_bwd(case, "triton", stats_mode, torch.float64, kernel_device)
+        assert_close_rel(out.cpu(), expected, 1e-10)
+        assert_close_rel(grad.cpu(), expected_grad, 1e-10)
+
+
 def test_triton_channels_last_input(kernel_device):
     """Strided (channels-last) f is read in place, no copy; gradient keeps f's layout."""
     out, grad, expected, expected_grad = run_fwd_bwd(CASES[1], "triton", "batch", torch.float32, kernel_device,
