@@ -73,7 +73,8 @@ def tolerance(dtype: torch.dtype, device: torch.device) -> float:
     if dtype == torch.float64:
         return 1e-10
     if dtype == torch.float32:
-        return 3e-3 if device.type == "cuda" else 2e-5  # TF32 dots on the GPU
+        # GPU: TF32 dots on f itself (normalisation folded into the filters), see the offset test
+        return 1e-2 if device.type == "cuda" else 2e-5
     return 2e-2
 
 
