@@ -1,10 +1,15 @@
 """irkernels: fast dataset condensation / distillation for image restoration (IDC, TripleD).
 
 Public ops (autograd-aware; fused Triton kernels on CUDA, chunked plain torch elsewhere):
-``ncfd_loss``, ``cf_stats``, ``ncfd_from_stats``.
+``ncfd_loss``, ``cf_stats``, ``ncfd_from_stats`` (characteristic-function discrepancy);
+``rlff``, ``RLFF`` (Random Local Fourier Features).
 """
 from ._backend import backend_report
 from .ops.ncfd import CFStats, cf_stats, ncfd_from_stats, ncfd_loss, sample_frequencies
+from .ops.rlff import RLFF, dft_filter_bank, reference_stats, rlff, sample_rows
 
 __version__ = "0.1.0"
-__all__ = ["CFStats", "backend_report", "cf_stats", "ncfd_from_stats", "ncfd_loss", "sample_frequencies", "__version__"]
+__all__ = [
+    "CFStats", "RLFF", "backend_report", "cf_stats", "dft_filter_bank", "ncfd_from_stats", "ncfd_loss",
+    "reference_stats", "rlff", "sample_frequencies", "sample_rows", "__version__",
+]

@@ -24,7 +24,9 @@ _SCRIPT = textwrap.dedent(
         fn = getattr(module, spec["kernel"])
         while not isinstance(fn, triton.runtime.JITFunction):
             fn = fn.fn  # unwrap @triton.autotune / @triton.heuristics
-        src = triton.compiler.ASTSource(fn=fn, signature=spec["signature"], constexprs=spec["constexprs"])
+        attrs = {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name in spec.get("divisible_by_16", [])}
+        src = triton.compiler.ASTSource(fn=fn, signature=spec["signature"], constexprs=spec["constexprs"],
+                                        attrs=attrs)
         compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
                                   options={"num_warps": spec.get("num_warps", 4),
                                            "num_stages": spec.get("num_stages", 3)})
@@ -47,6 +49,9 @@ _SCRIPT = textwrap.dedent(
 
 def compile_sm90(specs: list[dict]) -> list[dict]:
     """Compile each ``{"module", "kernel", "signature", "constexprs", "num_warps"}`` for sm_90.
+
+    Optional ``"divisible_by_16"``: argument names the JIT would mark divisible by 16 at run time
+    (pointers, integers that are multiples of 16), so the code matches what a launch compiles.
 
     Returns ``[{"kernel", "regs", "local_bytes", "stack_bytes", "shared_bytes", "ptx"}]`` per spec
     (``ptx`` only when ``want_ptx``); ``local_bytes > 0`` means register spills.

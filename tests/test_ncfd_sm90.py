@@ -28,7 +28,9 @@ def _specs(precision: str, D: int, x_type: str) -> list[dict]:
     bn, bt, bd, bw, bs = sizes["bwd"]
     tn, tt, td, tw, ts = sizes["bwd_t"]
     ptrs = {"X": f"*{x_type}", "TF": "*fp32", "GID": "*i32"}
-    return [
+    # What a launch at D=128, T=4096 specialises: 16-byte aligned pointers, ints that are multiples of 16.
+    aligned = ["X", "TF", "GID", "PART", "COEF_RE", "COEF_IM", "DX", "DT", "D", "T", "stride_xn", "stride_tt", "stride_dn"]
+    specs = [
         dict(module="irkernels.ops.ncfd", kernel="_cf_sums_kernel", num_warps=fw, num_stages=fs, want_ptx=True,
              signature={**ptrs, "PART": "*fp32", **_COMMON, "G": "i32", "rows_per_chunk": "i32", **_STRIDES,
                         "HAS_GROUPS": "constexpr", "G_BLOCK": "constexpr", "BLOCK_N": "constexpr",
@@ -46,6 +48,9 @@ def _specs(precision: str, D: int, x_type: str) -> list[dict]:
                         "BLOCK_T": "constexpr", "BLOCK_D": "constexpr", **_FLAGS},
              constexprs=dict(HAS_GROUPS=False, BLOCK_N=tn, BLOCK_T=tt, BLOCK_D=td, **flags)),
     ]
+    for spec in specs:
+        spec["divisible_by_16"] = [name for name in aligned if name in spec["signature"]]
+    return specs
 
 
 def test_ncfd_kernels_compile_for_h100():
