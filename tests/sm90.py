@@ -22,12 +22,13 @@ _SCRIPT = textwrap.dedent(
     for spec in specs:
         module = importlib.import_module(spec["module"])
         fn = getattr(module, spec["kernel"])
-        fn = getattr(fn, "fn", fn)  # unwrap @triton.autotune / @triton.heuristics
+        while not isinstance(fn, triton.runtime.JITFunction):  # unwrap @triton.autotune / @triton.heuristics
+            fn = fn.fn
         src = triton.compiler.ASTSource(fn=fn, signature=spec["signature"], constexprs=spec["constexprs"])
         compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
                                   options={"num_warps": spec.get("num_warps", 4),
                                            "num_stages": spec.get("num_stages", 3)})
-        out.append({"kernel": spec["kernel"], "n_regs": compiled.n_regs, "n_spills": compiled.n_spills,
+        out.append({"kernel": spec["kernel"], "n_regs": getattr(compiled, "n_regs", 0), "n_spills": getattr(compiled, "n_spills", 0),
                     "ptx": compiled.asm["ptx"] if spec.get("want_ptx") else ""})
     print(json.dumps(out))
     """
