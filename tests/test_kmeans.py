@@ -58,10 +58,13 @@ def test_kernel_writes_every_row_and_slot(kernel_device):
     for buf in (step.part_sums, step.part_counts, step.part_inertia):
         buf.view(-1, *buf.shape[2:])[owned] = float("nan")
     centroids = torch.stack([x[o:o + 3] for o in offsets[:-1].tolist()]).to(kernel_device)
-    out = step(centroids, torch.ones(3, dtype=torch.bool, device=kernel_device), accumulate=True)
-    assert bool((out.labels >= 0).all()) and bool(torch.isfinite(out.min_dist).all())
-    assert bool(torch.isfinite(out.sums).all()) and bool(torch.isfinite(out.inertia).all())
-    assert out.counts.sum(dim=1).tolist() == [33.0, 17.0, 90.0]
+    n_iter = torch.zeros(3, dtype=torch.int64, device=kernel_device)
+    update = step.iterate(centroids, torch.ones(3, dtype=torch.bool, device=kernel_device), n_iter,
+                          torch.zeros(3, device=kernel_device))
+    assert bool((step.labels >= 0).all()) and bool(torch.isfinite(step.min_dist).all())
+    assert bool(torch.isfinite(update.centroids).all()) and bool(torch.isfinite(step.part_inertia).all())
+    assert update.counts.sum(dim=1).tolist() == [33.0, 17.0, 90.0]
+    assert n_iter.tolist() == [1, 1, 1] and update.any_active
 
 
 def test_fp16_input_and_d1(kernel_device):
@@ -101,6 +104,9 @@ def test_ragged_padded_and_single_runs_agree():
     for b, (o, n) in enumerate(zip(offsets[:-1].tolist(), sizes)):
         padded_x[b, :n] = x[o:o + n]
     padded = kmeans(padded_x, k, lengths=torch.tensor(sizes), init=init)
+    equal = kmeans(padded_x[:, :40], k, init=init)  # equal sizes take the batched-GEMM path
+    assert torch.equal(equal.labels[0], kmeans(x[:40], k, init=init[0]).labels)
+    assert torch.equal(equal.labels[1], kmeans(x[40:80], k, init=init[1]).labels)
     for b, (o, n) in enumerate(zip(offsets[:-1].tolist(), sizes)):
         single = kmeans(x[o:o + n], k, init=init[b])
         assert torch.equal(packed.labels[o:o + n], single.labels)
@@ -173,9 +179,16 @@ def test_kernel_compiles_for_sm90():
               "constexprs": {"BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_K": 32, "ACCUMULATE": acc, "PRECISION": prec},
               "want_ptx": True}
              for acc, prec in ((True, "tf32x3"), (False, "ieee"))]
+    update_sig = {"part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32", "old_ptr": "*fp32", "new_ptr": "*fp32",
+                  "counts_ptr": "*fp32", "active_in_ptr": "*i8", "active_out_ptr": "*i8", "n_iter_ptr": "*i64",
+                  "tol_ptr": "*fp32", "shift_ptr": "*fp32", "flags_ptr": "*i32", "SLOTS": "i32", "D": "i32",
+                  "K": "i32", "BLOCK_D": "constexpr", "BLOCK_K": "constexpr"}
+    specs.append({"module": "irkernels.ops.kmeans", "kernel": "_update_centroids_kernel", "signature": update_sig,
+                  "constexprs": {"BLOCK_D": 128, "BLOCK_K": 32}, "want_ptx": True})
     out = compile_sm90(specs)
     assert "mma" in out[0]["ptx"], "tf32x3 dots must use tensor cores"
     assert all(o["ptx"] for o in out)
+    assert "atom" in out[2]["ptx"]
 
 
 @pytest.mark.cuda

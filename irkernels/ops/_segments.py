@@ -10,6 +10,7 @@ The k-means and grouping ops accept three input layouts and work internally on t
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,7 @@ class Segments:
     def num_instances(self) -> int:
         return len(self.sizes)
 
-    @property
+    @functools.cached_property
     def starts(self) -> list[int]:
         out, pos = [], 0
         for n in self.sizes:
@@ -40,6 +41,7 @@ class Segments:
             pos += n
         return out
 
+    @functools.cached_property
     def instance_ids(self) -> torch.Tensor:
         """``(P,)`` int64: the instance each packed row belongs to."""
         sizes = torch.tensor(self.sizes, device=self.points.device)
@@ -118,6 +120,15 @@ def sq_dists_to_sets(segments: Segments, sets: torch.Tensor, chunk_rows: int = 1
     """
     set_norms = (sets * sets).sum(-1)  # (B, S)
     out = torch.empty(segments.points.shape[0], sets.shape[1], dtype=sets.dtype, device=sets.device)
+    sizes = segments.sizes
+    if len(sizes) > 1 and len(set(sizes)) == 1:  # equal sizes: batched GEMMs, no per-instance loop
+        n, step = sizes[0], max(1, chunk_rows // len(sizes))
+        points, view = segments.points.view(len(sizes), n, -1), out.view(len(sizes), n, -1)
+        for lo in range(0, n, step):
+            rows = points[:, lo:lo + step].to(sets.dtype)
+            dots = torch.bmm(rows, sets.transpose(1, 2))
+            view[:, lo:lo + step] = ((rows * rows).sum(-1, keepdim=True) - 2 * dots + set_norms[:, None]).clamp_min_(0)
+        return out
     for b, (start, n) in enumerate(zip(segments.starts, segments.sizes)):
         for lo in range(start, start + n, chunk_rows):
             hi = min(lo + chunk_rows, start + n)

@@ -140,7 +140,7 @@ def _match_cuda(dist: torch.Tensor, seg: Segments, quotas: torch.Tensor) -> torc
 
 def _keep_closest(dist: torch.Tensor, group: torch.Tensor, seg: Segments, n_assign: torch.Tensor) -> torch.Tensor:
     """Keep, per instance, the ``n_assign`` matched pairs with the smallest (distance, patch)."""
-    inst = seg.instance_ids()
+    inst = seg.instance_ids
     rows = torch.arange(group.numel(), device=group.device)
     order = torch.argsort(dist[rows, group], stable=True)
     order = order[torch.argsort(inst[order], stable=True)]
@@ -193,7 +193,7 @@ def assign_with_quotas(
     """
     seg, dist, quotas, n_assign = _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths)
     name = assign_backend(seg.points.device, max(seg.sizes), dist.shape[1], backend)
-    group = _match_cuda(dist, seg, quotas) if name == "cuda" else _match_torch(dist, seg.instance_ids(), quotas)
+    group = _match_cuda(dist, seg, quotas) if name == "cuda" else _match_torch(dist, seg.instance_ids, quotas)
     return seg.unpack_rows(_keep_closest(dist, group, seg, n_assign), -1)
 
 
@@ -266,7 +266,7 @@ if triton is not None:
 def _group_order(labels: torch.Tensor, seg: Segments, k: int):
     """Rows with label ≥ 0 sorted stably by (instance, group), and CSR offsets per (instance, group)."""
     valid = torch.nonzero(labels >= 0).flatten()
-    key = seg.instance_ids()[valid] * k + labels[valid]
+    key = seg.instance_ids[valid] * k + labels[valid]
     order = torch.argsort(key, stable=True)
     rows, key = valid[order], key[order]
     b = seg.num_instances
@@ -324,7 +324,7 @@ def nearest_in_group(
     out = torch.full((syn_seg.points.shape[0],), -1, dtype=torch.int64, device=syn_seg.points.device)
     found = pos >= 0
     real_global = real_rows[pos.clamp_min(0)]
-    local = real_global - real_seg.offsets[real_seg.instance_ids()[real_global]]
+    local = real_global - real_seg.offsets[real_seg.instance_ids[real_global]]
     out[syn_rows[found]] = local[found]
     return out
 

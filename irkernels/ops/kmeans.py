@@ -41,14 +41,6 @@ class KMeansResult(NamedTuple):
     n_iter: torch.Tensor
 
 
-class _Step(NamedTuple):
-    labels: torch.Tensor  # (P,) int64
-    min_dist: torch.Tensor  # (P,) squared distance to the assigned centroid
-    sums: torch.Tensor  # (B, K, D)
-    counts: torch.Tensor  # (B, K)
-    inertia: torch.Tensor  # (B,) float64
-
-
 # ----------------------------------------------------------------------------------------------
 # Triton: fused assign + accumulate
 # ----------------------------------------------------------------------------------------------
@@ -109,6 +101,44 @@ if triton is not None:
                 tl.store(part_counts_ptr + slot * K + offs_k, counts, mask=k_mask)
 
 
+    @triton.jit
+    def _update_centroids_kernel(
+        part_sums_ptr, part_counts_ptr, old_ptr, new_ptr, counts_ptr,
+        active_in_ptr, active_out_ptr, n_iter_ptr, tol_ptr, shift_ptr, flags_ptr,
+        SLOTS, D, K,
+        BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):
+        """One program = one instance: reduce its partial slots in a fixed order, new centroids
+        (an empty cluster keeps its old centroid until the repair), shift, stop flag, and the two
+        host flags (any empty cluster, any instance still running) with atomic max."""
+        b = tl.program_id(0)
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_k = tl.arange(0, BLOCK_K)
+        k_mask = offs_k < K
+        kd_mask = k_mask[:, None] & (offs_d[None, :] < D)
+        kd = offs_k[:, None] * D + offs_d[None, :]
+        old = tl.load(old_ptr + b * K * D + kd, mask=kd_mask, other=0.0)
+        sums = tl.zeros((BLOCK_K, BLOCK_D), dtype=tl.float32)
+        counts = tl.zeros((BLOCK_K,), dtype=tl.float32)
+        for slot in range(0, SLOTS):
+            sums += tl.load(part_sums_ptr + (b * SLOTS + slot) * K * D + kd, mask=kd_mask, other=0.0)
+            counts += tl.load(part_counts_ptr + (b * SLOTS + slot) * K + offs_k, mask=k_mask, other=0.0)
+        active = tl.load(active_in_ptr + b) != 0
+        has = counts > 0
+        new = tl.where(has[:, None] & active, sums / tl.maximum(counts, 1.0)[:, None], old)
+        delta = new - old
+        shift = tl.sum(tl.sum(delta * delta, axis=1), axis=0)
+        tl.store(new_ptr + b * K * D + kd, new, mask=kd_mask)
+        tl.store(counts_ptr + b * K + offs_k, counts, mask=k_mask)
+        tl.store(shift_ptr + b, shift)
+        any_empty = (tl.sum((k_mask & (counts == 0)).to(tl.int32), axis=0) > 0) & active
+        still = active & (shift > tl.load(tol_ptr + b))
+        tl.store(active_out_ptr + b, still.to(tl.int8))
+        tl.store(n_iter_ptr + b, tl.load(n_iter_ptr + b) + active.to(tl.int64))
+        tl.atomic_max(flags_ptr, any_empty.to(tl.int32))
+        tl.atomic_max(flags_ptr + 1, still.to(tl.int32))
+
+
 def _block_sizes(k: int, d: int) -> tuple[int, int, int]:
     """(BLOCK_N, BLOCK_D, BLOCK_K): the whole feature row and all centroids in one tile."""
     block_d = max(16, triton.next_power_of_2(d))
@@ -126,19 +156,33 @@ def triton_supports(k: int, d: int) -> bool:
     return block_k * block_d <= 16384
 
 
+class _Update(NamedTuple):
+    """One Lloyd update: ``centroids (B, K, D)`` (empty clusters keep their old centroid),
+    ``counts (B, K)``, ``active (B,)`` bool (still running after this update), and the host flags."""
+
+    centroids: torch.Tensor
+    counts: torch.Tensor
+    active: torch.Tensor
+    any_empty: bool
+    any_active: bool
+
+
 class _TritonStep:
-    """The fused kernel plus its launch plan (chunks of points that never cross an instance)."""
+    """The fused kernels plus their launch plan (chunks of points that never cross an instance).
+
+    Per iteration: the assign-accumulate kernel, the centroid-update kernel, one 8-byte read of
+    the flags (the only host sync)."""
 
     def __init__(self, segments: Segments, k: int, precision: str):
         self.seg, self.k, self.precision = segments, k, precision
         d = segments.points.shape[1]
         self.block_n, self.block_d, self.block_k = _block_sizes(k, d)
-        # ~4 programs per SM on a GPU; each program walks several tiles and accumulates in
-        # registers, which keeps the partial-sum traffic small next to the point traffic.
+        # ~4 programs per SM on a GPU, at least 4 tiles each: a program accumulates several tiles
+        # in registers, which keeps the partial-sum traffic small next to the point traffic.
         total = segments.points.shape[0]
         programs = 4 * (torch.cuda.get_device_properties(segments.points.device).multi_processor_count
                         if segments.points.is_cuda else 4)
-        chunk = max(self.block_n, -(-total // programs))
+        chunk = max(4 * self.block_n, -(-total // programs))
         chunk = min(64 * self.block_n, -(-chunk // self.block_n) * self.block_n)
         self.slots_per_instance = max(-(-n // chunk) for n in segments.sizes)
         inst, start, end, slot = [], [], [], []
@@ -151,43 +195,76 @@ class _TritonStep:
         dev = segments.points.device
         self.plan = [torch.tensor(v, dtype=torch.int32, device=dev) for v in (inst, start, end, slot)]
         b, slots = segments.num_instances, self.slots_per_instance
+        # unused slots (short instances) stay zero; used ones are rewritten on every pass
         self.part_sums = torch.zeros(b, slots, k, d, dtype=torch.float32, device=dev)
         self.part_counts = torch.zeros(b, slots, k, dtype=torch.float32, device=dev)
         self.part_inertia = torch.zeros(b, slots, dtype=torch.float32, device=dev)
         self.labels = torch.empty(total, dtype=torch.int64, device=dev)
         self.min_dist = torch.empty(total, dtype=torch.float32, device=dev)
+        self.counts = torch.empty(b, k, dtype=torch.float32, device=dev)
+        self.shift = torch.empty(b, dtype=torch.float32, device=dev)
 
-    def __call__(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool) -> _Step:
-        d = self.seg.points.shape[1]
-        c32 = centroids.to(torch.float32).contiguous()
+    def _assign(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool) -> None:
         _assign_accumulate_kernel[(len(self.plan[0]),)](
-            self.seg.points, c32, active.to(torch.int8), *self.plan,
+            self.seg.points, centroids, active, *self.plan,
             self.labels, self.min_dist, self.part_sums, self.part_counts, self.part_inertia,
-            d, self.k,
+            self.seg.points.shape[1], self.k,
             BLOCK_N=self.block_n, BLOCK_D=self.block_d, BLOCK_K=self.block_k,
             ACCUMULATE=accumulate, PRECISION=self.precision, num_warps=4,
         )
-        return _Step(self.labels, self.min_dist, self.part_sums.sum(1), self.part_counts.sum(1),
-                     self.part_inertia.double().sum(1))
+
+    def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
+                tol_abs: torch.Tensor) -> _Update:
+        old = centroids.to(torch.float32).contiguous()
+        active_in = active.to(torch.int8)
+        self._assign(old, active_in, accumulate=True)
+        new = torch.empty_like(old)
+        active_out = torch.empty_like(active_in)
+        flags = torch.zeros(2, dtype=torch.int32, device=old.device)
+        _update_centroids_kernel[(self.seg.num_instances,)](
+            self.part_sums, self.part_counts, old, new, self.counts, active_in, active_out, n_iter,
+            tol_abs.to(torch.float32), self.shift, flags, self.slots_per_instance, old.shape[2], self.k,
+            BLOCK_D=self.block_d, BLOCK_K=self.block_k, num_warps=4,
+        )
+        any_empty, any_active = flags.tolist()
+        return _Update(new, self.counts, active_out.bool(), bool(any_empty), bool(any_active))
+
+    def assign(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Final pass: labels ``(P,)``, distances ``(P,)``, inertia ``(B,)`` float64."""
+        ones = torch.ones(self.seg.num_instances, dtype=torch.int8, device=centroids.device)
+        self._assign(centroids.to(torch.float32).contiguous(), ones, accumulate=False)
+        return self.labels, self.min_dist, self.part_inertia.double().sum(1)
 
 
 class _TorchStep:
-    """Reference step: per instance, chunked distance GEMM, argmin, one-hot GEMM for the sums
-    (deterministic on CUDA, unlike ``index_add_``). Computes in float64 for float64 input."""
+    """Reference: per instance, chunked distance GEMM, argmin, one-hot GEMM for the sums
+    (deterministic on CUDA, unlike ``index_add_``); same update rule as the Triton kernels.
+    Computes in float64 for float64 input."""
 
     def __init__(self, segments: Segments, k: int, chunk_rows: int = 16384):
         self.seg, self.k, self.chunk_rows = segments, k, chunk_rows
         self.dtype = torch.float64 if segments.points.dtype == torch.float64 else torch.float32
 
-    def __call__(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool) -> _Step:
-        c = centroids.to(self.dtype)
-        dist = sq_dists_to_sets(self.seg, c, self.chunk_rows)  # (P, K), chunked inside
-        min_dist, labels = dist.min(dim=1)  # ties -> lowest index
+    def assign(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dist = sq_dists_to_sets(self.seg, centroids.to(self.dtype), self.chunk_rows)  # (P, K)
+        self.min_dist, self.labels = dist.min(dim=1)  # ties -> lowest index
+        return self.labels, self.min_dist, segment_sum(self.min_dist, self.seg)
+
+    def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
+                tol_abs: torch.Tensor) -> _Update:
+        old = centroids.to(self.dtype)
+        labels, _, _ = self.assign(old)
         onehot = torch.nn.functional.one_hot(labels, self.k).to(self.dtype)
         sums = torch.stack([onehot[s:s + n].T @ self.seg.points[s:s + n].to(self.dtype)
                             for s, n in zip(self.seg.starts, self.seg.sizes)])
         counts = segment_sum(onehot, self.seg).to(self.dtype)
-        return _Step(labels, min_dist, sums, counts, segment_sum(min_dist, self.seg))
+        has = counts > 0
+        new = torch.where(has[..., None] & active[:, None, None], sums / counts.clamp_min(1)[..., None], old)
+        shift = ((new - old) ** 2).sum(dim=(1, 2))
+        still = active & (shift > tol_abs)
+        n_iter += active.long()
+        any_empty, any_active = torch.stack([(~has & active[:, None]).any(), still.any()]).tolist()
+        return _Update(new, counts, still, bool(any_empty), bool(any_active))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,7 +303,7 @@ def _kmeans_plus_plus(seg: Segments, k: int, generator: torch.Generator, dtype: 
         best = segment_sum(new_closest, seg).argmin(dim=1)  # (B,)  ties -> first candidate
         pick = cand.gather(1, best[:, None]).squeeze(1)
         centers[:, c] = points[pick].to(dtype)
-        closest = new_closest.gather(1, best[seg.instance_ids()][:, None]).squeeze(1)
+        closest = new_closest.gather(1, best[seg.instance_ids][:, None]).squeeze(1)
     return centers
 
 
@@ -236,49 +313,49 @@ def _random_init(seg: Segments, k: int, generator: torch.Generator, dtype: torch
     return seg.points[torch.stack(picks).to(seg.points.device)].to(dtype)
 
 
-def _repair_empty(centroids: torch.Tensor, counts: torch.Tensor, step: _Step, seg: Segments) -> torch.Tensor:
+def _repair_empty(centroids: torch.Tensor, empty: torch.Tensor, min_dist: torch.Tensor, seg: Segments) -> torch.Tensor:
     """Empty clusters take the points farthest from their assigned centroid (as scikit-learn):
     in each instance the ``e`` empty clusters, in ascending index, get the ``e`` points of largest
     distance, in descending order (ties: lower point index first). With fewer distinct points
     than ``k`` such clusters can stay empty at a duplicate point's position."""
-    empty = counts == 0
     out = centroids.clone()
     for b in torch.nonzero(empty.any(dim=1)).flatten().tolist():
         s, n = seg.starts[b], seg.sizes[b]
-        order = torch.sort(step.min_dist[s:s + n], descending=True, stable=True).indices
+        order = torch.sort(min_dist[s:s + n], descending=True, stable=True).indices
         which = torch.nonzero(empty[b]).flatten()
         out[b, which] = seg.points[s + order[: which.numel()]].to(out.dtype)
     return out
 
 
-def _lloyd(seg: Segments, centroids: torch.Tensor, step, iters: int, tol: float | None) -> tuple[_Step, torch.Tensor, torch.Tensor]:
+def _lloyd(seg: Segments, centroids: torch.Tensor, step, iters: int, tol: float | None):
     """Lloyd iterations; an instance stops when its total squared centroid shift is
     ``≤ tol · mean feature variance`` (scikit-learn's rule). ``tol=None``: run all ``iters``.
     Ends with one assignment pass against the final centroids so labels and inertia match them.
-    Two host syncs per iteration (the empty-cluster check and, with ``tol``, the stop check)."""
+    One host sync per iteration (two small flags); the repair runs only when a cluster is empty.
+    Returns ``(labels, inertia, centroids, n_iter)``."""
     b = seg.num_instances
     dev = centroids.device
     active = torch.ones(b, dtype=torch.bool, device=dev)
     n_iter = torch.zeros(b, dtype=torch.int64, device=dev)
-    if tol is not None:
-        mean = segment_sum(seg.points, seg) / torch.tensor(seg.sizes, device=dev)[:, None]
-        var = segment_sum(seg.points.double() ** 2, seg) / torch.tensor(seg.sizes, device=dev)[:, None] - mean**2
+    if tol is None:
+        tol_abs = torch.full((b,), -1.0, dtype=torch.float64, device=dev)  # shift > -1: never stops
+    else:
+        sizes = torch.tensor(seg.sizes, device=dev)[:, None]
+        mean = segment_sum(seg.points, seg) / sizes
+        var = segment_sum(seg.points.double() ** 2, seg) / sizes - mean**2
         tol_abs = tol * var.clamp_min(0).mean(dim=1)
     for _ in range(iters):
-        cur = step(centroids, active, accumulate=True)
-        new = cur.sums / cur.counts.clamp_min(1)[..., None]
-        counts = torch.where(active[:, None], cur.counts, 1)  # finished instances: nothing to repair
-        if bool((counts == 0).any()):
-            new = _repair_empty(new, counts, cur, seg)
-        shift = ((new - centroids) ** 2).sum(dim=(1, 2))
-        centroids = torch.where(active[:, None, None], new.to(centroids.dtype), centroids)
-        n_iter += active.long()
-        if tol is not None:
-            active = active & (shift > tol_abs)
-            if not bool(active.any()):
-                break
-    final = step(centroids, torch.ones(b, dtype=torch.bool, device=dev), accumulate=False)
-    return final, centroids, n_iter
+        update = step.iterate(centroids, active, n_iter, tol_abs)
+        new, still, any_active = update.centroids, update.active, update.any_active
+        if update.any_empty:
+            new = _repair_empty(new, (update.counts == 0) & active[:, None], step.min_dist, seg)
+            still = active & (((new - centroids.to(new.dtype)) ** 2).sum(dim=(1, 2)) > tol_abs)
+            any_active = bool(still.any())
+        centroids, active = new, still
+        if not any_active:
+            break
+    labels, _, inertia = step.assign(centroids)
+    return labels, inertia, centroids, n_iter
 
 
 def kmeans(
@@ -343,13 +420,13 @@ def kmeans(
     inits = _initial_centroids(init, seg, k, n_init, seed, dtype)
     best = None
     for start in inits:
-        final, centroids, n_iter = _lloyd(seg, start, step, iters, tol)
-        run = (final.labels.clone(), centroids, final.inertia, n_iter)
+        labels, inertia, centroids, n_iter = _lloyd(seg, start, step, iters, tol)
+        run = (labels.clone(), centroids, inertia, n_iter)
         if best is None:
             best = run
             continue
         better = run[2] < best[2]  # (B,)
-        rows = better[seg.instance_ids()]
+        rows = better[seg.instance_ids]
         best = (torch.where(rows, run[0], best[0]), torch.where(better[:, None, None], run[1], best[1]),
                 torch.where(better, run[2], best[2]), torch.where(better, run[3], best[3]))
     labels, centroids, inertia, n_iter = best
