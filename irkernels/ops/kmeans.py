@@ -257,7 +257,8 @@ class _TorchStep:
         onehot = torch.nn.functional.one_hot(labels, self.k).to(self.dtype)
         sums = torch.stack([onehot[s:s + n].T @ self.seg.points[s:s + n].to(self.dtype)
                             for s, n in zip(self.seg.starts, self.seg.sizes)])
-        counts = segment_sum(onehot, self.seg).to(self.dtype)
+        flat = self.seg.instance_ids * self.k + labels  # integer bincount: exact and deterministic
+        counts = torch.bincount(flat, minlength=self.seg.num_instances * self.k).view(-1, self.k).to(self.dtype)
         has = counts > 0
         new = torch.where(has[..., None] & active[:, None, None], sums / counts.clamp_min(1)[..., None], old)
         shift = ((new - old) ** 2).sum(dim=(1, 2))
