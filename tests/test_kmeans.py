@@ -59,7 +59,7 @@ def test_kernel_writes_every_row_and_slot(kernel_device):
         buf.view(-1, *buf.shape[2:])[owned] = float("nan")
     centroids = torch.stack([x[o:o + 3] for o in offsets[:-1].tolist()]).to(kernel_device)
     n_iter = torch.zeros(3, dtype=torch.int64, device=kernel_device)
-    update = step.iterate(centroids, torch.ones(3, dtype=torch.bool, device=kernel_device), n_iter,
+    update = step.iterate(centroids, torch.ones(3, dtype=torch.int8, device=kernel_device), n_iter,
                           torch.zeros(3, device=kernel_device))
     assert bool((step.labels >= 0).all()) and bool(torch.isfinite(step.min_dist).all())
     assert bool(torch.isfinite(update.centroids).all()) and bool(torch.isfinite(step.part_inertia).all())

@@ -158,7 +158,8 @@ def triton_supports(k: int, d: int) -> bool:
 
 class _Update(NamedTuple):
     """One Lloyd update: ``centroids (B, K, D)`` (empty clusters keep their old centroid),
-    ``counts (B, K)``, ``active (B,)`` bool (still running after this update), and the host flags."""
+    ``counts (B, K)``, ``active (B,)`` int8 (1: still running after this update), and the host
+    flags."""
 
     centroids: torch.Tensor
     counts: torch.Tensor
@@ -203,6 +204,9 @@ class _TritonStep:
         self.min_dist = torch.empty(total, dtype=torch.float32, device=dev)
         self.counts = torch.empty(b, k, dtype=torch.float32, device=dev)
         self.shift = torch.empty(b, dtype=torch.float32, device=dev)
+        self.flags = torch.zeros(64, 2, dtype=torch.int32, device=dev)  # one fresh row per iteration
+        self.iteration = 0
+        self.tol = self.tol32 = None
 
     def _assign(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool) -> None:
         _assign_accumulate_kernel[(len(self.plan[0]),)](
@@ -215,19 +219,25 @@ class _TritonStep:
 
     def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
                 tol_abs: torch.Tensor) -> _Update:
+        # per iteration: two launches and one 8-byte read; no other kernels, no allocations that
+        # launch (the caching allocator serves empty_like)
         old = centroids.to(torch.float32).contiguous()
-        active_in = active.to(torch.int8)
-        self._assign(old, active_in, accumulate=True)
+        self._assign(old, active, accumulate=True)
         new = torch.empty_like(old)
-        active_out = torch.empty_like(active_in)
-        flags = torch.zeros(2, dtype=torch.int32, device=old.device)
+        active_out = torch.empty_like(active)
+        if self.iteration % self.flags.shape[0] == 0:
+            self.flags.zero_()
+        flags = self.flags[self.iteration % self.flags.shape[0]]
+        self.iteration += 1
+        if self.tol is not tol_abs:
+            self.tol, self.tol32 = tol_abs, tol_abs.to(torch.float32)
         _update_centroids_kernel[(self.seg.num_instances,)](
-            self.part_sums, self.part_counts, old, new, self.counts, active_in, active_out, n_iter,
-            tol_abs.to(torch.float32), self.shift, flags, self.slots_per_instance, old.shape[2], self.k,
+            self.part_sums, self.part_counts, old, new, self.counts, active, active_out, n_iter,
+            self.tol32, self.shift, flags, self.slots_per_instance, old.shape[2], self.k,
             BLOCK_D=self.block_d, BLOCK_K=self.block_k, num_warps=4,
         )
         any_empty, any_active = flags.tolist()
-        return _Update(new, self.counts, active_out.bool(), bool(any_empty), bool(any_active))
+        return _Update(new, self.counts, active_out, bool(any_empty), bool(any_active))
 
     def assign(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Final pass: labels ``(P,)``, distances ``(P,)``, inertia ``(B,)`` float64."""
@@ -252,7 +262,7 @@ class _TorchStep:
 
     def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
                 tol_abs: torch.Tensor) -> _Update:
-        old = centroids.to(self.dtype)
+        old, active = centroids.to(self.dtype), active.bool()
         labels, _, _ = self.assign(old)
         onehot = torch.nn.functional.one_hot(labels, self.k).to(self.dtype)
         sums = torch.stack([onehot[s:s + n].T @ self.seg.points[s:s + n].to(self.dtype)
@@ -265,7 +275,7 @@ class _TorchStep:
         still = active & (shift > tol_abs)
         n_iter += active.long()
         any_empty, any_active = torch.stack([(~has & active[:, None]).any(), still.any()]).tolist()
-        return _Update(new, counts, still, bool(any_empty), bool(any_active))
+        return _Update(new, counts, still.to(torch.int8), bool(any_empty), bool(any_active))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,7 +346,7 @@ def _lloyd(seg: Segments, centroids: torch.Tensor, step, iters: int, tol: float 
     Returns ``(labels, inertia, centroids, n_iter)``."""
     b = seg.num_instances
     dev = centroids.device
-    active = torch.ones(b, dtype=torch.bool, device=dev)
+    active = torch.ones(b, dtype=torch.int8, device=dev)
     n_iter = torch.zeros(b, dtype=torch.int64, device=dev)
     if tol is None:
         tol_abs = torch.full((b,), -1.0, dtype=torch.float64, device=dev)  # shift > -1: never stops
@@ -349,9 +359,10 @@ def _lloyd(seg: Segments, centroids: torch.Tensor, step, iters: int, tol: float 
         update = step.iterate(centroids, active, n_iter, tol_abs)
         new, still, any_active = update.centroids, update.active, update.any_active
         if update.any_empty:
-            new = _repair_empty(new, (update.counts == 0) & active[:, None], step.min_dist, seg)
-            still = active & (((new - centroids.to(new.dtype)) ** 2).sum(dim=(1, 2)) > tol_abs)
-            any_active = bool(still.any())
+            running = active.bool()
+            new = _repair_empty(new, (update.counts == 0) & running[:, None], step.min_dist, seg)
+            still = running & (((new - centroids.to(new.dtype)) ** 2).sum(dim=(1, 2)) > tol_abs)
+            any_active, still = bool(still.any()), still.to(torch.int8)
         centroids, active = new, still
         if not any_active:
             break
