@@ -180,8 +180,8 @@ def test_pairing_kernel_compiles_for_sm90():
            "tile_real_hi_ptr": "*i32", "best_ptr": "*i64", "F": "i32", "BLOCK_M": "constexpr",
            "BLOCK_N": "constexpr", "BLOCK_F": "constexpr", "PRECISION": "constexpr"}
     out = compile_sm90([{"module": "irkernels.ops.grouping", "kernel": "_nearest_in_group_kernel", "signature": sig,
-                         "constexprs": {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_F": 32, "PRECISION": "tf32x3"},
-                         "want_ptx": True}])
+                         "constexprs": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_F": 32, "PRECISION": "tf32x3"},
+                         "num_warps": 8, "want_ptx": True}])
     assert "mma" in out[0]["ptx"]
 
 

@@ -348,7 +348,9 @@ def _nearest_torch(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, chun
 
 
 def _nearest_triton(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, precision: str) -> torch.Tensor:
-    block_m, block_n, block_f = 64, 64, 32
+    # 128 synthetic rows per program: at IDC sizes (~120 synthetic patches per group) a group's
+    # real rows are then streamed once, which is what bounds this op
+    block_m, block_n, block_f = 128, 64, 32
     sb, rb = syn_bounds.tolist(), real_bounds.tolist()
     tiles = [(lo, min(lo + block_m, sb[g + 1]), rb[g], rb[g + 1])
              for g in range(len(sb) - 1) for lo in range(sb[g], sb[g + 1], block_m)]
@@ -359,7 +361,7 @@ def _nearest_triton(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, pre
     real_norm = (real.float() ** 2).sum(-1)
     _nearest_in_group_kernel[(len(tiles),)](
         syn, real, real_norm, syn_rows, real_rows, plan[0], plan[1], plan[2], plan[3], pos, syn.shape[1],
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_F=block_f, PRECISION=precision, num_warps=4,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_F=block_f, PRECISION=precision, num_warps=8,
     )
     return pos
 
