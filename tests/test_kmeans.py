@@ -175,10 +175,11 @@ def test_kernel_compiles_for_sm90():
               "min_dist_ptr": "*fp32", "part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32",
               "part_inertia_ptr": "*fp32", "D": "i32", "K": "i32", "BLOCK_N": "constexpr", "BLOCK_D": "constexpr",
               "BLOCK_K": "constexpr", "ACCUMULATE": "constexpr", "PRECISION": "constexpr"}
-    specs = [{"module": "irkernels.ops.kmeans", "kernel": "_assign_accumulate_kernel", "signature": common,
+    specs = [{"module": "irkernels.ops.kmeans", "kernel": "_assign_accumulate_tuned", "signature": common,
               "constexprs": {"BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_K": 32, "ACCUMULATE": acc, "PRECISION": prec},
               "want_ptx": True}
              for acc, prec in ((True, "tf32x3"), (False, "ieee"))]
+    specs[0]["constexprs"]["BLOCK_N"], specs[0]["num_warps"] = 16, 8  # an autotuned config
     update_sig = {"part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32", "old_ptr": "*fp32", "new_ptr": "*fp32",
                   "counts_ptr": "*fp32", "active_in_ptr": "*i8", "active_out_ptr": "*i8", "n_iter_ptr": "*i64",
                   "tol_ptr": "*fp32", "shift_ptr": "*fp32", "flags_ptr": "*i32", "SLOTS": "i32", "D": "i32",

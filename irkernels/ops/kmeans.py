@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._backend import resolve_backend
+from .._backend import interpreter_active, resolve_backend
 from ._segments import Segments, pack, segment_sum, sq_dists_to_sets
 
 try:
@@ -138,13 +138,22 @@ if triton is not None:
         tl.atomic_max(flags_ptr, any_empty.to(tl.int32))
         tl.atomic_max(flags_ptr + 1, still.to(tl.int32))
 
+    # Tile height and warps are tuned on the GPU at the first call per (D, K, precision): ptxas
+    # for sm_90 puts the tf32x3 variant at D=128, K=32 at 255 registers with 1 KB of spills for
+    # BLOCK_N=64 / 4 warps but without spills for BLOCK_N=16 (227 registers at 8 warps), and which
+    # of those streams points faster can only be measured.
+    _assign_accumulate_tuned = triton.autotune(
+        configs=[triton.Config({"BLOCK_N": n}, num_warps=w) for n in (16, 32, 64) for w in (4, 8)],
+        key=["D", "K", "ACCUMULATE", "PRECISION"],
+    )(_assign_accumulate_kernel)
 
-def _block_sizes(k: int, d: int) -> tuple[int, int, int]:
-    """(BLOCK_N, BLOCK_D, BLOCK_K): the whole feature row and all centroids in one tile."""
-    block_d = max(16, triton.next_power_of_2(d))
-    block_k = max(16, triton.next_power_of_2(k))
-    block_n = max(16, min(128, 8192 // block_d))
-    return block_n, block_d, block_k
+# chunks of points are multiples of the largest tuned BLOCK_N
+_TILE_ROWS = 64
+
+
+def _block_sizes(k: int, d: int) -> tuple[int, int]:
+    """(BLOCK_D, BLOCK_K): the whole feature row and all centroids in one tile."""
+    return max(16, triton.next_power_of_2(d)), max(16, triton.next_power_of_2(k))
 
 
 def triton_supports(k: int, d: int) -> bool:
@@ -152,7 +161,7 @@ def triton_supports(k: int, d: int) -> bool:
     program): ``BLOCK_K · BLOCK_D ≤ 16384`` (e.g. K ≤ 128 at D = 128). Larger problems use torch."""
     if triton is None:
         return False
-    _, block_d, block_k = _block_sizes(k, d)
+    block_d, block_k = _block_sizes(k, d)
     return block_k * block_d <= 16384
 
 
@@ -177,14 +186,14 @@ class _TritonStep:
     def __init__(self, segments: Segments, k: int, precision: str):
         self.seg, self.k, self.precision = segments, k, precision
         d = segments.points.shape[1]
-        self.block_n, self.block_d, self.block_k = _block_sizes(k, d)
+        self.block_d, self.block_k = _block_sizes(k, d)
         # ~4 programs per SM on a GPU, at least 4 tiles each: a program accumulates several tiles
         # in registers, which keeps the partial-sum traffic small next to the point traffic.
         total = segments.points.shape[0]
         programs = 4 * (torch.cuda.get_device_properties(segments.points.device).multi_processor_count
                         if segments.points.is_cuda else 4)
-        chunk = max(4 * self.block_n, -(-total // programs))
-        chunk = min(64 * self.block_n, -(-chunk // self.block_n) * self.block_n)
+        chunk = max(4 * _TILE_ROWS, -(-total // programs))
+        chunk = min(64 * _TILE_ROWS, -(-chunk // _TILE_ROWS) * _TILE_ROWS)
         self.slots_per_instance = max(-(-n // chunk) for n in segments.sizes)
         inst, start, end, slot = [], [], [], []
         for b, (s, n) in enumerate(zip(segments.starts, segments.sizes)):
@@ -209,12 +218,14 @@ class _TritonStep:
         self.tol = self.tol32 = None
 
     def _assign(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool) -> None:
-        _assign_accumulate_kernel[(len(self.plan[0]),)](
+        # the interpreter (CPU tests) runs one fixed tile; on a GPU the autotuned variant
+        kernel, tiles = ((_assign_accumulate_kernel, {"BLOCK_N": _TILE_ROWS, "num_warps": 4})
+                         if interpreter_active() else (_assign_accumulate_tuned, {}))
+        kernel[(len(self.plan[0]),)](
             self.seg.points, centroids, active, *self.plan,
             self.labels, self.min_dist, self.part_sums, self.part_counts, self.part_inertia,
             self.seg.points.shape[1], self.k,
-            BLOCK_N=self.block_n, BLOCK_D=self.block_d, BLOCK_K=self.block_k,
-            ACCUMULATE=accumulate, PRECISION=self.precision, num_warps=4,
+            BLOCK_D=self.block_d, BLOCK_K=self.block_k, ACCUMULATE=accumulate, PRECISION=self.precision, **tiles,
         )
 
     def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
