@@ -206,11 +206,30 @@ def test_cuda_extension_compiles_with_nvcc(tmp_path):
     assert proc.returncode == 0 and "built" in proc.stdout, proc.stderr[-4000:]
 
 
+def _integer_instances(sizes, k, d, seed):
+    """Small-integer descriptors: every distance is exact in float32 on any device (so CPU and GPU
+    agree bit for bit) and many pairs tie exactly, which exercises the (distance, patch, group)
+    tie order."""
+    gen = torch.Generator().manual_seed(seed)
+    desc = torch.randint(-2, 3, (sum(sizes), d), generator=gen).float()
+    centroids = torch.randint(-2, 3, (len(sizes), k, d), generator=gen).float()
+    real_counts = torch.randint(0, 40, (len(sizes), k), generator=gen)
+    real_counts[:, 0] += 1
+    return desc, centroids, real_counts, _offsets(sizes)
+
+
+@pytest.mark.parametrize("fraction", [0.35, 1.0])
+def test_assignment_with_exact_ties_equals_greedy(fraction):
+    desc, centroids, real_counts, offsets = _integer_instances((90, 41), k=6, d=3, seed=6)
+    ours = assign_with_quotas(desc, centroids, real_counts, fraction, offsets=offsets)
+    ref = assign_with_quotas_reference(desc, centroids, real_counts, fraction, offsets=offsets)
+    assert torch.equal(ours, ref)
+
+
 @pytest.mark.cuda
 def test_cuda_extension_matches_greedy_at_idc_size():
     sizes = (3840, 1000, 3840, 17, 2500, 3840, 1, 640)
-    desc, centroids, real_counts, offsets = _instances(sizes, k=32, d=128, seed=4, dtype=torch.float32)
-    real_counts *= 40
+    desc, centroids, real_counts, offsets = _integer_instances(sizes, k=32, d=16, seed=4)
     for fraction in (0.25, 1.0):
         ref = assign_with_quotas_reference(desc, centroids, real_counts, fraction, offsets=offsets)
         ours = assign_with_quotas(desc.cuda(), centroids.cuda(), real_counts.cuda(), fraction,

@@ -195,12 +195,11 @@ def test_kernel_compiles_for_sm90():
 @pytest.mark.cuda
 @pytest.mark.parametrize("precision", ["tf32x3", "ieee"])
 def test_cuda_kernel_matches_reference_at_idc_size(precision):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(4 * 38_656, 128, generator=gen)
+    x = _blobs(4 * 38_656, 128, centers=40, seed=0, std=4.0)  # clustered, overlapping a little
     offsets = torch.tensor([0, 38_656, 2 * 38_656, 3 * 38_656, 4 * 38_656])
     init = torch.stack([x[o:o + 32] for o in offsets[:-1].tolist()])
     ours = kmeans(x.cuda(), 32, offsets=offsets.cuda(), init=init.cuda(), iters=5, tol=None, precision=precision)
     ref = kmeans_reference(x.double(), 32, offsets=offsets, init=init.double(), iters=5, tol=None)
     agree = (ours.labels.cpu() == ref.labels).float().mean()
-    assert agree > 0.999  # random data has near-ties; the rest must agree
+    assert agree > 0.999  # fp32 on the GPU vs the float64 oracle: only near-ties may differ
     torch.testing.assert_close(ours.inertia.cpu().double(), ref.inertia, rtol=1e-4, atol=0)
