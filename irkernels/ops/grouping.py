@@ -72,7 +72,8 @@ def proportional_quotas(real_counts: torch.Tensor, n_syn: torch.Tensor | int) ->
     floor, rem = numer // total[:, None], numer % total[:, None]
     leftover = n - floor.sum(dim=1)
     order = torch.argsort(-rem, dim=1, stable=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(counts.shape[1], device=counts.device).expand_as(order))
+    positions = torch.arange(counts.shape[1], device=counts.device).expand_as(order)
+    rank = torch.empty_like(order).scatter_(1, order, positions)
     quotas = floor + (rank < leftover[:, None]).long()
     return quotas[0] if single else quotas
 
@@ -86,7 +87,8 @@ def _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths
     centroids = check_float_tensor("centroids", centroids, ndim=(2, 3))
     want = (b, None, d) if seg.layout != "single" else (None, d)
     if centroids.dim() != len(want) or centroids.shape[-1] != d or (seg.layout != "single" and centroids.shape[0] != b):
-        raise ValueError(f"centroids must be (K, {d}) for one instance or ({b}, K, {d}) for a batch, got {tuple(centroids.shape)}")
+        raise ValueError(f"centroids must be (K, {d}) for one instance or ({b}, K, {d}) for a batch, "
+                         f"got {tuple(centroids.shape)}")
     if centroids.device != seg.points.device:
         raise ValueError(f"centroids must be on {seg.points.device}, got {centroids.device}")
     if not bool(torch.isfinite(centroids).all()):
@@ -161,7 +163,8 @@ def assign_backend(device: torch.device, max_instance: int, k: int, backend: str
             raise ValueError(f"backend='cuda' needs CUDA tensors, <= {_ext.MAX_QUOTA_MATCH_ROWS} patches per "
                              f"instance and <= 256 groups (device {device.type}, {max_instance} patches, K={k})")
         if not _ext.has_op("quota_match_"):
-            raise RuntimeError(f"backend='cuda' but the CUDA extension is unavailable: {_ext.extension_status()['reason']}")
+            reason = _ext.extension_status()["reason"]
+            raise RuntimeError(f"backend='cuda' but the CUDA extension is unavailable: {reason}")
         return "cuda"
     if backend == "auto" and fits and _ext.has_op("quota_match_"):
         return "cuda"
@@ -197,7 +200,8 @@ def assign_with_quotas(
     return seg.unpack_rows(_keep_closest(dist, group, seg, n_assign), -1)
 
 
-def assign_with_quotas_reference(desc, centroids, real_counts, fraction=1.0, *, offsets=None, lengths=None) -> torch.Tensor:
+def assign_with_quotas_reference(desc, centroids, real_counts, fraction=1.0, *, offsets=None,
+                                 lengths=None) -> torch.Tensor:
     """The rule verbatim: the sequential greedy walk over globally sorted pairs (CPU, numpy)."""
     seg, dist, quotas, n_assign = _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths)
     k = dist.shape[1]
@@ -303,12 +307,14 @@ def nearest_in_group(
     if syn_seg.num_instances != real_seg.num_instances:
         raise ValueError(f"syn has {syn_seg.num_instances} instances but real has {real_seg.num_instances}")
     if syn_seg.points.shape[1] != real_seg.points.shape[1]:
-        raise ValueError(f"syn and real must have the same feature size, got {syn_seg.points.shape[1]} and {real_seg.points.shape[1]}")
+        raise ValueError("syn and real must have the same feature size, "
+                         f"got {syn_seg.points.shape[1]} and {real_seg.points.shape[1]}")
     if syn_seg.points.device != real_seg.points.device:
         raise ValueError(f"syn and real must be on one device, got {syn_seg.points.device} and {real_seg.points.device}")
     for name, labels, seg in (("syn_labels", syn_labels, syn_seg), ("real_labels", real_labels, real_seg)):
-        if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.shape != (seg.points.shape[0],):
-            raise ValueError(f"{name} must be an integer tensor of shape ({seg.points.shape[0]},)")
+        rows = seg.points.shape[0]
+        if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.shape != (rows,):
+            raise ValueError(f"{name} must be an integer tensor of shape ({rows},)")
         if labels.device != seg.points.device:
             raise ValueError(f"{name} must be on {seg.points.device}, got {labels.device}")
     if bool((real_labels < 0).any()):
@@ -366,7 +372,8 @@ def _nearest_triton(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, pre
     return pos
 
 
-def nearest_in_group_reference(syn, syn_labels, real, real_labels, *, syn_offsets=None, real_offsets=None) -> torch.Tensor:
+def nearest_in_group_reference(syn, syn_labels, real, real_labels, *, syn_offsets=None,
+                               real_offsets=None) -> torch.Tensor:
     """Brute force oracle: the full masked distance matrix per instance (small inputs only)."""
     syn_seg = pack(syn, offsets=syn_offsets, name="syn")
     real_seg = pack(real, offsets=real_offsets, name="real")

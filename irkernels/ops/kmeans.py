@@ -405,7 +405,8 @@ def kmeans(
             runs all ``iters`` (fixed work).
         init: ``"k-means++"`` (greedy, seeded), ``"random"`` (k distinct points), or a tensor of
             initial centroids ``(K, D)`` / ``(B, K, D)``.
-        n_init: runs with seeds ``seed, seed+1, …``; per instance the lowest inertia wins.
+        n_init: runs with seeds ``seed, seed+1, …``; per instance the lowest inertia wins (a
+            tensor ``init`` runs once).
         seed: makes the run reproducible; ``None`` draws one from torch's default generator.
         precision: the kernel's dot precision: ``"tf32x3"`` (≈ fp32, tensor cores), ``"ieee"``
             (fp32 FMA) or ``"tf32"`` (fastest, ~1e-3 relative distance error).
