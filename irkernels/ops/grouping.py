@@ -364,7 +364,7 @@ def _nearest_triton(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, pre
     if not tiles:
         return pos
     plan = torch.tensor(tiles, dtype=torch.int32, device=syn.device).T.contiguous()
-    real_norm = (real.float() ** 2).sum(-1)
+    real_norm = torch.linalg.vector_norm(real, dim=1, dtype=torch.float32).square()  # no (N, F) temporary
     _nearest_in_group_kernel[(len(tiles),)](
         syn, real, real_norm, syn_rows, real_rows, plan[0], plan[1], plan[2], plan[3], pos, syn.shape[1],
         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_F=block_f, PRECISION=precision, num_warps=8,
