@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch.utils.cpp_extension import is_ninja_available
 
 from irkernels.ops import _ext
 from irkernels.ops.grouping import (
@@ -194,6 +195,7 @@ def test_extension_status_reports_a_reason():
 
 @pytest.mark.skipif(torch.version.cuda is None, reason="torch is not a CUDA build: nothing to compile against")
 @pytest.mark.skipif(_ext.find_cuda_home() is None, reason="nvcc / CUDA toolkit not found")
+@pytest.mark.skipif(not is_ninja_available(), reason="ninja (needed by torch.utils.cpp_extension.load) not found")
 def test_cuda_extension_compiles_with_nvcc(tmp_path):
     """Build csrc/ for sm_90 with nvcc (no GPU needed) and load its op registrations."""
     script = ("import sys, torch; from irkernels.ops import _ext; _ext.build_extension(sys.argv[1]); "

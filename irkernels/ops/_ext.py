@@ -101,6 +101,11 @@ def load_extension() -> bool:
         reason = "no CUDA toolkit found (nvcc and include/cuda_runtime.h)"
     elif not sources():
         reason = f"no sources under {CSRC_DIR}"
+    else:
+        from torch.utils.cpp_extension import is_ninja_available
+
+        if not is_ninja_available():
+            reason = "ninja not found (pip install ninja) for the JIT build"
     if reason is None:
         try:
             build_extension()
