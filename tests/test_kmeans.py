@@ -7,7 +7,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from irkernels.ops.kmeans import _TritonStep, kmeans, kmeans_reference
-from irkernels.ops._segments import pack
+from irkernels.ops._segments import pack, sq_dists_to_sets
 
 from sm90 import compile_sm90
 
@@ -65,6 +65,18 @@ def test_kernel_writes_every_row_and_slot(kernel_device):
     assert bool(torch.isfinite(update.centroids).all()) and bool(torch.isfinite(step.part_inertia).all())
     assert update.counts.sum(dim=1).tolist() == [33.0, 17.0, 90.0]
     assert n_iter.tolist() == [1, 1, 1] and update.any_active
+
+
+def test_kernel_distance_matrix_and_kmeans_plus_plus_match_torch(kernel_device):
+    x, offsets = _ragged((45, 77, 20), 9, seed=12)
+    seg = pack(x.to(kernel_device), offsets=offsets.to(kernel_device))
+    sets = torch.randn(3, 5, 9, generator=torch.Generator().manual_seed(0))
+    out = _TritonStep(seg, 5, "ieee").dists(sets.to(kernel_device))
+    ref = sq_dists_to_sets(pack(x.double(), offsets=offsets), sets.double())
+    torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-5, atol=1e-4)
+    ours = kmeans(x.to(kernel_device), 4, offsets=offsets.to(kernel_device), iters=0, seed=3, backend="triton")
+    torch_init = kmeans(x, 4, offsets=offsets, iters=0, seed=3, backend="torch")
+    torch.testing.assert_close(ours.centroids.cpu(), torch_init.centroids)  # same draws, same picks
 
 
 def test_fp16_input_and_d1(kernel_device):
@@ -173,12 +185,13 @@ def test_kernel_compiles_for_sm90():
     common = {"x_ptr": "*fp32", "centroids_ptr": "*fp32", "active_ptr": "*i8", "chunk_instance_ptr": "*i32",
               "chunk_start_ptr": "*i32", "chunk_end_ptr": "*i32", "chunk_slot_ptr": "*i32", "labels_ptr": "*i64",
               "min_dist_ptr": "*fp32", "part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32",
-              "part_inertia_ptr": "*fp32", "D": "i32", "K": "i32", "BLOCK_N": "constexpr", "BLOCK_D": "constexpr",
-              "BLOCK_K": "constexpr", "ACCUMULATE": "constexpr", "PRECISION": "constexpr"}
+              "part_inertia_ptr": "*fp32", "dists_ptr": "*fp32", "D": "i32", "K": "i32", "BLOCK_N": "constexpr",
+              "BLOCK_D": "constexpr", "BLOCK_K": "constexpr", "ACCUMULATE": "constexpr", "WRITE_DISTS": "constexpr",
+              "PRECISION": "constexpr"}
     specs = [{"module": "irkernels.ops.kmeans", "kernel": "_assign_accumulate_tuned", "signature": common,
-              "constexprs": {"BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_K": 32, "ACCUMULATE": acc, "PRECISION": prec},
-              "want_ptx": True}
-             for acc, prec in ((True, "tf32x3"), (False, "ieee"))]
+              "constexprs": {"BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_K": bk, "ACCUMULATE": acc, "WRITE_DISTS": not acc,
+                             "PRECISION": prec}, "want_ptx": True}
+             for acc, prec, bk in ((True, "tf32x3", 32), (False, "ieee", 16))]
     specs[0]["constexprs"]["BLOCK_N"], specs[0]["num_warps"] = 16, 8  # an autotuned config
     update_sig = {"part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32", "old_ptr": "*fp32", "new_ptr": "*fp32",
                   "counts_ptr": "*fp32", "active_in_ptr": "*i8", "active_out_ptr": "*i8", "n_iter_ptr": "*i64",

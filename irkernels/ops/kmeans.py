@@ -50,10 +50,10 @@ if triton is not None:
     def _assign_accumulate_kernel(
         x_ptr, centroids_ptr, active_ptr,
         chunk_instance_ptr, chunk_start_ptr, chunk_end_ptr, chunk_slot_ptr,
-        labels_ptr, min_dist_ptr, part_sums_ptr, part_counts_ptr, part_inertia_ptr,
+        labels_ptr, min_dist_ptr, part_sums_ptr, part_counts_ptr, part_inertia_ptr, dists_ptr,
         D, K,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
-        ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
+        ACCUMULATE: tl.constexpr, WRITE_DISTS: tl.constexpr, PRECISION: tl.constexpr,
     ):
         """One program = one contiguous chunk of one instance's points.
 
@@ -61,6 +61,7 @@ if triton is not None:
         ``(BLOCK_N, D)`` point tile is read once and used for both the distance GEMM and the
         one-hot GEMM that accumulates per-cluster sums. Partial sums / counts / inertia go to this
         chunk's slot and are reduced outside in a fixed order (deterministic, no atomics).
+        ``WRITE_DISTS`` also stores the ``(P, K)`` distance matrix (the k-means++ candidates).
         """
         pid = tl.program_id(0)
         inst = tl.load(chunk_instance_ptr + pid)
@@ -87,6 +88,9 @@ if triton is not None:
                 dist = tl.sum(x * x, axis=1)[:, None] - 2.0 * dots + c_norm[None, :]
                 best = tl.argmin(dist, axis=1)  # ties -> lowest cluster index (as torch.argmin)
                 best_dist = tl.maximum(tl.min(dist, axis=1), 0.0)
+                if WRITE_DISTS:
+                    tl.store(dists_ptr + rows.to(tl.int64)[:, None] * K + offs_k[None, :], tl.maximum(dist, 0.0),
+                             mask=r_mask[:, None] & k_mask[None, :])
                 tl.store(labels_ptr + rows, best.to(tl.int64), mask=r_mask)
                 tl.store(min_dist_ptr + rows, best_dist, mask=r_mask)
                 inertia += tl.where(r_mask, best_dist, 0.0)
@@ -144,7 +148,7 @@ if triton is not None:
     # of those streams points faster can only be measured.
     _assign_accumulate_tuned = triton.autotune(
         configs=[triton.Config({"BLOCK_N": n}, num_warps=w) for n in (16, 32, 64) for w in (4, 8)],
-        key=["D", "K", "ACCUMULATE", "PRECISION"],
+        key=["D", "K", "ACCUMULATE", "WRITE_DISTS", "PRECISION"],
     )(_assign_accumulate_kernel)
 
 # chunks of points are multiples of the largest tuned BLOCK_N
@@ -217,16 +221,27 @@ class _TritonStep:
         self.iteration = 0
         self.tol = self.tol32 = None
 
-    def _assign(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool) -> None:
+    def _assign(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool,
+                dists: torch.Tensor | None = None) -> None:
         # the interpreter (CPU tests) runs one fixed tile; on a GPU the autotuned variant
         kernel, tiles = ((_assign_accumulate_kernel, {"BLOCK_N": _TILE_ROWS, "num_warps": 4})
                          if interpreter_active() else (_assign_accumulate_tuned, {}))
+        k = centroids.shape[1]
         kernel[(len(self.plan[0]),)](
             self.seg.points, centroids, active, *self.plan,
             self.labels, self.min_dist, self.part_sums, self.part_counts, self.part_inertia,
-            self.seg.points.shape[1], self.k,
-            BLOCK_D=self.block_d, BLOCK_K=self.block_k, ACCUMULATE=accumulate, PRECISION=self.precision, **tiles,
+            self.min_dist if dists is None else dists, self.seg.points.shape[1], k,
+            BLOCK_D=self.block_d, BLOCK_K=_block_sizes(k, 1)[1], ACCUMULATE=accumulate,
+            WRITE_DISTS=dists is not None, PRECISION=self.precision, **tiles,
         )
+
+    def dists(self, sets: torch.Tensor) -> torch.Tensor:
+        """``(P, S)`` squared distances of every point to the ``S ≤ K`` vectors of its instance
+        (one launch for any number of instances; used by the k-means++ init)."""
+        out = torch.empty(self.seg.points.shape[0], sets.shape[1], dtype=torch.float32, device=sets.device)
+        ones = torch.ones(self.seg.num_instances, dtype=torch.int8, device=sets.device)
+        self._assign(sets.to(torch.float32).contiguous(), ones, accumulate=False, dists=out)
+        return out
 
     def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
                 tol_abs: torch.Tensor) -> _Update:
@@ -266,8 +281,11 @@ class _TorchStep:
         self.seg, self.k, self.chunk_rows = segments, k, chunk_rows
         self.dtype = torch.float64 if segments.points.dtype == torch.float64 else torch.float32
 
+    def dists(self, sets: torch.Tensor) -> torch.Tensor:
+        return sq_dists_to_sets(self.seg, sets.to(self.dtype), self.chunk_rows)
+
     def assign(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        dist = sq_dists_to_sets(self.seg, centroids.to(self.dtype), self.chunk_rows)  # (P, K)
+        dist = self.dists(centroids)  # (P, K), chunked
         self.min_dist, self.labels = dist.min(dim=1)  # ties -> lowest index
         return self.labels, self.min_dist, segment_sum(self.min_dist, self.seg)
 
@@ -292,13 +310,14 @@ class _TorchStep:
 # ----------------------------------------------------------------------------------------------
 # init, repair, Lloyd loop (shared by both backends)
 # ----------------------------------------------------------------------------------------------
-def _kmeans_plus_plus(seg: Segments, k: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+def _kmeans_plus_plus(seg: Segments, k: int, generator: torch.Generator, dtype: torch.dtype, dists) -> torch.Tensor:
     """Greedy k-means++ (as scikit-learn: ``2 + ⌊ln k⌋`` candidates per step, keep the one that
     lowers the potential most), batched over instances; returns ``(B, K, D)``.
 
     Candidates are drawn ∝ D² by inverse-CDF on one global float64 cumulative sum. An instance
     whose potential is 0 (all points on chosen centres: fewer distinct points than k) draws its
-    candidates uniformly instead."""
+    candidates uniformly instead. ``dists(sets (B, S, D)) -> (P, S)`` is the backend's distance
+    routine (on the Triton path one launch per step whatever the number of instances)."""
     dev, points = seg.points.device, seg.points
     b = seg.num_instances
     trials = 2 + int(math.log(k))
@@ -309,7 +328,7 @@ def _kmeans_plus_plus(seg: Segments, k: int, generator: torch.Generator, dtype: 
     first = starts + (u_first * sizes).long().clamp_max(sizes - 1)
     centers = torch.empty(b, k, points.shape[1], dtype=dtype, device=dev)
     centers[:, 0] = points[first].to(dtype)
-    closest = sq_dists_to_sets(seg, centers[:, :1]).squeeze(1)  # (P,)
+    closest = dists(centers[:, :1]).squeeze(1)  # (P,)
     for c in range(1, k):
         cum = torch.cumsum(closest.double(), 0)
         cum0 = torch.cat([cum.new_zeros(1), cum])
@@ -320,7 +339,7 @@ def _kmeans_plus_plus(seg: Segments, k: int, generator: torch.Generator, dtype: 
         uniform = starts[:, None] + (u * sizes[:, None]).long()
         cand = torch.where(pot[:, None] > 0, sampled, uniform)
         cand = torch.minimum(torch.maximum(cand, starts[:, None]), ends[:, None])  # (B, T)
-        d_cand = sq_dists_to_sets(seg, points[cand].to(dtype))  # (P, T)
+        d_cand = dists(points[cand].to(dtype))  # (P, T)
         new_closest = torch.minimum(closest[:, None], d_cand)
         best = segment_sum(new_closest, seg).argmin(dim=1)  # (B,)  ties -> first candidate
         pick = cand.gather(1, best[:, None]).squeeze(1)
@@ -329,7 +348,7 @@ def _kmeans_plus_plus(seg: Segments, k: int, generator: torch.Generator, dtype: 
     return centers
 
 
-def _random_init(seg: Segments, k: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+def _random_init(seg: Segments, k: int, generator: torch.Generator, dtype: torch.dtype, dists=None) -> torch.Tensor:
     """k distinct points per instance, uniformly at random; ``(B, K, D)``."""
     picks = [torch.randperm(n, generator=generator)[:k] + s for s, n in zip(seg.starts, seg.sizes)]
     return seg.points[torch.stack(picks).to(seg.points.device)].to(dtype)
@@ -441,7 +460,7 @@ def kmeans(
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
 
-    inits = _initial_centroids(init, seg, k, n_init, seed, dtype)
+    inits = _initial_centroids(init, seg, k, n_init, seed, dtype, step.dists)
     best = None
     for start in inits:
         labels, inertia, centroids, n_iter = _lloyd(seg, start, step, iters, tol)
@@ -458,7 +477,8 @@ def kmeans(
                         seg.unpack_instances(inertia.to(centroids.dtype)), seg.unpack_instances(n_iter))
 
 
-def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtype: torch.dtype) -> list[torch.Tensor]:
+def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtype: torch.dtype,
+                       dists) -> list[torch.Tensor]:
     d, b = seg.points.shape[1], seg.num_instances
     if isinstance(init, torch.Tensor):
         want = (k, d) if seg.layout == "single" else (b, k, d)
@@ -475,7 +495,7 @@ def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtyp
     out = []
     for run in range(n_init):
         gen = torch.Generator().manual_seed(seed + run)
-        out.append(makers[init](seg, k, gen, dtype))
+        out.append(makers[init](seg, k, gen, dtype, dists))
     return out
 
 
