@@ -293,10 +293,15 @@ class _TorchStep:
                 tol_abs: torch.Tensor) -> _Update:
         old, active = centroids.to(self.dtype), active.bool()
         labels, _, _ = self.assign(old)
-        onehot = torch.nn.functional.one_hot(labels, self.k).to(self.dtype)
-        sums = torch.stack([onehot[s:s + n].T @ self.seg.points[s:s + n].to(self.dtype)
-                            for s, n in zip(self.seg.starts, self.seg.sizes)])
-        flat = self.seg.instance_ids * self.k + labels  # integer bincount: exact and deterministic
+        flat = self.seg.instance_ids * self.k + labels
+        points = self.seg.points.to(self.dtype)
+        if points.is_cuda:  # float index_add_ uses atomics there: one-hot GEMMs keep it deterministic
+            onehot = torch.nn.functional.one_hot(labels, self.k).to(self.dtype)
+            sums = torch.stack([onehot[s:s + n].T @ points[s:s + n] for s, n in zip(self.seg.starts, self.seg.sizes)])
+        else:  # sequential on the CPU: O(P·D) instead of the GEMM's O(P·K·D)
+            sums = points.new_zeros(self.seg.num_instances * self.k, points.shape[1]).index_add_(0, flat, points)
+            sums = sums.view(self.seg.num_instances, self.k, -1)
+        # integer bincount: exact and deterministic
         counts = torch.bincount(flat, minlength=self.seg.num_instances * self.k).view(-1, self.k).to(self.dtype)
         has = counts > 0
         new = torch.where(has[..., None] & active[:, None, None], sums / counts.clamp_min(1)[..., None], old)
