@@ -2,14 +2,18 @@
 
 Public ops (autograd-aware; fused Triton kernels on CUDA, chunked plain torch elsewhere):
 ``ncfd_loss``, ``cf_stats``, ``ncfd_from_stats`` (characteristic-function discrepancy);
-``rlff``, ``RLFF`` (Random Local Fourier Features).
+``rlff``, ``RLFF`` (Random Local Fourier Features); ``kmeans``, ``assign_with_quotas``,
+``nearest_in_group`` (IDC's grouping and pairing).
 """
 from ._backend import backend_report
 from .ops.ncfd import CFStats, cf_stats, ncfd_from_stats, ncfd_loss, sample_frequencies
+from .ops.grouping import assign_with_quotas, nearest_in_group, proportional_quotas
+from .ops.kmeans import KMeansResult, kmeans
 from .ops.rlff import RLFF, dft_filter_bank, reference_stats, rlff, sample_rows
 
 __version__ = "0.1.0"
 __all__ = [
-    "CFStats", "RLFF", "backend_report", "cf_stats", "dft_filter_bank", "ncfd_from_stats", "ncfd_loss",
-    "reference_stats", "rlff", "sample_frequencies", "sample_rows", "__version__",
+    "CFStats", "KMeansResult", "RLFF", "assign_with_quotas", "backend_report", "cf_stats", "dft_filter_bank",
+    "kmeans", "ncfd_from_stats", "ncfd_loss", "nearest_in_group", "proportional_quotas", "reference_stats", "rlff",
+    "sample_frequencies", "sample_rows", "__version__",
 ]

@@ -72,4 +72,7 @@ def backend_report() -> dict[str, object]:
         report["triton"] = triton.__version__
     if torch.cuda.is_available():
         report["device"] = torch.cuda.get_device_name()
+    from .ops._ext import extension_status
+
+    report["cuda_extension"] = extension_status()
     return report

@@ -58,3 +58,20 @@ def check_index_tensor(name: str, value: object, length: int, upper: int, device
         )
     return value
 
+
+def check_offsets(name: str, value: object, total: int) -> tuple[int, ...]:
+    """Offsets ``(B+1,)`` of a packed ragged batch: integers, ``0`` first, ``total`` last,
+    non-decreasing. Returns the per-instance sizes (one host sync)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {value.dtype}")
+    if value.dim() != 1 or value.numel() < 2:
+        raise ValueError(f"{name} must have shape (B+1,) with B >= 1, got {tuple(value.shape)}")
+    offs = [int(v) for v in value.tolist()]
+    if offs[0] != 0 or offs[-1] != total:
+        raise ValueError(f"{name} must start at 0 and end at {total} (the number of rows), got {offs[0]}..{offs[-1]}")
+    sizes = tuple(b - a for a, b in zip(offs[:-1], offs[1:]))
+    if any(n < 0 for n in sizes):
+        raise ValueError(f"{name} must be non-decreasing, got {offs[:16]}")
+    return sizes

@@ -1,0 +1,138 @@
+"""Ragged batches of point sets: one packed ``(ΣN_b, D)`` tensor plus ``offsets (B+1,)``.
+
+The k-means and grouping ops accept three input layouts and work internally on the packed one:
+
+* ``(N, D)``: one instance;
+* ``(B, N, D)``: a padded batch, optionally with ``lengths (B,)`` (rows ``lengths[b]:`` of
+  instance ``b`` are padding and are ignored);
+* ``(ΣN_b, D)`` with ``offsets (B+1,)``: a packed ragged batch, instance ``b`` is rows
+  ``offsets[b]:offsets[b+1]`` (the variable-length-attention convention).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from .._checks import check_float_tensor, check_offsets
+
+
+@dataclass(frozen=True)
+class Segments:
+    """A packed batch: ``points (P, D)``, ``offsets (B+1,)`` int64 on the points' device, the
+    per-instance sizes on the host, and how to give results back in the caller's layout."""
+
+    points: torch.Tensor
+    offsets: torch.Tensor
+    sizes: tuple[int, ...]
+    layout: str  # "single" | "padded" | "packed"
+    padded_len: int = 0  # N of a (B, N, D) input
+
+    @property
+    def num_instances(self) -> int:
+        return len(self.sizes)
+
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        out, pos = [], 0
+        for n in self.sizes:
+            out.append(pos)
+            pos += n
+        return out
+
+    @functools.cached_property
+    def instance_ids(self) -> torch.Tensor:
+        """``(P,)`` int64: the instance each packed row belongs to."""
+        sizes = torch.tensor(self.sizes, device=self.points.device)
+        return torch.repeat_interleave(torch.arange(len(self.sizes), device=self.points.device), sizes)
+
+    def unpack_rows(self, values: torch.Tensor, fill: float | int) -> torch.Tensor:
+        """Per-row results ``(P, ...)`` back in the caller's layout (padding rows get ``fill``)."""
+        if self.layout != "padded":
+            return values
+        out = values.new_full((self.num_instances, self.padded_len) + tuple(values.shape[1:]), fill)
+        for b, (start, n) in enumerate(zip(self.starts, self.sizes)):
+            out[b, :n] = values[start:start + n]
+        return out
+
+    def unpack_instances(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-instance results ``(B, ...)``; a single instance drops the batch axis."""
+        return values[0] if self.layout == "single" else values
+
+
+def pack(x: object, *, offsets: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+         name: str = "x") -> Segments:
+    """Validate ``x`` (and ``offsets`` / ``lengths``) and return the packed form.
+
+    Raises ``ValueError`` for empty instances, NaN/Inf, or conflicting layout arguments.
+    """
+    x = check_float_tensor(name, x, ndim=(2, 3))
+    if x.dim() == 3:
+        if offsets is not None:
+            raise ValueError(f"offsets is for a packed 2-D {name}; got a 3-D (padded) {name} — use lengths")
+        batch, length = x.shape[0], x.shape[1]
+        if lengths is None:
+            sizes = (length,) * batch
+        else:
+            if not isinstance(lengths, torch.Tensor) or lengths.dtype.is_floating_point or lengths.shape != (batch,):
+                raise ValueError(f"lengths must be an integer tensor of shape ({batch},), got {lengths!r}")
+            sizes = tuple(int(n) for n in lengths.tolist())
+            if any(n < 0 or n > length for n in sizes):
+                raise ValueError(f"lengths must lie in [0, {length}], got {list(sizes)}")
+        points = torch.cat([x[b, :n] for b, n in enumerate(sizes)]) if lengths is not None else x.reshape(-1, x.shape[2])
+        layout, padded_len = "padded", length
+    else:
+        if lengths is not None:
+            raise ValueError(f"lengths is for a padded 3-D {name}; a packed 2-D {name} takes offsets")
+        if offsets is None:
+            sizes, layout = (x.shape[0],), "single"
+        else:
+            sizes, layout = check_offsets("offsets", offsets, x.shape[0]), "packed"
+        points, padded_len = x, 0
+    empty = [b for b, n in enumerate(sizes) if n == 0]
+    if empty:
+        raise ValueError(f"{name}: instance(s) {empty[:8]} have no points; every instance needs at least one")
+    if points.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one feature column, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(points).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    points = points.contiguous()
+    offs = torch.tensor((0,) + tuple(torch.tensor(sizes).cumsum(0).tolist()), dtype=torch.int64, device=x.device)
+    return Segments(points, offs, tuple(sizes), layout, padded_len)
+
+
+def segment_sum(values: torch.Tensor, segments: Segments) -> torch.Tensor:
+    """``(B, ...)`` sums of ``values (P, ...)`` over each instance, in float64.
+
+    Uses a cumulative sum rather than ``index_add_`` so that the result is deterministic on CUDA
+    too (float atomics are not)."""
+    cum = torch.cumsum(values.double(), dim=0)
+    cum = torch.cat([torch.zeros_like(cum[:1]), cum])
+    return cum[segments.offsets[1:]] - cum[segments.offsets[:-1]]
+
+
+def sq_dists_to_sets(segments: Segments, sets: torch.Tensor, chunk_rows: int = 16384) -> torch.Tensor:
+    """``(P, S)`` squared L2 distances of each packed point to the ``S`` vectors of its instance.
+
+    ``sets (B, S, D)``. Uses ``‖x‖² − 2⟨x, c⟩ + ‖c‖²`` (the kernels' formula, so argmins agree)
+    clamped at 0, in the dtype of ``sets``; one GEMM per instance and row chunk bounds memory.
+    """
+    set_norms = (sets * sets).sum(-1)  # (B, S)
+    out = torch.empty(segments.points.shape[0], sets.shape[1], dtype=sets.dtype, device=sets.device)
+    sizes = segments.sizes
+    if len(sizes) > 1 and len(set(sizes)) == 1:  # equal sizes: batched GEMMs, no per-instance loop
+        n, step = sizes[0], max(1, chunk_rows // len(sizes))
+        points, view = segments.points.view(len(sizes), n, -1), out.view(len(sizes), n, -1)
+        for lo in range(0, n, step):
+            rows = points[:, lo:lo + step].to(sets.dtype)
+            dots = torch.bmm(rows, sets.transpose(1, 2))
+            view[:, lo:lo + step] = ((rows * rows).sum(-1, keepdim=True) - 2 * dots + set_norms[:, None]).clamp_min_(0)
+        return out
+    for b, (start, n) in enumerate(zip(segments.starts, segments.sizes)):
+        for lo in range(start, start + n, chunk_rows):
+            hi = min(lo + chunk_rows, start + n)
+            rows = segments.points[lo:hi].to(sets.dtype)
+            dots = rows @ sets[b].T
+            out[lo:hi] = ((rows * rows).sum(-1, keepdim=True) - 2 * dots + set_norms[b]).clamp_min_(0)
+    return out

@@ -1,0 +1,510 @@
+"""Batched k-means: seeded k-means++ init, Lloyd iterations with a fused assign-and-accumulate
+Triton kernel, empty-cluster repair, per-instance tolerance stop.
+
+Layouts (see ``_segments``): ``(N, D)``, padded ``(B, N, D)`` (+ ``lengths``), packed
+``(ΣN_b, D)`` + ``offsets``. The Lloyd loop, the init and the repair are shared by both backends;
+only the per-iteration step ("assign every point to its nearest centroid and accumulate per-cluster
+sums, counts and inertia") differs: the Triton kernel or the plain-torch reference.
+
+Determinism: the random numbers of the init are drawn on the CPU from ``seed`` (so CPU and GPU
+runs start from the same draws); the kernel writes per-program partial sums that are reduced in a
+fixed order (no float atomics), so a GPU run with a given seed is bit-reproducible.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from .._backend import interpreter_active, resolve_backend
+from ._segments import Segments, pack, segment_sum, sq_dists_to_sets
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - CPU-only installs without triton
+    triton = None
+
+PRECISIONS = ("ieee", "tf32x3", "tf32")
+
+
+class KMeansResult(NamedTuple):
+    """``labels``: int64, ``(N,)`` / ``(B, N)`` (−1 on padding rows) / ``(ΣN_b,)``.
+    ``centroids``: float32 (float64 for float64 input), ``(K, D)`` or ``(B, K, D)``.
+    ``inertia``: sum of squared distances to the assigned centroid, ``()`` or ``(B,)``.
+    ``n_iter``: Lloyd iterations run (per instance), same shape as ``inertia``."""
+
+    labels: torch.Tensor
+    centroids: torch.Tensor
+    inertia: torch.Tensor
+    n_iter: torch.Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# Triton: fused assign + accumulate
+# ----------------------------------------------------------------------------------------------
+if triton is not None:
+
+    @triton.jit
+    def _assign_accumulate_kernel(
+        x_ptr, centroids_ptr, active_ptr,
+        chunk_instance_ptr, chunk_start_ptr, chunk_end_ptr, chunk_slot_ptr,
+        labels_ptr, min_dist_ptr, part_sums_ptr, part_counts_ptr, part_inertia_ptr, dists_ptr,
+        D, K,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
+        ACCUMULATE: tl.constexpr, WRITE_DISTS: tl.constexpr, PRECISION: tl.constexpr,
+    ):
+        """One program = one contiguous chunk of one instance's points.
+
+        The instance's K centroids are loaded once (``(BLOCK_D, BLOCK_K)``, registers); each
+        ``(BLOCK_N, D)`` point tile is read once and used for both the distance GEMM and the
+        one-hot GEMM that accumulates per-cluster sums. Partial sums / counts / inertia go to this
+        chunk's slot and are reduced outside in a fixed order (deterministic, no atomics).
+        ``WRITE_DISTS`` also stores the ``(P, K)`` distance matrix (the k-means++ candidates).
+        """
+        pid = tl.program_id(0)
+        inst = tl.load(chunk_instance_ptr + pid)
+        if tl.load(active_ptr + inst) != 0:
+            start = tl.load(chunk_start_ptr + pid)
+            end = tl.load(chunk_end_ptr + pid)
+            slot = tl.load(chunk_slot_ptr + pid)
+            offs_d = tl.arange(0, BLOCK_D)
+            offs_k = tl.arange(0, BLOCK_K)
+            d_mask = offs_d < D
+            k_mask = offs_k < K
+            c_t = tl.load(centroids_ptr + inst * K * D + offs_k[None, :] * D + offs_d[:, None],
+                          mask=d_mask[:, None] & k_mask[None, :], other=0.0)  # (BLOCK_D, BLOCK_K)
+            c_norm = tl.where(k_mask, tl.sum(c_t * c_t, axis=0), float("inf"))
+            sums = tl.zeros((BLOCK_K, BLOCK_D), dtype=tl.float32)
+            counts = tl.zeros((BLOCK_K,), dtype=tl.float32)
+            inertia = tl.zeros((BLOCK_N,), dtype=tl.float32)
+            for row0 in range(start, end, BLOCK_N):
+                rows = row0 + tl.arange(0, BLOCK_N)
+                r_mask = rows < end
+                x = tl.load(x_ptr + rows.to(tl.int64)[:, None] * D + offs_d[None, :],
+                            mask=r_mask[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
+                dots = tl.dot(x, c_t, input_precision=PRECISION)  # (BLOCK_N, BLOCK_K)
+                dist = tl.sum(x * x, axis=1)[:, None] - 2.0 * dots + c_norm[None, :]
+                best = tl.argmin(dist, axis=1)  # ties -> lowest cluster index (as torch.argmin)
+                best_dist = tl.maximum(tl.min(dist, axis=1), 0.0)
+                if WRITE_DISTS:
+                    tl.store(dists_ptr + rows.to(tl.int64)[:, None] * K + offs_k[None, :], tl.maximum(dist, 0.0),
+                             mask=r_mask[:, None] & k_mask[None, :])
+                tl.store(labels_ptr + rows, best.to(tl.int64), mask=r_mask)
+                tl.store(min_dist_ptr + rows, best_dist, mask=r_mask)
+                inertia += tl.where(r_mask, best_dist, 0.0)
+                if ACCUMULATE:
+                    onehot = ((best[:, None] == offs_k[None, :]) & r_mask[:, None]).to(tl.float32)
+                    sums += tl.dot(tl.trans(onehot), x, input_precision=PRECISION)
+                    counts += tl.sum(onehot, axis=0)
+            tl.store(part_inertia_ptr + slot, tl.sum(inertia, axis=0))
+            if ACCUMULATE:
+                tl.store(part_sums_ptr + slot * K * D + offs_k[:, None] * D + offs_d[None, :], sums,
+                         mask=k_mask[:, None] & d_mask[None, :])
+                tl.store(part_counts_ptr + slot * K + offs_k, counts, mask=k_mask)
+
+
+    @triton.jit
+    def _update_centroids_kernel(
+        part_sums_ptr, part_counts_ptr, old_ptr, new_ptr, counts_ptr,
+        active_in_ptr, active_out_ptr, n_iter_ptr, tol_ptr, shift_ptr, flags_ptr,
+        SLOTS, D, K,
+        BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):
+        """One program = one instance: reduce its partial slots in a fixed order, new centroids
+        (an empty cluster keeps its old centroid until the repair), shift, stop flag, and the two
+        host flags (any empty cluster, any instance still running) with atomic max."""
+        b = tl.program_id(0)
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_k = tl.arange(0, BLOCK_K)
+        k_mask = offs_k < K
+        kd_mask = k_mask[:, None] & (offs_d[None, :] < D)
+        kd = offs_k[:, None] * D + offs_d[None, :]
+        old = tl.load(old_ptr + b * K * D + kd, mask=kd_mask, other=0.0)
+        sums = tl.zeros((BLOCK_K, BLOCK_D), dtype=tl.float32)
+        counts = tl.zeros((BLOCK_K,), dtype=tl.float32)
+        for slot in range(0, SLOTS):
+            sums += tl.load(part_sums_ptr + (b * SLOTS + slot) * K * D + kd, mask=kd_mask, other=0.0)
+            counts += tl.load(part_counts_ptr + (b * SLOTS + slot) * K + offs_k, mask=k_mask, other=0.0)
+        active = tl.load(active_in_ptr + b) != 0
+        has = counts > 0
+        new = tl.where(has[:, None] & active, sums / tl.maximum(counts, 1.0)[:, None], old)
+        delta = new - old
+        shift = tl.sum(tl.sum(delta * delta, axis=1), axis=0)
+        tl.store(new_ptr + b * K * D + kd, new, mask=kd_mask)
+        tl.store(counts_ptr + b * K + offs_k, counts, mask=k_mask)
+        tl.store(shift_ptr + b, shift)
+        any_empty = (tl.sum((k_mask & (counts == 0)).to(tl.int32), axis=0) > 0) & active
+        still = active & (shift > tl.load(tol_ptr + b))
+        tl.store(active_out_ptr + b, still.to(tl.int8))
+        tl.store(n_iter_ptr + b, tl.load(n_iter_ptr + b) + active.to(tl.int64))
+        tl.atomic_max(flags_ptr, any_empty.to(tl.int32))
+        tl.atomic_max(flags_ptr + 1, still.to(tl.int32))
+
+    # Tile height and warps are tuned on the GPU at the first call per (D, K, precision): ptxas
+    # for sm_90 puts the tf32x3 variant at D=128, K=32 at 255 registers with 1 KB of spills for
+    # BLOCK_N=64 / 4 warps but without spills for BLOCK_N=16 (227 registers at 8 warps), and which
+    # of those streams points faster can only be measured.
+    _assign_accumulate_tuned = triton.autotune(
+        configs=[triton.Config({"BLOCK_N": n}, num_warps=w) for n in (16, 32, 64) for w in (4, 8)],
+        key=["D", "K", "ACCUMULATE", "WRITE_DISTS", "PRECISION"],
+    )(_assign_accumulate_kernel)
+
+# chunks of points are multiples of the largest tuned BLOCK_N
+_TILE_ROWS = 64
+
+
+def _block_sizes(k: int, d: int) -> tuple[int, int]:
+    """(BLOCK_D, BLOCK_K): the whole feature row and all centroids in one tile."""
+    return max(16, triton.next_power_of_2(d)), max(16, triton.next_power_of_2(k))
+
+
+def triton_supports(k: int, d: int) -> bool:
+    """Whether the fused kernel's register tiles fit (all K centroids and a whole row in one
+    program): ``BLOCK_K · BLOCK_D ≤ 16384`` (e.g. K ≤ 128 at D = 128). Larger problems use torch."""
+    if triton is None:
+        return False
+    block_d, block_k = _block_sizes(k, d)
+    return block_k * block_d <= 16384
+
+
+class _Update(NamedTuple):
+    """One Lloyd update: ``centroids (B, K, D)`` (empty clusters keep their old centroid),
+    ``counts (B, K)``, ``active (B,)`` int8 (1: still running after this update), and the host
+    flags."""
+
+    centroids: torch.Tensor
+    counts: torch.Tensor
+    active: torch.Tensor
+    any_empty: bool
+    any_active: bool
+
+
+class _TritonStep:
+    """The fused kernels plus their launch plan (chunks of points that never cross an instance).
+
+    Per iteration: the assign-accumulate kernel, the centroid-update kernel, one 8-byte read of
+    the flags (the only host sync)."""
+
+    def __init__(self, segments: Segments, k: int, precision: str):
+        self.seg, self.k, self.precision = segments, k, precision
+        d = segments.points.shape[1]
+        self.block_d, self.block_k = _block_sizes(k, d)
+        # ~4 programs per SM on a GPU, at least 4 tiles each: a program accumulates several tiles
+        # in registers, which keeps the partial-sum traffic small next to the point traffic.
+        total = segments.points.shape[0]
+        programs = 4 * (torch.cuda.get_device_properties(segments.points.device).multi_processor_count
+                        if segments.points.is_cuda else 4)
+        chunk = max(4 * _TILE_ROWS, -(-total // programs))
+        chunk = min(64 * _TILE_ROWS, -(-chunk // _TILE_ROWS) * _TILE_ROWS)
+        self.slots_per_instance = max(-(-n // chunk) for n in segments.sizes)
+        inst, start, end, slot = [], [], [], []
+        for b, (s, n) in enumerate(zip(segments.starts, segments.sizes)):
+            for j, lo in enumerate(range(s, s + n, chunk)):
+                inst.append(b)
+                start.append(lo)
+                end.append(min(lo + chunk, s + n))
+                slot.append(b * self.slots_per_instance + j)
+        dev = segments.points.device
+        self.plan = [torch.tensor(v, dtype=torch.int32, device=dev) for v in (inst, start, end, slot)]
+        b, slots = segments.num_instances, self.slots_per_instance
+        # unused slots (short instances) stay zero; used ones are rewritten on every pass
+        self.part_sums = torch.zeros(b, slots, k, d, dtype=torch.float32, device=dev)
+        self.part_counts = torch.zeros(b, slots, k, dtype=torch.float32, device=dev)
+        self.part_inertia = torch.zeros(b, slots, dtype=torch.float32, device=dev)
+        self.labels = torch.empty(total, dtype=torch.int64, device=dev)
+        self.min_dist = torch.empty(total, dtype=torch.float32, device=dev)
+        self.counts = torch.empty(b, k, dtype=torch.float32, device=dev)
+        self.shift = torch.empty(b, dtype=torch.float32, device=dev)
+        self.flags = torch.zeros(64, 2, dtype=torch.int32, device=dev)  # one fresh row per iteration
+        self.iteration = 0
+        self.tol = self.tol32 = None
+
+    def _assign(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool,
+                dists: torch.Tensor | None = None) -> None:
+        # the interpreter (CPU tests) runs one fixed tile; on a GPU the autotuned variant
+        kernel, tiles = ((_assign_accumulate_kernel, {"BLOCK_N": _TILE_ROWS, "num_warps": 4})
+                         if interpreter_active() else (_assign_accumulate_tuned, {}))
+        k = centroids.shape[1]
+        kernel[(len(self.plan[0]),)](
+            self.seg.points, centroids, active, *self.plan,
+            self.labels, self.min_dist, self.part_sums, self.part_counts, self.part_inertia,
+            self.min_dist if dists is None else dists, self.seg.points.shape[1], k,
+            BLOCK_D=self.block_d, BLOCK_K=_block_sizes(k, 1)[1], ACCUMULATE=accumulate,
+            WRITE_DISTS=dists is not None, PRECISION=self.precision, **tiles,
+        )
+
+    def dists(self, sets: torch.Tensor) -> torch.Tensor:
+        """``(P, S)`` squared distances of every point to the ``S ≤ K`` vectors of its instance
+        (one launch for any number of instances; used by the k-means++ init)."""
+        out = torch.empty(self.seg.points.shape[0], sets.shape[1], dtype=torch.float32, device=sets.device)
+        ones = torch.ones(self.seg.num_instances, dtype=torch.int8, device=sets.device)
+        self._assign(sets.to(torch.float32).contiguous(), ones, accumulate=False, dists=out)
+        return out
+
+    def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
+                tol_abs: torch.Tensor) -> _Update:
+        # per iteration: two launches and one 8-byte read; no other kernels, no allocations that
+        # launch (the caching allocator serves empty_like)
+        old = centroids.to(torch.float32).contiguous()
+        self._assign(old, active, accumulate=True)
+        new = torch.empty_like(old)
+        active_out = torch.empty_like(active)
+        if self.iteration % self.flags.shape[0] == 0:
+            self.flags.zero_()
+        flags = self.flags[self.iteration % self.flags.shape[0]]
+        self.iteration += 1
+        if self.tol is not tol_abs:
+            self.tol, self.tol32 = tol_abs, tol_abs.to(torch.float32)
+        _update_centroids_kernel[(self.seg.num_instances,)](
+            self.part_sums, self.part_counts, old, new, self.counts, active, active_out, n_iter,
+            self.tol32, self.shift, flags, self.slots_per_instance, old.shape[2], self.k,
+            BLOCK_D=self.block_d, BLOCK_K=self.block_k, num_warps=4,
+        )
+        any_empty, any_active = flags.tolist()
+        return _Update(new, self.counts, active_out, bool(any_empty), bool(any_active))
+
+    def assign(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Final pass: labels ``(P,)``, distances ``(P,)``, inertia ``(B,)`` float64."""
+        ones = torch.ones(self.seg.num_instances, dtype=torch.int8, device=centroids.device)
+        self._assign(centroids.to(torch.float32).contiguous(), ones, accumulate=False)
+        return self.labels, self.min_dist, self.part_inertia.double().sum(1)
+
+
+class _TorchStep:
+    """Reference: per instance, chunked distance GEMM, argmin, one-hot GEMM for the sums
+    (deterministic on CUDA, unlike ``index_add_``); same update rule as the Triton kernels.
+    Computes in float64 for float64 input."""
+
+    def __init__(self, segments: Segments, k: int, chunk_rows: int = 16384):
+        self.seg, self.k, self.chunk_rows = segments, k, chunk_rows
+        self.dtype = torch.float64 if segments.points.dtype == torch.float64 else torch.float32
+
+    def dists(self, sets: torch.Tensor) -> torch.Tensor:
+        return sq_dists_to_sets(self.seg, sets.to(self.dtype), self.chunk_rows)
+
+    def assign(self, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dist = self.dists(centroids)  # (P, K), chunked
+        self.min_dist, self.labels = dist.min(dim=1)  # ties -> lowest index
+        return self.labels, self.min_dist, segment_sum(self.min_dist, self.seg)
+
+    def iterate(self, centroids: torch.Tensor, active: torch.Tensor, n_iter: torch.Tensor,
+                tol_abs: torch.Tensor) -> _Update:
+        old, active = centroids.to(self.dtype), active.bool()
+        labels, _, _ = self.assign(old)
+        flat = self.seg.instance_ids * self.k + labels
+        points = self.seg.points.to(self.dtype)
+        if points.is_cuda:  # float index_add_ uses atomics there: one-hot GEMMs keep it deterministic
+            onehot = torch.nn.functional.one_hot(labels, self.k).to(self.dtype)
+            sums = torch.stack([onehot[s:s + n].T @ points[s:s + n] for s, n in zip(self.seg.starts, self.seg.sizes)])
+        else:  # sequential on the CPU: O(P·D) instead of the GEMM's O(P·K·D)
+            sums = points.new_zeros(self.seg.num_instances * self.k, points.shape[1]).index_add_(0, flat, points)
+            sums = sums.view(self.seg.num_instances, self.k, -1)
+        # integer bincount: exact and deterministic
+        counts = torch.bincount(flat, minlength=self.seg.num_instances * self.k).view(-1, self.k).to(self.dtype)
+        has = counts > 0
+        new = torch.where(has[..., None] & active[:, None, None], sums / counts.clamp_min(1)[..., None], old)
+        shift = ((new - old) ** 2).sum(dim=(1, 2))
+        still = active & (shift > tol_abs)
+        n_iter += active.long()
+        any_empty, any_active = torch.stack([(~has & active[:, None]).any(), still.any()]).tolist()
+        return _Update(new, counts, still.to(torch.int8), bool(any_empty), bool(any_active))
+
+
+# ----------------------------------------------------------------------------------------------
+# init, repair, Lloyd loop (shared by both backends)
+# ----------------------------------------------------------------------------------------------
+def _kmeans_plus_plus(seg: Segments, k: int, generator: torch.Generator, dtype: torch.dtype, dists) -> torch.Tensor:
+    """Greedy k-means++ (as scikit-learn: ``2 + ⌊ln k⌋`` candidates per step, keep the one that
+    lowers the potential most), batched over instances; returns ``(B, K, D)``.
+
+    Candidates are drawn ∝ D² by inverse-CDF on one global float64 cumulative sum. An instance
+    whose potential is 0 (all points on chosen centres: fewer distinct points than k) draws its
+    candidates uniformly instead. ``dists(sets (B, S, D)) -> (P, S)`` is the backend's distance
+    routine (on the Triton path one launch per step whatever the number of instances)."""
+    dev, points = seg.points.device, seg.points
+    b = seg.num_instances
+    trials = 2 + int(math.log(k))
+    u_first = torch.rand(b, generator=generator, dtype=torch.float64).to(dev)
+    u_trials = torch.rand(b, max(k - 1, 0), trials, generator=generator, dtype=torch.float64).to(dev)
+    starts, sizes = seg.offsets[:-1], seg.offsets[1:] - seg.offsets[:-1]
+    ends = seg.offsets[1:] - 1
+    first = starts + (u_first * sizes).long().clamp_max(sizes - 1)
+    centers = torch.empty(b, k, points.shape[1], dtype=dtype, device=dev)
+    centers[:, 0] = points[first].to(dtype)
+    closest = dists(centers[:, :1]).squeeze(1)  # (P,)
+    for c in range(1, k):
+        cum = torch.cumsum(closest.double(), 0)
+        cum0 = torch.cat([cum.new_zeros(1), cum])
+        pot = cum0[seg.offsets[1:]] - cum0[seg.offsets[:-1]]  # (B,)
+        u = u_trials[:, c - 1]
+        target = cum0[starts][:, None] + u * pot[:, None]
+        sampled = torch.searchsorted(cum, target, right=True)
+        uniform = starts[:, None] + (u * sizes[:, None]).long()
+        cand = torch.where(pot[:, None] > 0, sampled, uniform)
+        cand = torch.minimum(torch.maximum(cand, starts[:, None]), ends[:, None])  # (B, T)
+        d_cand = dists(points[cand].to(dtype))  # (P, T)
+        new_closest = torch.minimum(closest[:, None], d_cand)
+        best = segment_sum(new_closest, seg).argmin(dim=1)  # (B,)  ties -> first candidate
+        pick = cand.gather(1, best[:, None]).squeeze(1)
+        centers[:, c] = points[pick].to(dtype)
+        closest = new_closest.gather(1, best[seg.instance_ids][:, None]).squeeze(1)
+    return centers
+
+
+def _random_init(seg: Segments, k: int, generator: torch.Generator, dtype: torch.dtype, dists=None) -> torch.Tensor:
+    """k distinct points per instance, uniformly at random; ``(B, K, D)``."""
+    picks = [torch.randperm(n, generator=generator)[:k] + s for s, n in zip(seg.starts, seg.sizes)]
+    return seg.points[torch.stack(picks).to(seg.points.device)].to(dtype)
+
+
+def _repair_empty(centroids: torch.Tensor, empty: torch.Tensor, min_dist: torch.Tensor, seg: Segments) -> torch.Tensor:
+    """Empty clusters take the points farthest from their assigned centroid (as scikit-learn):
+    in each instance the ``e`` empty clusters, in ascending index, get the ``e`` points of largest
+    distance, in descending order (ties: lower point index first). With fewer distinct points
+    than ``k`` such clusters can stay empty at a duplicate point's position."""
+    out = centroids.clone()
+    for b in torch.nonzero(empty.any(dim=1)).flatten().tolist():
+        s, n = seg.starts[b], seg.sizes[b]
+        order = torch.sort(min_dist[s:s + n], descending=True, stable=True).indices
+        which = torch.nonzero(empty[b]).flatten()
+        out[b, which] = seg.points[s + order[: which.numel()]].to(out.dtype)
+    return out
+
+
+def _lloyd(seg: Segments, centroids: torch.Tensor, step, iters: int, tol: float | None):
+    """Lloyd iterations; an instance stops when its total squared centroid shift is
+    ``≤ tol · mean feature variance`` (scikit-learn's rule). ``tol=None``: run all ``iters``.
+    Ends with one assignment pass against the final centroids so labels and inertia match them.
+    One host sync per iteration (two small flags); the repair runs only when a cluster is empty.
+    Returns ``(labels, inertia, centroids, n_iter)``."""
+    b = seg.num_instances
+    dev = centroids.device
+    active = torch.ones(b, dtype=torch.int8, device=dev)
+    n_iter = torch.zeros(b, dtype=torch.int64, device=dev)
+    if tol is None:
+        tol_abs = torch.full((b,), -1.0, dtype=torch.float64, device=dev)  # shift > -1: never stops
+    else:
+        sizes = torch.tensor(seg.sizes, device=dev)[:, None]
+        mean = segment_sum(seg.points, seg) / sizes
+        var = segment_sum(seg.points.double() ** 2, seg) / sizes - mean**2
+        tol_abs = tol * var.clamp_min(0).mean(dim=1)
+    for _ in range(iters):
+        update = step.iterate(centroids, active, n_iter, tol_abs)
+        new, still, any_active = update.centroids, update.active, update.any_active
+        if update.any_empty:
+            running = active.bool()
+            new = _repair_empty(new, (update.counts == 0) & running[:, None], step.min_dist, seg)
+            still = running & (((new - centroids.to(new.dtype)) ** 2).sum(dim=(1, 2)) > tol_abs)
+            any_active, still = bool(still.any()), still.to(torch.int8)
+        centroids, active = new, still
+        if not any_active:
+            break
+    labels, _, inertia = step.assign(centroids)
+    return labels, inertia, centroids, n_iter
+
+
+def kmeans(
+    x: torch.Tensor,
+    k: int,
+    *,
+    offsets: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
+    iters: int = 20,
+    tol: float | None = 1e-4,
+    init: str | torch.Tensor = "k-means++",
+    n_init: int = 1,
+    seed: int | None = None,
+    precision: str = "tf32x3",
+    backend: str = "auto",
+) -> KMeansResult:
+    """k-means of one point set or of a batch of them.
+
+    Args:
+        x: ``(N, D)`` one instance; ``(B, N, D)`` padded batch (``lengths (B,)`` marks the valid
+            rows, default all); or packed ``(ΣN_b, D)`` with ``offsets (B+1,)``. float32/16/bf16/64.
+        k: clusters per instance, ``1 ≤ k ≤ N_b`` for every instance (else ``ValueError``).
+        iters: maximum Lloyd iterations. tol: relative tolerance (scikit-learn's meaning), ``None``
+            runs all ``iters`` (fixed work).
+        init: ``"k-means++"`` (greedy, seeded), ``"random"`` (k distinct points), or a tensor of
+            initial centroids ``(K, D)`` / ``(B, K, D)``.
+        n_init: runs with seeds ``seed, seed+1, …``; per instance the lowest inertia wins (a
+            tensor ``init`` runs once).
+        seed: makes the run reproducible; ``None`` draws one from torch's default generator.
+        precision: the kernel's dot precision: ``"tf32x3"`` (≈ fp32, tensor cores), ``"ieee"``
+            (fp32 FMA) or ``"tf32"`` (fastest, ~1e-3 relative distance error).
+        backend: ``"auto"`` | ``"triton"`` | ``"torch"``.
+    Returns:
+        :class:`KMeansResult` in the input's layout.
+    """
+    seg = pack(x, offsets=offsets, lengths=lengths)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    too_small = [(b, n) for b, n in enumerate(seg.sizes) if n < k]
+    if too_small:
+        b, n = too_small[0]
+        raise ValueError(f"k={k} exceeds the number of points of instance {b} ({n}); every instance needs >= k points")
+    if not isinstance(iters, int) or iters < 0:
+        raise ValueError(f"iters must be a non-negative int, got {iters!r}")
+    if tol is not None and not (tol >= 0):
+        raise ValueError(f"tol must be >= 0 or None, got {tol!r}")
+    if not isinstance(n_init, int) or n_init < 1:
+        raise ValueError(f"n_init must be a positive int, got {n_init!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    dev = seg.points.device
+    d = seg.points.shape[1]
+    name = resolve_backend(backend, dev)
+    if name == "triton" and not triton_supports(k, d):
+        if backend == "triton":
+            raise ValueError(f"backend='triton' supports K·D tiles up to 16384 (K={k}, D={d}); use backend='torch'")
+        name = "torch"
+    dtype = torch.float64 if seg.points.dtype == torch.float64 and name == "torch" else torch.float32
+    step = _TritonStep(seg, k, precision) if name == "triton" else _TorchStep(seg, k)
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+
+    inits = _initial_centroids(init, seg, k, n_init, seed, dtype, step.dists)
+    best = None
+    for start in inits:
+        labels, inertia, centroids, n_iter = _lloyd(seg, start, step, iters, tol)
+        run = (labels.clone(), centroids, inertia, n_iter)
+        if best is None:
+            best = run
+            continue
+        better = run[2] < best[2]  # (B,)
+        rows = better[seg.instance_ids]
+        best = (torch.where(rows, run[0], best[0]), torch.where(better[:, None, None], run[1], best[1]),
+                torch.where(better, run[2], best[2]), torch.where(better, run[3], best[3]))
+    labels, centroids, inertia, n_iter = best
+    return KMeansResult(seg.unpack_rows(labels, -1), seg.unpack_instances(centroids),
+                        seg.unpack_instances(inertia.to(centroids.dtype)), seg.unpack_instances(n_iter))
+
+
+def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtype: torch.dtype,
+                       dists) -> list[torch.Tensor]:
+    d, b = seg.points.shape[1], seg.num_instances
+    if isinstance(init, torch.Tensor):
+        want = (k, d) if seg.layout == "single" else (b, k, d)
+        if tuple(init.shape) != want or not init.dtype.is_floating_point:
+            raise ValueError(f"init tensor must be floating point of shape {want}, got {init.dtype} {tuple(init.shape)}")
+        if init.device != seg.points.device:
+            raise ValueError(f"init must be on {seg.points.device}, got {init.device}")
+        if not bool(torch.isfinite(init).all()):
+            raise ValueError("init contains NaN or Inf")
+        return [init.reshape(b, k, d).to(dtype).clone()]
+    makers = {"k-means++": _kmeans_plus_plus, "random": _random_init}
+    if init not in makers:
+        raise ValueError(f"init must be 'k-means++', 'random' or a tensor, got {init!r}")
+    out = []
+    for run in range(n_init):
+        gen = torch.Generator().manual_seed(seed + run)
+        out.append(makers[init](seg, k, gen, dtype, dists))
+    return out
+
+
+def kmeans_reference(x: torch.Tensor, k: int, **kwargs) -> KMeansResult:
+    """The plain-torch path (same init, loop and repair; torch step), used on CPU and as the
+    tests' oracle. Pass float64 ``x`` for a float64 oracle."""
+    return kmeans(x, k, backend="torch", **kwargs)

@@ -1,0 +1,218 @@
+"""k-means: the fused Triton kernel (interpreter on CPU) against the float64 torch reference,
+quality against scikit-learn, layouts, edge cases, and an sm_90 compile of the kernel."""
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+
+from irkernels.ops.kmeans import _TritonStep, kmeans, kmeans_reference
+from irkernels.ops._segments import pack, sq_dists_to_sets
+
+from sm90 import compile_sm90
+
+
+def _blobs(n, d, centers, seed, std=1.0):
+    x, _ = make_blobs(n_samples=n, n_features=d, centers=centers, cluster_std=std, random_state=seed)
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def _camera_patch_descriptors(n=1200, patch=6):
+    """Real image content: mean-removed 6x6 patches of scikit-image's camera photo."""
+    from skimage import data
+
+    img = torch.tensor(data.camera(), dtype=torch.float32) / 255.0
+    patches = img.unfold(0, patch, patch).unfold(1, patch, patch).reshape(-1, patch * patch)
+    patches = patches - patches.mean(dim=1, keepdim=True)
+    idx = torch.randperm(patches.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+    return patches[idx].contiguous()
+
+
+def _ragged(sizes, d, seed):
+    parts = [_blobs(n, d, centers=4, seed=seed + i) for i, n in enumerate(sizes)]
+    offsets = torch.tensor([0] + np.cumsum(sizes).tolist())
+    return torch.cat(parts), offsets
+
+
+def test_triton_matches_reference_from_same_init(kernel_device):
+    sizes, k, d = (70, 131, 45), 5, 19  # odd sizes: not multiples of any block
+    x, offsets = _ragged(sizes, d, seed=1)
+    init = torch.stack([x[o:o + k] for o in offsets[:-1].tolist()])
+    ours = kmeans(x.to(kernel_device), k, offsets=offsets.to(kernel_device), init=init.to(kernel_device),
+                  iters=6, tol=None, precision="ieee", backend="triton")
+    ref = kmeans_reference(x.double(), k, offsets=offsets, init=init.double(), iters=6, tol=None)
+    assert torch.equal(ours.labels.cpu(), ref.labels)
+    torch.testing.assert_close(ours.centroids.cpu().double(), ref.centroids, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.inertia.cpu().double(), ref.inertia, rtol=1e-5, atol=1e-4)
+    assert ours.n_iter.tolist() == [6, 6, 6]
+
+
+def test_kernel_writes_every_row_and_slot(kernel_device):
+    """Poisoned outputs: every label, distance and partial slot the step reduces was written."""
+    x, offsets = _ragged((33, 17, 90), 7, seed=4)
+    seg = pack(x.to(kernel_device), offsets=offsets.to(kernel_device))
+    step = _TritonStep(seg, 3, "ieee")
+    owned = step.plan[3].long()  # the slot of every chunk
+    step.labels.fill_(-1)
+    step.min_dist.fill_(float("nan"))
+    for buf in (step.part_sums, step.part_counts, step.part_inertia):
+        buf.view(-1, *buf.shape[2:])[owned] = float("nan")
+    centroids = torch.stack([x[o:o + 3] for o in offsets[:-1].tolist()]).to(kernel_device)
+    n_iter = torch.zeros(3, dtype=torch.int64, device=kernel_device)
+    update = step.iterate(centroids, torch.ones(3, dtype=torch.int8, device=kernel_device), n_iter,
+                          torch.zeros(3, device=kernel_device))
+    assert bool((step.labels >= 0).all()) and bool(torch.isfinite(step.min_dist).all())
+    assert bool(torch.isfinite(update.centroids).all()) and bool(torch.isfinite(step.part_inertia).all())
+    assert update.counts.sum(dim=1).tolist() == [33.0, 17.0, 90.0]
+    assert n_iter.tolist() == [1, 1, 1] and update.any_active
+
+
+def test_kernel_distance_matrix_and_kmeans_plus_plus_match_torch(kernel_device):
+    x, offsets = _ragged((45, 77, 20), 9, seed=12)
+    seg = pack(x.to(kernel_device), offsets=offsets.to(kernel_device))
+    sets = torch.randn(3, 5, 9, generator=torch.Generator().manual_seed(0))
+    out = _TritonStep(seg, 5, "ieee").dists(sets.to(kernel_device))
+    ref = sq_dists_to_sets(pack(x.double(), offsets=offsets), sets.double())
+    torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-5, atol=1e-4)
+    ours = kmeans(x.to(kernel_device), 4, offsets=offsets.to(kernel_device), iters=0, seed=3, backend="triton")
+    torch_init = kmeans(x, 4, offsets=offsets, iters=0, seed=3, backend="torch")
+    torch.testing.assert_close(ours.centroids.cpu(), torch_init.centroids)  # same draws, same picks
+
+
+def test_fp16_input_and_d1(kernel_device):
+    x = torch.randn(90, 1, generator=torch.Generator().manual_seed(3))
+    init = x[:4].clone()
+    ours = kmeans(x.to(kernel_device), 4, init=init.to(kernel_device), iters=5, tol=None, backend="triton")
+    ref = kmeans_reference(x.double(), 4, init=init.double(), iters=5, tol=None)
+    assert torch.equal(ours.labels.cpu(), ref.labels)
+    torch.testing.assert_close(ours.centroids.cpu().double(), ref.centroids, rtol=1e-5, atol=1e-6)
+    half = kmeans(x.half().to(kernel_device), 4, init=init.to(kernel_device), iters=5, tol=None, backend="triton")
+    ref_half = kmeans_reference(x.half().double(), 4, init=init.double(), iters=5, tol=None)
+    assert torch.equal(half.labels.cpu(), ref_half.labels)
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_inertia_within_1pct_of_sklearn_on_blobs(backend, kernel_device):
+    x = _blobs(1500, 16, centers=8, seed=7, std=2.0)
+    device = kernel_device if backend == "triton" else torch.device("cpu")
+    ours = kmeans(x.to(device), 8, n_init=2, seed=0, backend=backend)
+    sk = KMeans(8, n_init=2, random_state=0).fit(x.numpy())
+    assert float(ours.inertia) <= 1.01 * sk.inertia_
+
+
+def test_inertia_within_1pct_of_sklearn_on_photo_patches():
+    x = _camera_patch_descriptors()
+    ours = kmeans(x, 16, n_init=3, seed=0, iters=100)
+    sk = KMeans(16, n_init=3, random_state=0, max_iter=100).fit(x.numpy())
+    assert float(ours.inertia) <= 1.01 * sk.inertia_
+
+
+def test_ragged_padded_and_single_runs_agree():
+    sizes, k, d = (40, 95, 61), 4, 6
+    x, offsets = _ragged(sizes, d, seed=11)
+    init = torch.stack([x[o + 3:o + 3 + k] for o in offsets[:-1].tolist()])
+    packed = kmeans(x, k, offsets=offsets, init=init)
+    padded_x = torch.zeros(3, max(sizes), d)
+    for b, (o, n) in enumerate(zip(offsets[:-1].tolist(), sizes)):
+        padded_x[b, :n] = x[o:o + n]
+    padded = kmeans(padded_x, k, lengths=torch.tensor(sizes), init=init)
+    equal = kmeans(padded_x[:, :40], k, init=init)  # equal sizes take the batched-GEMM path
+    assert torch.equal(equal.labels[0], kmeans(x[:40], k, init=init[0]).labels)
+    assert torch.equal(equal.labels[1], kmeans(x[40:80], k, init=init[1]).labels)
+    for b, (o, n) in enumerate(zip(offsets[:-1].tolist(), sizes)):
+        single = kmeans(x[o:o + n], k, init=init[b])
+        assert torch.equal(packed.labels[o:o + n], single.labels)
+        assert torch.equal(padded.labels[b, :n], single.labels)
+        assert bool((padded.labels[b, n:] == -1).all())
+        torch.testing.assert_close(packed.centroids[b], single.centroids)
+        torch.testing.assert_close(packed.inertia[b], single.inertia)
+        assert packed.n_iter[b] == single.n_iter  # per-instance early stop
+
+
+def test_seed_reproducible_and_init_is_kmeans_plus_plus():
+    x, offsets = _ragged((60, 80), 5, seed=2)
+    a = kmeans(x, 4, offsets=offsets, seed=123)
+    b = kmeans(x, 4, offsets=offsets, seed=123)
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.centroids, b.centroids)
+    start = kmeans(x, 4, offsets=offsets, seed=5, iters=0)  # centroids = the init
+    for b_, o in enumerate(offsets[:-1].tolist()):
+        pts = x[o:offsets[b_ + 1]]
+        matches = (start.centroids[b_][:, None, :] == pts[None]).all(-1)
+        assert matches.any(dim=1).all(), "k-means++ centres must be data points"
+        assert torch.unique(matches.float().argmax(dim=1)).numel() == 4, "distinct points on distinct data"
+
+
+def test_empty_cluster_takes_farthest_point():
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.2], [5.0, 5.0], [5.2, 5.0], [9.0, 9.5]])
+    init = torch.tensor([[0.0, 0.0], [5.0, 5.0], [100.0, 100.0]])  # cluster 2 gets no point
+    out = kmeans(x, 3, init=init, iters=1, tol=None)
+    # after step 1, cluster 2 is re-seeded with the point farthest from its centroid: (9, 9.5)
+    torch.testing.assert_close(out.centroids[2], torch.tensor([9.0, 9.5]))
+    assert torch.bincount(out.labels, minlength=3).min() >= 1
+
+
+def test_duplicates_fewer_distinct_points_than_k():
+    x = torch.tensor([[1.0, 2.0]] * 6 + [[3.0, 0.0]] * 4)
+    for backend in ("torch", "triton"):
+        out = kmeans(x, 3, seed=0, backend=backend)
+        assert float(out.inertia) == 0.0
+        assert set(map(tuple, out.centroids.tolist())) == {(1.0, 2.0), (3.0, 0.0)}
+
+
+def test_bad_inputs_raise_clear_errors():
+    x = torch.randn(10, 3)
+    with pytest.raises(ValueError, match="k=11 exceeds the number of points of instance 0"):
+        kmeans(x, 11)
+    with pytest.raises(ValueError, match="instance 1"):
+        kmeans(x, 5, offsets=torch.tensor([0, 6, 10]))
+    bad = x.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        kmeans(bad, 2)
+    with pytest.raises(ValueError, match="offsets must start at 0 and end at 10"):
+        kmeans(x, 2, offsets=torch.tensor([0, 4, 9]))
+    with pytest.raises(ValueError, match="no points"):
+        kmeans(torch.randn(2, 4, 3), 1, lengths=torch.tensor([4, 0]))
+    with pytest.raises(TypeError, match="x must be"):
+        kmeans(torch.arange(10).reshape(5, 2), 2)
+    with pytest.raises(ValueError, match="init tensor must be"):
+        kmeans(x, 2, init=torch.randn(3, 3))
+    with pytest.raises(ValueError, match="precision"):
+        kmeans(x, 2, precision="bf16")
+
+
+def test_kernel_compiles_for_sm90():
+    common = {"x_ptr": "*fp32", "centroids_ptr": "*fp32", "active_ptr": "*i8", "chunk_instance_ptr": "*i32",
+              "chunk_start_ptr": "*i32", "chunk_end_ptr": "*i32", "chunk_slot_ptr": "*i32", "labels_ptr": "*i64",
+              "min_dist_ptr": "*fp32", "part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32",
+              "part_inertia_ptr": "*fp32", "dists_ptr": "*fp32", "D": "i32", "K": "i32", "BLOCK_N": "constexpr",
+              "BLOCK_D": "constexpr", "BLOCK_K": "constexpr", "ACCUMULATE": "constexpr", "WRITE_DISTS": "constexpr",
+              "PRECISION": "constexpr"}
+    specs = [{"module": "irkernels.ops.kmeans", "kernel": "_assign_accumulate_tuned", "signature": common,
+              "constexprs": {"BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_K": bk, "ACCUMULATE": acc, "WRITE_DISTS": not acc,
+                             "PRECISION": prec}, "want_ptx": True}
+             for acc, prec, bk in ((True, "tf32x3", 32), (False, "ieee", 16))]
+    specs[0]["constexprs"]["BLOCK_N"], specs[0]["num_warps"] = 16, 8  # an autotuned config
+    update_sig = {"part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32", "old_ptr": "*fp32", "new_ptr": "*fp32",
+                  "counts_ptr": "*fp32", "active_in_ptr": "*i8", "active_out_ptr": "*i8", "n_iter_ptr": "*i64",
+                  "tol_ptr": "*fp32", "shift_ptr": "*fp32", "flags_ptr": "*i32", "SLOTS": "i32", "D": "i32",
+                  "K": "i32", "BLOCK_D": "constexpr", "BLOCK_K": "constexpr"}
+    specs.append({"module": "irkernels.ops.kmeans", "kernel": "_update_centroids_kernel", "signature": update_sig,
+                  "constexprs": {"BLOCK_D": 128, "BLOCK_K": 32}, "want_ptx": True})
+    out = compile_sm90(specs)
+    assert "mma" in out[0]["ptx"], "tf32x3 dots must use tensor cores"
+    assert all(o["ptx"] for o in out)
+    assert "atom" in out[2]["ptx"]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["tf32x3", "ieee"])
+def test_cuda_kernel_matches_reference_at_idc_size(precision):
+    x = _blobs(4 * 38_656, 128, centers=40, seed=0, std=4.0)  # clustered, overlapping a little
+    offsets = torch.tensor([0, 38_656, 2 * 38_656, 3 * 38_656, 4 * 38_656])
+    init = torch.stack([x[o:o + 32] for o in offsets[:-1].tolist()])
+    ours = kmeans(x.cuda(), 32, offsets=offsets.cuda(), init=init.cuda(), iters=5, tol=None, precision=precision)
+    ref = kmeans_reference(x.double(), 32, offsets=offsets, init=init.double(), iters=5, tol=None)
+    agree = (ours.labels.cpu() == ref.labels).float().mean()
+    assert agree > 0.999  # fp32 on the GPU vs the float64 oracle: only near-ties may differ
+    torch.testing.assert_close(ours.inertia.cpu().double(), ref.inertia, rtol=1e-4, atol=0)
