@@ -6,7 +6,6 @@ Every results file records the device and the library versions it was measured w
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -15,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+
+from irkernels.outputs import atomic_write_bytes, atomic_write_json, versions
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -91,15 +92,10 @@ def measure(name: str, fn: Callable[[], object], *, warmup: int = 5, runs: int =
 
 
 def environment() -> dict[str, str]:
-    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
-    try:
-        import triton
-
-        env["triton"] = triton.__version__
-    except ImportError:
-        pass
+    """The package's ``versions()`` plus the machine and, on CUDA, the CUDA version."""
+    env = versions()
+    env["machine"] = platform.machine()
     if torch.cuda.is_available():
-        env["device"] = torch.cuda.get_device_name()
         env["cuda"] = str(torch.version.cuda)
     else:
         env["device"] = f"CPU ({os.cpu_count()} cores)"
@@ -112,15 +108,11 @@ def write_results(stem: str, rows: list[dict], markdown_table: str, notes: str =
     env = environment()
     json_path = os.path.join(RESULTS_DIR, f"{stem}.json")
     md_path = os.path.join(RESULTS_DIR, f"{stem}.md")
-    payload = {"environment": env, "rows": rows}
     header = f"# {stem}\n\nDevice: {env['device']}; " + ", ".join(
         f"{k} {v}" for k, v in env.items() if k != "device"
     ) + "\n\n"
-    for path, text in ((json_path, json.dumps(payload, indent=2)), (md_path, header + markdown_table + "\n" + notes)):
-        tmp = path + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+    atomic_write_json(json_path, {"environment": env, "rows": rows})
+    atomic_write_bytes(md_path, (header + markdown_table + "\n" + notes).encode())
     return json_path, md_path
 
 
