@@ -37,7 +37,7 @@ class ResBlock(nn.Module):
         return x + self.body(x).mul(self.res_scale)
 
 
-def upsampler(scale: int, n_feats: int) -> nn.Sequential:
+def subpixel_upsampler(scale: int, n_feats: int) -> nn.Sequential:
     """Sub-pixel up-sampler: ``log2(scale)`` (conv, ×2 shuffle) stages, or one ×3 stage."""
     layers: list[nn.Module] = []
     if scale & (scale - 1) == 0:
@@ -66,7 +66,7 @@ class EDSR(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(3, n_feats, 3, padding=1))
         self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
                                   nn.Conv2d(n_feats, n_feats, 3, padding=1))
-        self.tail = nn.Sequential(upsampler(scale, n_feats), nn.Conv2d(n_feats, 3, 3, padding=1))
+        self.tail = nn.Sequential(subpixel_upsampler(scale, n_feats), nn.Conv2d(n_feats, 3, 3, padding=1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features before the up-sampler, ``(N, n_feats, h, w)`` (body output + head skip)."""

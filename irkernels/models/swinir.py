@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
-from .edsr import RGB_MEAN, upsampler
+from .edsr import RGB_MEAN, subpixel_upsampler
 
 
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
@@ -193,7 +193,7 @@ class SwinIR(nn.Module):
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
         if upsampler == "pixelshuffle":
             self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
-            self.upsample = upsampler(upscale, num_feat)
+            self.upsample = subpixel_upsampler(upscale, num_feat)
             self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
         elif upsampler == "pixelshuffledirect":
             self.upsample = nn.Sequential(nn.Conv2d(embed_dim, upscale * upscale * 3, 3, 1, 1), nn.PixelShuffle(upscale))
