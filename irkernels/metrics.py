@@ -30,8 +30,10 @@ def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
     return 16.0 + torch.einsum("...chw,c->...hw", img.double(), w) / 255.0
 
 
-def _prepare(pred: torch.Tensor, target: torch.Tensor, crop_border: int, y_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both as float64 ``(N, C, H, W)`` after the luma conversion and the border crop."""
+def _prepare(pred: torch.Tensor, target: torch.Tensor, crop_border: int,
+             y_channel: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Both as float64 ``(N, C, H, W)`` after the luma conversion and the border crop; whether the
+    input was batched."""
     for name, t in (("pred", pred), ("target", target)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -39,6 +41,7 @@ def _prepare(pred: torch.Tensor, target: torch.Tensor, crop_border: int, y_chann
             raise ValueError(f"{name} must be (H, W), (C, H, W) or (N, C, H, W), got shape {tuple(t.shape)}")
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    batched = pred.dim() == 4
     if crop_border < 0:
         raise ValueError(f"crop_border must be >= 0, got {crop_border}")
     if pred.dim() == 2:
@@ -54,14 +57,13 @@ def _prepare(pred: torch.Tensor, target: torch.Tensor, crop_border: int, y_chann
             raise ValueError(f"crop_border {crop_border} leaves nothing of a {h}x{w} image")
         pred = pred[..., crop_border:-crop_border, crop_border:-crop_border]
         target = target[..., crop_border:-crop_border, crop_border:-crop_border]
-    return pred, target
+    return pred, target, batched
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_channel: bool = False,
          data_range: float = 255.0) -> torch.Tensor:
     """PSNR in dB per image, float64 ``(N,)`` (a 0-d tensor for unbatched input); inf when equal."""
-    batched = pred.dim() == 4
-    p, t = _prepare(pred, target, crop_border, y_channel)
+    p, t, batched = _prepare(pred, target, crop_border, y_channel)
     mse = (p - t).pow(2).mean(dim=(1, 2, 3))
     out = 10 * torch.log10(data_range**2 / mse)
     return out if batched else out[0]
@@ -76,8 +78,7 @@ def _gaussian_window(device: torch.device) -> torch.Tensor:
 def ssim(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_channel: bool = False,
          data_range: float = 255.0) -> torch.Tensor:
     """SSIM per image (mean over channels), float64 ``(N,)`` (0-d for unbatched input)."""
-    batched = pred.dim() == 4
-    p, t = _prepare(pred, target, crop_border, y_channel)
+    p, t, batched = _prepare(pred, target, crop_border, y_channel)
     n, c, h, w = p.shape
     if h < 11 or w < 11:
         raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {w}x{h}")

@@ -18,6 +18,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -153,6 +154,34 @@ def _tensorboard(cfg: TrainConfig):
     return SummaryWriter(os.path.join(cfg.out_dir, "tb"))
 
 
+def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, flips: torch.Tensor | None,
+                         accum_steps: int, loss_fn: Callable, autocast: Callable = nullcontext,
+                         memory_format: torch.memory_format = torch.contiguous_format,
+                         distributed: bool = False) -> torch.Tensor:
+    """Forward/backward of one optimizer step's batch in ``accum_steps`` equal micro-batches.
+
+    ``lq``/``hq``: ``uint8`` ``(B, 3, h, w)`` / ``(B, 3, H, W)`` on the device (B divisible by
+    ``accum_steps``); ``flips`` ``(B, 3)`` bools or ``None``. Each micro-batch loss is divided by
+    ``accum_steps``, so the accumulated gradients are those of the mean loss over the whole batch;
+    under DDP only the last micro-batch all-reduces. Returns that mean loss (0-d, detached).
+    """
+    micro = lq.shape[0] // accum_steps
+    total = torch.zeros((), device=lq.device)
+    for k in range(accum_steps):
+        sl = slice(k * micro, (k + 1) * micro)
+        x, y = to_float(lq[sl]), to_float(hq[sl])
+        if flips is not None:
+            x, y = augment(x, y, flips[sl])
+        sync = net.no_sync() if distributed and k < accum_steps - 1 else nullcontext()
+        with sync:
+            with autocast():
+                out = net(x.contiguous(memory_format=memory_format))
+            loss = loss_fn(out.float(), y) / accum_steps
+            loss.backward()
+        total += loss.detach()
+    return total
+
+
 def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
     """Train ``model`` in place on ``data`` for ``cfg.steps`` optimizer steps (resuming from
     ``out_dir/last.pt`` when it exists and ``cfg.resume``); returns losses and throughput.
@@ -223,7 +252,6 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     per_rank = cfg.batch_size // world
-    micro = per_rank // cfg.accum_steps
     progress = None
     if cfg.progress and main_proc:
         from tqdm.auto import tqdm
@@ -236,21 +264,10 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
         flips = torch.rand((cfg.batch_size, 3), generator=sampler) < 0.5
         idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
         opt.zero_grad(set_to_none=True)
-        step_loss = torch.zeros((), device=device)
-        for k in range(cfg.accum_steps):
-            sl = slice(k * micro, (k + 1) * micro)
-            lq = to_float(data.lq[idx[sl]].to(device, non_blocking=True))
-            hq = to_float(data.hq[idx[sl]].to(device, non_blocking=True))
-            if cfg.augment:
-                lq, hq = augment(lq, hq, flips[sl].to(device))
-            lq = lq.contiguous(memory_format=memory_format)
-            sync = nullcontext() if (not distributed or k == cfg.accum_steps - 1) else net.no_sync()
-            with sync:
-                with autocast():
-                    out = net(lq)
-                loss = loss_fn(out.float(), hq) / cfg.accum_steps
-                loss.backward()
-            step_loss += loss.detach()
+        step_loss = accumulate_gradients(net, data.lq[idx].to(device, non_blocking=True),
+                                         data.hq[idx].to(device, non_blocking=True),
+                                         flips.to(device) if cfg.augment else None, cfg.accum_steps, loss_fn,
+                                         autocast, memory_format, distributed)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
         opt.step()
