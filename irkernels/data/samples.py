@@ -24,10 +24,11 @@ SKIMAGE_PHOTOS = {
 }
 
 
-def sample_images(include_sklearn: bool = True, names: list[str] | None = None) -> list[Image]:
+def sample_images(include_sklearn: bool = True, names: list[str] | None = None, limit: int | None = None) -> list[Image]:
     """The embedded photos as ``uint8 (H, W, 3)`` images (8 from scikit-image, 2 from scikit-learn).
 
-    ``names`` restricts to a subset (scikit-learn's are ``china`` and ``flower``).
+    ``names`` restricts to a subset (scikit-learn's are ``china`` and ``flower``); ``limit`` keeps
+    the first ``limit`` (in the order of ``SKIMAGE_PHOTOS``, then scikit-learn's).
     """
     import skimage
 
@@ -35,9 +36,9 @@ def sample_images(include_sklearn: bool = True, names: list[str] | None = None) 
     images = []
     for name, filename in SKIMAGE_PHOTOS.items():
         path = os.path.join(data_dir, filename)
-        if (names is None or name in names) and os.path.exists(path):
+        if (names is None or name in names) and os.path.exists(path) and (limit is None or len(images) < limit):
             images.append(Image(name, read_image(path)))
-    if include_sklearn:
+    if include_sklearn and (limit is None or len(images) < limit):
         from sklearn.datasets import load_sample_images
 
         bunch = load_sample_images()
@@ -45,6 +46,7 @@ def sample_images(include_sklearn: bool = True, names: list[str] | None = None) 
             name = os.path.splitext(os.path.basename(path))[0]
             if names is None or name in names:
                 images.append(Image(name, np.ascontiguousarray(pixels, dtype=np.uint8)))
+    images = images[:limit]
     if not images:
         raise ValueError(f"no embedded sample image matched names={names}")
     return images

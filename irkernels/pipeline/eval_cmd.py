@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: no --checkpoint: {args.model} has random weights")
     cfg = EvalConfig(sets=args.test or [], degradation=deg, crop_border=args.crop_border, device=args.device,
                      json_path=args.json)
-    extra = None if args.test else {"samples": sample_images()[: args.max_images]}
+    extra = None if args.test else {"samples": sample_images(limit=args.max_images)}
     print(format_table(evaluate(model, cfg, extra)))
     print(f"results written to {args.json}")
     return 0

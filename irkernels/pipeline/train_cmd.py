@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("error: a paired folder holds bicubic LR images; use --degradation bicubic")
         data = make_pairs_from_paired(load_paired_folder(args.data, deg.scale)[: args.max_images], deg.scale, patches)
     else:
-        images = load_folder(args.data, args.max_images) if args.data else sample_images()[: args.max_images]
+        images = load_folder(args.data, args.max_images) if args.data else sample_images(limit=args.max_images)
         data = make_pairs(images, deg, patches)
     model = build_model(args.model, deg.factor)
     if model_scale(model) != deg.factor:
