@@ -194,7 +194,8 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
     if distributed:
         import torch.distributed as dist
 
-        if not dist.is_initialized():
+        owns_group = not dist.is_initialized()
+        if owns_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             device = torch.device("cuda", local_rank)
@@ -221,7 +222,7 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
     ckpt_path = os.path.join(cfg.out_dir, "last.pt")
     start = 0
     if cfg.resume and os.path.exists(ckpt_path):
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -258,8 +259,13 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
 
         progress = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True)
     model.train()
-    t_run, t_log, patches_since = time.perf_counter(), time.perf_counter(), 0
+    # throughput is timed after a few warm-up steps (allocator, cuDNN autotuning, lazy init)
+    timed_from = start + min(3, max(0, cfg.steps - start - 1))
+    t_run = t_log = time.perf_counter()
+    patches_since = 0
     for step in range(start, cfg.steps):
+        if step == timed_from:
+            t_run = time.perf_counter()
         idx = torch.randint(len(data), (cfg.batch_size,), generator=sampler)
         flips = torch.rand((cfg.batch_size, 3), generator=sampler) < 0.5
         idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
@@ -303,9 +309,9 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         result.max_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
-    elapsed = time.perf_counter() - t_run
     result.steps = cfg.steps - start
-    result.patches_per_s = result.steps * cfg.batch_size / elapsed if result.steps else 0.0
+    timed = cfg.steps - timed_from
+    result.patches_per_s = timed * cfg.batch_size / (time.perf_counter() - t_run) if timed > 0 else 0.0
     final = ema.module if ema is not None else model
     result.model_path = os.path.join(cfg.out_dir, "model.safetensors")
     if main_proc:
@@ -314,6 +320,8 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
         tb.close()
     if distributed:
         torch.distributed.barrier()
+        if owns_group:
+            torch.distributed.destroy_process_group()
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
     return result

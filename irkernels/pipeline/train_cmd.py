@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 
+import torch
+
 from ..data import PatchConfig, is_paired_folder, load_folder, load_paired_folder, make_pairs, make_pairs_from_paired, sample_images
 from ..evaluate import EvalConfig, evaluate, format_table
 from ..models import MODELS, build_model, load_checkpoint, model_scale
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         images = load_folder(args.data, args.max_images) if args.data else sample_images(limit=args.max_images)
         data = make_pairs(images, deg, patches)
+    torch.manual_seed(args.seed)  # the initial weights, identical on every rank
     model = build_model(args.model, deg.factor)
     if model_scale(model) != deg.factor:
         raise SystemExit(f"error: {args.model} up-scales ×{model_scale(model)} but the data needs ×{deg.factor}")
