@@ -23,7 +23,8 @@ METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
 @dataclass
 class EvalConfig:
-    """``sets``: folders to score (name = folder name); ``crop_border`` ``None`` → the scale."""
+    """``sets``: folders to score (name = folder name); ``crop_border`` ``None`` → the SR scale
+    (0 for size-preserving degradations)."""
 
     sets: list[str] = field(default_factory=list)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
@@ -82,7 +83,7 @@ def evaluate(model: nn.Module | None, cfg: EvalConfig, sets: dict[str, list[Imag
     """
     deg = cfg.degradation
     device = resolve_device(cfg.device)
-    crop = deg.factor if cfg.crop_border is None else cfg.crop_border
+    crop = (deg.scale if deg.kind == "bicubic" else 0) if cfg.crop_border is None else cfg.crop_border
     if model is None:
         if deg.kind != "bicubic":
             raise ValueError(f"the bicubic baseline (model=None) needs the bicubic degradation, got {deg.kind!r}")
