@@ -2,7 +2,7 @@
 
 A test set is a folder of HQ images (Set5, Set14, ...: LQ inputs are made with the degradation,
 after mod-cropping to the scale) or a BasicSR paired folder (``HR/`` + ``LR_bicubic/X{s}/``).
-Outputs are rounded to uint8 before scoring; ``crop_border`` defaults to the scale.
+Outputs are rounded to uint8 before scoring; ``crop_border`` defaults to the SR scale (0 otherwise).
 """
 from __future__ import annotations
 

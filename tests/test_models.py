@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from irkernels.models import (MODELS, TripleDCNN, build_model, edsr_baseline, load_checkpoint, model_scale,
+from irkernels.models import (EDSR, SwinIR, TripleDCNN, build_model, edsr_baseline, load_checkpoint, model_scale,
                               read_state_dict, save_checkpoint, swinir_lightweight)
 
 
@@ -118,15 +118,24 @@ def test_safetensors_round_trip(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+SMALL_VARIANTS = {  # every up-sampler path at a width that builds in milliseconds
+    "swinir-pixelshuffle-x3": lambda: SwinIR(3, 12, (2,), (2,), 8, 2.0, "pixelshuffle", num_feat=8),
+    "swinir-direct-x2": lambda: SwinIR(2, 12, (2, 2), (2, 2), 8, 2.0, "pixelshuffledirect", "3conv"),
+    "swinir-restoration": lambda: SwinIR(1, 12, (2,), (2,), 8, 2.0, ""),
+    "edsr-x3": lambda: EDSR(3, n_resblocks=2, n_feats=8, res_scale=0.1),
+}
+
+
+@pytest.mark.parametrize("name", ["edsr-baseline", "swinir-light", "tripled-cnn", *SMALL_VARIANTS])
 def test_features_before_upsampler(name):
-    scale = 1 if name in ("swinir-restoration", "tripled-cnn") else 2
-    model = build_model(name, scale).eval()
+    model = SMALL_VARIANTS[name]() if name in SMALL_VARIANTS else build_model(name, 1 if name == "tripled-cnn" else 2)
+    model.eval()
+    scale = model_scale(model)
     x = torch.rand(2, 3, 11, 9)
     with torch.no_grad():
         feats, out = model.features(x), model(x)
-    assert feats.shape[0] == 2 and feats.shape[-2:] == (11, 9) and feats.shape[1] >= 60
-    assert out.shape == (2, 3, 11 * scale, 9 * scale) and model_scale(model) == scale
+    assert feats.shape[0] == 2 and feats.shape[-2:] == (11, 9) and feats.shape[1] >= 8
+    assert out.shape == (2, 3, 11 * scale, 9 * scale)
     assert torch.isfinite(out).all()
 
 

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", help="weights for --model (.pth/.pt/.safetensors; official EDSR/SwinIR files load)")
     g.add_argument("--test", nargs="+", metavar="DIR", help="test set folders (default: the embedded photos)")
     g.add_argument("--max-images", type=int, help="score at most this many embedded photos (without --test)")
-    g.add_argument("--crop-border", type=int, help="pixels cropped on each side before scoring (default: the scale)")
+    g.add_argument("--crop-border", type=int, help="pixels cropped on each side before scoring (default: the SR scale; 0 for other degradations)")
     g.add_argument("--json", default="eval.json", help="where the results JSON is written (default: %(default)s)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed of random degradations (default: %(default)s)")
