@@ -23,7 +23,7 @@ from ..data.degrade import DegradationConfig, degrade
 from ..data.images import Image, list_images, load_folder, modcrop, quantize, read_image, to_float, to_tensor
 from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
-from ..outputs import RunFolder, figure_html, mosaic_html, table_html, write_report
+from ..outputs import RunFolder, atomic_write_json, figure_html, mosaic_html, table_html, write_report
 from ..train import resolve_device
 from .features import FeatureTarget, feature_samples, feature_target
 from .finetune import FinetuneConfig, distribution_terms, finetune_images
@@ -330,6 +330,36 @@ def run_tripled(cfg: TripleDConfig, out: str, data: str | None = None, overwrite
     return TripleDResult(folder, names, np.asarray(records["scores"]["scores"]), selected, report)
 
 
+def train_on_output(root: str, cfg: TripleDConfig, steps: int, model: str | None = None, batch_size: int = 16,
+                    accum_steps: int = 1, patch_size: int = 96, lr: float = 3e-4,
+                    test: Sequence[str] | None = None) -> str:
+    """Train ``model`` (default ``edsr-baseline``) on the paired folder ``root`` with the substrate's
+    trainer (``root/train/``: resumable) and evaluate on ``test`` folders with each task type's
+    degradation (``root/eval.json``). Returns a printable summary."""
+    from ..data.images import PatchConfig, load_paired_folder, make_pairs_from_paired
+    from ..evaluate import EvalConfig, evaluate, format_table
+    from ..train import TrainConfig, train
+
+    pairs = load_paired_folder(root, cfg.scale)
+    smallest = min(min(hr.pixels.shape[:2]) for _, hr in pairs)
+    if patch_size > smallest or patch_size % cfg.scale:
+        raise ValueError(f"patch_size must be a multiple of the scale {cfg.scale} and at most the smallest output "
+                         f"image side {smallest}, got {patch_size}")
+    data = make_pairs_from_paired(pairs, cfg.scale, PatchConfig(patch_size, patch_size))
+    torch.manual_seed(cfg.seed)
+    net = build_model(model or "edsr-baseline", cfg.scale)
+    result = train(net, data, TrainConfig(out_dir=os.path.join(root, "train"), steps=steps, batch_size=batch_size,
+                                          accum_steps=accum_steps, lr=lr, seed=cfg.seed, device=cfg.device,
+                                          progress=cfg.progress))
+    lines = [f"trained {result.steps} steps on {len(data)} patches; weights in {result.model_path}"]
+    if test:
+        scores = {t: evaluate(net, EvalConfig(sets=list(test), degradation=deg, device=cfg.device))
+                  for t, deg in task_types(cfg.task)}
+        atomic_write_json(os.path.join(root, "eval.json"), scores)
+        lines += [f"[{t}]\n{format_table(res)}" for t, res in scores.items()]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # report.html
 # ---------------------------------------------------------------------------------------------
@@ -408,4 +438,4 @@ def _alignment_figure(proj: dict, plt) -> str:
 
 
 __all__ = ["TASKS", "TripleDConfig", "TripleDResult", "distil", "feature_network", "get_scorer", "run_tripled",
-           "settings_of", "synthetic_crops", "task_types", "write_tripled_report"]
+           "settings_of", "synthetic_crops", "task_types", "train_on_output", "write_tripled_report"]
