@@ -1,0 +1,127 @@
+"""``python -m irkernels.pipeline tripled`` end to end on tiny settings: layout, manifest, report,
+read-back by ``train``, resume, all-in-one balance and bad inputs."""
+import json
+
+import numpy as np
+import pytest
+
+import irkernels.tripled.pipeline as tripled_pipeline
+import irkernels.tripled.scoring as scoring
+from irkernels.pipeline.__main__ import build_parser, main
+from irkernels.tripled.selection import balanced_counts
+
+TINY = ["--img-size", "32", "--backbone-kwargs", '{"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}',
+        "--scorer-steps", "4", "--scorer-batch", "4", "--crop-min", "16", "--crop-max", "48",
+        "--feature-model", "tripled-cnn", "--num-freqs", "32", "--syn-size", "32",
+        "--vae-steps", "2", "--vae-crop", "32", "--latent-steps", "2", "--latent-batch", "2",
+        "--cnn-steps", "2", "--cnn-channels", "8", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        grey = np.clip(128 + rng.integers(-12 * i, 12 * i + 1, (44, 52)), 0, 255).astype(np.uint8)
+        Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(root / f"img{i}.png")
+    return root
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["tripled", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for action in build_parser()[1]["tripled"]._actions:
+        assert action.help, f"{action.option_strings} has no help text"
+        for flag in action.option_strings:
+            assert flag in out
+
+
+def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", *TINY]
+    assert main(argv) == 0
+    assert "selected 2 of 8 images" in capsys.readouterr().out
+    hr = sorted(p.name for p in (out / "HR").iterdir())
+    lr = sorted(p.name for p in (out / "LR_bicubic" / "X4").iterdir())
+    assert hr == lr and len([n for n in hr if n.startswith("real_")]) == 2 and len([n for n in hr if n.startswith("syn_")]) == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["method"] == "tripled" and manifest["task"] == "sr4" and manifest["scale"] == 4
+    assert manifest["num_selected"] == 2 and manifest["num_pairs"] == 4 and "torch" in manifest["versions"]
+    units = {u["unit"]: u for u in manifest["units"]}
+    scores = np.asarray(units["scores"]["scores"])
+    top = np.argsort(-scores, kind="stable")[:2].tolist()
+    assert [i for i, _ in units["scores"]["selected"]] == top
+    syn = units["synthetic"]
+    assert {"initial", "after_latent", "after_cnn", "latent_losses", "cnn_losses", "projection"} <= set(syn)
+    report = (out / "report.html").read_text()
+    for heading in ("Score histogram", "Selected", "Rejected", "Distribution alignment", "data:image/png;base64"):
+        assert heading in report
+    assert (out / "scorer.safetensors").exists()
+
+    # a restart skips every finished unit and reuses the scorer
+    def fail(*a, **k):
+        raise AssertionError("finished work was redone")
+
+    monkeypatch.setattr(tripled_pipeline, "distil", fail)
+    monkeypatch.setattr(tripled_pipeline, "train_scorer", fail)
+    monkeypatch.setattr(scoring, "train_scorer", fail)
+    (out / "manifest.json").unlink()
+    assert main(argv) == 0
+    assert json.loads((out / "manifest.json").read_text())["num_pairs"] == 4
+    # an unfinished unit is redone: remove one real pair's record, the scorer file is reused
+    (out / "records" / "real-00001.json").unlink()
+    (out / "records" / "scores.json").unlink()
+    monkeypatch.setattr(tripled_pipeline, "score_images", lambda *a, **k: scores)
+    assert main(argv) == 0
+    assert (out / "records" / "real-00001.json").exists()
+    capsys.readouterr()
+
+    # the substrate's trainer reads the output back
+    assert main(["train", "--data", str(out), "--scale", "4", "--steps", "1", "--batch-size", "2", "--patch-size", "32",
+                 "--out", str(tmp_path / "train"), "--device", "cpu", "--no-progress"]) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+
+
+def test_allinone_balance_and_training(folder, tmp_path, capsys):
+    out = tmp_path / "aio"
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "allinone", "--p", "0.7",
+                 "--scorer", "entropy", "--no-latent", "--no-cnn", "--device", "cpu", "--no-progress",
+                 "--train-steps", "1", "--batch-size", "2", "--patch-size", "32", "--test", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "selected 6 of 8 images" in text and "[derain]" in text
+    names = [p.name for p in (out / "HR").iterdir()]
+    types = ["denoise25", "deblur", "derain", "jpeg"]
+    counts = {t: sum(n.startswith(f"real_{t}_") for n in names) for t in types}
+    assert counts == balanced_counts(6, types) == {"denoise25": 2, "deblur": 2, "derain": 1, "jpeg": 1}
+    assert (out / "LR_bicubic" / "X1").is_dir() and (out / "train" / "model.safetensors").exists()
+    assert set(json.loads((out / "eval.json").read_text())) == set(types)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--p", "0"], "p must be a fraction"),
+    (["--p", "1.5"], "p must be a fraction"),
+    (["--syn-size", "64"], "smaller than the synthetic crop size"),
+])
+def test_bad_inputs_give_clear_errors(folder, tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["tripled", "--data", str(folder), "--out", str(tmp_path / "o"), "--scorer", "entropy", *TINY, *extra])
+
+
+def test_bad_folder_task_and_changed_settings(folder, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="holds no images"):
+        main(["tripled", "--data", str(empty), "--out", str(tmp_path / "o1")])
+    with pytest.raises(SystemExit) as exc:
+        main(["tripled", "--task", "dehaze", "--out", str(tmp_path / "o2")])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    base = ["tripled", "--data", str(folder), "--out", str(tmp_path / "o3"), "--scorer", "entropy", "--no-latent",
+            "--no-cnn", "--device", "cpu", "--no-progress"]
+    assert main(base) == 0
+    with pytest.raises(SystemExit, match="other settings"):
+        main([*base, "--p", "0.5"])
+    assert main([*base, "--p", "0.5", "--overwrite"]) == 0
