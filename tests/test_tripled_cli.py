@@ -125,3 +125,22 @@ def test_bad_folder_task_and_changed_settings(folder, tmp_path, capsys):
     with pytest.raises(SystemExit, match="other settings"):
         main([*base, "--p", "0.5"])
     assert main([*base, "--p", "0.5", "--overwrite"]) == 0
+
+
+def test_dynamic_selection_training(folder, tmp_path, capsys):
+    out = tmp_path / "dyn"
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--scorer", "entropy", "--no-latent",
+            "--no-cnn", "--device", "cpu", "--no-progress", "--train-steps", "3", "--dynamic-epochs", "2",
+            "--q-start", "0.75", "--batch-size", "2", "--patch-size", "32"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "epoch 0: q = 0.7500, 2 images" in text and "epoch 1: q = 0.2500, 2 images" in text
+    ckpts = {}
+    for epoch, steps in (("epoch000", 1), ("epoch001", 2)):
+        log = (out / "train_dynamic" / epoch / "log.csv").read_text().splitlines()
+        assert log[-1].startswith(f"{steps},")
+        ckpts[epoch] = (out / "train_dynamic" / epoch / "last.pt").stat().st_mtime_ns
+    assert main(argv) == 0  # finished epochs are not trained again
+    assert {e: (out / "train_dynamic" / e / "last.pt").stat().st_mtime_ns for e in ckpts} == ckpts
+    with pytest.raises(SystemExit, match="q_start must be >= p"):
+        main([*argv, "--q-start", "0.1"])

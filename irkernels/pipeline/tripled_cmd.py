@@ -22,7 +22,7 @@ import os
 from ..models import MODELS
 from ..tripled.finetune import FinetuneConfig
 from ..tripled.latent import LatentConfig
-from ..tripled.pipeline import TASKS, TripleDConfig, run_tripled, train_on_output
+from ..tripled.pipeline import TASKS, TrainSpec, TripleDConfig, run_tripled, train_dynamic, train_on_output
 from ..tripled.scoring import ScorerConfig
 
 NAME = "tripled"
@@ -97,13 +97,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--restoration-weight", type=float, default=ft.restoration_weight,
                    help="weight of the restoration loss (needs --feature-checkpoint; default: %(default)s)")
     g = p.add_argument_group("training and evaluation on the result")
+    t = TrainSpec()
     g.add_argument("--train-steps", type=int, default=0, help="train --model on the output this many steps (0 = no)")
-    g.add_argument("--model", choices=sorted(MODELS), help="network to train (default: edsr-baseline)")
-    g.add_argument("--batch-size", type=int, default=16, help="patches per optimizer step (default: %(default)s)")
-    g.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation micro-batches (default: %(default)s)")
-    g.add_argument("--patch-size", type=int, default=96, help="HR training patch side (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate (default: %(default)s)")
-    g.add_argument("--test", nargs="+", metavar="DIR", help="test sets to evaluate after training")
+    g.add_argument("--model", choices=sorted(MODELS), default=t.model, help="network to train (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=t.batch_size, help="patches per optimizer step (default: %(default)s)")
+    g.add_argument("--accum-steps", type=int, default=t.accum_steps,
+                   help="gradient accumulation micro-batches per step (default: %(default)s)")
+    g.add_argument("--patch-size", type=int, default=t.patch_size, help="HR training patch side (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=t.lr, help="AdamW peak learning rate, cosine schedule (default: %(default)s)")
+    g.add_argument("--test", nargs="+", default=[], metavar="DIR", help="test sets to evaluate after training")
+    g.add_argument("--dynamic-epochs", type=int, default=t.dynamic_epochs,
+                   help="> 0: train on the whole input instead, each of this many epochs on p %% drawn from the "
+                        "top q %% (q shrinking to p) (default: %(default)s = off)")
+    g.add_argument("--q-start", type=float, default=t.q_start, help="dynamic selection's first pool fraction (default: %(default)s)")
+    g.add_argument("--q-schedule", choices=("linear", "cosine"), default=t.q_schedule,
+                   help="how q shrinks to p over the epochs (default: %(default)s)")
 
 
 def config_from_args(args: argparse.Namespace) -> TripleDConfig:
@@ -132,8 +140,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"selected {len(result.selected)} of {len(result.names)} images; "
           f"{len(os.listdir(result.folder.hr_dir))} pairs in {result.folder.root}; report: {result.report_path}")
     if args.train_steps:
-        summary = train_on_output(result.folder.root, cfg, steps=args.train_steps, model=args.model,
-                                  batch_size=args.batch_size, accum_steps=args.accum_steps,
-                                  patch_size=args.patch_size, lr=args.lr, test=args.test)
-        print(summary)
+        try:
+            spec = TrainSpec(steps=args.train_steps, model=args.model, batch_size=args.batch_size,
+                             accum_steps=args.accum_steps, patch_size=args.patch_size, lr=args.lr, test=args.test,
+                             dynamic_epochs=args.dynamic_epochs, q_start=args.q_start, q_schedule=args.q_schedule)
+            if spec.dynamic_epochs:
+                print(train_dynamic(result.folder.root, cfg, spec, result.items, result.scores))
+            else:
+                print(train_on_output(result.folder.root, cfg, spec))
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from exc
     return 0

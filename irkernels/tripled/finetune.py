@@ -31,7 +31,7 @@ class FinetuneConfig:
     ``restoration_weight`` (0 = off)."""
 
     steps: int = 200
-    lr: float = 1e-4
+    lr: float = 1e-3
     batch_size: int = 16
     channels: int = 64
     layers: int = 8

@@ -106,6 +106,7 @@ class TripleDConfig:
 @dataclass
 class TripleDResult:
     folder: RunFolder
+    items: list
     names: list[str]
     scores: np.ndarray
     selected: list[tuple[int, str]]
@@ -327,37 +328,114 @@ def run_tripled(cfg: TripleDConfig, out: str, data: str | None = None, overwrite
                            "degradations": {t: asdict(d) for t, d in types},
                            "num_images": len(items), "num_selected": len(selected)})
     report = write_tripled_report(folder, records, items)
-    return TripleDResult(folder, names, np.asarray(records["scores"]["scores"]), selected, report)
+    return TripleDResult(folder, items, names, np.asarray(records["scores"]["scores"]), selected, report)
 
 
-def train_on_output(root: str, cfg: TripleDConfig, steps: int, model: str | None = None, batch_size: int = 16,
-                    accum_steps: int = 1, patch_size: int = 96, lr: float = 3e-4,
-                    test: Sequence[str] | None = None) -> str:
-    """Train ``model`` (default ``edsr-baseline``) on the paired folder ``root`` with the substrate's
-    trainer (``root/train/``: resumable) and evaluate on ``test`` folders with each task type's
-    degradation (``root/eval.json``). Returns a printable summary."""
-    from ..data.images import PatchConfig, load_paired_folder, make_pairs_from_paired
-    from ..evaluate import EvalConfig, evaluate, format_table
+@dataclass
+class TrainSpec:
+    """Training on the result with the substrate's trainer: ``steps`` optimizer steps of
+    ``batch_size`` HR patches of ``patch_size`` (``accum_steps`` micro-batches), AdamW ``lr`` with a
+    cosine schedule, network ``model``; ``test`` folders to evaluate on. ``dynamic_epochs > 0``
+    trains instead on the whole input with the epoch-wise dynamic selection (``DynamicSampler``:
+    ``steps`` split evenly over the epochs, pool ``q_start`` → ``p``, ``q_schedule``)."""
+
+    steps: int = 1000
+    model: str = "edsr-baseline"
+    batch_size: int = 16
+    accum_steps: int = 1
+    patch_size: int = 96
+    lr: float = 3e-4
+    min_lr: float = 1e-6
+    test: list[str] = field(default_factory=list)
+    dynamic_epochs: int = 0
+    q_start: float = 0.2
+    q_schedule: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.dynamic_epochs < 0:
+            raise ValueError(f"steps must be >= 1 and dynamic_epochs >= 0, got {self.steps}, {self.dynamic_epochs}")
+        if self.dynamic_epochs > self.steps:
+            raise ValueError(f"dynamic_epochs ({self.dynamic_epochs}) cannot exceed steps ({self.steps})")
+
+
+def _check_patch(patch_size: int, scale: int, sides: Sequence[int]) -> None:
+    if patch_size % scale or patch_size > min(sides):
+        raise ValueError(f"patch_size must be a multiple of the scale {scale} and at most the smallest image side "
+                         f"{min(sides)}, got {patch_size}")
+
+
+def _train(net: torch.nn.Module, data, cfg: TripleDConfig, spec: TrainSpec, out_dir: str, steps: int, lr: float,
+           min_lr: float):
     from ..train import TrainConfig, train
 
+    return train(net, data, TrainConfig(out_dir=out_dir, steps=steps, batch_size=spec.batch_size,
+                                        accum_steps=spec.accum_steps, lr=lr, min_lr=min_lr, seed=cfg.seed,
+                                        device=cfg.device, progress=cfg.progress))
+
+
+def _evaluate_types(net: torch.nn.Module, cfg: TripleDConfig, spec: TrainSpec, path: str) -> list[str]:
+    """Scores on ``spec.test`` under each task type's degradation, written to ``path``."""
+    from ..evaluate import EvalConfig, evaluate, format_table
+
+    if not spec.test:
+        return []
+    scores = {t: evaluate(net, EvalConfig(sets=list(spec.test), degradation=deg, device=cfg.device))
+              for t, deg in task_types(cfg.task)}
+    atomic_write_json(path, scores)
+    return [f"[{t}]\n{format_table(res)}" for t, res in scores.items()]
+
+
+def train_on_output(root: str, cfg: TripleDConfig, spec: TrainSpec) -> str:
+    """Train ``spec.model`` on the paired folder ``root`` (``root/train/``: resumable) and evaluate
+    (``root/eval.json``). Returns a printable summary."""
+    from ..data.images import PatchConfig, load_paired_folder, make_pairs_from_paired
+
     pairs = load_paired_folder(root, cfg.scale)
-    smallest = min(min(hr.pixels.shape[:2]) for _, hr in pairs)
-    if patch_size > smallest or patch_size % cfg.scale:
-        raise ValueError(f"patch_size must be a multiple of the scale {cfg.scale} and at most the smallest output "
-                         f"image side {smallest}, got {patch_size}")
-    data = make_pairs_from_paired(pairs, cfg.scale, PatchConfig(patch_size, patch_size))
+    _check_patch(spec.patch_size, cfg.scale, [min(hr.pixels.shape[:2]) for _, hr in pairs])
+    data = make_pairs_from_paired(pairs, cfg.scale, PatchConfig(spec.patch_size, spec.patch_size))
     torch.manual_seed(cfg.seed)
-    net = build_model(model or "edsr-baseline", cfg.scale)
-    result = train(net, data, TrainConfig(out_dir=os.path.join(root, "train"), steps=steps, batch_size=batch_size,
-                                          accum_steps=accum_steps, lr=lr, seed=cfg.seed, device=cfg.device,
-                                          progress=cfg.progress))
+    net = build_model(spec.model, cfg.scale)
+    result = _train(net, data, cfg, spec, os.path.join(root, "train"), spec.steps, spec.lr, spec.min_lr)
     lines = [f"trained {result.steps} steps on {len(data)} patches; weights in {result.model_path}"]
-    if test:
-        scores = {t: evaluate(net, EvalConfig(sets=list(test), degradation=deg, device=cfg.device))
-                  for t, deg in task_types(cfg.task)}
-        atomic_write_json(os.path.join(root, "eval.json"), scores)
-        lines += [f"[{t}]\n{format_table(res)}" for t, res in scores.items()]
-    return "\n".join(lines)
+    return "\n".join(lines + _evaluate_types(net, cfg, spec, os.path.join(root, "eval.json")))
+
+
+def train_dynamic(root: str, cfg: TripleDConfig, spec: TrainSpec, items: Sequence, scores: np.ndarray) -> str:
+    """Train on all ``items`` with epoch-wise dynamic selection: epoch ``e`` trains
+    ``spec.steps // epochs`` steps (the remainder in the last) on the pairs of
+    ``DynamicSampler.indices(e)`` (dealt over the task's types), in ``root/train_dynamic/epoch<e>``.
+    The learning rate follows one cosine over all epochs (each epoch anneals from its start value
+    to its end value; the optimizer state restarts per epoch). Finished epochs are skipped on
+    restart (the trainer resumes from each epoch's checkpoint). Evaluation → ``root/eval_dynamic.json``."""
+    from ..data.images import PairSet, PatchConfig, make_pairs
+    from .selection import DynamicSampler
+
+    sampler = DynamicSampler(np.asarray(scores), cfg.p, spec.q_start, spec.dynamic_epochs, spec.q_schedule, cfg.seed)
+    types = task_types(cfg.task)
+    per_epoch = [spec.steps // spec.dynamic_epochs] * spec.dynamic_epochs
+    per_epoch[-1] += spec.steps - sum(per_epoch)
+
+    def lr_at(step: int) -> float:
+        return spec.min_lr + (spec.lr - spec.min_lr) * (1 + math.cos(math.pi * step / spec.steps)) / 2
+
+    torch.manual_seed(cfg.seed)
+    net = build_model(spec.model, cfg.scale)
+    done, lines = 0, []
+    for epoch, steps in enumerate(per_epoch):
+        picked = deal_to_types(sampler.indices(epoch), [t for t, _ in types])
+        images = [_load(items[i]) for i, _ in picked]
+        _check_patch(spec.patch_size, cfg.scale, [min(im.pixels.shape[:2]) for im in images])
+        parts = [make_pairs([im for im, (_, tt) in zip(images, picked) if tt == t], deg,
+                            PatchConfig(spec.patch_size, spec.patch_size))
+                 for t, deg in types if any(tt == t for _, tt in picked)]
+        data = PairSet(torch.cat([d.lq for d in parts]), torch.cat([d.hq for d in parts]),
+                       [s for d in parts for s in d.sources])
+        out_dir = os.path.join(root, "train_dynamic", f"epoch{epoch:03d}")
+        _train(net, data, cfg, spec, out_dir, steps, lr_at(done), lr_at(done + steps))
+        done += steps
+        lines.append(f"epoch {epoch}: q = {sampler.q(epoch):.4f}, {len(images)} images, {len(data)} patches, "
+                     f"{steps} steps")
+    return "\n".join(lines + _evaluate_types(net, cfg, spec, os.path.join(root, "eval_dynamic.json")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,4 +516,5 @@ def _alignment_figure(proj: dict, plt) -> str:
 
 
 __all__ = ["TASKS", "TripleDConfig", "TripleDResult", "distil", "feature_network", "get_scorer", "run_tripled",
-           "settings_of", "synthetic_crops", "task_types", "train_on_output", "write_tripled_report"]
+           "settings_of", "synthetic_crops", "task_types", "train_dynamic", "train_on_output", "TrainSpec",
+           "write_tripled_report"]
