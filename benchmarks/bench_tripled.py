@@ -63,8 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.small or not torch.cuda.is_available():
         args.small = True
-        args.steps, args.batch_size, args.patch_size = min(args.steps, 5), 4, 48
+        args.steps, args.batch_size = min(args.steps, 5), 4
         args.scorer_steps, args.latent_steps, args.cnn_steps, args.syn_size = 10, 3, 3, 64
+        args.patch_size = 32
         args.p = max(args.p, 0.2)
         args.work = args.work + "_small"
     return args
@@ -124,12 +125,24 @@ def tripled_config(args, task: str, method: str, scorer_path: str) -> TripleDCon
                          finetune=FinetuneConfig(steps=args.cnn_steps), seed=args.seed, progress=False)
 
 
+def small_photo_folder(folder: str) -> str:
+    from PIL import Image as PILImage
+
+    os.makedirs(folder, exist_ok=True)
+    for im in sample_images():
+        h, w = im.pixels.shape[:2]
+        PILImage.fromarray(im.pixels).resize((w // 4, h // 4), PILImage.BICUBIC).save(os.path.join(folder, f"{im.name}.png"))
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
     rows_path = os.path.join(args.work, "rows.json")
     rows: list[dict] = json.load(open(rows_path)) if os.path.exists(rows_path) else []
     done = {(r["task"], r["method"]) for r in rows}
+    if args.small and not args.data:  # the embedded photos at 1/4 size, as files, so the CPU check is quick
+        args.data = small_photo_folder(os.path.join(args.work, "photos"))
     items = list_images(args.data) if args.data else sample_images()
     images = load_folder(args.data) if args.data else items
     test_sets = {} if args.test else {"china": sample_images(names=["china"])}

@@ -15,6 +15,16 @@ from irkernels.tripled.scoring import (ComplexityScorer, ScorerConfig, grey_leve
 from irkernels.tripled.selection import (DynamicSampler, balanced_counts, deal_to_types, select_balanced, select_top,
                                          selection_count)
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: on the shared 2-core CI box, intra-op threads spin against other
+    processes and cost 3× more than they gain (measured), so the module runs single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY_VIT = {"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}
 
 
@@ -227,3 +237,20 @@ def test_cnn_finetuning_lowers_kl():
     assert hist["loss"][-1] < hist["loss"][0]
     with pytest.raises(ValueError, match="restoration"):
         finetune_images(synthetic, extractor, target, FinetuneConfig(steps=1, restoration_weight=1.0, device="cpu"))
+
+
+def test_cnn_restoration_loss_is_added():
+    from irkernels.data.degrade import add_gaussian_noise
+
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    target = feature_target(extractor, [torch.rand(3, 16, 16)], num_freqs=8)
+    synthetic = torch.rand(2, 3, 16, 16)
+    restorer = TripleDCNN(channels=8, layers=3)
+    torch.nn.init.normal_(restorer.last.weight, std=0.1)  # not the identity: a non-zero restoration error
+    noisy = lambda x: add_gaussian_noise(x, 25, torch.Generator().manual_seed(0), clip=False)  # noqa: E731
+    cfg = FinetuneConfig(steps=2, batch_size=2, channels=8, restoration_weight=1.0, device="cpu", progress=False)
+    _, _, hist = finetune_images(synthetic, extractor, target, cfg, (restorer, noisy))
+    assert hist["loss"][0] > hist["l2"][0] + hist["kl"][0] + 1e-3
+    with pytest.raises(ValueError, match="scale must match"):
+        finetune_images(synthetic, extractor, target, cfg, (restorer, lambda x: x[..., ::2, ::2]))

@@ -4,11 +4,22 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import irkernels.tripled.pipeline as tripled_pipeline
 import irkernels.tripled.scoring as scoring
 from irkernels.pipeline.__main__ import build_parser, main
 from irkernels.tripled.selection import balanced_counts
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: on the shared 2-core CI box, intra-op threads spin against other
+    processes and cost 3× more than they gain (measured), so the module runs single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 TINY = ["--img-size", "32", "--backbone-kwargs", '{"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}',
         "--scorer-steps", "4", "--scorer-batch", "4", "--crop-min", "16", "--crop-max", "48",
@@ -105,6 +116,8 @@ def test_allinone_balance_and_training(folder, tmp_path, capsys):
     (["--p", "0"], "p must be a fraction"),
     (["--p", "1.5"], "p must be a fraction"),
     (["--syn-size", "64"], "smaller than the synthetic crop size"),
+    (["--syn-size", "30"], "multiple of the scale 4"),
+    (["--restoration-weight", "1"], "needs a trained feature_checkpoint"),
 ])
 def test_bad_inputs_give_clear_errors(folder, tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):
@@ -144,3 +157,19 @@ def test_dynamic_selection_training(folder, tmp_path, capsys):
     assert {e: (out / "train_dynamic" / e / "last.pt").stat().st_mtime_ns for e in ckpts} == ckpts
     with pytest.raises(SystemExit, match="q_start must be >= p"):
         main([*argv, "--q-start", "0.1"])
+
+
+def test_restoration_loss_through_the_pipeline(folder, tmp_path, capsys):
+    from irkernels.models import TripleDCNN, save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(TripleDCNN(), str(tmp_path / "cnn.safetensors"))
+    out = tmp_path / "rest"
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "denoise25", "--p", "0.25", *TINY,
+                 "--scorer", "entropy", "--no-latent", "--feature-checkpoint", ckpt, "--restoration-weight", "0.5"]) == 0
+    syn = json.loads((out / "records" / "synthetic.json").read_text())
+    losses = syn["cnn_losses"]
+    assert all(t > a + b for t, a, b in zip(losses["loss"], losses["l2"], losses["kl"]))
+    with pytest.raises(SystemExit, match="JPEG"):
+        main(["tripled", "--data", str(folder), "--out", str(tmp_path / "j"), "--task", "jpeg", *TINY,
+              "--feature-checkpoint", ckpt, "--restoration-weight", "0.5"])

@@ -32,6 +32,11 @@ class FeatureTarget:
     def std(self) -> torch.Tensor:
         return self.var.clamp(min=1e-12).sqrt()
 
+    @property
+    def live(self) -> torch.Tensor:
+        """``(C,)`` bool: channels that vary over the real set (constant ones carry no distribution)."""
+        return self.var > 1e-10 * max(float(self.var.max()), 1e-30)
+
 
 def feature_samples(feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, max_samples: int | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:

@@ -8,7 +8,8 @@ channel ``c`` with means ``μ`` and variances ``σ²`` over all positions of the
       [+ w_rest · L1(R(degrade(CNN(B_s))), CNN(B_s))]      (optional restoration loss)
 
 Features are standardised with the real set's channel mean/std (``features`` module), so
-``μ_a = 0``, ``σ_a = 1``. Only the CNN's weights are trained (Adam); the feature network is frozen.
+``μ_a = 0``, ``σ_a = 1``. Channels that are constant over the real set (dead ReLUs) are left out:
+a KL to a point mass is undefined. Only the CNN's weights are trained (Adam); the feature network is frozen.
 """
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def channel_moments(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def distribution_terms(feats: torch.Tensor, target: FeatureTarget) -> tuple[torch.Tensor, torch.Tensor]:
     """``(‖μ_a − μ_b‖₂, mean_c KL)`` of eq. 4 for raw features ``(N, C, H, W)`` against ``target``."""
-    mean = target.mean.to(feats.device, torch.float32)
-    std = target.std.to(feats.device, torch.float32)
-    mu_b, var_b = channel_moments((feats.float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1))
+    live = target.live.to(feats.device)
+    mean = target.mean.to(feats.device, torch.float32)[live]
+    std = target.std.to(feats.device, torch.float32)[live]
+    mu_b, var_b = channel_moments((feats[:, live].float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1))
     zeros, ones = torch.zeros_like(mu_b), torch.ones_like(var_b)
     return torch.linalg.vector_norm(mu_b - zeros), gaussian_kl(zeros, ones, mu_b, var_b).mean()
 
@@ -104,7 +106,11 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
         loss = cfg.mean_weight * l2 + cfg.kl_weight * kl
         if cfg.restoration_weight > 0:
             net, degrade_fn = restoration
-            loss = loss + cfg.restoration_weight * F.l1_loss(net(degrade_fn(adjusted)), adjusted)
+            restored = net(degrade_fn(adjusted))
+            if restored.shape != adjusted.shape:
+                raise ValueError(f"the restoration network maps the degraded images to {tuple(restored.shape)}, "
+                                 f"not their size {tuple(adjusted.shape)} (its scale must match the degradation)")
+            loss = loss + cfg.restoration_weight * F.l1_loss(restored, adjusted)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

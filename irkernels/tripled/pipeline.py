@@ -55,6 +55,14 @@ def task_types(task: str) -> list[tuple[str, DegradationConfig]]:
     return TASKS[task]
 
 
+def differentiable_degradation(deg: DegradationConfig):
+    """``x ↦ degrade(x, deg)`` with a fixed seed, for the CNN's restoration loss (gradients flow
+    through bicubic, noise, blur and rain; JPEG goes through PIL and has none)."""
+    if deg.kind == "jpeg":
+        raise ValueError("the restoration loss needs a differentiable degradation; JPEG (PIL) is not")
+    return lambda x: degrade(x, deg, _seeded(deg.seed, 11))
+
+
 @dataclass
 class TripleDConfig:
     """One TripleD run. ``scorer``: ``vit`` (a trained ``ComplexityScorer``; ``scorer_checkpoint``
@@ -95,8 +103,14 @@ class TripleDConfig:
             raise ValueError(f"target must be 'subset' or 'all', got {self.target!r}")
         if self.syn_size < 8 or self.syn_per_image < 1:
             raise ValueError(f"syn_size must be >= 8 and syn_per_image >= 1, got {self.syn_size}, {self.syn_per_image}")
-        if self.finetune.restoration_weight > 0 and not self.feature_checkpoint:
-            raise ValueError("a restoration loss (finetune.restoration_weight > 0) needs a trained feature_checkpoint")
+        if self.finetune.restoration_weight > 0:
+            if not self.feature_checkpoint:
+                raise ValueError("a restoration loss (finetune.restoration_weight > 0) needs a trained feature_checkpoint")
+            if len(task_types(self.task)) > 1:
+                raise ValueError("the restoration loss needs a single-degradation task, not allinone")
+            differentiable_degradation(task_types(self.task)[0][1])
+        if self.syn_size % self.scale:
+            raise ValueError(f"syn_size must be a multiple of the scale {self.scale}, got {self.syn_size}")
 
     @property
     def scale(self) -> int:
@@ -239,7 +253,11 @@ def distil(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], c
         record["after_latent"] = measure(synthetic)
     before_cnn = synthetic
     if cfg.use_cnn:
-        synthetic, _, history = finetune_images(synthetic, extractor, target, cfg.finetune)
+        restoration = None
+        if cfg.finetune.restoration_weight > 0:
+            (_, deg), = task_types(cfg.task)
+            restoration = (extractor, differentiable_degradation(deg))
+        synthetic, _, history = finetune_images(synthetic, extractor, target, cfg.finetune, restoration)
         record["cnn_losses"] = history
         record["after_cnn"] = measure(synthetic)
     # Figure 12: project standardised features on the real set's first principal axis.
