@@ -300,6 +300,9 @@ def run_tripled(cfg: TripleDConfig, out: str, data: str | None = None, overwrite
 
     if folder.is_done("scores"):
         rec = next(r for r in folder.records() if r["unit"] == "scores")
+        if rec["names"] != names:
+            raise ValueError(f"the images in {data or 'the embedded set'} changed since {folder.root} was scored; "
+                             "use another --out or --overwrite")
         scores, selected = np.asarray(rec["scores"]), [tuple(s) for s in rec["selected"]]
     else:
         info: dict = {}
