@@ -169,10 +169,14 @@ def test_feature_target_equals_direct_statistics():
     assert target.count == 9 * 11 + 13 * 7
     assert torch.allclose(target.mean, flat.mean(0), atol=1e-6)
     assert torch.allclose(target.var, flat.var(0, correction=0), atol=1e-6)
-    st = cf_stats(((flat - flat.mean(0)) / flat.std(0, correction=0).clamp(min=1e-6)).float(), target.freqs)
+    live = flat.std(0) > 1e-6
+    assert torch.equal(target.live, live) and target.freqs.shape == (16, int(live.sum()))
+    standard = (flat - flat.mean(0)) / flat.std(0, correction=0).clamp(min=1e-12)
+    st = cf_stats(standard[:, live].float(), target.freqs)
     assert torch.allclose(target.cf.re, st.re, atol=1e-5) and torch.allclose(target.cf.im, st.im, atol=1e-5)
-    s = feature_samples(feats[0].float(), target.mean, target.std, max_samples=10, generator=torch.Generator())
-    assert s.shape == (10, 6)
+    s = target.samples(feats[0].float(), max_samples=10, generator=torch.Generator())
+    assert s.shape == (10, int(live.sum()))
+    assert feature_samples(feats[0].float(), target.mean, target.std).shape == (99, 6)
 
 
 # --------------------------------------------------------------------------------------------- latent

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats
 from ..train import resolve_device
-from .features import FeatureTarget, feature_samples
+from .features import FeatureTarget
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig) -> 
 def matching_loss(images: torch.Tensor, extractor: nn.Module, target: FeatureTarget,
                   max_samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """NCFD between ``target`` and the standardised features of ``images`` ``(N, 3, H, W)``."""
-    samples = feature_samples(extractor.features(images), target.mean, target.std, max_samples, generator)
+    samples = target.samples(extractor.features(images), max_samples, generator)
     freqs = target.freqs.to(samples.device)
     cf = CFStats(target.cf.re.to(samples.device), target.cf.im.to(samples.device), target.cf.counts.to(samples.device))
     return ncfd_from_stats(cf, cf_stats(samples, freqs))

@@ -25,7 +25,7 @@ from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..outputs import RunFolder, atomic_write_json, figure_html, mosaic_html, table_html, write_report
 from ..train import resolve_device
-from .features import FeatureTarget, feature_samples, feature_target
+from .features import FeatureTarget, feature_target
 from .finetune import FinetuneConfig, distribution_terms, finetune_images
 from .latent import (LatentConfig, decode, distill_latents, encode, load_vae, matching_loss, tiny_autoencoder, train_vae,
                      vae_factor)
@@ -207,7 +207,7 @@ def _projection_samples(extractor, images: torch.Tensor, target: FeatureTarget, 
     """Standardised features of ``images`` projected on ``axis`` (``count`` random positions)."""
     with torch.no_grad():
         feats = torch.cat([extractor.features(images[i:i + 8].to(device)).cpu() for i in range(0, len(images), 8)])
-    s = feature_samples(feats, target.mean, target.std, count, _seeded(seed, 7))
+    s = target.samples(feats, count, _seeded(seed, 7))
     return (s @ axis).tolist()
 
 
@@ -261,8 +261,9 @@ def distil(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], c
         record["cnn_losses"] = history
         record["after_cnn"] = measure(synthetic)
     # Figure 12: project standardised features on the real set's first principal axis.
-    real = torch.cat([feature_samples(extractor.features(targets[i][None].to(device)).cpu(), target.mean, target.std,
-                                      4096, _seeded(cfg.seed, 5, i)) for i in range(min(len(targets), 16))]).detach()
+    with torch.no_grad():
+        real = torch.cat([target.samples(extractor.features(targets[i][None].to(device)).cpu(), 4096,
+                                         _seeded(cfg.seed, 5, i)) for i in range(min(len(targets), 16))])
     axis = torch.linalg.svd(real - real.mean(0), full_matrices=False).Vh[0]
     record["projection"] = {
         "real": (real[torch.randperm(len(real), generator=_seeded(cfg.seed, 6))[:2000]] @ axis).tolist(),
