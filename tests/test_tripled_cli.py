@@ -163,6 +163,8 @@ def test_dynamic_selection_training(folder, tmp_path, capsys):
     assert {e: (out / "train_dynamic" / e / "last.pt").stat().st_mtime_ns for e in ckpts} == ckpts
     with pytest.raises(SystemExit, match="q_start must be >= p"):
         main([*argv, "--q-start", "0.1"])
+    with pytest.raises(SystemExit, match="needs ×4"):
+        main([*argv, "--model", "tripled-cnn"])
 
 
 def test_restoration_loss_through_the_pipeline(folder, tmp_path, capsys):

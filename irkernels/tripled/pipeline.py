@@ -388,7 +388,11 @@ def _check_patch(patch_size: int, scale: int, sides: Sequence[int]) -> None:
 
 def _train(net: torch.nn.Module, data, cfg: TripleDConfig, spec: TrainSpec, out_dir: str, steps: int, lr: float,
            min_lr: float):
+    from ..models import model_scale
     from ..train import TrainConfig, train
+
+    if model_scale(net) != cfg.scale:
+        raise ValueError(f"model {spec.model} up-scales ×{model_scale(net)} but task {cfg.task} needs ×{cfg.scale}")
 
     return train(net, data, TrainConfig(out_dir=out_dir, steps=steps, batch_size=spec.batch_size,
                                         accum_steps=spec.accum_steps, lr=lr, min_lr=min_lr, seed=cfg.seed,
