@@ -66,6 +66,7 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
     scores = np.asarray(units["scores"]["scores"])
     top = np.argsort(-scores, kind="stable")[:2].tolist()
     assert [i for i, _ in units["scores"]["selected"]] == top
+    assert -1 <= units["scores"]["scorer_info"]["spearman_vs_entropy"] <= 1
     syn = units["synthetic"]
     assert {"initial", "after_latent", "after_cnn", "latent_losses", "cnn_losses", "projection"} <= set(syn)
     report = (out / "report.html").read_text()

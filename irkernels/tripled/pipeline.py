@@ -29,7 +29,8 @@ from .features import FeatureTarget, feature_target
 from .finetune import FinetuneConfig, distribution_terms, finetune_images
 from .latent import (LatentConfig, decode, distill_latents, encode, load_vae, matching_loss, tiny_autoencoder, train_vae,
                      vae_factor)
-from .scoring import ComplexityScorer, ScorerConfig, entropy_scores, load_scorer, save_scorer, score_images, train_scorer
+from .scoring import (ComplexityScorer, ScorerConfig, entropy_scores, load_scorer, save_scorer, score_images, spearman,
+                      train_scorer)
 from .selection import check_fraction, deal_to_types, ranking, selection_count
 
 log = logging.getLogger(__name__)
@@ -312,6 +313,10 @@ def run_tripled(cfg: TripleDConfig, out: str, data: str | None = None, overwrite
         else:
             scorer, info = get_scorer(items, cfg, os.path.join(folder.root, "scorer.safetensors"))
             scores = score_images(scorer, items, cfg.score_batch, cfg.num_workers, cfg.device, cfg.progress)
+            # how well the scorer ranks like entropy, on a seeded sample (a check, not the labels)
+            probe = sorted(random.Random(cfg.seed + 1).sample(range(len(items)), min(len(items), 64)))
+            info["spearman_vs_entropy"] = spearman(scores[probe], entropy_scores([items[i] for i in probe]))
+            info["spearman_images"] = len(probe)
         type_names = [t for t, _ in types]
         k = selection_count(len(items), cfg.p, minimum=min(len(type_names), len(items)))
         selected = deal_to_types(ranking(scores)[:k], type_names)
@@ -485,8 +490,10 @@ def write_tripled_report(folder: RunFolder, records: dict, items: Sequence) -> s
     order = np.argsort(-scores, kind="stable")
     rejected = [i for i in order[::-1] if i not in chosen][:8]
     lazy = _LazyTensors(items)
+    check = rec.get("scorer_info", {}).get("spearman_vs_entropy")
     sections = [("Summary", table_html([{"images": len(scores), "selected": len(chosen), "scorer": rec["scorer"],
                                          "threshold score": float(min(scores[i] for i in chosen)),
+                                         "Spearman vs entropy (sample)": check,
                                          "pairs written": len(os.listdir(folder.hr_dir))}]))]
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.hist(scores, bins=min(50, max(5, len(scores))), color="#888")
