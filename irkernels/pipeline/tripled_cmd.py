@@ -1,0 +1,153 @@
+"""TripleD: distil a folder of clean images into a small LQ/HQ training set (score → select → latent
+distillation → CNN fine-tuning), optionally train and evaluate a restoration network on it.
+
+Tasks (how LQ inputs are made): sr4 = MATLAB bicubic ×4; denoise25 = Gaussian noise σ=25/255;
+deblur = Gaussian blur σ=2 px; derain = synthetic rain (2 % drops, 15 px streaks); jpeg = JPEG q=30;
+allinone = denoise25 + deblur + derain + jpeg with the selected images dealt evenly over the four.
+
+Examples:
+  python -m irkernels.pipeline tripled --out runs/tripled          # embedded photos, sr4, p = 2 %
+  python -m irkernels.pipeline tripled --data CBSD432/ --task denoise25 --p 0.02 --out runs/dn25 \\
+      --train-steps 20000 --test Set5/ Set14/
+  python -m irkernels.pipeline tripled --data DIV2K/ --vae sd3-medium/ --scorer-checkpoint scorer.safetensors
+Outputs in --out: HR/ + LR_bicubic/X{s}/ (read back by `train --data OUT`), records/, manifest.json,
+report.html, scorer.safetensors; train/ and eval.json with --train-steps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..models import MODELS
+from ..tripled.finetune import FinetuneConfig
+from ..tripled.latent import LatentConfig
+from ..tripled.pipeline import TASKS, TrainSpec, TripleDConfig, run_tripled, train_dynamic, train_on_output
+from ..tripled.scoring import ScorerConfig
+
+NAME = "tripled"
+HELP = "TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)"
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d, s, lat, ft = TripleDConfig(), ScorerConfig(), LatentConfig(), FinetuneConfig()
+    g = p.add_argument_group("data and task")
+    g.add_argument("--data", help="folder of clean images (default: the embedded scikit-image/scikit-learn photos)")
+    g.add_argument("--task", choices=sorted(TASKS), default=d.task, help="restoration task (default: %(default)s)")
+    g.add_argument("--p", type=float, default=d.p, help="fraction of images kept, in (0, 1] (default: %(default)s)")
+    g.add_argument("--out", required=True, help="output run folder")
+    g.add_argument("--overwrite", action="store_true", help="replace a run folder made with other settings")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice (default: %(default)s)")
+    g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
+    g = p.add_argument_group("complexity scorer")
+    g.add_argument("--scorer", choices=("vit", "entropy"), default=d.scorer,
+                   help="vit: a timm network trained on entropy labels; entropy: full-resolution entropy "
+                        "(default: %(default)s)")
+    g.add_argument("--scorer-checkpoint", help="use this trained scorer (.safetensors from a previous run)")
+    g.add_argument("--backbone", default=s.backbone,
+                   help="timm model name, e.g. resnet50, mixer_b16_224 (default: %(default)s)")
+    g.add_argument("--img-size", type=int, default=s.img_size, help="scorer input side (default: %(default)s)")
+    g.add_argument("--backbone-kwargs", type=_json_dict, default={},
+                   help='extra timm arguments as JSON, e.g. \'{"depth": 6}\' (default: none)')
+    g.add_argument("--scorer-steps", type=int, default=s.steps, help="scorer training steps (default: %(default)s)")
+    g.add_argument("--scorer-batch", type=int, default=s.batch_size, help="crops per scorer step (default: %(default)s)")
+    g.add_argument("--scorer-lr", type=float, default=s.lr, help="scorer AdamW learning rate (default: %(default)s)")
+    g.add_argument("--scorer-images", type=int, default=d.scorer_images,
+                   help="train the scorer on at most this many images (default: %(default)s)")
+    g.add_argument("--crop-min", type=int, default=s.crop_min, help="smallest training crop side (default: %(default)s)")
+    g.add_argument("--crop-max", type=int, default=s.crop_max, help="largest training crop side (default: %(default)s)")
+    g.add_argument("--score-batch", type=int, default=d.score_batch, help="images per scoring batch (default: %(default)s)")
+    g.add_argument("--workers", type=int, default=d.num_workers,
+                   help="DataLoader processes reading images for scoring (default: %(default)s)")
+    g = p.add_argument_group("feature network and synthetic images")
+    g.add_argument("--feature-model", choices=sorted(MODELS), default=d.feature_model,
+                   help="restoration network whose features are matched (default: %(default)s)")
+    g.add_argument("--feature-checkpoint", help="its trained weights (default: seeded random initialisation)")
+    g.add_argument("--target", choices=("subset", "all"), default=d.target,
+                   help="match the selected real images' features or all images' (default: %(default)s)")
+    g.add_argument("--num-freqs", type=int, default=d.num_freqs, help="CF frequencies of the NCFD (default: %(default)s)")
+    g.add_argument("--syn-size", type=int, default=d.syn_size, help="synthetic HQ crop side (default: %(default)s)")
+    g.add_argument("--syn-per-image", type=int, default=d.syn_per_image,
+                   help="synthetic crops per selected image (default: %(default)s)")
+    g = p.add_argument_group("latent distillation")
+    g.add_argument("--no-latent", dest="use_latent", action="store_false", help="skip latent distillation (ablation)")
+    g.add_argument("--vae", help="local diffusers AutoencoderKL folder (e.g. SD3's; default: train a tiny one)")
+    g.add_argument("--vae-subfolder", help="sub-folder of --vae holding the VAE (default: vae/ when present)")
+    g.add_argument("--vae-steps", type=int, default=lat.vae_steps, help="tiny-VAE training steps (default: %(default)s)")
+    g.add_argument("--vae-crop", type=int, default=lat.vae_crop, help="tiny-VAE training crop side (default: %(default)s)")
+    g.add_argument("--latent-steps", type=int, default=lat.steps, help="latent optimisation steps (default: %(default)s)")
+    g.add_argument("--latent-lr", type=float, default=lat.lr, help="latent Adam learning rate (default: %(default)s)")
+    g.add_argument("--latent-batch", type=int, default=lat.batch_size, help="images per latent step (default: %(default)s)")
+    g = p.add_argument_group("CNN fine-tuning (eq. 4)")
+    g.add_argument("--no-cnn", dest="use_cnn", action="store_false", help="skip CNN fine-tuning (ablation)")
+    g.add_argument("--cnn-steps", type=int, default=ft.steps, help="CNN training steps (default: %(default)s)")
+    g.add_argument("--cnn-lr", type=float, default=ft.lr, help="CNN Adam learning rate (default: %(default)s)")
+    g.add_argument("--cnn-channels", type=int, default=ft.channels, help="CNN width (default: %(default)s)")
+    g.add_argument("--restoration-weight", type=float, default=ft.restoration_weight,
+                   help="weight of the restoration loss (needs --feature-checkpoint; default: %(default)s)")
+    g = p.add_argument_group("training and evaluation on the result")
+    t = TrainSpec()
+    g.add_argument("--train-steps", type=int, default=0, help="train --model on the output this many steps (0 = no)")
+    g.add_argument("--model", choices=sorted(MODELS), default=t.model, help="network to train (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=t.batch_size, help="patches per optimizer step (default: %(default)s)")
+    g.add_argument("--accum-steps", type=int, default=t.accum_steps,
+                   help="gradient accumulation micro-batches per step (default: %(default)s)")
+    g.add_argument("--patch-size", type=int, default=t.patch_size, help="HR training patch side (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=t.lr, help="AdamW peak learning rate, cosine schedule (default: %(default)s)")
+    g.add_argument("--test", nargs="+", default=[], metavar="DIR", help="test sets to evaluate after training")
+    g.add_argument("--dynamic-epochs", type=int, default=t.dynamic_epochs,
+                   help="> 0: train on the whole input instead, each of this many epochs on p %% drawn from the "
+                        "top q %% (q shrinking to p) (default: %(default)s = off)")
+    g.add_argument("--q-start", type=float, default=t.q_start, help="dynamic selection's first pool fraction (default: %(default)s)")
+    g.add_argument("--q-schedule", choices=("linear", "cosine"), default=t.q_schedule,
+                   help="how q shrinks to p over the epochs (default: %(default)s)")
+
+
+def config_from_args(args: argparse.Namespace) -> TripleDConfig:
+    scorer = ScorerConfig(backbone=args.backbone, img_size=args.img_size, model_kwargs=args.backbone_kwargs,
+                          steps=args.scorer_steps, batch_size=args.scorer_batch, lr=args.scorer_lr,
+                          crop_min=args.crop_min, crop_max=args.crop_max, seed=args.seed)
+    latent = LatentConfig(vae=args.vae, subfolder=args.vae_subfolder, vae_steps=args.vae_steps, vae_crop=args.vae_crop,
+                          steps=args.latent_steps, lr=args.latent_lr, batch_size=args.latent_batch, seed=args.seed)
+    finetune = FinetuneConfig(steps=args.cnn_steps, lr=args.cnn_lr, channels=args.cnn_channels,
+                              restoration_weight=args.restoration_weight, seed=args.seed)
+    return TripleDConfig(task=args.task, p=args.p, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
+                         scorer_cfg=scorer, scorer_images=args.scorer_images, score_batch=args.score_batch,
+                         num_workers=args.workers, feature_model=args.feature_model,
+                         feature_checkpoint=args.feature_checkpoint, target=args.target, num_freqs=args.num_freqs,
+                         syn_size=args.syn_size, syn_per_image=args.syn_per_image, use_latent=args.use_latent,
+                         latent=latent, use_cnn=args.use_cnn, finetune=finetune, seed=args.seed, device=args.device,
+                         progress=args.progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_from_args(args)
+        result = run_tripled(cfg, args.out, args.data, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    print(f"selected {len(result.selected)} of {len(result.names)} images; "
+          f"{len(os.listdir(result.folder.hr_dir))} pairs in {result.folder.root}; report: {result.report_path}")
+    if args.train_steps:
+        try:
+            spec = TrainSpec(steps=args.train_steps, model=args.model, batch_size=args.batch_size,
+                             accum_steps=args.accum_steps, patch_size=args.patch_size, lr=args.lr, test=args.test,
+                             dynamic_epochs=args.dynamic_epochs, q_start=args.q_start, q_schedule=args.q_schedule)
+            if spec.dynamic_epochs:
+                print(train_dynamic(result.folder.root, cfg, spec, result.items, result.scores))
+            else:
+                print(train_on_output(result.folder.root, cfg, spec))
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from exc
+    return 0

@@ -1,0 +1,126 @@
+"""TripleD step 4: data fine-tuning with the 8-layer CNN (paper §3.4, eq. 4).
+
+``TripleDCNN`` (identity at initialisation) maps the synthetic images ``B_s`` to adjusted ones whose
+features ``F_b`` match the real subset's ``F_a``. Our reading of eq. 4 (DESIGN.md), per feature
+channel ``c`` with means ``μ`` and variances ``σ²`` over all positions of the set:
+
+    L = ‖μ_a − μ_b‖₂ + mean_c KL(N(μ_a,c, σ²_a,c) ‖ N(μ_b,c, σ²_b,c))
+      [+ w_rest · L1(R(degrade(CNN(B_s))), CNN(B_s))]      (optional restoration loss)
+
+Features are standardised with the real set's channel mean/std (``features`` module), so
+``μ_a = 0``, ``σ_a = 1``. Channels that are constant over the real set (dead ReLUs) are left out:
+a KL to a point mass is undefined. Only the CNN's weights are trained (Adam); the feature network is frozen.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.tripled_cnn import TripleDCNN
+from ..train import resolve_device
+from .features import FeatureTarget
+
+
+@dataclass
+class FinetuneConfig:
+    """``steps`` Adam steps at ``lr`` on mini-batches of ``batch_size`` images; CNN width ``channels``
+    and depth ``layers``; loss weights ``mean_weight`` (L2 of means), ``kl_weight`` (Gaussian KL),
+    ``restoration_weight`` (0 = off)."""
+
+    steps: int = 200
+    lr: float = 1e-3
+    batch_size: int = 16
+    channels: int = 64
+    layers: int = 8
+    mean_weight: float = 1.0
+    kl_weight: float = 1.0
+    restoration_weight: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
+        if min(self.mean_weight, self.kl_weight, self.restoration_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+
+
+def gaussian_kl(mu_a: torch.Tensor, var_a: torch.Tensor, mu_b: torch.Tensor, var_b: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``KL(N(mu_a, var_a) ‖ N(mu_b, var_b))``."""
+    var_a, var_b = var_a.clamp(min=1e-8), var_b.clamp(min=1e-8)
+    return 0.5 * (torch.log(var_b / var_a) + (var_a + (mu_a - mu_b) ** 2) / var_b - 1)
+
+
+def channel_moments(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (biased) variance of ``(N, C, H, W)`` over ``N, H, W``."""
+    var, mean = torch.var_mean(feats.float(), dim=(0, 2, 3), correction=0)
+    return mean, var
+
+
+def distribution_terms(feats: torch.Tensor, target: FeatureTarget) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(‖μ_a − μ_b‖₂, mean_c KL)`` of eq. 4 for raw features ``(N, C, H, W)`` against ``target``."""
+    live = target.live.to(feats.device)
+    mean = target.mean.to(feats.device, torch.float32)[live]
+    std = target.std.to(feats.device, torch.float32)[live]
+    mu_b, var_b = channel_moments((feats[:, live].float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1))
+    zeros, ones = torch.zeros_like(mu_b), torch.ones_like(var_b)
+    return torch.linalg.vector_norm(mu_b - zeros), gaussian_kl(zeros, ones, mu_b, var_b).mean()
+
+
+def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureTarget, cfg: FinetuneConfig,
+                    restoration: tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                    ) -> tuple[torch.Tensor, TripleDCNN, dict[str, list[float]]]:
+    """Train a ``TripleDCNN`` on ``images`` ``(M, 3, H, W)`` in [0, 1] and return the adjusted images
+    (CPU, clamped), the CNN and per-step histories (``loss``, ``l2``, ``kl``).
+
+    ``restoration``: ``(network, degrade)`` for the optional restoration loss (needs
+    ``restoration_weight > 0``; ``degrade`` must be differentiable).
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (M, 3, H, W), got shape {tuple(images.shape)}")
+    if cfg.restoration_weight > 0 and restoration is None:
+        raise ValueError("restoration_weight > 0 needs restoration=(network, degrade)")
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    cnn = TripleDCNN(cfg.channels, cfg.layers).to(device)
+    extractor = extractor.to(device).eval().requires_grad_(False)
+    if restoration is not None:
+        restoration[0].to(device).eval().requires_grad_(False)
+    opt = torch.optim.Adam(cnn.parameters(), lr=cfg.lr)
+    history: dict[str, list[float]] = {"loss": [], "l2": [], "kl": []}
+    steps = range(cfg.steps)
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="cnn", dynamic_ncols=True)
+    for _ in steps:
+        idx = torch.randperm(len(images), generator=gen)[: cfg.batch_size]
+        adjusted = cnn(images[idx].to(device))
+        l2, kl = distribution_terms(extractor.features(adjusted), target)
+        loss = cfg.mean_weight * l2 + cfg.kl_weight * kl
+        if cfg.restoration_weight > 0:
+            net, degrade_fn = restoration
+            restored = net(degrade_fn(adjusted))
+            if restored.shape != adjusted.shape:
+                raise ValueError(f"the restoration network maps the degraded images to {tuple(restored.shape)}, "
+                                 f"not their size {tuple(adjusted.shape)} (its scale must match the degradation)")
+            loss = loss + cfg.restoration_weight * F.l1_loss(restored, adjusted)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for key, v in (("loss", loss), ("l2", l2), ("kl", kl)):
+            history[key].append(v.item())
+    cnn.eval()
+    with torch.no_grad():
+        out = torch.cat([cnn(images[i:i + cfg.batch_size].to(device)).clamp(0, 1).cpu()
+                         for i in range(0, len(images), cfg.batch_size)])
+    return out, cnn, history
+
+
+__all__ = ["FinetuneConfig", "channel_moments", "distribution_terms", "finetune_images", "gaussian_kl"]

@@ -1,0 +1,191 @@
+"""TripleD step 3: latent distillation (paper §3.3; GLaD with a diffusion model's VAE).
+
+The selected images are encoded by a diffusers ``AutoencoderKL`` (the posterior mean), and the
+latents — not the pixels — are optimised with Adam so that the decoded images' restoration-network
+features match the selected real set's feature distribution: the loss is ``irkernels.ncfd_loss``
+between the real set's CF statistics (``features.FeatureTarget``, computed once) and the decoded
+batch's standardised per-position feature samples. The VAE is frozen.
+
+The VAE: any diffusers ``AutoencoderKL`` from a local folder (SD3's ``vae`` folder, or a model
+folder holding one in ``vae/``); otherwise a small one (``tiny_autoencoder``) trained briefly here
+on random crops of the images (L1 reconstruction + a small KL term). Images map to the VAE's
+``[-1, 1]`` range; no latent scaling is needed because latents are only decoded by the same VAE.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats
+from ..train import resolve_device
+from .features import FeatureTarget
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LatentConfig:
+    """``vae``: local diffusers folder (``None`` → train ``tiny_autoencoder``); ``subfolder``: its
+    sub-folder (auto: ``vae`` when the folder has one and no ``config.json``). Tiny-VAE training:
+    ``vae_steps`` AdamW steps at ``vae_lr`` on ``vae_batch`` random ``vae_crop``² crops. Latent
+    optimisation: ``steps`` Adam steps at ``lr`` on mini-batches of ``batch_size`` images, the
+    synthetic side subsampled to ``max_samples`` feature positions per step."""
+
+    vae: str | None = None
+    subfolder: str | None = None
+    vae_steps: int = 300
+    vae_lr: float = 1e-3
+    vae_batch: int = 8
+    vae_crop: int = 64
+    kl_weight: float = 1e-6
+    steps: int = 100
+    lr: float = 0.05
+    batch_size: int = 16
+    max_samples: int = 16384
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.vae_steps < 0:
+            raise ValueError(f"steps and vae_steps must be >= 0, got {self.steps}, {self.vae_steps}")
+        if self.batch_size < 1 or self.vae_batch < 1:
+            raise ValueError(f"batch_size and vae_batch must be >= 1, got {self.batch_size}, {self.vae_batch}")
+
+
+def tiny_autoencoder(latent_channels: int = 4) -> nn.Module:
+    """A small ``AutoencoderKL`` (×4 spatial reduction, 32/64 channels, ~1 M parameters)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+                         up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(32, 64, 64),
+                         layers_per_block=1, latent_channels=latent_channels, norm_num_groups=16, sample_size=64)
+
+
+def load_vae(path: str, subfolder: str | None = None) -> nn.Module:
+    """A diffusers ``AutoencoderKL`` from local folder ``path`` (``subfolder`` as above)."""
+    from diffusers import AutoencoderKL
+
+    if not os.path.isdir(path):
+        raise ValueError(f"vae must be a local diffusers folder, {path!r} is not a directory")
+    if subfolder is None and not os.path.exists(os.path.join(path, "config.json")) \
+            and os.path.exists(os.path.join(path, "vae", "config.json")):
+        subfolder = "vae"
+    where = os.path.join(path, subfolder) if subfolder else path
+    if not os.path.exists(os.path.join(where, "config.json")):
+        raise ValueError(f"{where!r} holds no diffusers config.json (give the VAE folder, or --vae-subfolder)")
+    return AutoencoderKL.from_pretrained(path, subfolder=subfolder)
+
+
+def vae_factor(vae: nn.Module) -> int:
+    """Spatial reduction of ``vae``'s encoder (image sides must be multiples of it)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def encode(vae: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` in [0, 1] → posterior-mean latents."""
+    return vae.encode(images * 2 - 1).latent_dist.mean
+
+
+def decode(vae: nn.Module, latents: torch.Tensor) -> torch.Tensor:
+    """Latents → ``(N, 3, H, W)`` images in [0, 1] (clamped)."""
+    return ((vae.decode(latents).sample + 1) / 2).clamp(0, 1)
+
+
+def _random_crops(images: list[torch.Tensor], count: int, size: int, rng: np.random.Generator) -> torch.Tensor:
+    out = []
+    for _ in range(count):
+        im = images[rng.integers(len(images))]
+        h, w = im.shape[-2:]
+        y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        out.append(im[:, y:y + size, x:x + size])
+    return torch.stack(out)
+
+
+def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig) -> list[float]:
+    """Fit ``vae`` to random crops of ``images`` (``(3, H, W)`` floats in [0, 1], each at least
+    ``vae_crop`` on both sides): L1 reconstruction + ``kl_weight``·KL. Returns per-step losses."""
+    small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < cfg.vae_crop]
+    if small:
+        raise ValueError(f"images must be at least vae_crop={cfg.vae_crop} pixels on each side, got {small[:3]}")
+    device = resolve_device(cfg.device)
+    vae.to(device).train()
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.vae_steps, 1))
+    steps = range(cfg.vae_steps)
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="vae", dynamic_ncols=True)
+    losses = []
+    for _ in steps:
+        x = _random_crops(images, cfg.vae_batch, cfg.vae_crop, rng).to(device)
+        posterior = vae.encode(x * 2 - 1).latent_dist
+        recon = (vae.decode(posterior.sample()).sample + 1) / 2
+        loss = F.l1_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    vae.eval().requires_grad_(False)
+    return losses
+
+
+def matching_loss(images: torch.Tensor, extractor: nn.Module, target: FeatureTarget,
+                  max_samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """NCFD between ``target`` and the standardised features of ``images`` ``(N, 3, H, W)``."""
+    samples = target.samples(extractor.features(images), max_samples, generator)
+    freqs = target.freqs.to(samples.device)
+    cf = CFStats(target.cf.re.to(samples.device), target.cf.im.to(samples.device), target.cf.counts.to(samples.device))
+    return ncfd_from_stats(cf, cf_stats(samples, freqs))
+
+
+def distill_latents(images: torch.Tensor, vae: nn.Module, extractor: nn.Module, target: FeatureTarget,
+                    cfg: LatentConfig) -> tuple[torch.Tensor, list[float]]:
+    """Encode ``images`` ``(M, 3, H, W)`` (sides multiples of ``vae_factor``), optimise the latents
+    against ``target`` and decode. Returns the synthetic images ``(M, 3, H, W)`` on the CPU and the
+    per-step losses. Mini-batches cycle over a seeded permutation of the images each pass."""
+    f = vae_factor(vae)
+    if images.dim() != 4 or images.shape[-1] % f or images.shape[-2] % f:
+        raise ValueError(f"images must be (M, 3, H, W) with H, W multiples of the VAE's factor {f}, "
+                         f"got {tuple(images.shape)}")
+    device = resolve_device(cfg.device)
+    vae = vae.to(device).eval().requires_grad_(False)
+    extractor = extractor.to(device).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    with torch.no_grad():
+        latents = torch.cat([encode(vae, images[i:i + cfg.batch_size].to(device))
+                             for i in range(0, len(images), cfg.batch_size)])
+    latents = latents.clone().requires_grad_(True)
+    opt = torch.optim.Adam([latents], lr=cfg.lr)
+    steps = range(cfg.steps)
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="latents", dynamic_ncols=True)
+    losses, order = [], torch.empty(0, dtype=torch.long)
+    for _ in steps:
+        if len(order) == 0:
+            order = torch.randperm(len(images), generator=gen)
+        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+        loss = matching_loss(decode(vae, latents[idx.to(device)]), extractor, target, cfg.max_samples, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        out = torch.cat([decode(vae, latents[i:i + cfg.batch_size]).cpu() for i in range(0, len(images), cfg.batch_size)])
+    return out, losses
+
+
+__all__ = ["LatentConfig", "decode", "distill_latents", "encode", "load_vae", "matching_loss", "tiny_autoencoder",
+           "train_vae", "vae_factor"]

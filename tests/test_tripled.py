@@ -1,0 +1,260 @@
+"""TripleD steps on the CPU at tiny sizes: entropy labels, the scorer, selection, the dynamic sampler,
+feature statistics, latent distillation, the VAE loader and the CNN fine-tuning (eq. 4)."""
+import numpy as np
+import pytest
+import torch
+
+from irkernels.data.images import Image
+from irkernels.models import TripleDCNN
+from irkernels.ops.ncfd import cf_stats
+from irkernels.tripled.features import feature_samples, feature_target
+from irkernels.tripled.finetune import FinetuneConfig, distribution_terms, finetune_images, gaussian_kl
+from irkernels.tripled.latent import LatentConfig, distill_latents, load_vae, matching_loss, tiny_autoencoder
+from irkernels.tripled.scoring import (ComplexityScorer, ScorerConfig, grey_levels, image_entropy, load_scorer,
+                                       minmax_normalise, save_scorer, score_images, spearman, train_scorer)
+from irkernels.tripled.selection import (DynamicSampler, balanced_counts, deal_to_types, select_balanced, select_top,
+                                         selection_count)
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: on the shared 2-core CI box, intra-op threads spin against other
+    processes and cost 3× more than they gain (measured), so the module runs single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY_VIT = {"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}
+
+
+def noise_image(amplitude: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """Uniform noise of half-width ``amplitude`` around mid-grey: entropy grows with ``amplitude``."""
+    grey = 128 + rng.integers(-amplitude, amplitude + 1, (size, size))
+    return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+# --------------------------------------------------------------------------------------------- entropy
+def test_entropy_equals_direct_computation():
+    from skimage.measure import shannon_entropy
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    grey = np.clip(np.round(img.astype(np.float64) @ [0.299, 0.587, 0.114]), 0, 255).astype(np.uint8)
+    assert np.array_equal(grey_levels(img), grey)
+    _, counts = np.unique(grey, return_counts=True)
+    p = counts / counts.sum()
+    direct = -(p * np.log2(p)).sum()
+    assert image_entropy(img) == pytest.approx(direct, abs=1e-12)
+    assert image_entropy(img) == pytest.approx(shannon_entropy(grey), abs=1e-12)
+    assert image_entropy(np.full((8, 8, 3), 77, np.uint8)) == 0.0
+    two = np.zeros((8, 8, 3), np.uint8)
+    two[:4] = 255
+    assert image_entropy(two) == pytest.approx(1.0)
+
+
+def test_entropy_rejects_non_uint8():
+    with pytest.raises(ValueError, match="uint8"):
+        image_entropy(np.zeros((4, 4, 3), np.float32))
+
+
+def test_minmax_normalise():
+    out = minmax_normalise([2.0, 4.0, 6.0])
+    assert np.allclose(out, [0, 0.5, 1])
+    assert np.allclose(minmax_normalise([1.0, 9.0], lo=0, hi=8), [0.125, 1.0])  # clipped
+
+
+# --------------------------------------------------------------------------------------------- scorer
+def test_scorer_learns_entropy_ranking_on_held_out_images():
+    rng = np.random.default_rng(0)
+    train = [Image(f"t{a}", noise_image(a, rng)) for a in np.linspace(0, 120, 16).astype(int)]
+    held = [Image(f"h{i}", noise_image(int(a), rng)) for i, a in enumerate(rng.integers(0, 121, 12))]
+    truth = [image_entropy(im.pixels) for im in held]
+    cfg = ScorerConfig(img_size=32, model_kwargs=TINY_VIT, steps=0, batch_size=16, lr=2e-3, crop_min=24, crop_max=48,
+                       device="cpu", progress=False)
+    untrained, _ = train_scorer(train, cfg)
+    labels = minmax_normalise(truth, *untrained.entropy_range)
+    before = score_images(untrained, held)
+    cfg.steps = 80
+    scorer, losses = train_scorer(train, cfg)
+    after = score_images(scorer, held)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+    # an untrained network's ranking is chance (seeds 0-2 give 0.17, -0.77, 0.84); trained ones give > 0.95
+    assert spearman(after, truth) > 0.9 and spearman(after, truth) > spearman(before, truth)
+    assert np.mean((after - labels) ** 2) < 0.5 * np.mean((before - labels) ** 2)
+
+
+def test_scorer_checkpoint_round_trip_and_streaming_paths(tmp_path):
+    from PIL import Image as PILImage
+
+    torch.manual_seed(0)
+    scorer = ComplexityScorer("vit_tiny_patch16_224", 32, TINY_VIT).eval()
+    scorer.entropy_range = (1.5, 7.0)
+    path = save_scorer(scorer, str(tmp_path / "s.safetensors"))
+    again = load_scorer(path)
+    rng = np.random.default_rng(1)
+    images = [Image(f"i{k}", noise_image(10 * k, rng, 40 + k)) for k in range(5)]
+    for im in images:
+        PILImage.fromarray(im.pixels).save(tmp_path / f"{im.name}.png")
+    paths = [str(tmp_path / f"{im.name}.png") for im in images]
+    a = score_images(scorer, images, batch_size=2)
+    assert again.entropy_range == (1.5, 7.0)
+    assert np.allclose(score_images(again, paths, batch_size=3), a, atol=1e-6)
+    assert ((a > 0) & (a < 1)).all()
+    with pytest.raises(ValueError, match="empty"):
+        score_images(scorer, [])
+
+
+def test_other_backbones_build_by_name():
+    out = ComplexityScorer("resnet18", 32)(torch.rand(2, 3, 50, 40))  # no img_size argument in ResNets
+    assert out.shape == (2,) and ((out > 0) & (out < 1)).all()
+
+
+# --------------------------------------------------------------------------------------------- selection
+def test_selection_counts_and_order():
+    assert [selection_count(100, 0.02), selection_count(10, 0.02), selection_count(25, 0.1),
+            selection_count(432, 0.02), selection_count(5, 1.0)] == [2, 1, 3, 9, 5]
+    scores = np.array([0.1, 0.9, 0.5, 0.9, 0.3])
+    assert select_top(scores, 0.4).tolist() == [1, 3]  # tie: lower index first
+    for bad in (0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="p must be a fraction"):
+            select_top(scores, bad)
+
+
+def test_balanced_selection_exact_per_type():
+    assert balanced_counts(10, ["a", "b", "c", "d"]) == {"a": 3, "b": 3, "c": 2, "d": 2}
+    rng = np.random.default_rng(0)
+    scores = rng.random(40)
+    types = [["noise", "blur", "rain"][i % 3] for i in range(40)]
+    idx = select_balanced(scores, types, 0.25)  # k = 10 over 3 types: 4, 3, 3
+    picked = [types[i] for i in idx]
+    assert [picked.count(t) for t in ("noise", "blur", "rain")] == [4, 3, 3]
+    for t, n in (("noise", 4), ("blur", 3), ("rain", 3)):
+        own = sorted((i for i in range(40) if types[i] == t), key=lambda i: -scores[i])[:n]
+        assert sorted(i for i in idx if types[i] == t) == sorted(own)
+    with pytest.raises(ValueError, match="fewer than its share"):
+        select_balanced([0.1, 0.2, 0.3, 0.4], ["a", "a", "a", "b"], 1.0)
+    dealt = deal_to_types([7, 3, 9, 1, 4], ["x", "y"])
+    assert dealt == [(7, "x"), (3, "y"), (9, "x"), (1, "y"), (4, "x")]
+
+
+def test_dynamic_sampler_schedule():
+    scores = np.arange(100, dtype=float)
+    s = DynamicSampler(scores, p=0.05, q_start=0.45, epochs=5, seed=3)
+    assert [round(s.q(e), 10) for e in range(6)] == [0.45, 0.35, 0.25, 0.15, 0.05, 0.05]
+    c = DynamicSampler(scores, p=0.05, q_start=0.45, epochs=5, schedule="cosine")
+    assert c.q(0) == pytest.approx(0.45) and c.q(2) == pytest.approx(0.25) and c.q(4) == pytest.approx(0.05)
+    assert c.q(1) > s.q(1)  # cosine lowers the bar slowly at first
+    for e in range(5):
+        idx = s.indices(e)
+        assert len(idx) == 5 and len(set(idx.tolist())) == 5
+        assert set(idx.tolist()) <= set(s.pool(e).tolist())
+        assert len(s.pool(e)) == selection_count(100, s.q(e))
+    assert np.array_equal(s.indices(1), DynamicSampler(scores, 0.05, 0.45, 5, seed=3).indices(1))
+    assert not np.array_equal(s.indices(0), s.indices(1))
+    assert s.indices(4).tolist() == [95, 96, 97, 98, 99]  # last epoch: exactly the top p
+    with pytest.raises(ValueError, match="q_start must be >= p"):
+        DynamicSampler(scores, p=0.5, q_start=0.1)
+
+
+# --------------------------------------------------------------------------------------------- features
+def test_feature_target_equals_direct_statistics():
+    torch.manual_seed(0)
+    net = TripleDCNN(channels=6, layers=3).eval()
+    images = [torch.rand(3, 9, 11), torch.rand(3, 13, 7)]
+    target = feature_target(net, images, num_freqs=16, seed=1)
+    with torch.no_grad():
+        feats = [net.features(im[None]).double() for im in images]
+    flat = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, 6) for f in feats])
+    assert target.count == 9 * 11 + 13 * 7
+    assert torch.allclose(target.mean, flat.mean(0), atol=1e-6)
+    assert torch.allclose(target.var, flat.var(0, correction=0), atol=1e-6)
+    live = flat.std(0) > 1e-6
+    assert torch.equal(target.live, live) and target.freqs.shape == (16, int(live.sum()))
+    standard = (flat - flat.mean(0)) / flat.std(0, correction=0).clamp(min=1e-12)
+    st = cf_stats(standard[:, live].float(), target.freqs)
+    assert torch.allclose(target.cf.re, st.re, atol=1e-5) and torch.allclose(target.cf.im, st.im, atol=1e-5)
+    s = target.samples(feats[0].float(), max_samples=10, generator=torch.Generator())
+    assert s.shape == (10, int(live.sum()))
+    assert feature_samples(feats[0].float(), target.mean, target.std).shape == (99, 6)
+
+
+# --------------------------------------------------------------------------------------------- latent
+def test_latent_optimisation_lowers_matching_loss():
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    real = [torch.rand(3, 16, 16) ** 0.5 for _ in range(4)]  # brighter than the synthetic start
+    target = feature_target(extractor, real, num_freqs=64, seed=0)
+    vae = tiny_autoencoder().eval()
+    start = torch.rand(4, 3, 16, 16) * 0.5
+    cfg = LatentConfig(steps=25, lr=0.1, batch_size=4, seed=0, device="cpu", progress=False)
+    from irkernels.tripled.latent import decode, encode
+
+    with torch.no_grad():
+        before = float(matching_loss(decode(vae, encode(vae, start)), extractor, target))
+    out, losses = distill_latents(start, vae, extractor, target, cfg)
+    with torch.no_grad():
+        after = float(matching_loss(out, extractor, target))
+    assert out.shape == start.shape and 0 <= out.min() and out.max() <= 1
+    assert after < 0.8 * before, (before, after)
+    with pytest.raises(ValueError, match="multiples of the VAE's factor"):
+        distill_latents(torch.rand(1, 3, 10, 16), vae, extractor, target, cfg)
+
+
+def test_vae_loads_from_local_folder(tmp_path):
+    torch.manual_seed(0)
+    vae = tiny_autoencoder()
+    vae.save_pretrained(str(tmp_path / "model" / "vae"))  # a pipeline folder holding vae/
+    for path, sub in ((tmp_path / "model", None), (tmp_path / "model" / "vae", None), (tmp_path / "model", "vae")):
+        loaded = load_vae(str(path), sub)
+        for (k, a), (_, b) in zip(vae.state_dict().items(), loaded.state_dict().items()):
+            assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="not a directory"):
+        load_vae(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="config.json"):
+        load_vae(str(tmp_path))
+
+
+# --------------------------------------------------------------------------------------------- CNN
+def test_gaussian_kl_matches_torch():
+    mu_a, mu_b = torch.randn(5), torch.randn(5)
+    var_a, var_b = torch.rand(5) + 0.1, torch.rand(5) + 0.1
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mu_a, var_a.sqrt()),
+                                            torch.distributions.Normal(mu_b, var_b.sqrt()))
+    assert torch.allclose(gaussian_kl(mu_a, var_a, mu_b, var_b), ref, atol=1e-5)
+
+
+def test_cnn_finetuning_lowers_kl():
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    real = [torch.rand(3, 16, 16) for _ in range(4)]
+    target = feature_target(extractor, real, num_freqs=8)
+    synthetic = torch.rand(6, 3, 16, 16) * 0.4 + 0.1  # darker, lower contrast
+    with torch.no_grad():
+        l2_0, kl_0 = distribution_terms(extractor.features(synthetic), target)
+    cfg = FinetuneConfig(steps=40, lr=1e-3, batch_size=6, channels=16, device="cpu", progress=False)
+    out, cnn, hist = finetune_images(synthetic, extractor, target, cfg)
+    with torch.no_grad():
+        l2_1, kl_1 = distribution_terms(extractor.features(out), target)
+    assert out.shape == synthetic.shape
+    assert kl_1 < 0.5 * kl_0 and l2_1 < l2_0, (kl_0, kl_1, l2_0, l2_1)
+    assert hist["loss"][-1] < hist["loss"][0]
+    with pytest.raises(ValueError, match="restoration"):
+        finetune_images(synthetic, extractor, target, FinetuneConfig(steps=1, restoration_weight=1.0, device="cpu"))
+
+
+def test_cnn_restoration_loss_is_added():
+    from irkernels.data.degrade import add_gaussian_noise
+
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    target = feature_target(extractor, [torch.rand(3, 16, 16)], num_freqs=8)
+    synthetic = torch.rand(2, 3, 16, 16)
+    restorer = TripleDCNN(channels=8, layers=3)
+    torch.nn.init.normal_(restorer.last.weight, std=0.1)  # not the identity: a non-zero restoration error
+    noisy = lambda x: add_gaussian_noise(x, 25, torch.Generator().manual_seed(0), clip=False)  # noqa: E731
+    cfg = FinetuneConfig(steps=2, batch_size=2, channels=8, restoration_weight=1.0, device="cpu", progress=False)
+    _, _, hist = finetune_images(synthetic, extractor, target, cfg, (restorer, noisy))
+    assert hist["loss"][0] > hist["l2"][0] + hist["kl"][0] + 1e-3
+    with pytest.raises(ValueError, match="scale must match"):
+        finetune_images(synthetic, extractor, target, cfg, (restorer, lambda x: x[..., ::2, ::2]))

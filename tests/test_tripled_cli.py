@@ -1,0 +1,213 @@
+"""``python -m irkernels.pipeline tripled`` end to end on tiny settings: layout, manifest, report,
+read-back by ``train``, resume, all-in-one balance and bad inputs."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import irkernels.tripled.pipeline as tripled_pipeline
+import irkernels.tripled.scoring as scoring
+from irkernels.pipeline.__main__ import build_parser, main
+from irkernels.tripled.selection import balanced_counts
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: on the shared 2-core CI box, intra-op threads spin against other
+    processes and cost 3× more than they gain (measured), so the module runs single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = ["--img-size", "32", "--backbone-kwargs", '{"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}',
+        "--scorer-steps", "4", "--scorer-batch", "4", "--crop-min", "16", "--crop-max", "48",
+        "--feature-model", "tripled-cnn", "--num-freqs", "32", "--syn-size", "32",
+        "--vae-steps", "2", "--vae-crop", "32", "--latent-steps", "2", "--latent-batch", "2",
+        "--cnn-steps", "2", "--cnn-channels", "8", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        grey = np.clip(128 + rng.integers(-12 * i, 12 * i + 1, (44, 52)), 0, 255).astype(np.uint8)
+        Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(root / f"img{i}.png")
+    return root
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["tripled", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for action in build_parser()[1]["tripled"]._actions:
+        assert action.help, f"{action.option_strings} has no help text"
+        for flag in action.option_strings:
+            assert flag in out
+
+
+def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", *TINY]
+    assert main(argv) == 0
+    assert "selected 2 of 8 images" in capsys.readouterr().out
+    hr = sorted(p.name for p in (out / "HR").iterdir())
+    lr = sorted(p.name for p in (out / "LR_bicubic" / "X4").iterdir())
+    assert hr == lr and len([n for n in hr if n.startswith("real_")]) == 2 and len([n for n in hr if n.startswith("syn_")]) == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["method"] == "tripled" and manifest["task"] == "sr4" and manifest["scale"] == 4
+    assert manifest["num_selected"] == 2 and manifest["num_pairs"] == 4 and "torch" in manifest["versions"]
+    units = {u["unit"]: u for u in manifest["units"]}
+    scores = np.asarray(units["scores"]["scores"])
+    top = np.argsort(-scores, kind="stable")[:2].tolist()
+    assert [i for i, _ in units["scores"]["selected"]] == top
+    assert -1 <= units["scores"]["scorer_info"]["spearman_vs_entropy"] <= 1
+    syn = units["synthetic"]
+    assert {"initial", "after_latent", "after_cnn", "latent_losses", "cnn_losses", "projection"} <= set(syn)
+    report = (out / "report.html").read_text()
+    for heading in ("Score histogram", "Selected", "Rejected", "Distribution alignment", "data:image/png;base64"):
+        assert heading in report
+    assert (out / "scorer.safetensors").exists()
+
+    # a restart skips every finished unit and reuses the scorer
+    def fail(*a, **k):
+        raise AssertionError("finished work was redone")
+
+    monkeypatch.setattr(tripled_pipeline, "distil", fail)
+    monkeypatch.setattr(tripled_pipeline, "train_scorer", fail)
+    monkeypatch.setattr(scoring, "train_scorer", fail)
+    (out / "manifest.json").unlink()
+    assert main(argv) == 0
+    assert json.loads((out / "manifest.json").read_text())["num_pairs"] == 4
+    # an unfinished unit is redone: remove one real pair's record, the scorer file is reused
+    (out / "records" / "real-00001.json").unlink()
+    (out / "records" / "scores.json").unlink()
+    monkeypatch.setattr(tripled_pipeline, "score_images", lambda *a, **k: scores)
+    assert main(argv) == 0
+    assert (out / "records" / "real-00001.json").exists()
+    capsys.readouterr()
+
+    # the substrate's trainer reads the output back
+    assert main(["train", "--data", str(out), "--scale", "4", "--steps", "1", "--batch-size", "2", "--patch-size", "32",
+                 "--out", str(tmp_path / "train"), "--device", "cpu", "--no-progress"]) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+
+
+def test_allinone_balance_and_training(folder, tmp_path, capsys):
+    out = tmp_path / "aio"
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "allinone", "--p", "0.7",
+                 "--scorer", "entropy", "--no-latent", "--no-cnn", "--device", "cpu", "--no-progress",
+                 "--train-steps", "1", "--batch-size", "2", "--patch-size", "32", "--test", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "selected 6 of 8 images" in text and "[derain]" in text
+    names = [p.name for p in (out / "HR").iterdir()]
+    types = ["denoise25", "deblur", "derain", "jpeg"]
+    counts = {t: sum(n.startswith(f"real_{t}_") for n in names) for t in types}
+    assert counts == balanced_counts(6, types) == {"denoise25": 2, "deblur": 2, "derain": 1, "jpeg": 1}
+    assert (out / "LR_bicubic" / "X1").is_dir() and (out / "train" / "model.safetensors").exists()
+    assert set(json.loads((out / "eval.json").read_text())) == set(types)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--p", "0"], "p must be a fraction"),
+    (["--p", "1.5"], "p must be a fraction"),
+    (["--syn-size", "64"], "smaller than the synthetic crop size"),
+    (["--syn-size", "30"], "multiple of the scale 4"),
+    (["--restoration-weight", "1"], "needs a trained feature_checkpoint"),
+])
+def test_bad_inputs_give_clear_errors(folder, tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["tripled", "--data", str(folder), "--out", str(tmp_path / "o"), "--scorer", "entropy", *TINY, *extra])
+
+
+def test_bad_folder_task_and_changed_settings(folder, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="holds no images"):
+        main(["tripled", "--data", str(empty), "--out", str(tmp_path / "o1")])
+    with pytest.raises(SystemExit) as exc:
+        main(["tripled", "--task", "dehaze", "--out", str(tmp_path / "o2")])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    base = ["tripled", "--data", str(folder), "--out", str(tmp_path / "o3"), "--scorer", "entropy", "--no-latent",
+            "--no-cnn", "--device", "cpu", "--no-progress"]
+    assert main(base) == 0
+    with pytest.raises(SystemExit, match="other settings"):
+        main([*base, "--p", "0.5"])
+    assert main([*base, "--p", "0.5", "--overwrite"]) == 0
+    (folder / "img7.png").rename(folder / "img7.bak")  # the folder changed under the same settings
+    try:
+        with pytest.raises(SystemExit, match="images in .* changed"):
+            main([*base, "--p", "0.5"])
+    finally:
+        (folder / "img7.bak").rename(folder / "img7.png")
+
+
+def test_dynamic_selection_training(folder, tmp_path, capsys):
+    out = tmp_path / "dyn"
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--scorer", "entropy", "--no-latent",
+            "--no-cnn", "--device", "cpu", "--no-progress", "--train-steps", "3", "--dynamic-epochs", "2",
+            "--q-start", "0.75", "--batch-size", "2", "--patch-size", "32"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "epoch 0: q = 0.7500, 2 images" in text and "epoch 1: q = 0.2500, 2 images" in text
+    ckpts = {}
+    for epoch, steps in (("epoch000", 1), ("epoch001", 2)):
+        log = (out / "train_dynamic" / epoch / "log.csv").read_text().splitlines()
+        assert log[-1].startswith(f"{steps},")
+        ckpts[epoch] = (out / "train_dynamic" / epoch / "last.pt").stat().st_mtime_ns
+    assert main(argv) == 0  # finished epochs are not trained again
+    assert {e: (out / "train_dynamic" / e / "last.pt").stat().st_mtime_ns for e in ckpts} == ckpts
+    with pytest.raises(SystemExit, match="q_start must be >= p"):
+        main([*argv, "--q-start", "0.1"])
+    with pytest.raises(SystemExit, match="needs ×4"):
+        main([*argv, "--model", "tripled-cnn"])
+
+
+def test_restoration_loss_through_the_pipeline(folder, tmp_path, capsys):
+    from irkernels.models import TripleDCNN, save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(TripleDCNN(), str(tmp_path / "cnn.safetensors"))
+    out = tmp_path / "rest"
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "denoise25", "--p", "0.25", *TINY,
+                 "--scorer", "entropy", "--no-latent", "--feature-checkpoint", ckpt, "--restoration-weight", "0.5"]) == 0
+    syn = json.loads((out / "records" / "synthetic.json").read_text())
+    losses = syn["cnn_losses"]
+    assert all(t > a + b for t, a, b in zip(losses["loss"], losses["l2"], losses["kl"]))
+    with pytest.raises(SystemExit, match="JPEG"):
+        main(["tripled", "--data", str(folder), "--out", str(tmp_path / "j"), "--task", "jpeg", *TINY,
+              "--feature-checkpoint", ckpt, "--restoration-weight", "0.5"])
+
+
+@pytest.mark.cuda
+def test_end_to_end_on_cuda_matches_cpu_selection(folder, tmp_path, capsys):
+    """On the GPU machine: the same tiny run on CUDA (Triton NCFD) writes the same layout, and the
+    trained scorer ranks the images as on the CPU."""
+    from irkernels.tripled.scoring import load_scorer, score_images
+
+    out = tmp_path / "gpu"
+    tiny = [a if a != "cpu" else "cuda" for a in TINY]
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", *tiny]) == 0
+    assert len(list((out / "HR").iterdir())) == 4 and (out / "report.html").exists()
+    scorer = load_scorer(str(out / "scorer.safetensors"))
+    paths = sorted(str(p) for p in folder.iterdir())
+    on_gpu = score_images(scorer, paths, device="cuda", num_workers=2)
+    on_cpu = score_images(scorer, paths, device="cpu")
+    assert np.allclose(on_gpu, on_cpu, atol=2e-3)
+    syn = json.loads((out / "records" / "synthetic.json").read_text())
+    assert all(np.isfinite(v) for v in syn["latent_losses"])
+
+
+def test_same_seed_same_output(folder, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "derain", "--p", "0.25", *TINY,
+                     "--scorer", "entropy"]) == 0
+        runs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")})
+    assert len(runs[0]) == 8 and runs[0] == runs[1]
