@@ -1,0 +1,121 @@
+"""Evaluating a restoration network (or the bicubic baseline) on test sets: PSNR/SSIM on RGB and Y.
+
+A test set is a folder of HQ images (Set5, Set14, ...: LQ inputs are made with the degradation,
+after mod-cropping to the scale) or a BasicSR paired folder (``HR/`` + ``LR_bicubic/X{s}/``).
+Outputs are rounded to uint8 before scoring; ``crop_border`` defaults to the SR scale (0 otherwise).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .data.degrade import DegradationConfig, degrade, imresize
+from .data.images import Image, is_paired_folder, load_folder, load_paired_folder, modcrop, quantize, to_float, to_tensor
+from .metrics import psnr, ssim
+from .train import resolve_device
+
+METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
+
+
+@dataclass
+class EvalConfig:
+    """``sets``: folders to score (name = folder name); ``crop_border`` ``None`` → the SR scale
+    (0 for size-preserving degradations)."""
+
+    sets: list[str] = field(default_factory=list)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    crop_border: int | None = None
+    device: str = "auto"
+    json_path: str | None = None
+
+
+def bicubic_upsampler(scale: int):
+    """The baseline "network": MATLAB-style bicubic up-sampling of ``(N, 3, h, w)``."""
+    return lambda lq: imresize(lq, float(scale)).clamp(0, 1)
+
+
+def degraded_pairs(images: list[Image], deg: DegradationConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, lq uint8 (3, h, w), hq uint8 (3, H, W)) with LQ made by ``deg`` (seeded) from mod-cropped HQ."""
+    gen = torch.Generator().manual_seed(deg.seed)
+    out = []
+    for im in images:
+        hq = to_tensor(modcrop(im.pixels, deg.factor))
+        out.append((im.name, quantize(degrade(to_float(hq), deg, gen)), hq))
+    return out
+
+
+def folder_pairs(folder: str, deg: DegradationConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """A test set's (name, lq, hq) triples: stored pairs for a paired folder, else degraded HQ images."""
+    if deg.kind == "bicubic" and is_paired_folder(folder):
+        return [(hr.name, to_tensor(lr.pixels), to_tensor(hr.pixels)) for lr, hr in load_paired_folder(folder, deg.scale)]
+    return degraded_pairs(load_folder(folder), deg)
+
+
+@torch.no_grad()
+def evaluate_images(model, images: list[tuple[str, torch.Tensor, torch.Tensor]], crop_border: int,
+                    device: torch.device) -> dict:
+    """Scores per image and their means: ``{"images": {name: {metric: v}}, "mean": {metric: v}}``."""
+    per_image = {}
+    for name, lq, hq in images:
+        out = model(to_float(lq)[None].to(device))[0]
+        if out.shape[-2:] != hq.shape[-2:]:
+            raise ValueError(f"{name}: output {tuple(out.shape[-2:])} does not match the target {tuple(hq.shape[-2:])}")
+        sr = quantize(out).cpu()
+        per_image[name] = {
+            "psnr_rgb": float(psnr(sr, hq, crop_border)), "ssim_rgb": float(ssim(sr, hq, crop_border)),
+            "psnr_y": float(psnr(sr, hq, crop_border, y_channel=True)),
+            "ssim_y": float(ssim(sr, hq, crop_border, y_channel=True)),
+        }
+    mean = {m: sum(v[m] for v in per_image.values()) / len(per_image) for m in METRICS}
+    return {"images": per_image, "mean": mean}
+
+
+def evaluate(model: nn.Module | None, cfg: EvalConfig, sets: dict[str, list[Image]] | None = None) -> dict:
+    """Score ``model`` (``None`` → bicubic up-sampling, for ``bicubic`` degradation) on every set.
+
+    ``sets`` may pass in-memory HQ images by set name in addition to ``cfg.sets`` folders. Returns
+    ``{"config": ..., "sets": {name: {"images": ..., "mean": ...}}}`` and writes it to
+    ``cfg.json_path`` atomically when given.
+    """
+    deg = cfg.degradation
+    device = resolve_device(cfg.device)
+    crop = (deg.scale if deg.kind == "bicubic" else 0) if cfg.crop_border is None else cfg.crop_border
+    if model is None:
+        if deg.kind != "bicubic":
+            raise ValueError(f"the bicubic baseline (model=None) needs the bicubic degradation, got {deg.kind!r}")
+        run = bicubic_upsampler(deg.scale)
+    else:
+        model = model.to(device).eval()
+        run = model
+    all_sets = {os.path.basename(os.path.normpath(folder)): folder_pairs(folder, deg) for folder in cfg.sets}
+    all_sets.update({name: degraded_pairs(images, deg) for name, images in (sets or {}).items()})
+    if not all_sets:
+        raise ValueError("nothing to evaluate: give at least one test set")
+    results = {"config": {**asdict(cfg), "crop_border": crop, "model": type(model).__name__ if model else "bicubic"},
+               "sets": {name: evaluate_images(run, images, crop, device) for name, images in all_sets.items()}}
+    if cfg.json_path:
+        write_json(results, cfg.json_path)
+    return results
+
+
+def write_json(obj: object, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def format_table(results: dict) -> str:
+    """One row per set: mean PSNR/SSIM on RGB and Y."""
+    header = f"{'set':<16}{'images':>7}{'PSNR-RGB':>10}{'SSIM-RGB':>10}{'PSNR-Y':>9}{'SSIM-Y':>9}"
+    lines = [header, "-" * len(header)]
+    for name, res in results["sets"].items():
+        m = res["mean"]
+        lines.append(f"{name:<16}{len(res['images']):>7}{m['psnr_rgb']:>10.3f}{m['ssim_rgb']:>10.4f}"
+                     f"{m['psnr_y']:>9.3f}{m['ssim_y']:>9.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""Loading user / official checkpoints (``.pth``, ``.pt``, ``.safetensors``) and saving safetensors."""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+# Wrappers used by the official releases and common trainers, tried in this order.
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
+# Buffers that the networks recompute themselves (SwinIR's shifted-window masks depend on the size).
+DERIVED_SUFFIXES = ("attn_mask",)
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """The tensor dict stored at ``path``: unwraps ``params_ema``/``params``/``state_dict``/``model``
+    and strips DDP's ``module.`` prefix."""
+    if not os.path.isfile(path):
+        raise ValueError(f"checkpoint {path!r} does not exist")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        sd: object = load_file(path)
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    while isinstance(sd, dict):
+        key = next((k for k in WRAPPER_KEYS if k in sd and isinstance(sd[k], dict)), None)
+        if key is None:
+            break
+        sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"checkpoint {path!r} holds no state dict (looked inside {', '.join(WRAPPER_KEYS)})")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Module:
+    """Load ``path`` into ``model`` (in place; returned). With ``strict``, any missing or unexpected
+    key other than recomputed buffers raises ``ValueError`` listing them."""
+    sd = {k: v for k, v in read_state_dict(path).items() if not k.endswith(DERIVED_SUFFIXES)}
+    result = model.load_state_dict(sd, strict=False)
+    if strict and (result.missing_keys or result.unexpected_keys):
+        raise ValueError(f"checkpoint {path!r} does not fit {type(model).__name__}: "
+                         f"missing {result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}")
+    return model
+
+
+def save_checkpoint(model: nn.Module | dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None) -> str:
+    """Save ``model``'s state dict (or a tensor dict) as safetensors, atomically; returns ``path``."""
+    from safetensors.torch import save_file
+
+    sd = model.state_dict() if isinstance(model, nn.Module) else model
+    tensors = {k.removeprefix("module."): v.detach().cpu().contiguous() for k, v in sd.items()}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    save_file(tensors, tmp, metadata=metadata)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,49 @@
+"""Options shared by the sub-commands: YAML config files and the degradation flags."""
+from __future__ import annotations
+
+import argparse
+
+from ..data.degrade import KINDS, DegradationConfig
+
+
+def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:
+    """Make the keys of YAML file ``path`` the parser's defaults, so flags given on the command line
+    win. Keys use the flags' names (``batch_size`` or ``batch-size``); unknown keys are an error."""
+    import yaml
+
+    with open(path) as fh:
+        values = yaml.safe_load(fh) or {}
+    if not isinstance(values, dict):
+        raise SystemExit(f"error: config {path!r} must be a mapping of option names to values")
+    known = {a.dest for a in parser._actions}
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SystemExit(f"error: config {path!r} has unknown option(s) {unknown}; known: {sorted(known - {'help'})}")
+    parser.set_defaults(**values)
+
+
+def add_degradation_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("degradation (how LQ inputs are made from HQ images)")
+    d = DegradationConfig()
+    g.add_argument("--degradation", choices=KINDS, default=d.kind,
+                   help="bicubic: MATLAB-style ×scale down-sampling (SR); noise: Gaussian noise; blur: Gaussian blur; "
+                        "motion: linear motion blur; jpeg: JPEG compression; rain: synthetic rain streaks "
+                        "(default: %(default)s)")
+    g.add_argument("--scale", type=int, default=d.scale, choices=(1, 2, 3, 4, 8),
+                   help="SR factor for --degradation bicubic; other degradations keep the size (default: %(default)s)")
+    g.add_argument("--noise-sigma", type=float, default=d.noise_sigma,
+                   help="Gaussian noise std on the [0, 255] scale (default: %(default)s)")
+    g.add_argument("--blur-sigma", type=float, default=d.blur_sigma, help="Gaussian blur std in pixels (default: %(default)s)")
+    g.add_argument("--motion-length", type=int, default=d.motion_length, help="motion blur length in pixels (default: %(default)s)")
+    g.add_argument("--motion-angle", type=float, default=d.motion_angle, help="motion blur direction in degrees (default: %(default)s)")
+    g.add_argument("--jpeg-quality", type=int, default=d.jpeg_quality, help="JPEG quality 1-100 (default: %(default)s)")
+    g.add_argument("--rain-density", type=float, default=d.rain_density, help="rain drops per pixel (default: %(default)s)")
+    g.add_argument("--rain-length", type=int, default=d.rain_length, help="rain streak length in pixels (default: %(default)s)")
+
+
+def degradation_from_args(args: argparse.Namespace) -> DegradationConfig:
+    return DegradationConfig(kind=args.degradation, scale=args.scale, noise_sigma=args.noise_sigma,
+                             blur_sigma=args.blur_sigma, motion_length=args.motion_length,
+                             motion_angle=args.motion_angle, jpeg_quality=args.jpeg_quality,
+                             rain_density=args.rain_density, rain_length=args.rain_length, seed=args.seed)

@@ -1,0 +1,101 @@
+"""Train a restoration network on LQ/HQ patches.
+
+Data: --data is a folder of images (LQ made on the fly by --degradation) or a BasicSR paired folder
+(HR/ + LR_bicubic/X{scale}/). Without --data, the photos embedded in scikit-image / scikit-learn
+are used, so this runs on a fresh machine.
+
+Examples:
+  python -m irkernels.pipeline train --steps 200 --out runs/demo
+  python -m irkernels.pipeline train --data CBSD432/ --model edsr-baseline --scale 4 \\
+      --patch-size 192 --batch-size 16 --accum-steps 4 --steps 20000 --test Set5/ Set14/
+  torchrun --nproc-per-node 8 -m irkernels.pipeline train --data DIV2K/ --batch-size 64
+Outputs in --out: last.pt (exact resume), model.safetensors, log.csv, eval.json (with --test).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from ..data import PatchConfig, is_paired_folder, load_folder, load_paired_folder, make_pairs, make_pairs_from_paired, sample_images
+from ..evaluate import EvalConfig, evaluate, format_table
+from ..models import MODELS, build_model, load_checkpoint, model_scale
+from ..train import TrainConfig, dist_info, train
+from .options import add_degradation_arguments, degradation_from_args
+
+NAME = "train"
+HELP = "train a restoration network (EDSR, SwinIR, TripleD CNN) on a folder or the embedded photos"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    t = TrainConfig()
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="image folder or paired folder (HR/ + LR_bicubic/X{s}/); default: embedded photos")
+    g.add_argument("--max-images", type=int, help="use at most this many images of --data")
+    g.add_argument("--patch-size", type=int, default=96, help="HR patch size in pixels (default: %(default)s)")
+    g.add_argument("--stride", type=int, help="HR patch stride (default: the patch size)")
+    add_degradation_arguments(p)
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=sorted(MODELS), default="edsr-baseline", help="network (default: %(default)s)")
+    g.add_argument("--init", metavar="CKPT", help="start from these weights (.pth/.pt/.safetensors)")
+    g = p.add_argument_group("training")
+    g.add_argument("--out", default=t.out_dir, help="output folder (default: %(default)s)")
+    g.add_argument("--steps", type=int, default=t.steps, help="optimizer steps (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=t.batch_size,
+                   help="patches per optimizer step, split over ranks and --accum-steps (default: %(default)s)")
+    g.add_argument("--accum-steps", type=int, default=t.accum_steps,
+                   help="gradient accumulation: micro-batches per step (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=t.lr, help="AdamW peak learning rate (default: %(default)s)")
+    g.add_argument("--min-lr", type=float, default=t.min_lr, help="cosine schedule's final lr (default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=t.weight_decay, help="AdamW weight decay (default: %(default)s)")
+    g.add_argument("--loss", choices=("l1", "l2"), default=t.loss, help="pixel loss (default: %(default)s)")
+    g.add_argument("--grad-clip", type=float, default=t.grad_clip, help="max gradient norm, 0 = off (default: %(default)s)")
+    g.add_argument("--ema", dest="ema_decay", type=float, default=t.ema_decay,
+                   help="EMA decay of the weights, 0 = off (e.g. 0.999) (default: %(default)s)")
+    g.add_argument("--no-amp", dest="amp", action="store_false", help="disable bf16 autocast (only used on CUDA anyway)")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW memory layout")
+    g.add_argument("--no-augment", dest="augment", action="store_false", help="disable random flips/transposes")
+    g.add_argument("--seed", type=int, default=t.seed, help="seed of sampling, augmentation and noise (default: %(default)s)")
+    g.add_argument("--ckpt-every", type=int, default=t.ckpt_every, help="steps between checkpoints (default: %(default)s)")
+    g.add_argument("--log-every", type=int, default=t.log_every, help="steps between CSV log rows (default: %(default)s)")
+    g.add_argument("--no-resume", dest="resume", action="store_false", help="ignore --out/last.pt and start afresh")
+    g.add_argument("--tensorboard", action="store_true", help="also log to --out/tb (needs the tensorboard package)")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
+    g.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    g.add_argument("--test", nargs="+", metavar="DIR", help="test sets to evaluate after training (Set5/ Set14/ ...)")
+
+
+def run(args: argparse.Namespace) -> int:
+    deg = degradation_from_args(args)
+    patches = PatchConfig(args.patch_size, args.stride or args.patch_size)
+    if args.data and is_paired_folder(args.data):
+        if deg.kind != "bicubic":
+            raise SystemExit("error: a paired folder holds bicubic LR images; use --degradation bicubic")
+        data = make_pairs_from_paired(load_paired_folder(args.data, deg.scale)[: args.max_images], deg.scale, patches)
+    else:
+        images = load_folder(args.data, args.max_images) if args.data else sample_images(limit=args.max_images)
+        data = make_pairs(images, deg, patches)
+    torch.manual_seed(args.seed)  # the initial weights, identical on every rank
+    model = build_model(args.model, deg.factor)
+    if model_scale(model) != deg.factor:
+        raise SystemExit(f"error: {args.model} up-scales ×{model_scale(model)} but the data needs ×{deg.factor}")
+    if args.init:
+        load_checkpoint(model, args.init)
+    cfg = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, accum_steps=args.accum_steps,
+                      lr=args.lr, min_lr=args.min_lr, weight_decay=args.weight_decay, loss=args.loss,
+                      grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
+                      ema_decay=args.ema_decay, augment=args.augment, seed=args.seed, ckpt_every=args.ckpt_every,
+                      log_every=args.log_every, resume=args.resume, tensorboard=args.tensorboard,
+                      progress=args.progress, device=args.device)
+    result = train(model, data, cfg)
+    if dist_info()[0] != 0:
+        return 0
+    print(f"trained {result.steps} steps ({result.start_step} before) on {len(data)} patches: "
+          f"last loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
+          f"{result.patches_per_s:.1f} patches/s; weights in {result.model_path}")
+    if args.test:
+        res = evaluate(model, EvalConfig(sets=args.test, degradation=deg, device=args.device,
+                                         json_path=os.path.join(args.out, "eval.json")))
+        print(format_table(res))
+    return 0

@@ -1,0 +1,327 @@
+"""Training a restoration network on LQ/HQ patch pairs.
+
+AdamW + cosine schedule, L1/L2 loss, gradient accumulation, bf16 autocast (CUDA only),
+``channels_last``, optional EMA, exact resume, tqdm progress, a CSV log (TensorBoard when
+installed and asked for), DDP under ``torchrun`` (``WORLD_SIZE > 1``).
+
+Batches: every step draws ``batch_size`` patch indices (and their flips/transposes) from a seeded
+generator whose state is checkpointed, so an interrupted run resumed from its checkpoint takes the
+same steps as an uninterrupted one. ``batch_size`` is the effective batch of one optimizer step;
+it is split into ``accum_steps`` micro-batches (the memory knob of TripleD's Table 8). Under DDP the
+global batch is split across ranks, then into micro-batches.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.images import PairSet, to_float
+from .models.checkpoint import save_checkpoint
+
+log = logging.getLogger(__name__)
+
+CSV_FIELDS = ("step", "loss", "lr", "patches_per_s", "max_memory_mib")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; ``out_dir`` receives ``last.pt`` (resume), ``model.safetensors``, ``log.csv``."""
+
+    out_dir: str = "runs/train"
+    steps: int = 1000
+    batch_size: int = 16
+    accum_steps: int = 1
+    lr: float = 3e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    loss: str = "l1"
+    grad_clip: float = 0.0
+    amp: bool = True
+    channels_last: bool = True
+    ema_decay: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    ckpt_every: int = 500
+    log_every: int = 10
+    resume: bool = True
+    tensorboard: bool = False
+    progress: bool = True
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("l1", "l2"):
+            raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.steps < 1 or self.batch_size < 1 or self.accum_steps < 1:
+            raise ValueError(f"steps, batch_size and accum_steps must be >= 1, got {self.steps}, "
+                             f"{self.batch_size}, {self.accum_steps}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)  # per step, this run only
+    start_step: int = 0
+    steps: int = 0
+    patches_per_s: float = 0.0
+    max_memory_mib: float | None = None
+    model_path: str = ""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def augment(lq: torch.Tensor, hq: torch.Tensor, flips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample dihedral augmentation: ``flips`` ``(B, 3)`` bools = (h-flip, v-flip, transpose)."""
+    for axis, col in ((-1, 0), (-2, 1)):
+        m = flips[:, col].view(-1, 1, 1, 1)
+        lq, hq = torch.where(m, lq.flip(axis), lq), torch.where(m, hq.flip(axis), hq)
+    if lq.shape[-1] == lq.shape[-2]:
+        m = flips[:, 2].view(-1, 1, 1, 1)
+        lq, hq = torch.where(m, lq.transpose(-1, -2), lq), torch.where(m, hq.transpose(-1, -2), hq)
+    return lq, hq
+
+
+def atomic_torch_save(obj: object, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state(sampler: torch.Generator) -> dict:
+    state = {"sampler": sampler.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(sampler: torch.Generator, state: dict) -> None:
+    sampler.set_state(state["sampler"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CsvLog:
+    """Append-only CSV of training statistics; on resume, rows after the checkpoint are dropped."""
+
+    def __init__(self, path: str, resume_step: int) -> None:
+        self.path = path
+        rows = []
+        if resume_step and os.path.exists(path):
+            with open(path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
+        tmp = path + ".tmp"
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, CSV_FIELDS).writerow(row)
+
+
+def _tensorboard(cfg: TrainConfig):
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        warnings.warn("tensorboard is not installed: logging to CSV only", stacklevel=3)
+        return None
+    return SummaryWriter(os.path.join(cfg.out_dir, "tb"))
+
+
+def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, flips: torch.Tensor | None,
+                         accum_steps: int, loss_fn: Callable, autocast: Callable = nullcontext,
+                         memory_format: torch.memory_format = torch.contiguous_format,
+                         distributed: bool = False) -> torch.Tensor:
+    """Forward/backward of one optimizer step's batch in ``accum_steps`` equal micro-batches.
+
+    ``lq``/``hq``: ``uint8`` ``(B, 3, h, w)`` / ``(B, 3, H, W)`` on the device (B divisible by
+    ``accum_steps``); ``flips`` ``(B, 3)`` bools or ``None``. Each micro-batch loss is divided by
+    ``accum_steps``, so the accumulated gradients are those of the mean loss over the whole batch;
+    under DDP only the last micro-batch all-reduces. Returns that mean loss (0-d, detached).
+    """
+    micro = lq.shape[0] // accum_steps
+    total = torch.zeros((), device=lq.device)
+    for k in range(accum_steps):
+        sl = slice(k * micro, (k + 1) * micro)
+        x, y = to_float(lq[sl]), to_float(hq[sl])
+        if flips is not None:
+            x, y = augment(x, y, flips[sl])
+        sync = net.no_sync() if distributed and k < accum_steps - 1 else nullcontext()
+        with sync:
+            with autocast():
+                out = net(x.contiguous(memory_format=memory_format))
+            loss = loss_fn(out.float(), y) / accum_steps
+            loss.backward()
+        total += loss.detach()
+    return total
+
+
+def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
+    """Train ``model`` in place on ``data`` for ``cfg.steps`` optimizer steps (resuming from
+    ``out_dir/last.pt`` when it exists and ``cfg.resume``); returns losses and throughput.
+
+    The final weights (the EMA's when ``ema_decay > 0``) are written to ``out_dir/model.safetensors``.
+    """
+    rank, world, local_rank = dist_info()
+    distributed = world > 1
+    device = resolve_device(cfg.device)
+    if distributed:
+        import torch.distributed as dist
+
+        owns_group = not dist.is_initialized()
+        if owns_group:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+    if cfg.batch_size % (world * cfg.accum_steps):
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by world size × accum_steps "
+                         f"= {world} × {cfg.accum_steps}")
+    main_proc = rank == 0
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    torch.manual_seed(cfg.seed + rank)
+
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    ema = None
+    if cfg.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.min_lr)
+    sampler = torch.Generator().manual_seed(cfg.seed)
+
+    ckpt_path = os.path.join(cfg.out_dir, "last.pt")
+    start = 0
+    if cfg.resume and os.path.exists(ckpt_path):
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        _set_rng_state(sampler, state["rng"])
+        start = int(state["step"])
+        if main_proc:
+            log.info("resumed from %s at step %d", ckpt_path, start)
+
+    net = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    use_amp = cfg.amp and device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
+    loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
+    csv_log = CsvLog(os.path.join(cfg.out_dir, "log.csv"), start) if main_proc else None
+    tb = _tensorboard(cfg) if main_proc else None
+
+    def save(step: int) -> None:
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                           "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                           "rng": _rng_state(sampler), "step": step, "config": asdict(cfg)}, ckpt_path)
+
+    result = TrainResult(start_step=start)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    per_rank = cfg.batch_size // world
+    progress = None
+    if cfg.progress and main_proc:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True)
+    model.train()
+    # throughput is timed after a few warm-up steps (allocator, cuDNN autotuning, lazy init)
+    timed_from = start + min(3, max(0, cfg.steps - start - 1))
+    t_run = t_log = time.perf_counter()
+    patches_since = 0
+    for step in range(start, cfg.steps):
+        if step == timed_from:
+            t_run = time.perf_counter()
+        idx = torch.randint(len(data), (cfg.batch_size,), generator=sampler)
+        flips = torch.rand((cfg.batch_size, 3), generator=sampler) < 0.5
+        idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
+        opt.zero_grad(set_to_none=True)
+        step_loss = accumulate_gradients(net, data.lq[idx].to(device, non_blocking=True),
+                                         data.hq[idx].to(device, non_blocking=True),
+                                         flips.to(device) if cfg.augment else None, cfg.accum_steps, loss_fn,
+                                         autocast, memory_format, distributed)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        if distributed:
+            torch.distributed.all_reduce(step_loss)
+            step_loss /= world
+        loss_value = float(step_loss)
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; lower lr or enable grad_clip")
+        result.losses.append(loss_value)
+        patches_since += cfg.batch_size
+        done = step + 1
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss_value:.4f}")
+        if main_proc and (done % cfg.log_every == 0 or done == cfg.steps):
+            now = time.perf_counter()
+            mem = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+            row = {"step": done, "loss": loss_value, "lr": sched.get_last_lr()[0],
+                   "patches_per_s": patches_since / max(now - t_log, 1e-9), "max_memory_mib": mem}
+            csv_log.write(row)
+            if tb is not None:
+                for key in ("loss", "lr", "patches_per_s"):
+                    tb.add_scalar(key, row[key], done)
+            t_log, patches_since = now, 0
+        if main_proc and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            save(done)
+    if progress is not None:
+        progress.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        result.max_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    result.steps = cfg.steps - start
+    timed = cfg.steps - timed_from
+    result.patches_per_s = timed * cfg.batch_size / (time.perf_counter() - t_run) if timed > 0 else 0.0
+    final = ema.module if ema is not None else model
+    result.model_path = os.path.join(cfg.out_dir, "model.safetensors")
+    if main_proc:
+        save_checkpoint(final, result.model_path)
+    if tb is not None:
+        tb.close()
+    if distributed:
+        torch.distributed.barrier()
+        if owns_group:
+            torch.distributed.destroy_process_group()
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
+    return result
