@@ -37,7 +37,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``) and run the sub-command; with none, print help."""
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the sub-command. Called with no argument
+    at all from the command line it runs the IDC demo; ``main([])`` prints help."""
+    if argv is None and not sys.argv[1:]:  # bare `python -m irkernels.pipeline`: the IDC demo
+        from ..idc.pipeline import demo
+
+        demo()
+        return 0
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, subparsers = build_parser()
     if not argv:
