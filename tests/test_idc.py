@@ -240,3 +240,17 @@ def test_fused_ops_pipeline_equals_reference_ops(photos, tmp_path):
         torch.testing.assert_close(b.history, a.history, atol=5e-3, rtol=2e-2)
         assert (b.synthetic - a.synthetic).abs().mean() < 5e-3
     del nets
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs CPU tensors; the CUDA test covers GPUs")
+def test_triton_interpreter_pipeline_equals_reference_ops(photos, nets):
+    """The fused path (Triton kernels run by the interpreter, as CI can) gives the torch path's result."""
+    common = dict(TINY, iters=4, resample_every=2, reassign_every=1, num_groups=2, kmeans_iters=3)
+    inst = make_instances([Image(p.name, p.pixels[:64, :96]) for p in photos[:2]], IDCConfig(**common))
+    ref = Condenser(nets.feature_extractor, IDCConfig(**common), torch.device("cpu")).run(inst, 2)
+    fused = Condenser(nets.feature_extractor, IDCConfig(**{**common, "backend": "triton"}),
+                      torch.device("cpu")).run(inst, 2)
+    for a, b in zip(ref, fused):
+        assert (a.history[1:, 1:] > 0).all()  # all three losses active
+        torch.testing.assert_close(b.history, a.history, atol=1e-4, rtol=1e-3)
+        torch.testing.assert_close(b.synthetic, a.synthetic, atol=5e-4, rtol=0)

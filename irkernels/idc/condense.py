@@ -76,6 +76,15 @@ class _RealSide:
     stats_ins: CFStats  # (B, T)
 
 
+@dataclass
+class _Grouping:
+    sample_groups: torch.Tensor  # (Σn'·p·p,) id b·(K+1) + group (K: unassigned) of every synthetic sample
+    assigned: torch.Tensor  # synthetic patches with a pair
+    pair: torch.Tensor  # their real patch (packed index)
+    weight: torch.Tensor  # 1 / (pairs in their (instance, group)): eq. 8's 1/N_m
+    instance: torch.Tensor  # their instance
+
+
 class Condenser:
     """Condenses a batch of instances with a frozen feature extractor ``net`` (``net.features``)."""
 
@@ -159,8 +168,9 @@ class Condenser:
         weights = torch.tensor([cfg.w_ins, cfg.w_group, cfg.w_pair], device=dev)
         assign_backend = "torch" if cfg.backend == "torch" else "auto"
 
-        labels = torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev)
-        pairs = labels.clone()
+        groups = self._grouping(torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
+                                torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
+                                syn_patch_inst, b, k)
         history = []
         real = None
         steps = range(cfg.iters)
@@ -188,7 +198,8 @@ class Condenser:
                                          syn_offsets=syn_patch_offsets, real_offsets=self._real_patch_offsets,
                                          backend=cfg.backend)
                 pairs = torch.where(local >= 0, local + self._real_patch_offsets[syn_patch_inst], -1)
-            losses = self._losses(syn, real, labels, pairs, syn_patch_inst, b, k)  # (B, 3)
+                groups = self._grouping(labels, pairs, syn_patch_inst, b, k)
+            losses = self._losses(syn, real, groups, b, k)  # (B, 3)
             opt.zero_grad(set_to_none=True)
             (losses * weights).sum().backward()
             opt.step()
@@ -204,23 +215,26 @@ class Condenser:
         out = y.detach().cpu().split(n_syn)
         return [CondenseResult(out[i], init_index[i], hist[:, i], seconds) for i in range(b)]
 
-    def _losses(self, syn: torch.Tensor, real: _RealSide, labels: torch.Tensor, pairs: torch.Tensor,
-                syn_patch_inst: torch.Tensor, b: int, k: int) -> torch.Tensor:
+    def _grouping(self, labels: torch.Tensor, pairs: torch.Tensor, syn_patch_inst: torch.Tensor, b: int,
+                  k: int) -> _Grouping:
+        """Index tensors of one assignment, built once per re-assignment (no host sync per step)."""
+        gid_patch = syn_patch_inst * (k + 1) + torch.where(labels >= 0, labels, k)
+        assigned = torch.nonzero(pairs >= 0).flatten()
+        key = gid_patch[assigned]
+        per_group = torch.bincount(key, minlength=b * (k + 1))[key].float()
+        return _Grouping(gid_patch.repeat_interleave(self.cfg.rlff_patch ** 2), assigned, pairs[assigned],
+                         1.0 / per_group, syn_patch_inst[assigned])
+
+    def _losses(self, syn: torch.Tensor, real: _RealSide, groups: _Grouping, b: int, k: int) -> torch.Tensor:
         """``(B, 3)``: per instance ``L_ins`` (eq. 6), ``L_group`` (eq. 7, sum over groups),
         ``L_pair`` (eq. 8 with the L1 norm averaged over the patch's elements)."""
         cfg = self.cfg
-        gid_patch = syn_patch_inst * (k + 1) + torch.where(labels >= 0, labels, k)
-        gid = gid_patch.repeat_interleave(cfg.rlff_patch ** 2)
-        sy = cf_stats(syn.reshape(-1, cfg.rlff_channels), real.t, gid, b * (k + 1), backend=cfg.backend)
+        sy = cf_stats(syn.reshape(-1, cfg.rlff_channels), real.t, groups.sample_groups, b * (k + 1),
+                      backend=cfg.backend)
         group = ncfd_from_stats(real.stats, sy, alpha=cfg.alpha, reduction="none").view(b, k + 1)[:, :k].sum(1)
         ins = ncfd_from_stats(real.stats_ins, _pool_instances(sy, b, k + 1), alpha=cfg.alpha, reduction="none")
-        pair = torch.zeros(b, device=syn.device, dtype=ins.dtype)
-        assigned = torch.nonzero(pairs >= 0).flatten()
-        if assigned.numel():
-            diff = (syn[assigned] - real.patches[pairs[assigned]]).abs().flatten(1).mean(1)
-            key = gid_patch[assigned]
-            per_group = torch.bincount(key, minlength=b * (k + 1))[key].to(diff.dtype)
-            pair = pair.index_add(0, syn_patch_inst[assigned], diff / per_group)
+        diff = (syn[groups.assigned] - real.patches[groups.pair]).abs().flatten(1).mean(1)
+        pair = torch.zeros(b, device=syn.device, dtype=ins.dtype).index_add(0, groups.instance, diff * groups.weight)
         return torch.stack((ins, group, pair), dim=1)
 
 
