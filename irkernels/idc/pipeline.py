@@ -235,8 +235,8 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
     return summary
 
 
-DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=24, lr_stride=12, iters=100, num_groups=8,
-                   rlff_channels=64, num_freqs=512, resample_every=25, reassign_every=10, pretrain_steps=150,
+DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=24, lr_stride=16, iters=100, num_groups=8,
+                   rlff_channels=64, num_freqs=512, resample_every=25, reassign_every=10, pretrain_steps=100,
                    pretrain_batch=8, batch_instances=4, log_every=5)
 
 
