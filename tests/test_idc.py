@@ -254,3 +254,24 @@ def test_triton_interpreter_pipeline_equals_reference_ops(photos, nets):
         assert (a.history[1:, 1:] > 0).all()  # all three losses active
         torch.testing.assert_close(b.history, a.history, atol=1e-4, rtol=1e-3)
         torch.testing.assert_close(b.synthetic, a.synthetic, atol=5e-4, rtol=0)
+
+
+def test_torchrun_shards_instances_and_rank0_writes_manifest(photos, tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in photos:
+        PILImage.fromarray(p.pixels).save(folder / f"{p.name}.png")
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "irkernels.pipeline", "idc", "--method", "random", "--data", str(folder), "--out", str(out),
+           "--lr-patch", "8", "--lr-stride", "8", "--ratio", "0.25", "--no-progress", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["num_units"] == 3
+    assert sorted(u["rank"] for u in manifest["units"]) == [0, 0, 1]  # sorted names, rank r takes r, r+2, ...
+    assert len(os.listdir(out / "HR")) == 3 * 3

@@ -45,6 +45,7 @@ class IDCConfig:
     freq_std: float | None = None
     alpha: float = 0.5
     seed: int = 0
+    amp: bool = True
     # networks (feature extractor = teacher unless checkpoints say otherwise)
     model: str = "edsr-baseline"
     feature_extractor: str | None = None

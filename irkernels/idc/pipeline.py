@@ -96,7 +96,8 @@ def pretrain(cfg: IDCConfig, instances: list[Instance], folder: str, device: tor
     start = time.perf_counter()
     batch = cfg.pretrain_batch * _dist()[1]
     result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.pretrain_steps, batch_size=batch,
-                                           seed=cfg.seed, device=cfg.device, progress=cfg.progress))
+                                           seed=cfg.seed, device=cfg.device, progress=cfg.progress,
+                                           channels_last=device.type == "cuda"))  # NHWC convs are slow on CPU
     _barrier(_dist()[1])
     load_checkpoint(net, result.model_path)
     return net, {**info, "seconds": time.perf_counter() - start, "final_loss": result.losses[-1] if result.losses else None}
@@ -124,7 +125,7 @@ def _curve(history: torch.Tensor, every: int) -> dict:
 
 
 def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher: nn.Module, cfg: IDCConfig,
-                    device: torch.device) -> None:
+                    device: torch.device, rank: int = 0) -> None:
     """Quantise the synthetic LR patches (as stored), let the teacher up-sample them, write, record."""
     lr = quantize(res.synthetic).float() / 255
     hr = upsample(teacher, lr, device)
@@ -133,7 +134,8 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
         run.write_pair(item, a, b)
     final = {name: float(res.history[-1, j]) for j, name in enumerate(LOSS_NAMES)} if len(res.history) else {}
     run.finish_unit(inst.name, {
-        "source": inst.name, "method": "idc", "num_real": len(inst), "num_pairs": len(items), "items": items,
+        "source": inst.name, "method": "idc", "rank": rank, "num_real": len(inst), "num_pairs": len(items),
+        "items": items,
         "init_patches": None if res.init_index is None else [
             {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
         "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every),
@@ -141,13 +143,14 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
 
 
 def write_selection(run: RunFolder, inst: Instance, index: list[int], method: str, cfg: IDCConfig,
-                    seconds: float) -> None:
+                    seconds: float, rank: int = 0) -> None:
     """A baseline's pick: the real LR/HR patches themselves, with their coordinates."""
     items = _items(inst, len(index))
     for item, i in zip(items, index):
         run.write_pair(item, inst.lr[i].float() / 255, inst.hr[i].float() / 255)
     run.finish_unit(inst.name, {
-        "source": inst.name, "method": method, "num_real": len(inst), "num_pairs": len(items), "items": items,
+        "source": inst.name, "method": method, "rank": rank, "num_real": len(inst), "num_pairs": len(items),
+        "items": items,
         "patches": [{"item": it, "index": i, "y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch}
                     for it, i in zip(items, index)], "seconds": seconds})
 
@@ -159,7 +162,7 @@ def select(cfg: IDCConfig, inst: Instance, fe: nn.Module | None, device: torch.d
         return list(range(len(inst)))
     if cfg.method == "random":
         return random_selection(len(inst), n, torch.Generator().manual_seed(instance_seed(cfg.seed, inst.name)))
-    feats = extract_features(fe.to(device).eval(), inst.lr, device).mean(dim=(2, 3)).cpu()
+    feats = extract_features(fe.to(device).eval(), inst.lr, device, amp=cfg.amp).mean(dim=(2, 3)).cpu()
     return herding(feats, n) if cfg.method == "herding" else kcenter(feats, n)
 
 
@@ -208,13 +211,13 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
         batch = mine[start:start + (cfg.batch_instances if condenser else 1)]
         if condenser is not None:
             for inst, res in zip(batch, condenser.run(batch, k)):
-                write_condensed(run, inst, res, nets.teacher, cfg, device)
+                write_condensed(run, inst, res, nets.teacher, cfg, device, rank)
                 if on_instance:
                     on_instance(inst.name)
         else:
             t = time.perf_counter()
             index = select(cfg, batch[0], nets.feature_extractor, device)
-            write_selection(run, batch[0], index, cfg.method, cfg, time.perf_counter() - t)
+            write_selection(run, batch[0], index, cfg.method, cfg, time.perf_counter() - t, rank)
             if on_instance:
                 on_instance(batch[0].name)
         if bar is not None:
@@ -235,7 +238,7 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
     return summary
 
 
-DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=24, lr_stride=16, iters=100, num_groups=8,
+DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=16, lr_stride=16, iters=80, num_groups=8,
                    rlff_channels=64, num_freqs=512, resample_every=25, reassign_every=10, pretrain_steps=100,
                    pretrain_batch=8, batch_instances=4, log_every=5)
 

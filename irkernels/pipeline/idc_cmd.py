@@ -84,6 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/idc", help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding a run with other settings")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="run the feature extractor in float32 on CUDA (default: bf16 autocast; CPU is always fp32)")
     for title, options in OPTIONS.items():
         g = p.add_argument_group(title)
         for name, text in options:
@@ -97,7 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> IDCConfig:
     fields = {name: getattr(args, name) for options in OPTIONS.values() for name, _ in options}
-    return IDCConfig(method=args.method, progress=args.progress, **fields)
+    return IDCConfig(method=args.method, progress=args.progress, amp=args.amp, **fields)
 
 
 def run(args: argparse.Namespace) -> int:
