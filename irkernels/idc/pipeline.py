@@ -233,7 +233,7 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
         extra = {"method": cfg.method, "config": cfg.to_dict(), "groups_per_instance": k, "networks": nets.info,
                  "world_size": world, "seconds_this_run": time.perf_counter() - t0}
         run.write_manifest(extra)
-        write_idc_report(run, cfg, instances, summary["report"])
+        write_idc_report(run, cfg, instances, summary["report"], nets.info)
         summary["pairs"] = len(os.listdir(run.hr_dir))
     return summary
 

@@ -61,7 +61,8 @@ def _loss_figure(records: list[dict], cfg: IDCConfig) -> str:
     return figure_html(fig)
 
 
-def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], path: str) -> str:
+def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], path: str,
+                     networks: dict | None = None) -> str:
     records = run.records()
     by_name = {i.name: i for i in instances}
     pairs = sum(r["num_pairs"] for r in records)
@@ -77,5 +78,9 @@ def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], 
     sections = [("Summary", table_html(summary)), ("Patches: real vs output", _mosaics(run, records, by_name))]
     if cfg.method == "idc":
         sections.append(("Losses", _loss_figure(records, cfg)))
+    if networks:
+        rows = [{"role": role, **{k: v for k, v in info.items() if not isinstance(v, dict)}}
+                for role, info in networks.items() if isinstance(info, dict)]
+        sections.append(("Networks", table_html(rows, sorted({k for r in rows for k in r}, key=lambda k: k != "role"))))
     sections.append(("Per instance", table_html(timing)))
     return write_report(path, f"irkernels {cfg.method}: {run.root}", sections)
