@@ -222,9 +222,14 @@ def test_cli_runs_a_baseline(photos, tmp_path, capsys):
     folder.mkdir()
     for p in photos[:2]:
         PILImage.fromarray(p.pixels).save(folder / f"{p.name}.png")
-    assert main(["idc", "--method", "random", "--data", str(folder), "--out", str(tmp_path / "o"), "--lr-patch", "8",
-                 "--lr-stride", "8", "--ratio", "0.25", "--no-progress", "--device", "cpu"]) == 0
+    config = tmp_path / "idc.yaml"
+    config.write_text("method: random\nlr-patch: 8\nlr_stride: 8\nratio: 0.5\n")
+    assert main(["idc", "--config", str(config), "--data", str(folder), "--out", str(tmp_path / "o"),
+                 "--ratio", "0.25", "--no-progress", "--device", "cpu"]) == 0  # the flag wins over the file
     assert "report:" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["settings"]["ratio"] == 0.25 and manifest["settings"]["lr_patch"] == 8
+    assert manifest["settings"]["method"] == "random" and manifest["num_pairs"] == 2 * 3
 
 
 @pytest.mark.cuda

@@ -18,7 +18,7 @@ from torch import nn
 from ..data import Image, PairSet, load_folder, quantize, sample_images
 from ..models import build_model, load_checkpoint, model_scale
 from ..outputs import RunFolder
-from ..train import TrainConfig, resolve_device, train
+from ..train import TrainConfig, dist_info, resolve_device, train
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
 from .config import IDCConfig
@@ -37,10 +37,6 @@ class Networks:
     feature_extractor: nn.Module | None = None
     teacher: nn.Module | None = None
     info: dict = field(default_factory=dict)
-
-
-def _dist() -> tuple[int, int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def _barrier(world: int) -> None:
@@ -94,11 +90,11 @@ def pretrain(cfg: IDCConfig, instances: list[Instance], folder: str, device: tor
     log.warning("no --feature-extractor/--teacher given: training %s on the real data first (%d patch pairs, "
                 "%d steps, batch %d) → %s", cfg.model, len(pairs), cfg.pretrain_steps, cfg.pretrain_batch, path)
     start = time.perf_counter()
-    batch = cfg.pretrain_batch * _dist()[1]
+    batch = cfg.pretrain_batch * dist_info()[1]
     result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.pretrain_steps, batch_size=batch,
                                            seed=cfg.seed, device=cfg.device, progress=cfg.progress,
                                            channels_last=device.type == "cuda"))  # NHWC convs are slow on CPU
-    _barrier(_dist()[1])
+    _barrier(dist_info()[1])
     load_checkpoint(net, result.model_path)
     return net, {**info, "seconds": time.perf_counter() - start, "final_loss": result.losses[-1] if result.losses else None}
 
@@ -176,7 +172,7 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
     called after each instance is written. Returns a summary (paths, counts, timing).
     """
     t0 = time.perf_counter()
-    rank, world, local_rank = _dist()
+    rank, world, local_rank = dist_info()
     device = resolve_device(cfg.device)
     if world > 1:
         if not torch.distributed.is_initialized():
