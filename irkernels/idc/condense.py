@@ -160,7 +160,8 @@ class Condenser:
         syn_mean = torch.stack(means)[img_inst_syn][:, :, None, None]
         syn_inv_std = 1.0 / torch.stack(stds)[img_inst_syn][:, :, None, None]
         self._real_patch_offsets = _offsets([n * tiles for n in n_real], dev)
-        self._real_patch_inst = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(n_real, device=dev) * tiles)
+        self._real_patch_inst = torch.repeat_interleave(torch.arange(b, device=dev),
+                                                        torch.tensor(n_real, device=dev) * tiles)
         syn_patch_offsets = _offsets([n * tiles for n in n_syn], dev)
         syn_patch_inst = img_inst_syn.repeat_interleave(tiles)
 

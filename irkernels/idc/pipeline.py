@@ -96,7 +96,8 @@ def pretrain(cfg: IDCConfig, instances: list[Instance], folder: str, device: tor
                                            channels_last=device.type == "cuda"))  # NHWC convs are slow on CPU
     _barrier(dist_info()[1])
     load_checkpoint(net, result.model_path)
-    return net, {**info, "seconds": time.perf_counter() - start, "final_loss": result.losses[-1] if result.losses else None}
+    final_loss = result.losses[-1] if result.losses else None
+    return net, {**info, "seconds": time.perf_counter() - start, "final_loss": final_loss}
 
 
 def num_groups(cfg: IDCConfig, instances: list[Instance]) -> int:

@@ -21,7 +21,8 @@ def command_modules() -> list:
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
-        prog="irkernels", description="Restoration data, training, evaluation and dataset condensation.")
+        prog="irkernels", description="Restoration data, training, evaluation and dataset condensation. "
+        "With no arguments at all: a demo (IDC on the embedded sample photos, a few CPU minutes).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers = {}
     for mod in command_modules():

@@ -34,7 +34,8 @@ OPTIONS = {
         ("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
     ],
     "condensation (--method idc)": [
-        ("init", f"synthetic init: {' or '.join(INITS)} (random real LR patches / uniform noise) (default: %(default)s)"),
+        ("init", f"synthetic init: {' or '.join(INITS)} (random real LR patches / uniform noise) "
+                 "(default: %(default)s)"),
         ("iters", "optimisation iterations per instance (default: %(default)s)"),
         ("lr", "Adam learning rate on the pixels (default: %(default)s)"),
         ("warmup", "fraction of --iters with the instance loss only (default: %(default)s)"),
