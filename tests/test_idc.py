@@ -64,7 +64,9 @@ def test_loop_reduces_each_loss(photos, nets):
 
 def test_batched_equals_one_at_a_time(photos, nets):
     cfg = tiny_cfg()
-    inst = make_instances(photos, cfg)
+    ragged = [Image(p.name, p.pixels[:h, :w]) for p, (h, w) in zip(photos, [(96, 128), (64, 96), (32, 128)])]
+    inst = make_instances(ragged, cfg)
+    assert len({len(i) for i in inst}) == 3 and len({cfg.num_synthetic(len(i)) for i in inst}) == 3
     cond = Condenser(nets.feature_extractor, cfg, torch.device("cpu"))
     together = cond.run(inst, 3)
     for i, one in enumerate(inst):
