@@ -282,3 +282,21 @@ def test_torchrun_shards_instances_and_rank0_writes_manifest(photos, tmp_path):
     assert manifest["world_size"] == 2 and manifest["num_units"] == 3
     assert sorted(u["rank"] for u in manifest["units"]) == [0, 0, 1]  # sorted names, rank r takes r, r+2, ...
     assert len(os.listdir(out / "HR")) == 3 * 3
+
+
+def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
+    """`python -m irkernels.pipeline` with no argument: the demo (here with a tiny budget)."""
+    import sys
+
+    import irkernels.idc.pipeline as pipe
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["irkernels"])
+    monkeypatch.setattr(pipe, "DEMO_CONFIG", {**pipe.DEMO_CONFIG, "iters": 2, "pretrain_steps": 1,
+                                              "pretrain_batch": 2, "progress": False})
+    monkeypatch.setattr(pipe, "sample_images", lambda limit=None: [
+        Image(im.name, im.pixels[:128, :128]) for im in sample_images(limit=2)])
+    assert main() == 0
+    out = capsys.readouterr().out
+    assert "report:" in out and (tmp_path / "runs" / "idc-demo" / "report.html").exists()
+    assert len(os.listdir(tmp_path / "runs" / "idc-demo" / "HR")) > 0

@@ -57,7 +57,7 @@ def _loss_figure(records: list[dict], cfg: IDCConfig) -> str:
         ax.set_title(f"L_{name}")
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
-    fig.suptitle("unweighted losses per instance (dotted: end of warm-up, end of assigning)")
+    fig.suptitle("unweighted losses per instance (dotted: end of warm-up, end of assigning)", y=1.04)
     return figure_html(fig)
 
 
