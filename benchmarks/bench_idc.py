@@ -38,7 +38,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16], help="instances per step")
     p.add_argument("--iters", type=int, default=100, help="timed iterations I")
-    p.add_argument("--ref-iters", type=int, default=20, help="timed iterations of the reference-op runs")
+    p.add_argument("--ref-iters", type=int, default=20,
+                   help="timed iterations of the slow rows (reference ops, no real-side cache)")
     p.add_argument("--lead-iters", type=int, default=5, help="I₀: iterations whose run is subtracted")
     p.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest counts")
     p.add_argument("--small", action="store_true", help="CPU-sized setting (automatic without CUDA)")
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
         for b in args.batches:
             if label.startswith("fused, no") and b != max(args.batches):
                 continue
-            iters = args.ref_iters if backend == "torch" else args.iters
+            iters = args.ref_iters if backend == "torch" or resample == 1 else args.iters
             probe = config(args.small, backend=backend, iters=1)
             inst = make_instances(images[:b], probe)
             k = num_groups(probe, inst)
