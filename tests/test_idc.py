@@ -300,3 +300,11 @@ def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "report:" in out and (tmp_path / "runs" / "idc-demo" / "report.html").exists()
     assert len(os.listdir(tmp_path / "runs" / "idc-demo" / "HR")) > 0
+
+
+def test_noise_init(photos, nets):
+    cfg = tiny_cfg(init="noise", iters=3)
+    res = Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(make_instances(photos[:1], cfg), 3)[0]
+    assert res.init_index is None and res.synthetic.shape == (cfg.num_synthetic(12), 3, 8, 8)
+    assert torch.isfinite(res.history).all() and 0 <= res.synthetic.min() and res.synthetic.max() <= 1
+    assert res.synthetic.std() > 0.1  # uniform noise, not a copy of real patches
