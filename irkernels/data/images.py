@@ -117,17 +117,22 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def crop_patches(img: np.ndarray, size: int, stride: int, name: str = "image") -> np.ndarray:
-    """Patches ``(N, size, size, C)`` on a regular grid with ``stride``; the last row/column is
-    aligned to the border so the whole image is covered. ``ValueError`` if ``img`` is smaller."""
+def patch_origins(h: int, w: int, size: int, stride: int, name: str = "image") -> list[tuple[int, int]]:
+    """Top-left corners ``(y, x)`` of :func:`crop_patches`' grid, row-major."""
     if size < 1 or stride < 1:
         raise ValueError(f"patch size and stride must be >= 1, got size={size}, stride={stride}")
-    h, w = img.shape[:2]
     if h < size or w < size:
         raise ValueError(f"{name} is {w}x{h}, smaller than the patch size {size}x{size}")
     ys = sorted(set(list(range(0, h - size + 1, stride)) + [h - size]))
     xs = sorted(set(list(range(0, w - size + 1, stride)) + [w - size]))
-    return np.stack([img[y:y + size, x:x + size] for y in ys for x in xs])
+    return [(y, x) for y in ys for x in xs]
+
+
+def crop_patches(img: np.ndarray, size: int, stride: int, name: str = "image") -> np.ndarray:
+    """Patches ``(N, size, size, C)`` on a regular grid with ``stride``; the last row/column is
+    aligned to the border so the whole image is covered. ``ValueError`` if ``img`` is smaller."""
+    origins = patch_origins(img.shape[0], img.shape[1], size, stride, name)
+    return np.stack([img[y:y + size, x:x + size] for y, x in origins])
 
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:

@@ -18,6 +18,7 @@ def _swinir_restoration(_scale: int) -> SwinIR:
 MODELS: dict[str, Callable[[int], nn.Module]] = {
     "edsr-baseline": edsr_baseline,
     "edsr": edsr,
+    "edsr-tiny": lambda scale: EDSR(scale, n_resblocks=4, n_feats=32),  # demos and CPU tests
     "swinir-light": swinir_lightweight,
     "swinir-classical": swinir_classical,
     "swinir-restoration": _swinir_restoration,

@@ -21,7 +21,8 @@ def command_modules() -> list:
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
-        prog="irkernels", description="Restoration data, training, evaluation and dataset condensation.")
+        prog="irkernels", description="Restoration data, training, evaluation and dataset condensation. "
+        "With no arguments at all: a demo (IDC on the embedded sample photos, a few CPU minutes).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers = {}
     for mod in command_modules():
@@ -37,7 +38,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``) and run the sub-command; with none, print help."""
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the sub-command. Called with no argument
+    at all from the command line it runs the IDC demo; ``main([])`` prints help."""
+    if argv is None and not sys.argv[1:]:  # bare `python -m irkernels.pipeline`: the IDC demo
+        from ..idc.pipeline import demo
+
+        demo()
+        return 0
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, subparsers = build_parser()
     if not argv:

@@ -1,0 +1,258 @@
+"""IDC's optimisation (Algorithm 1) on a batch of instances at once.
+
+Every instance keeps its own synthetic patches, reference statistics, k-means groups, quotas and
+pairs; the batch only shares kernel launches. The losses are computed per instance and summed, so
+each instance's gradient (and, Adam being element-wise, its whole trajectory) is what it would be
+alone — batching changes results only by float rounding (tested).
+
+One launch serves all instances because the ops take group ids: a synthetic RLFF sample of
+instance ``b`` in group ``m`` gets id ``b·(K+1) + m``, an unassigned one ``b·(K+1) + K``. One
+grouped ``cf_stats`` per side then gives every (instance, group) characteristic function; the
+instance-level one (``L_ins``) is their count-weighted mean, so ``L_ins`` and ``L_group`` cost one
+launch per side and step. The real side (features, RLFF output, k-means groups, statistics) only
+changes when the RLFF rows and frequencies are re-drawn (every ``resample_every`` steps) and is
+cached in between.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..ops.grouping import assign_with_quotas, nearest_in_group
+from ..ops.kmeans import kmeans
+from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats, sample_frequencies
+from ..ops.rlff import reference_stats, rlff, sample_rows
+from .config import IDCConfig
+from .instances import Instance, instance_seed
+
+LOSS_NAMES = ("ins", "group", "pair")
+
+
+@dataclass
+class CondenseResult:
+    """One instance's outcome: ``synthetic (n, 3, h, w)`` float in [0, 1] (CPU), ``init_index``
+    the real patches it started from (``None`` for noise), ``history (iters, 3)`` the unweighted
+    ``L_ins, L_group, L_pair`` of every step, and its share of the batch's wall time."""
+
+    synthetic: torch.Tensor
+    init_index: list[int] | None
+    history: torch.Tensor
+    seconds: float
+
+
+def features(net: nn.Module, x: torch.Tensor, amp: bool) -> torch.Tensor:
+    """``net.features(x)`` as contiguous float32; under bf16 autocast on CUDA when ``amp``."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and x.is_cuda):
+        f = net.features(x)
+    return f.float().contiguous()
+
+
+@torch.no_grad()
+def extract_features(net: nn.Module, lr: torch.Tensor, device: torch.device, chunk: int = 64,
+                     amp: bool = False) -> torch.Tensor:
+    """``net.features`` of uint8 LR patches ``(N, 3, h, w)`` in chunks (no gradient)."""
+    return torch.cat([features(net, lr[i:i + chunk].to(device).float().div_(255), amp)
+                      for i in range(0, len(lr), chunk)])
+
+
+def _pool_instances(s: CFStats, b: int, groups: int) -> CFStats:
+    """Instance-level statistics from the per-(instance, group) ones: the count-weighted mean."""
+    counts = s.counts.view(b, groups)
+    w = counts.to(s.re.dtype)[..., None]
+    total = counts.sum(1)
+    denom = total.clamp(min=1).to(s.re.dtype)[:, None]
+    re = (s.re.view(b, groups, -1) * w).sum(1) / denom
+    im = (s.im.view(b, groups, -1) * w).sum(1) / denom
+    return CFStats(re, im, total)
+
+
+def _offsets(sizes: list[int], device: torch.device) -> torch.Tensor:
+    return torch.tensor([0] + sizes, device=device).cumsum(0)
+
+
+@dataclass
+class _RealSide:
+    rows: torch.Tensor
+    t: torch.Tensor
+    patches: torch.Tensor  # (ΣN', p·p, C) RLFF output of the real features
+    labels: torch.Tensor  # (ΣN',) k-means group within the instance
+    centroids: torch.Tensor  # (B, K, C)
+    counts: torch.Tensor  # (B, K)
+    stats: CFStats  # (B·(K+1), T) per (instance, group)
+    stats_ins: CFStats  # (B, T)
+
+
+@dataclass
+class _Grouping:
+    sample_groups: torch.Tensor  # (Σn'·p·p,) id b·(K+1) + group (K: unassigned) of every synthetic sample
+    assigned: torch.Tensor  # synthetic patches with a pair
+    pair: torch.Tensor  # their real patch (packed index)
+    weight: torch.Tensor  # 1 / (pairs in their (instance, group)): eq. 8's 1/N_m
+    instance: torch.Tensor  # their instance
+
+
+class Condenser:
+    """Condenses a batch of instances with a frozen feature extractor ``net`` (``net.features``)."""
+
+    def __init__(self, net: nn.Module, cfg: IDCConfig, device: torch.device, progress: bool = False):
+        self.net = net.to(device).eval().requires_grad_(False)
+        if device.type == "cuda":  # cuDNN's fastest conv layout; shapes are fixed, so let it pick kernels
+            self.net = self.net.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        self.cfg = cfg
+        self.device = device
+        self.progress = progress
+
+    # -- real side -------------------------------------------------------------------------------
+    def _real_side(self, draw: int, feats: torch.Tensor, seeds: list[int], k: int) -> _RealSide:
+        cfg, dev = self.cfg, self.device
+        c = feats.shape[1]
+        draw_seed = cfg.seed * 7919 + draw  # the same draw for every instance: batch-independent
+        rows = sample_rows(c, cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
+        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=torch.Generator().manual_seed(draw_seed),
+                               device=dev) * cfg.frequency_std()
+        patches = rlff(feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels, patch_size=cfg.rlff_patch,
+                       rows=rows, stats=self._unit, backend=cfg.backend)
+        desc = patches.mean(1)
+        offs = self._real_patch_offsets
+        # k-means++ seeding per instance (its own seed), then one packed Lloyd run for the batch
+        init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=seeds[i] + draw,
+                                   backend=cfg.backend).centroids for i in range(len(seeds))])
+        km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
+        b = len(seeds)
+        inst = self._real_patch_inst
+        counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
+        gid = (inst * (k + 1) + km.labels).repeat_interleave(cfg.rlff_patch ** 2)
+        stats = cf_stats(patches.reshape(-1, cfg.rlff_channels), t, gid, b * (k + 1), backend=cfg.backend)
+        return _RealSide(rows, t, patches, km.labels, km.centroids, counts, stats, _pool_instances(stats, b, k + 1))
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, instances: list[Instance], k: int) -> list[CondenseResult]:
+        """Condense ``instances`` (one batch) with ``k`` groups per instance; returns one result each."""
+        cfg, dev = self.cfg, self.device
+        start_time = time.perf_counter()
+        b = len(instances)
+        seeds = [instance_seed(cfg.seed, inst.name) for inst in instances]
+        n_syn = [cfg.num_synthetic(len(inst)) for inst in instances]
+        n_real = [len(inst) for inst in instances]
+        h, w = instances[0].lr.shape[-2:]
+        p = cfg.rlff_patch
+        tiles = -(-h // p) * -(-w // p)
+
+        # real features, normalised with each instance's own reference statistics (RLFF's BatchNorm)
+        feats, means, stds = [], [], []
+        for inst in instances:
+            f = extract_features(self.net, inst.lr, dev, amp=cfg.amp)
+            mean, std = reference_stats(f, backend=cfg.backend)
+            feats.append((f - mean[:, None, None]) / std[:, None, None])
+            means.append(mean)
+            stds.append(std)
+        feats = torch.cat(feats)
+        c = feats.shape[1]
+        # features are already normalised; RLFF's "stats" only rescale so that each RLFF channel (a sum
+        # of c·k² unit-variance terms with cos/sin weights) has about unit variance
+        rms = (c * cfg.rlff_kernel ** 2 / 2) ** 0.5
+        self._unit = (torch.zeros(c, device=dev), torch.full((c,), rms, device=dev))
+        img_inst_syn = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(n_syn, device=dev))
+        syn_mean = torch.stack(means)[img_inst_syn][:, :, None, None]
+        syn_inv_std = 1.0 / torch.stack(stds)[img_inst_syn][:, :, None, None]
+        self._real_patch_offsets = _offsets([n * tiles for n in n_real], dev)
+        self._real_patch_inst = torch.repeat_interleave(torch.arange(b, device=dev),
+                                                        torch.tensor(n_real, device=dev) * tiles)
+        syn_patch_offsets = _offsets([n * tiles for n in n_syn], dev)
+        syn_patch_inst = img_inst_syn.repeat_interleave(tiles)
+
+        # synthetic initialisation, per instance from its own generator
+        inits, init_index = [], []
+        for inst, n, seed in zip(instances, n_syn, seeds):
+            gen = torch.Generator().manual_seed(seed)
+            if cfg.init == "real":
+                idx = torch.randperm(len(inst), generator=gen)[:n]
+                inits.append(inst.lr[idx].float() / 255)
+                init_index.append(idx.tolist())
+            else:
+                inits.append(torch.rand(n, 3, h, w, generator=gen))
+                init_index.append(None)
+        y = torch.cat(inits).to(dev).requires_grad_(True)
+        opt = torch.optim.Adam([y], lr=cfg.lr)
+        weights = torch.tensor([cfg.w_ins, cfg.w_group, cfg.w_pair], device=dev)
+        assign_backend = "torch" if cfg.backend == "torch" else "auto"
+
+        groups = self._grouping(torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
+                                torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
+                                syn_patch_inst, b, k)
+        history = []
+        real = None
+        steps = range(cfg.iters)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(steps, desc=f"condense {b} instance(s)", leave=False, dynamic_ncols=True)
+            steps = bar
+        warmup = cfg.warmup_iters()
+        for step in steps:
+            regroup = False
+            if step % cfg.resample_every == 0:
+                real = self._real_side(step // cfg.resample_every, feats, seeds, k)
+                regroup = True
+            fs = (features(self.net, y, cfg.amp) - syn_mean) * syn_inv_std
+            syn = rlff(fs, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels, patch_size=p,
+                       rows=real.rows, stats=self._unit, backend=cfg.backend)
+            if step >= warmup and (regroup or (step - warmup) % cfg.reassign_every == 0):
+                detached = syn.detach()
+                labels = assign_with_quotas(detached.mean(1), real.centroids, real.counts,
+                                            cfg.assigned_fraction(step), offsets=syn_patch_offsets,
+                                            backend=assign_backend)
+                local = nearest_in_group(detached.flatten(1), labels, real.patches.flatten(1), real.labels,
+                                         syn_offsets=syn_patch_offsets, real_offsets=self._real_patch_offsets,
+                                         backend=cfg.backend)
+                pairs = torch.where(local >= 0, local + self._real_patch_offsets[syn_patch_inst], -1)
+                groups = self._grouping(labels, pairs, syn_patch_inst, b, k)
+            losses = self._losses(syn, real, groups, b, k)  # (B, 3)
+            opt.zero_grad(set_to_none=True)
+            (losses * weights).sum().backward()
+            opt.step()
+            with torch.no_grad():
+                y.clamp_(0, 1)
+            history.append(losses.detach())
+            if bar is not None and (step + 1) % cfg.log_every == 0:
+                bar.set_postfix({n: f"{v:.4f}" for n, v in zip(LOSS_NAMES, losses.detach().mean(0).tolist())})
+        if bar is not None:
+            bar.close()
+        hist = torch.stack(history).cpu() if history else torch.zeros(0, b, 3)
+        seconds = (time.perf_counter() - start_time) / b
+        out = y.detach().cpu().split(n_syn)
+        return [CondenseResult(out[i], init_index[i], hist[:, i], seconds) for i in range(b)]
+
+    def _grouping(self, labels: torch.Tensor, pairs: torch.Tensor, syn_patch_inst: torch.Tensor, b: int,
+                  k: int) -> _Grouping:
+        """Index tensors of one assignment, built once per re-assignment (no host sync per step)."""
+        gid_patch = syn_patch_inst * (k + 1) + torch.where(labels >= 0, labels, k)
+        assigned = torch.nonzero(pairs >= 0).flatten()
+        key = gid_patch[assigned]
+        per_group = torch.bincount(key, minlength=b * (k + 1))[key].float()
+        return _Grouping(gid_patch.repeat_interleave(self.cfg.rlff_patch ** 2), assigned, pairs[assigned],
+                         1.0 / per_group, syn_patch_inst[assigned])
+
+    def _losses(self, syn: torch.Tensor, real: _RealSide, groups: _Grouping, b: int, k: int) -> torch.Tensor:
+        """``(B, 3)``: per instance ``L_ins`` (eq. 6), ``L_group`` (eq. 7, sum over groups),
+        ``L_pair`` (eq. 8 with the L1 norm averaged over the patch's elements)."""
+        cfg = self.cfg
+        sy = cf_stats(syn.reshape(-1, cfg.rlff_channels), real.t, groups.sample_groups, b * (k + 1),
+                      backend=cfg.backend)
+        group = ncfd_from_stats(real.stats, sy, alpha=cfg.alpha, reduction="none").view(b, k + 1)[:, :k].sum(1)
+        ins = ncfd_from_stats(real.stats_ins, _pool_instances(sy, b, k + 1), alpha=cfg.alpha, reduction="none")
+        diff = (syn[groups.assigned] - real.patches[groups.pair]).abs().flatten(1).mean(1)
+        pair = torch.zeros(b, device=syn.device, dtype=ins.dtype).index_add(0, groups.instance, diff * groups.weight)
+        return torch.stack((ins, group, pair), dim=1)
+
+
+@torch.no_grad()
+def upsample(teacher: nn.Module, lr: torch.Tensor, device: torch.device, chunk: int = 16) -> torch.Tensor:
+    """Teacher's HR targets for LR patches ``(n, 3, h, w)`` in [0, 1] → ``(n, 3, h·s, w·s)`` (CPU, clamped)."""
+    teacher = teacher.to(device).eval()
+    return torch.cat([teacher(lr[i:i + chunk].to(device)).clamp_(0, 1).cpu() for i in range(0, len(lr), chunk)])

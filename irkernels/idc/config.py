@@ -1,0 +1,128 @@
+"""Settings of an IDC / baseline run (one dataclass; the CLI maps its flags onto it)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+METHODS = ("idc", "random", "herding", "kcenter", "whole")
+INITS = ("real", "noise")
+
+
+@dataclass
+class IDCConfig:
+    """Everything that determines a run's outputs (plus a few execution knobs, see ``EXECUTION``).
+
+    Patches: ``lr_patch``/``lr_stride`` are in LR pixels (HR = ×``scale``). The default 64/32 gives
+    ~151 patches on a DIV2K image (2040×1356, ×4) as in the paper, and 6 on a 481×321 photo
+    (CBSD432, ×4).
+    Schedule (fractions of ``iters``): warm-up ``[0, warmup)`` instance loss only; assigning
+    ``[warmup, warmup + assigning)`` the assigned fraction of synthetic patches grows linearly to 1;
+    afterwards all patches are assigned. Grouping/pairing are re-done every ``reassign_every``
+    steps and whenever the RLFF rows / frequencies are re-drawn (every ``resample_every`` steps).
+    """
+
+    method: str = "idc"
+    scale: int = 4
+    ratio: float = 0.1
+    lr_patch: int = 64
+    lr_stride: int = 32
+    # condensation (method "idc")
+    init: str = "real"
+    iters: int = 2000
+    lr: float = 0.01
+    warmup: float = 0.2
+    assigning: float = 0.3
+    reassign_every: int = 50
+    resample_every: int = 50
+    w_ins: float = 1.0
+    w_group: float = 1.0
+    w_pair: float = 1.0
+    num_groups: int = 32
+    kmeans_iters: int = 20
+    rlff_kernel: int = 3
+    rlff_channels: int = 128
+    rlff_patch: int = 4
+    num_freqs: int = 4096
+    freq_std: float | None = None
+    alpha: float = 0.5
+    seed: int = 0
+    amp: bool = True
+    # networks (feature extractor = teacher unless checkpoints say otherwise)
+    model: str = "edsr-baseline"
+    feature_extractor: str | None = None
+    teacher: str | None = None
+    teacher_model: str | None = None
+    pretrain_steps: int = 2000
+    pretrain_batch: int = 16
+    # execution (do not change the outputs beyond float rounding)
+    batch_instances: int = 4
+    backend: str = "auto"
+    device: str = "auto"
+    log_every: int = 10
+    progress: bool = True
+
+    EXECUTION = ("batch_instances", "backend", "device", "log_every", "progress")
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.scale not in (2, 3, 4, 8):
+            raise ValueError(f"scale must be 2, 3, 4 or 8, got {self.scale}")
+        if not 0.0 < self.ratio <= 1.0:
+            raise ValueError(f"ratio must lie in (0, 1], got {self.ratio}")
+        for name in ("lr_patch", "lr_stride", "iters", "reassign_every", "resample_every", "num_groups",
+                     "batch_instances", "num_freqs", "rlff_channels", "rlff_patch", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_patch < self.rlff_kernel:
+            raise ValueError(f"lr_patch ({self.lr_patch}) must be >= rlff_kernel ({self.rlff_kernel})")
+        if not (0 <= self.warmup and 0 <= self.assigning and self.warmup + self.assigning <= 1):
+            raise ValueError(f"warmup and assigning are fractions of iters with warmup + assigning <= 1, "
+                             f"got {self.warmup} and {self.assigning}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("w_ins", "w_group", "w_pair"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def hr_patch(self) -> int:
+        return self.lr_patch * self.scale
+
+    @property
+    def hr_stride(self) -> int:
+        return self.lr_stride * self.scale
+
+    def num_synthetic(self, num_real: int) -> int:
+        """``n = max(1, round(ratio·N))``: a ratio that rounds to zero patches still keeps one."""
+        return max(1, round(self.ratio * num_real))
+
+    def warmup_iters(self) -> int:
+        return round(self.warmup * self.iters)
+
+    def assigning_iters(self) -> int:
+        return round(self.assigning * self.iters)
+
+    def assigned_fraction(self, step: int) -> float:
+        """Share of synthetic patches assigned to groups at ``step`` (0 during warm-up); evaluated at
+        the re-assignment steps, one re-assignment period ahead so the first one already assigns."""
+        start, length = self.warmup_iters(), self.assigning_iters()
+        if step < start:
+            return 0.0
+        if length == 0:
+            return 1.0
+        return min(1.0, (step - start + min(self.reassign_every, length)) / length)
+
+    def frequency_std(self) -> float:
+        """Std of the frequencies ``t``: ``freq_std``, default ``1/sqrt(rlff_channels)`` so that
+        ``⟨t, x⟩`` has about unit variance for unit-variance RLFF samples (N(0, I) would put the
+        phase's std at ~sqrt(C_out) ≈ 11 rad, where the empirical characteristic function is noise)."""
+        return self.freq_std if self.freq_std is not None else self.rlff_channels ** -0.5
+
+    def settings(self) -> dict:
+        """What determines the outputs (stored in the run folder's settings guard)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.EXECUTION}
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,68 @@
+"""Instances: one image → aligned HR patches and their bicubic LR patches (with coordinates)."""
+from __future__ import annotations
+
+import warnings
+import zlib
+from dataclasses import dataclass
+
+import torch
+
+from ..data import Image, bicubic_downsample, modcrop, quantize, to_float, to_tensor
+from ..data.images import patch_origins
+from .config import IDCConfig
+
+
+@dataclass
+class Instance:
+    """Patches of one image: ``hr (N, 3, H, W)`` / ``lr (N, 3, H/s, W/s)`` uint8, ``origins`` the HR
+    top-left corner ``(y, x)`` of each patch in the mod-cropped image."""
+
+    name: str
+    hr: torch.Tensor
+    lr: torch.Tensor
+    origins: list[tuple[int, int]]
+
+    def __len__(self) -> int:
+        return self.hr.shape[0]
+
+
+def instance_seed(seed: int, name: str) -> int:
+    """A per-instance seed that depends only on the run seed and the image name, so an instance's
+    result does not depend on which other instances share its batch, rank or order."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
+
+
+def make_instance(image: Image, cfg: IDCConfig) -> Instance:
+    """Mod-crop, bicubic-downsample the whole image once (MATLAB-style; so the patches' borders are
+    the benchmark's), quantise to uint8 as a stored LR image would be, and crop both grids."""
+    hr_img = modcrop(image.pixels, cfg.scale)
+    origins = patch_origins(hr_img.shape[0], hr_img.shape[1], cfg.hr_patch, cfg.hr_stride, image.name)
+    hr = to_tensor(hr_img)
+    lr = quantize(bicubic_downsample(to_float(hr), cfg.scale))
+    s, ph, pl = cfg.scale, cfg.hr_patch, cfg.lr_patch
+    hr_p = torch.stack([hr[:, y:y + ph, x:x + ph] for y, x in origins])
+    lr_p = torch.stack([lr[:, y // s:y // s + pl, x // s:x // s + pl] for y, x in origins])
+    return Instance(image.name, hr_p, lr_p, origins)
+
+
+def make_instances(images: list[Image], cfg: IDCConfig) -> list[Instance]:
+    """Instances of every image large enough for one HR patch; the others are skipped with one
+    warning listing them. ``ValueError`` when none is left, or when two images share a name."""
+    names = [im.name for im in images]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"image names must be unique (they name the outputs), repeated: {dupes}")
+    out, small = [], []
+    for im in images:
+        h, w = im.pixels.shape[:2]
+        if h - h % cfg.scale < cfg.hr_patch or w - w % cfg.scale < cfg.hr_patch:
+            small.append(f"{im.name} ({w}x{h})")
+            continue
+        out.append(make_instance(im, cfg))
+    if small:
+        warnings.warn(f"skipped {len(small)} image(s) smaller than one {cfg.hr_patch}x{cfg.hr_patch} HR patch "
+                      f"(--lr-patch {cfg.lr_patch} × --scale {cfg.scale}): {', '.join(small)}", stacklevel=2)
+    if not out:
+        raise ValueError(f"no image is at least {cfg.hr_patch}x{cfg.hr_patch} pixels (HR patch = --lr-patch "
+                         f"{cfg.lr_patch} × --scale {cfg.scale}); use a smaller --lr-patch")
+    return out

@@ -1,0 +1,254 @@
+"""IDC end to end: images → instances → networks → condensation (or a baseline) → run folder.
+
+``run_pipeline(cfg, out, data=...)`` is what ``python -m irkernels.pipeline idc`` calls. Under
+``torchrun`` every rank takes the instances ``rank, rank + W, …`` (of those not finished yet), writes
+its own finished instances, and rank 0 writes ``manifest.json`` and ``report.html`` after a barrier.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..data import Image, PairSet, load_folder, quantize, sample_images
+from ..models import build_model, load_checkpoint, model_scale
+from ..outputs import RunFolder
+from ..train import TrainConfig, dist_info, resolve_device, train
+from .baselines import herding, kcenter, random_selection
+from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
+from .config import IDCConfig
+from .instances import Instance, instance_seed, make_instances
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_DIR = "pretrained"
+
+
+@dataclass
+class Networks:
+    """The frozen feature extractor (``features()``) and the teacher that makes the HR targets;
+    ``info`` says where they came from (recorded in the manifest)."""
+
+    feature_extractor: nn.Module | None = None
+    teacher: nn.Module | None = None
+    info: dict = field(default_factory=dict)
+
+
+def _barrier(world: int) -> None:
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _build(name: str, scale: int) -> nn.Module:
+    net = build_model(name, scale)
+    if model_scale(net) != scale:
+        raise ValueError(f"network {name!r} up-scales ×{model_scale(net)}, but the run needs ×{scale}")
+    if not hasattr(net, "features"):
+        raise ValueError(f"network {name!r} has no features() method for the feature extractor")
+    return net
+
+
+def prepare_networks(cfg: IDCConfig, instances: list[Instance], out: str, device: torch.device) -> Networks:
+    """Load the checkpoints given; train ``cfg.model`` on the real patches when one is needed and
+    not given (cached in ``OUT/pretrained/``, so a restart reuses it)."""
+    need_fe = cfg.method in ("idc", "herding", "kcenter")
+    need_teacher = cfg.method == "idc"
+    nets = Networks()
+    if need_fe and cfg.feature_extractor:
+        nets.feature_extractor = load_checkpoint(_build(cfg.model, cfg.scale), cfg.feature_extractor)
+        nets.info["feature_extractor"] = {"model": cfg.model, "checkpoint": os.path.abspath(cfg.feature_extractor)}
+    if need_teacher and cfg.teacher:
+        name = cfg.teacher_model or cfg.model
+        nets.teacher = load_checkpoint(_build(name, cfg.scale), cfg.teacher)
+        nets.info["teacher"] = {"model": name, "checkpoint": os.path.abspath(cfg.teacher)}
+    if (need_fe and nets.feature_extractor is None) or (need_teacher and nets.teacher is None):
+        net, info = pretrain(cfg, instances, os.path.join(out, PRETRAIN_DIR), device)
+        if need_fe and nets.feature_extractor is None:
+            nets.feature_extractor, nets.info["feature_extractor"] = net, info
+        if need_teacher and nets.teacher is None:
+            nets.teacher, nets.info["teacher"] = net, info
+    return nets
+
+
+def pretrain(cfg: IDCConfig, instances: list[Instance], folder: str, device: torch.device) -> tuple[nn.Module, dict]:
+    """Train ``cfg.model`` on all real patch pairs with the substrate's trainer (the papers pre-train
+    the feature extractor / teacher on the full set too), or reuse ``folder/model.safetensors``."""
+    torch.manual_seed(cfg.seed)
+    net = _build(cfg.model, cfg.scale)
+    path = os.path.join(folder, "model.safetensors")
+    info = {"model": cfg.model, "checkpoint": path, "trained_here": True, "steps": cfg.pretrain_steps,
+            "batch_size": cfg.pretrain_batch}
+    if os.path.exists(path):
+        log.warning("reusing the network trained on the real data earlier: %s", path)
+        return load_checkpoint(net, path), {**info, "reused": True}
+    pairs = PairSet(torch.cat([i.lr for i in instances]), torch.cat([i.hr for i in instances]))
+    log.warning("no --feature-extractor/--teacher given: training %s on the real data first (%d patch pairs, "
+                "%d steps, batch %d) → %s", cfg.model, len(pairs), cfg.pretrain_steps, cfg.pretrain_batch, path)
+    start = time.perf_counter()
+    batch = cfg.pretrain_batch * dist_info()[1]
+    result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.pretrain_steps, batch_size=batch,
+                                           seed=cfg.seed, device=cfg.device, progress=cfg.progress,
+                                           channels_last=device.type == "cuda"))  # NHWC convs are slow on CPU
+    _barrier(dist_info()[1])
+    load_checkpoint(net, result.model_path)
+    final_loss = result.losses[-1] if result.losses else None
+    return net, {**info, "seconds": time.perf_counter() - start, "final_loss": final_loss}
+
+
+def num_groups(cfg: IDCConfig, instances: list[Instance]) -> int:
+    """Groups per instance: ``cfg.num_groups``, capped by the smallest instance's RLFF patch count
+    over the WHOLE run (not the batch or shard), so every instance sees the same K wherever it runs."""
+    tiles = (-(-cfg.lr_patch // cfg.rlff_patch)) ** 2
+    return max(1, min(cfg.num_groups, min(len(i) for i in instances) * tiles))
+
+
+def _items(inst: Instance, n: int) -> list[str]:
+    return [f"{inst.name}_{j:03d}" for j in range(n)]
+
+
+def _curve(history: torch.Tensor, every: int) -> dict:
+    steps = list(range(every - 1, len(history), every))
+    if history.shape[0] and (not steps or steps[-1] != len(history) - 1):
+        steps.append(len(history) - 1)
+    out = {"step": [s + 1 for s in steps]}
+    for j, name in enumerate(LOSS_NAMES):
+        out[name] = [float(history[s, j]) for s in steps]
+    return out
+
+
+def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher: nn.Module, cfg: IDCConfig,
+                    device: torch.device, rank: int = 0) -> None:
+    """Quantise the synthetic LR patches (as stored), let the teacher up-sample them, write, record."""
+    lr = quantize(res.synthetic).float() / 255
+    hr = upsample(teacher, lr, device)
+    items = _items(inst, len(lr))
+    for item, a, b in zip(items, lr, hr):
+        run.write_pair(item, a, b)
+    final = {name: float(res.history[-1, j]) for j, name in enumerate(LOSS_NAMES)} if len(res.history) else {}
+    run.finish_unit(inst.name, {
+        "source": inst.name, "method": "idc", "rank": rank, "num_real": len(inst), "num_pairs": len(items),
+        "items": items,
+        "init_patches": None if res.init_index is None else [
+            {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
+        "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every),
+        "seconds": res.seconds, "ms_per_iter": 1000 * res.seconds / max(1, cfg.iters)})
+
+
+def write_selection(run: RunFolder, inst: Instance, index: list[int], method: str, cfg: IDCConfig,
+                    seconds: float, rank: int = 0) -> None:
+    """A baseline's pick: the real LR/HR patches themselves, with their coordinates."""
+    items = _items(inst, len(index))
+    for item, i in zip(items, index):
+        run.write_pair(item, inst.lr[i].float() / 255, inst.hr[i].float() / 255)
+    run.finish_unit(inst.name, {
+        "source": inst.name, "method": method, "rank": rank, "num_real": len(inst), "num_pairs": len(items),
+        "items": items,
+        "patches": [{"item": it, "index": i, "y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch}
+                    for it, i in zip(items, index)], "seconds": seconds})
+
+
+def select(cfg: IDCConfig, inst: Instance, fe: nn.Module | None, device: torch.device) -> list[int]:
+    """Indices picked by a baseline ``cfg.method`` for one instance."""
+    n = cfg.num_synthetic(len(inst))
+    if cfg.method == "whole":
+        return list(range(len(inst)))
+    if cfg.method == "random":
+        return random_selection(len(inst), n, torch.Generator().manual_seed(instance_seed(cfg.seed, inst.name)))
+    feats = extract_features(fe.to(device).eval(), inst.lr, device, amp=cfg.amp).mean(dim=(2, 3)).cpu()
+    return herding(feats, n) if cfg.method == "herding" else kcenter(feats, n)
+
+
+def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
+                 max_images: int | None = None, overwrite: bool = False, networks: Networks | None = None,
+                 on_instance: Callable[[str], None] | None = None) -> dict:
+    """Condense (or select from) ``images`` / the folder ``data`` / the embedded photos into ``out``.
+
+    Finished instances (their record exists) are skipped, so re-running the same command resumes.
+    ``networks`` overrides the checkpoint/pre-training logic (API use). ``on_instance(name)`` is
+    called after each instance is written. Returns a summary (paths, counts, timing).
+    """
+    t0 = time.perf_counter()
+    rank, world, local_rank = dist_info()
+    device = resolve_device(cfg.device)
+    if world > 1:
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+    source = "given" if images is not None else (os.path.abspath(data) if data else "embedded")
+    if images is None:
+        images = load_folder(data, max_images) if data else sample_images(limit=max_images)
+    instances = make_instances(images, cfg)
+    settings = {**cfg.settings(), "data": source, "images": [i.name for i in instances]}
+    if rank == 0:  # rank 0 creates (or, with overwrite, clears) the folder before the others look at it
+        run = RunFolder(out, settings, cfg.scale, overwrite=overwrite)
+    _barrier(world)
+    if rank != 0:
+        run = RunFolder(out, settings, cfg.scale)
+    nets = networks or prepare_networks(cfg, instances, run.root, device)
+    mine = [inst for inst in instances[rank::world] if not run.is_done(inst.name)]
+    skipped = len(instances[rank::world]) - len(mine)
+    if skipped:
+        log.warning("rank %d: %d instance(s) already finished in %s, skipped", rank, skipped, run.root)
+    k = num_groups(cfg, instances)
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(mine), desc=f"{cfg.method} instances" + (f" (rank {rank})" if world > 1 else ""),
+                   dynamic_ncols=True)
+    condenser = Condenser(nets.feature_extractor, cfg, device, cfg.progress) if cfg.method == "idc" else None
+    for start in range(0, len(mine), cfg.batch_instances if condenser else 1):
+        batch = mine[start:start + (cfg.batch_instances if condenser else 1)]
+        if condenser is not None:
+            for inst, res in zip(batch, condenser.run(batch, k)):
+                write_condensed(run, inst, res, nets.teacher, cfg, device, rank)
+                if on_instance:
+                    on_instance(inst.name)
+        else:
+            t = time.perf_counter()
+            index = select(cfg, batch[0], nets.feature_extractor, device)
+            write_selection(run, batch[0], index, cfg.method, cfg, time.perf_counter() - t, rank)
+            if on_instance:
+                on_instance(batch[0].name)
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    _barrier(world)
+    summary = {"out": run.root, "manifest": run.manifest_path, "report": os.path.join(run.root, "report.html"),
+               "instances": len(instances), "skipped_now": skipped, "groups": k}
+    if rank == 0:
+        from .report import write_idc_report
+
+        extra = {"method": cfg.method, "config": cfg.to_dict(), "groups_per_instance": k, "networks": nets.info,
+                 "world_size": world, "seconds_this_run": time.perf_counter() - t0}
+        run.write_manifest(extra)
+        write_idc_report(run, cfg, instances, summary["report"], nets.info)
+        summary["pairs"] = len(os.listdir(run.hr_dir))
+    return summary
+
+
+DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=16, lr_stride=16, iters=80, num_groups=8,
+                   rlff_channels=64, num_freqs=512, resample_every=25, reassign_every=10, pretrain_steps=100,
+                   pretrain_batch=8, batch_instances=4, log_every=5)
+
+
+def demo(out: str = "runs/idc-demo", max_images: int = 4) -> dict:
+    """What ``python -m irkernels.pipeline`` runs: IDC on a few embedded photos with a tiny teacher
+    trained on them first — a few minutes on a CPU. Prints where the outputs and the report are."""
+    logging.getLogger("irkernels").setLevel(logging.INFO)
+    print(f"irkernels demo: IDC ×4 on {max_images} embedded sample photos (tiny EDSR teacher trained on them "
+          f"first); outputs in {os.path.abspath(out)}\n(`python -m irkernels.pipeline --help` lists the commands)")
+    summary = run_pipeline(IDCConfig(**DEMO_CONFIG), out, max_images=max_images, overwrite=True)
+    if "pairs" in summary:
+        print(f"done: {summary['pairs']} condensed LR/HR pairs in {summary['out']}\n"
+              f"  report:   {summary['report']}\n  manifest: {summary['manifest']}\n"
+              f"next: python -m irkernels.pipeline train --data {summary['out']} --out runs/on-condensed")
+    return summary

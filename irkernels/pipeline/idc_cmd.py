@@ -1,0 +1,117 @@
+"""Condense a folder of images with IDC (Instance Data Condensation), or pick a coreset baseline.
+
+Per image: HR patches (--lr-patch × --scale, stride --lr-stride × --scale), bicubic LR, n = max(1,
+round(ratio·N)) synthetic LR patches optimised so that their RLFF features match the real patches'
+at the instance, group and pair level; a teacher network up-samples them into HR targets.
+Without --feature-extractor/--teacher, --model is first trained on the real patches (cached in
+OUT/pretrained/). Output: OUT/HR/, OUT/LR_bicubic/X{s}/ (BasicSR layout: `train --data OUT` reads
+it), OUT/manifest.json, OUT/report.html. Re-running the same command resumes (finished images are
+skipped); torchrun shards the images across ranks.
+
+Examples:
+  python -m irkernels.pipeline idc --data CBSD432/ --scale 4 --ratio 0.1 --iters 2000 --out runs/idc
+  python -m irkernels.pipeline idc --data DIV2K_HR/ --feature-extractor fe.pth --teacher t.pth \\
+      --model swinir-light --batch-instances 16 --out runs/idc-div2k
+  python -m irkernels.pipeline idc --method herding --data CBSD432/ --out runs/herding
+  torchrun --nproc-per-node 8 -m irkernels.pipeline idc --data DIV2K_HR/ --out runs/idc
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..idc.config import INITS, METHODS, IDCConfig
+from ..models import MODELS
+
+NAME = "idc"
+HELP = "condense a folder with IDC (or the random / herding / kcenter / whole baselines)"
+
+# (field, flag help); defaults and types come from IDCConfig
+OPTIONS = {
+    "data": [
+        ("scale", "SR factor (default: %(default)s)"),
+        ("ratio", "condensation ratio r: n = max(1, round(r·N)) patches per image (default: %(default)s)"),
+        ("lr_patch", "LR patch size in pixels; HR patch = this × scale (default: %(default)s)"),
+        ("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
+    ],
+    "condensation (--method idc)": [
+        ("init", f"synthetic init: {' or '.join(INITS)} (random real LR patches / uniform noise) "
+                 "(default: %(default)s)"),
+        ("iters", "optimisation iterations per instance (default: %(default)s)"),
+        ("lr", "Adam learning rate on the pixels (default: %(default)s)"),
+        ("warmup", "fraction of --iters with the instance loss only (default: %(default)s)"),
+        ("assigning", "fraction of --iters over which the assigned share of patches grows to 1 (default: %(default)s)"),
+        ("reassign_every", "re-assign groups and pairs every this many steps (default: %(default)s)"),
+        ("resample_every", "re-draw RLFF rows and frequencies (and re-cluster the real side) every this many "
+                           "steps (default: %(default)s)"),
+        ("w_ins", "weight of the instance-level loss (default: %(default)s)"),
+        ("w_group", "weight of the group-level loss (default: %(default)s)"),
+        ("w_pair", "weight of the pair-wise loss (default: %(default)s)"),
+        ("num_groups", "k-means groups per instance (capped by the smallest instance) (default: %(default)s)"),
+        ("kmeans_iters", "Lloyd iterations of the grouping (default: %(default)s)"),
+        ("rlff_kernel", "RLFF kernel size k (default: %(default)s)"),
+        ("rlff_channels", "RLFF sampled output channels C_out (default: %(default)s)"),
+        ("rlff_patch", "RLFF patch size p (default: %(default)s)"),
+        ("num_freqs", "frequencies T of the characteristic-function loss (default: %(default)s)"),
+        ("freq_std", "std of the frequencies (default: 1/sqrt(rlff-channels))"),
+        ("alpha", "amplitude/phase balance of the CF discrepancy (default: %(default)s)"),
+        ("seed", "seed of everything random (default: %(default)s)"),
+    ],
+    "networks": [
+        ("model", "network to pre-train when no checkpoint is given, and the architecture of "
+                  "--feature-extractor (default: %(default)s)"),
+        ("feature_extractor", "checkpoint of the frozen feature extractor (.pth/.pt/.safetensors)"),
+        ("teacher", "checkpoint of the teacher that up-samples the synthetic LR patches"),
+        ("teacher_model", "architecture of --teacher (default: --model)"),
+        ("pretrain_steps", "steps of the pre-training when a network is missing (default: %(default)s)"),
+        ("pretrain_batch", "batch size of that pre-training (per rank) (default: %(default)s)"),
+    ],
+    "execution": [
+        ("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),
+        ("backend", "ops backend: auto (Triton/CUDA on GPUs), triton or torch (default: %(default)s)"),
+        ("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
+        ("log_every", "steps between loss-curve points (default: %(default)s)"),
+    ],
+}
+CHOICES = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
+           "backend": ("auto", "triton", "torch")}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    defaults = IDCConfig()
+    p.add_argument("--method", choices=METHODS, default="idc",
+                   help="idc, or a baseline that picks real patches at the same ratio (default: %(default)s)")
+    p.add_argument("--data", help="folder of images (default: the embedded sample photos)")
+    p.add_argument("--max-images", type=int, help="use at most this many images")
+    p.add_argument("--out", default="runs/idc", help="output folder (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a folder holding a run with other settings")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="run the feature extractor in float32 on CUDA (default: bf16 autocast; CPU is always fp32)")
+    for title, options in OPTIONS.items():
+        g = p.add_argument_group(title)
+        for name, text in options:
+            value = getattr(defaults, name)
+            kind = {int: int, float: float}.get(type(value), str)
+            if name == "freq_std":
+                kind = float
+            g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=value, help=text,
+                           choices=CHOICES.get(name))
+
+
+def config_from_args(args: argparse.Namespace) -> IDCConfig:
+    fields = {name: getattr(args, name) for options in OPTIONS.values() for name, _ in options}
+    return IDCConfig(method=args.method, progress=args.progress, amp=args.amp, **fields)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..idc.pipeline import run_pipeline
+
+    try:
+        cfg = config_from_args(args)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    summary = run_pipeline(cfg, args.out, data=args.data, max_images=args.max_images, overwrite=args.overwrite)
+    if "pairs" in summary:
+        print(f"{cfg.method}: {summary['pairs']} LR/HR pairs from {summary['instances']} images in {summary['out']}\n"
+              f"  manifest: {summary['manifest']}\n  report:   {summary['report']}")
+    return 0

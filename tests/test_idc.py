@@ -1,0 +1,310 @@
+"""IDC end to end on tiny inputs (CPU, torch ops): the loop, outputs, resume, seeds, batching,
+baselines, bad inputs, the CLI; and (CUDA) fused ops == reference ops."""
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from irkernels.data import Image, load_paired_folder, read_image, sample_images
+from irkernels.idc.condense import Condenser
+from irkernels.idc.config import IDCConfig
+from irkernels.idc.instances import make_instances
+from irkernels.idc.pipeline import Networks, run_pipeline
+from irkernels.models.edsr import EDSR
+from irkernels.pipeline.__main__ import build_parser, main
+
+TINY = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, iters=12, rlff_channels=16, num_freqs=32,
+            num_groups=3, kmeans_iters=5, resample_every=6, reassign_every=3, warmup=0.25, assigning=0.25,
+            backend="torch", device="cpu", progress=False, log_every=2)
+
+
+def tiny_cfg(**kw) -> IDCConfig:
+    return IDCConfig(**{**TINY, **kw})
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Three small colour crops of the embedded photos (96×128 → 12 HR patches of 32 at ×4)."""
+    return [Image(im.name, np.ascontiguousarray(im.pixels[100:196, 100:228])) for im in sample_images(limit=3)]
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    net = EDSR(4, n_resblocks=1, n_feats=8)
+    return Networks(net, net, {"feature_extractor": "tiny test net"})
+
+
+def _tree(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".png"):
+                with open(os.path.join(d, f), "rb") as fh:
+                    out[os.path.relpath(os.path.join(d, f), root)] = fh.read()
+    return out
+
+
+def test_loop_reduces_each_loss(photos, nets):
+    # one draw of rows/frequencies and one assignment of every patch: the three losses are then
+    # fixed functions of the pixels and each must go down
+    cfg = tiny_cfg(iters=40, warmup=0.0, assigning=0.0, resample_every=1000, reassign_every=1000, lr=0.02)
+    inst = make_instances(photos[:2], cfg)
+    results = Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(inst, 3)
+    for res in results:
+        first, last = res.history[0], res.history[-1]
+        assert (first > 0).all(), first
+        assert (last < 0.9 * first).all(), (first, last)
+        assert res.synthetic.min() >= 0 and res.synthetic.max() <= 1
+
+
+def test_batched_equals_one_at_a_time(photos, nets):
+    cfg = tiny_cfg()
+    ragged = [Image(p.name, p.pixels[:h, :w]) for p, (h, w) in zip(photos, [(96, 128), (64, 96), (32, 128)])]
+    inst = make_instances(ragged, cfg)
+    assert len({len(i) for i in inst}) == 3 and len({cfg.num_synthetic(len(i)) for i in inst}) == 3
+    cond = Condenser(nets.feature_extractor, cfg, torch.device("cpu"))
+    together = cond.run(inst, 3)
+    for i, one in enumerate(inst):
+        alone = cond.run([one], 3)[0]
+        torch.testing.assert_close(alone.synthetic, together[i].synthetic, atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.history, together[i].history, atol=1e-5, rtol=1e-4)
+
+
+def test_outputs_layout_manifest_report_and_train_reads_back(photos, nets, tmp_path):
+    cfg = tiny_cfg()
+    out = tmp_path / "run"
+    summary = run_pipeline(cfg, str(out), images=photos, networks=nets)
+    n_each = cfg.num_synthetic(12)
+    assert summary["pairs"] == 3 * n_each
+    lr = sorted(os.listdir(out / "LR_bicubic" / "X4"))
+    assert lr == sorted(os.listdir(out / "HR")) and len(lr) == 3 * n_each
+    assert read_image(str(out / "LR_bicubic" / "X4" / lr[0])).shape == (8, 8, 3)
+    assert read_image(str(out / "HR" / lr[0])).shape == (32, 32, 3)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_units"] == 3 and manifest["settings"]["ratio"] == cfg.ratio
+    unit = manifest["units"][0]
+    assert set(unit["final_losses"]) == {"ins", "group", "pair"} and unit["num_real"] == 12
+    assert len(unit["init_patches"]) == n_each and {"y", "x", "size"} <= set(unit["init_patches"][0])
+    assert unit["loss_curve"]["step"][-1] == cfg.iters and "versions" in manifest
+    html = (out / "report.html").read_text()
+    assert "Losses" in html and "data:image/png;base64" in html
+    pairs = load_paired_folder(str(out), 4)
+    assert len(pairs) == 3 * n_each
+    assert main(["train", "--data", str(out), "--model", "edsr-tiny", "--steps", "1", "--batch-size", "2",
+                 "--patch-size", "32", "--out", str(tmp_path / "t"), "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "t" / "model.safetensors").exists()
+
+
+def test_same_seed_same_outputs_other_seed_differs(photos, nets, tmp_path):
+    cfg = tiny_cfg(iters=6)
+    a = _tree(run_pipeline(cfg, str(tmp_path / "a"), images=photos[:2], networks=nets)["out"])
+    b = _tree(run_pipeline(cfg, str(tmp_path / "b"), images=photos[:2], networks=nets)["out"])
+    c = _tree(run_pipeline(tiny_cfg(iters=6, seed=1), str(tmp_path / "c"), images=photos[:2], networks=nets)["out"])
+    assert a == b and len(a) > 0
+    assert a.keys() == c.keys() and a != c
+
+
+def test_resume_after_kill_redoes_nothing_finished(photos, nets, tmp_path):
+    cfg = tiny_cfg(batch_instances=1)
+    out = str(tmp_path / "run")
+    seen = []
+
+    def crash_after_first(name):
+        seen.append(name)
+        raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, out, images=photos, networks=nets, on_instance=crash_after_first)
+    first = seen[0]
+    assert sorted(os.listdir(os.path.join(out, "records"))) == sorted(["_settings.json", f"{first}.json"])
+    before = {p: os.stat(os.path.join(out, p)).st_mtime_ns for p in _tree(out)}
+    resumed = []
+    run_pipeline(cfg, out, images=photos, networks=nets, on_instance=resumed.append)
+    assert first not in resumed and len(resumed) == 2
+    for p, mtime in before.items():  # finished instance untouched
+        assert os.stat(os.path.join(out, p)).st_mtime_ns == mtime
+    leftovers = [f for _, _, fs in os.walk(out) for f in fs if f.startswith(".tmp")]
+    assert not leftovers
+    fresh = run_pipeline(cfg, str(tmp_path / "fresh"), images=photos, networks=nets)["out"]
+    assert _tree(out) == _tree(fresh)
+
+
+@pytest.mark.parametrize("method", ["random", "herding", "kcenter", "whole"])
+def test_baselines_write_real_patches_with_coordinates(method, photos, nets, tmp_path):
+    cfg = tiny_cfg(method=method)
+    out = tmp_path / method
+    run_pipeline(cfg, str(out), images=photos[:2], networks=nets)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for unit in manifest["units"]:
+        want = 12 if method == "whole" else cfg.num_synthetic(12)
+        assert unit["num_pairs"] == want and len({p["index"] for p in unit["patches"]}) == want
+        src = next(p for p in photos if p.name == unit["source"]).pixels
+        for p in unit["patches"][:2]:
+            hr = read_image(str(out / "HR" / f"{p['item']}.png"))
+            np.testing.assert_array_equal(hr, src[p["y"]:p["y"] + 32, p["x"]:p["x"] + 32])
+
+
+def test_herding_and_kcenter_rules():
+    from irkernels.idc.baselines import herding, kcenter
+
+    x = torch.tensor([[0.0], [10.0], [1.0], [-1.0], [9.0]])
+    assert kcenter(x, 3) == [2, 1, 3]  # nearest the mean 3.8, then farthest-first
+    assert kcenter(torch.zeros(4, 2), 4) == [0, 1, 2, 3]  # duplicates: never a repeat
+    assert herding(x, 2) == [2, 4]  # 1.0 is nearest 3.8; then (1 + 9)/2 = 5 beats (1 + 10)/2
+
+
+def test_zero_patch_ratio_keeps_one(photos, nets, tmp_path):
+    cfg = tiny_cfg(ratio=0.001, iters=2)
+    summary = run_pipeline(cfg, str(tmp_path / "r"), images=photos[:1], networks=nets)
+    assert summary["pairs"] == 1
+
+
+def test_bad_inputs(photos, nets, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    PILImage.fromarray(photos[0].pixels).save(folder / "a_colour.png")
+    PILImage.fromarray(photos[1].pixels[..., 0]).save(folder / "b_grey.png")  # greyscale
+    PILImage.fromarray(photos[2].pixels[:20, :20]).save(folder / "c_small.png")  # smaller than a patch
+    (folder / "d_corrupt.png").write_bytes(b"not a png at all")
+    cfg = tiny_cfg(method="random")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_pipeline(cfg, str(tmp_path / "out"), data=str(folder), networks=nets)
+    text = " ".join(str(w.message) for w in caught)
+    assert "d_corrupt.png" in text and "c_small" in text
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sorted(u["source"] for u in manifest["units"]) == ["a_colour", "b_grey"]
+    grey = read_image(str(tmp_path / "out" / "HR" / "b_grey_000.png"))
+    assert grey.shape == (32, 32, 3) and (grey[..., 0] == grey[..., 1]).all()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        run_pipeline(cfg, str(tmp_path / "o2"), data=str(empty), networks=nets)
+    with pytest.raises(ValueError, match="smaller|at least"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_pipeline(cfg, str(tmp_path / "o3"), images=[Image("s", photos[0].pixels[:20, :20])], networks=nets)
+    with pytest.raises(ValueError, match="ratio"):
+        tiny_cfg(ratio=0.0)
+
+
+def test_pretrains_when_no_checkpoint_and_reuses_it(photos, tmp_path, caplog):
+    cfg = tiny_cfg(model="edsr-tiny", pretrain_steps=2, pretrain_batch=2, iters=2)
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="irkernels.idc.pipeline"):
+        run_pipeline(cfg, str(out), images=photos[:1])
+    assert "training edsr-tiny on the real data first" in caplog.text
+    assert (out / "pretrained" / "model.safetensors").exists()
+    caplog.clear()
+    (out / "records" / f"{photos[0].name}.json").unlink()  # force the instance to be redone
+    with caplog.at_level("WARNING", logger="irkernels.idc.pipeline"):
+        run_pipeline(cfg, str(out), images=photos[:1])
+    assert "reusing the network" in caplog.text
+
+
+def test_cli_help_documents_every_option_and_bare_main_prints_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["idc", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    _, subparsers = build_parser()
+    for action in subparsers["idc"]._actions:
+        assert action.help, f"{action.option_strings} has no help text"
+        for flag in action.option_strings:
+            assert flag in out
+    assert main([]) == 0 and "idc" in capsys.readouterr().out
+
+
+def test_cli_runs_a_baseline(photos, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in photos[:2]:
+        PILImage.fromarray(p.pixels).save(folder / f"{p.name}.png")
+    config = tmp_path / "idc.yaml"
+    config.write_text("method: random\nlr-patch: 8\nlr_stride: 8\nratio: 0.5\n")
+    assert main(["idc", "--config", str(config), "--data", str(folder), "--out", str(tmp_path / "o"),
+                 "--ratio", "0.25", "--no-progress", "--device", "cpu"]) == 0  # the flag wins over the file
+    assert "report:" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["settings"]["ratio"] == 0.25 and manifest["settings"]["lr_patch"] == 8
+    assert manifest["settings"]["method"] == "random" and manifest["num_pairs"] == 2 * 3
+
+
+@pytest.mark.cuda
+def test_fused_ops_pipeline_equals_reference_ops(photos, tmp_path):
+    torch.manual_seed(0)
+    net = EDSR(4, n_resblocks=1, n_feats=8)
+    nets = Networks(net, net, {})
+    common = dict(TINY, device="cuda", iters=20)
+    inst = make_instances(photos, IDCConfig(**common))
+    ref = Condenser(net, IDCConfig(**{**common, "backend": "torch"}), torch.device("cuda")).run(inst, 3)
+    fused = Condenser(net, IDCConfig(**{**common, "backend": "triton"}), torch.device("cuda")).run(inst, 3)
+    for a, b in zip(ref, fused):
+        torch.testing.assert_close(b.history, a.history, atol=5e-3, rtol=2e-2)
+        assert (b.synthetic - a.synthetic).abs().mean() < 5e-3
+    del nets
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs CPU tensors; the CUDA test covers GPUs")
+def test_triton_interpreter_pipeline_equals_reference_ops(photos, nets):
+    """The fused path (Triton kernels run by the interpreter, as CI can) gives the torch path's result."""
+    common = dict(TINY, iters=4, resample_every=2, reassign_every=1, num_groups=2, kmeans_iters=3)
+    inst = make_instances([Image(p.name, p.pixels[:64, :96]) for p in photos[:2]], IDCConfig(**common))
+    ref = Condenser(nets.feature_extractor, IDCConfig(**common), torch.device("cpu")).run(inst, 2)
+    fused = Condenser(nets.feature_extractor, IDCConfig(**{**common, "backend": "triton"}),
+                      torch.device("cpu")).run(inst, 2)
+    for a, b in zip(ref, fused):
+        assert (a.history[1:, 1:] > 0).all()  # all three losses active
+        torch.testing.assert_close(b.history, a.history, atol=1e-4, rtol=1e-3)
+        torch.testing.assert_close(b.synthetic, a.synthetic, atol=5e-4, rtol=0)
+
+
+def test_torchrun_shards_instances_and_rank0_writes_manifest(photos, tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in photos:
+        PILImage.fromarray(p.pixels).save(folder / f"{p.name}.png")
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "irkernels.pipeline", "idc", "--method", "random", "--data", str(folder), "--out", str(out),
+           "--lr-patch", "8", "--lr-stride", "8", "--ratio", "0.25", "--no-progress", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["num_units"] == 3
+    assert sorted(u["rank"] for u in manifest["units"]) == [0, 0, 1]  # sorted names, rank r takes r, r+2, ...
+    assert len(os.listdir(out / "HR")) == 3 * 3
+
+
+def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
+    """`python -m irkernels.pipeline` with no argument: the demo (here with a tiny budget)."""
+    import sys
+
+    import irkernels.idc.pipeline as pipe
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["irkernels"])
+    monkeypatch.setattr(pipe, "DEMO_CONFIG", {**pipe.DEMO_CONFIG, "iters": 2, "pretrain_steps": 1,
+                                              "pretrain_batch": 2, "progress": False})
+    monkeypatch.setattr(pipe, "sample_images", lambda limit=None: [
+        Image(im.name, im.pixels[:128, :128]) for im in sample_images(limit=2)])
+    assert main() == 0
+    out = capsys.readouterr().out
+    assert "report:" in out and (tmp_path / "runs" / "idc-demo" / "report.html").exists()
+    assert len(os.listdir(tmp_path / "runs" / "idc-demo" / "HR")) > 0
+
+
+def test_noise_init(photos, nets):
+    cfg = tiny_cfg(init="noise", iters=3)
+    res = Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(make_instances(photos[:1], cfg), 3)[0]
+    assert res.init_index is None and res.synthetic.shape == (cfg.num_synthetic(12), 3, 8, 8)
+    assert torch.isfinite(res.history).all() and 0 <= res.synthetic.min() and res.synthetic.max() <= 1
+    assert res.synthetic.std() > 0.1  # uniform noise, not a copy of real patches
