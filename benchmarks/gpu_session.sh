@@ -2,8 +2,9 @@
 # Run on the GPU machine (the `device` tool), from the repo root, one stage per call (each ≤ 10 min):
 #
 #   bash benchmarks/gpu_session.sh kernels   # CUDA tests + ncfd / rlff / kmeans benchmarks
+#   bash benchmarks/gpu_session.sh idc       # IDC ms per instance-iteration, batching 1/4/16, fused vs reference ops
 #   bash benchmarks/gpu_session.sh train     # EDSR-baseline x4 on CBSD432 -> Set5/Set14, accumulation 1/4/8
-#   bash benchmarks/gpu_session.sh STAGE     # any other benchmarks/bench_STAGE.py, with the data arguments
+#   bash benchmarks/gpu_session.sh idc_quality | tripled   # experiments on CBSD432 -> Set5/Set14
 #
 # Preparation on the development machine (see docs/gpu.md): `.data/` = a copy of ../shared/data and
 # `.whl/` = wheels the device lacks (diffusers + importlib_metadata, flash-kmeans,
@@ -27,9 +28,9 @@ case "$stage" in
         for op in ncfd rlff kmeans; do
             timeout 150 python3 "benchmarks/bench_$op.py" 2>&1 | tee "logs/bench_$op.log"
         done ;;
-    train)
-        timeout 560 python3 benchmarks/bench_train.py "${train_args[@]}" 2>&1 | tee logs/bench_train.log ;;
-    *)
+    idc)  # speed only: synthetic DIV2K-sized instances, no data
+        timeout 560 python3 benchmarks/bench_idc.py 2>&1 | tee logs/bench_idc.log ;;
+    *)  # train, idc_quality, tripled: a training folder and test sets
         [ -f "benchmarks/bench_$stage.py" ] || { echo "no benchmarks/bench_$stage.py"; exit 2; }
         timeout 560 python3 "benchmarks/bench_$stage.py" "${train_args[@]}" 2>&1 | tee "logs/bench_$stage.log" ;;
 esac

@@ -15,14 +15,7 @@ from irkernels.tripled.scoring import (ComplexityScorer, ScorerConfig, grey_leve
 from irkernels.tripled.selection import (DynamicSampler, balanced_counts, deal_to_types, select_balanced, select_top,
                                          selection_count)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: on the shared 2-core CI box, intra-op threads spin against other
-    processes and cost 3× more than they gain (measured), so the module runs single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY_VIT = {"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}

@@ -11,14 +11,7 @@ import irkernels.tripled.scoring as scoring
 from irkernels.pipeline.__main__ import build_parser, main
 from irkernels.tripled.selection import balanced_counts
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: on the shared 2-core CI box, intra-op threads spin against other
-    processes and cost 3× more than they gain (measured), so the module runs single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ["--img-size", "32", "--backbone-kwargs", '{"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}',
