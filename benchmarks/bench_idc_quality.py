@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown, write_results  # noqa: E402
+from benchmarks.common import markdown, write_results, y_scores  # noqa: E402
 from irkernels.data import (DegradationConfig, PatchConfig, load_folder, load_paired_folder,  # noqa: E402
                             make_pairs_from_paired, sample_images)
 from irkernels.evaluate import EvalConfig, evaluate, format_table  # noqa: E402
@@ -84,9 +84,9 @@ def main(argv=None) -> None:
                          resolve_device(base.device))
     timings["pretrain_s"] = time.perf_counter() - t0
     ckpt = info["checkpoint"]
-    rows = [{"method": "bicubic", **scores(evaluate(None, eval_cfg, test_sets))},
+    rows = [{"method": "bicubic", **y_scores(evaluate(None, eval_cfg, test_sets))},
             {"method": f"teacher ({model}, all patches, {args.pretrain_steps} steps)",
-             **scores(evaluate(net, eval_cfg, test_sets))}]
+             **y_scores(evaluate(net, eval_cfg, test_sets))}]
     for method in args.methods:
         cfg = IDCConfig(**{**base.to_dict(), "method": method, "feature_extractor": ckpt, "teacher": ckpt})
         t = time.perf_counter()
@@ -103,7 +103,7 @@ def main(argv=None) -> None:
         train_s = time.perf_counter() - t
         res = evaluate(student, eval_cfg, test_sets)
         print(f"{method}: {len(data)} pairs\n{format_table(res)}", flush=True)
-        rows.append({"method": method, "pairs": len(data), "make_s": make_s, "train_s": train_s, **scores(res)})
+        rows.append({"method": method, "pairs": len(data), "make_s": make_s, "train_s": train_s, **y_scores(res)})
     score_cols = [c for c in rows[0] if c != "method"]
     table = markdown(rows, ["method", "pairs", "make_s", "train_s", *score_cols])
     print(table)
@@ -118,14 +118,6 @@ def main(argv=None) -> None:
     stem = "idc_quality_cpu" if args.small and not torch.cuda.is_available() else \
         ("idc_quality_small" if args.small else "idc_quality")
     print("wrote", *write_results(stem, rows, table, notes))
-
-
-def scores(res: dict) -> dict:
-    out = {}
-    for name, r in res["sets"].items():
-        out[f"{os.path.basename(name.rstrip('/'))} PSNR-Y"] = r["mean"]["psnr_y"]
-        out[f"{os.path.basename(name.rstrip('/'))} SSIM-Y"] = r["mean"]["ssim_y"]
-    return out
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown, write_results  # noqa: E402
+from benchmarks.common import markdown, write_results, y_scores  # noqa: E402
 from irkernels.data import DegradationConfig, PatchConfig, load_folder, make_pairs, sample_images  # noqa: E402
 from irkernels.evaluate import EvalConfig, evaluate, format_table  # noqa: E402
 from irkernels.models import edsr_baseline  # noqa: E402
@@ -61,16 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     eval_cfg = EvalConfig(sets=args.test or [], degradation=deg)
     print(f"{len(images)} training images → {len(data)} patches of {args.patch_size}px (×{args.scale})")
 
-    def scores(res: dict) -> dict:
-        out = {}
-        for name, r in res["sets"].items():
-            out[f"{name} PSNR-Y"] = r["mean"]["psnr_y"]
-            out[f"{name} SSIM-Y"] = r["mean"]["ssim_y"]
-        return out
-
     bicubic = evaluate(None, eval_cfg, test_sets)
     print(format_table(bicubic))
-    rows = [{"method": "bicubic", **scores(bicubic)}]
+    rows = [{"method": "bicubic", **y_scores(bicubic)}]
     for accum in args.accum:
         if args.batch_size % accum:
             print(f"skipping accum {accum}: batch {args.batch_size} is not divisible")
@@ -91,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"method": f"EDSR-baseline accum={accum}", "accum_steps": accum,
                      "micro_batch": args.batch_size // accum, "steps": args.steps, "train_s": seconds,
                      "patches_per_s": result.patches_per_s, "peak_mem_mib": result.max_memory_mib,
-                     "final_loss": sum(result.losses[-10:]) / len(result.losses[-10:]), **scores(res)})
+                     "final_loss": sum(result.losses[-10:]) / len(result.losses[-10:]), **y_scores(res)})
     score_cols = [c for c in rows[0] if c != "method"]
     columns = ["method", "accum_steps", "micro_batch", "steps", "patches_per_s", "peak_mem_mib", "final_loss",
                *score_cols]

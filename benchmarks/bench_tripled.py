@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown, write_results  # noqa: E402
+from benchmarks.common import markdown, write_results, y_scores  # noqa: E402
 from irkernels.data import PatchConfig, load_folder, load_paired_folder, make_pairs, make_pairs_from_paired, sample_images  # noqa: E402
 from irkernels.data.images import list_images  # noqa: E402
 from irkernels.evaluate import EvalConfig, evaluate  # noqa: E402
@@ -204,10 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                                                     log_every=max(1, args.steps // 20)))
             ev = evaluate(model, eval_cfg, test_sets)
             row = {"task": task, "method": method, "patches": len(data), "prep_s": prep_s,
-                   "train_s": time.perf_counter() - t0 - prep_s, **extra}
-            for name, r in ev["sets"].items():
-                row[f"{name} PSNR-Y"] = r["mean"]["psnr_y"]
-                row[f"{name} SSIM-Y"] = r["mean"]["ssim_y"]
+                   "train_s": time.perf_counter() - t0 - prep_s, **extra, **y_scores(ev)}
             rows.append(row)
             save_rows()
 

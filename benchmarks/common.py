@@ -116,6 +116,16 @@ def write_results(stem: str, rows: list[dict], markdown_table: str, notes: str =
     return json_path, md_path
 
 
+def y_scores(evaluation: dict) -> dict[str, float]:
+    """``{"<set> PSNR-Y": …, "<set> SSIM-Y": …}`` from ``irkernels.evaluate.evaluate``'s result."""
+    out = {}
+    for name, r in evaluation["sets"].items():
+        label = os.path.basename(name.rstrip("/"))
+        out[f"{label} PSNR-Y"] = r["mean"]["psnr_y"]
+        out[f"{label} SSIM-Y"] = r["mean"]["ssim_y"]
+    return out
+
+
 def markdown(rows: list[dict], columns: list[str]) -> str:
     """A markdown table of ``rows`` restricted to ``columns`` (floats to 3 significant digits)."""
     def fmt(v):
