@@ -145,8 +145,7 @@ def main(argv=None) -> None:
     if args.small:
         notes += ("\nSMALL CPU RUN (edsr-tiny, tiny patches, a shared busy CPU): checks that the script works; "
                   "not a speed figure — both rows run the same torch ops, their gap is noise.\n")
-    stem = "idc_cpu" if args.small and not torch.cuda.is_available() else ("idc_small" if args.small else "idc")
-    print("wrote", *write_results(stem, rows, table, notes))
+    print("wrote", *write_results("idc", rows, table, notes, small=args.small))
 
 
 if __name__ == "__main__":

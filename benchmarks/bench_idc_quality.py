@@ -115,9 +115,7 @@ def main(argv=None) -> None:
              f"{args.batch_size}, the substrate's defaults (AdamW 3e-4 cosine, L1). Y-PSNR/SSIM, border = scale.\n")
     if args.small:
         notes += "\nSMALL CPU RUN: a tiny budget to check the script works; the numbers say nothing about quality.\n"
-    stem = "idc_quality_cpu" if args.small and not torch.cuda.is_available() else \
-        ("idc_quality_small" if args.small else "idc_quality")
-    print("wrote", *write_results(stem, rows, table, notes))
+    print("wrote", *write_results("idc_quality", rows, table, notes, small=args.small))
 
 
 if __name__ == "__main__":

@@ -207,7 +207,7 @@ def main() -> None:
     print(table)
     notes = (f"\nK={K}, D={D}, {ITERS} iterations, no early stop. Extension: {_ext.extension_status()}.\n"
              "floor_ms: bytes that must be read at peak bandwidth (k-means: points once per iteration).\n")
-    write_results("kmeans" if cuda and not args.small else "kmeans_cpu", rows, table, notes)
+    write_results("kmeans", rows, table, notes, small=args.small)
 
 
 if __name__ == "__main__":

@@ -115,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             "gemm_floor_ms", "sincos_floor_ms"]
     notes = (f"\nT={T}, D={D}; forward + backward to y; median of up to 30 runs after 5 warm-up (CUDA events).\n"
              "speedup: vs the eager NCFM formula (grouped rows: vs the Python loop over groups).\n")
-    stem = "ncfd" if torch.cuda.is_available() and not args.small else "ncfd_cpu"
-    paths = write_results(stem, rows, markdown(rows, cols), notes)
+    paths = write_results("ncfd", rows, markdown(rows, cols), notes, small=args.small)
     print("wrote", *paths)
 
 

@@ -135,8 +135,7 @@ def main() -> None:
     print(table)
     notes = ("Fused rows need CUDA; on CPU only eager and torch.compile run (the Triton interpreter is "
              "not a performance path).\n" if not cuda else "")
-    stem = "rlff" if cuda and not args.small else ("rlff_small" if cuda else "rlff_cpu")
-    paths = write_results(stem, rows, table, notes)
+    paths = write_results("rlff", rows, table, notes, small=args.small)
     print("wrote", *paths)
 
 

@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
              "(model + optimizer + activations of one micro-batch).\n")
     if args.small:
         notes += "\nSMALL CPU RUN: a tiny budget to check the script works; these numbers mean nothing about quality.\n"
-    stem = "train" if not args.small else ("train_small" if torch.cuda.is_available() else "train_cpu")
-    paths = write_results(stem, rows, table, notes)
+    paths = write_results("train", rows, table, notes, small=args.small)
     print("wrote", *paths)
 
 

@@ -160,9 +160,8 @@ def main(argv: list[str] | None = None) -> None:
                  "synthetic pairs; the feature network is a seeded random EDSR-baseline (no checkpoint).\n")
         if args.small:
             notes += "\nSMALL CPU RUN: a tiny budget to check the script works; the numbers mean nothing.\n"
-        stem = "tripled" if not args.small else ("tripled_small" if torch.cuda.is_available() else "tripled_cpu")
         print(table)
-        print("wrote", *write_results(stem, rows, table, notes))
+        print("wrote", *write_results("tripled", rows, table, notes, small=args.small))
 
     scorer_path = os.path.join(args.work, "scorer.safetensors")
     if not os.path.exists(scorer_path):

@@ -102,8 +102,17 @@ def environment() -> dict[str, str]:
     return env
 
 
-def write_results(stem: str, rows: list[dict], markdown_table: str, notes: str = "") -> tuple[str, str]:
-    """Write ``benchmarks/results/{stem}.json`` and ``.md`` atomically; returns their paths."""
+def write_results(name: str, rows: list[dict], markdown_table: str, notes: str = "", *,
+                  small: bool = False) -> tuple[str, str]:
+    """Write ``benchmarks/results/{stem}.json`` and ``.md`` atomically; returns their paths.
+
+    ``stem`` says what the figures are: ``name`` for a full run on CUDA, ``name_small`` for a
+    ``--small`` run on CUDA, ``name_cpu`` for any run without CUDA (never GPU figures).
+    """
+    if not torch.cuda.is_available():
+        stem = f"{name}_cpu"
+    else:
+        stem = f"{name}_small" if small else name
     os.makedirs(RESULTS_DIR, exist_ok=True)
     env = environment()
     json_path = os.path.join(RESULTS_DIR, f"{stem}.json")

@@ -6,6 +6,7 @@ Public ops (autograd-aware; fused Triton kernels on CUDA, chunked plain torch el
 ``nearest_in_group`` (IDC's grouping and pairing).
 """
 from ._backend import backend_report
+from ._checks import value_checks
 from .ops.ncfd import CFStats, cf_stats, ncfd_from_stats, ncfd_loss, sample_frequencies
 from .ops.grouping import assign_with_quotas, nearest_in_group, proportional_quotas
 from .ops.kmeans import KMeansResult, kmeans
@@ -15,5 +16,5 @@ __version__ = "0.1.0"
 __all__ = [
     "CFStats", "KMeansResult", "RLFF", "assign_with_quotas", "backend_report", "cf_stats", "dft_filter_bank",
     "kmeans", "ncfd_from_stats", "ncfd_loss", "nearest_in_group", "proportional_quotas", "reference_stats", "rlff",
-    "sample_frequencies", "sample_rows", "__version__",
+    "sample_frequencies", "sample_rows", "value_checks", "__version__",
 ]

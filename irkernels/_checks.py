@@ -1,9 +1,39 @@
-"""Argument validation shared by the ops: every error names the argument and what was expected."""
+"""Argument validation shared by the ops: every error names the argument and what was expected.
+
+Two kinds of check. Shape / dtype / device checks read only metadata: they always run. Value
+checks (non-finite entries, index ranges) read the data and make the host wait for the device, so
+they run only while :func:`value_checks_enabled` (default on; off inside ``torch.compile`` graphs).
+Pipelines check their data once where it enters and run their loops under
+``value_checks(False)``: a steady-state step then makes no host sync.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 
 import torch
+
+_state = threading.local()
+
+
+def value_checks_enabled() -> bool:
+    """True unless inside ``value_checks(False)`` or while ``torch.compile`` traces."""
+    if torch.compiler.is_compiling():
+        return False
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """Turn the ops' value checks (NaN/Inf, index ranges: each a host sync) on or off in this
+    thread for the ``with`` block, e.g. ``with irkernels.value_checks(False): train_loop()``."""
+    previous = getattr(_state, "enabled", True)
+    _state.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _state.enabled = previous
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -24,8 +54,9 @@ def check_float_tensor(name: str, value: object, ndim: int | Sequence[int] | Non
 
 def check_finite(name: str, value: torch.Tensor) -> None:
     """Raises ``ValueError`` if ``value`` holds NaN or Inf: one ``aminmax`` pass (NaN propagates to
-    both ends, ±Inf shows at one end), no ``value``-sized temporary, one device sync."""
-    if value.numel() == 0:
+    both ends, ±Inf shows at one end), no ``value``-sized temporary, one device sync.
+    Skipped while value checks are off."""
+    if value.numel() == 0 or not value_checks_enabled():
         return
     low, high = torch.aminmax(value.detach())
     if not bool(torch.isfinite(low) & torch.isfinite(high)):
@@ -42,8 +73,14 @@ def check_same_device(**tensors: torch.Tensor | None) -> torch.device:
     return devices.pop()
 
 
-def check_index_tensor(name: str, value: object, length: int, upper: int, device: torch.device) -> torch.Tensor:
-    """An integer tensor of shape ``(length,)`` with values in ``[0, upper)`` on ``device``."""
+def check_index_tensor(name: str, value: object, length: int, upper: int, device: torch.device) -> int | None:
+    """An integer tensor of shape ``(length,)`` with values in ``[0, upper)`` on ``device``.
+
+    Returns its largest value (-1 when empty), read in the same single device sync as the range
+    check, so a caller that needs it (e.g. a group count) does not sync again. While value checks
+    are off the range is not read and ``None`` is returned: a caller then needs the bound another
+    way (an explicit count argument).
+    """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
@@ -52,11 +89,14 @@ def check_index_tensor(name: str, value: object, length: int, upper: int, device
         raise ValueError(f"{name} must have shape ({length},), got {tuple(value.shape)}")
     if value.device != device:
         raise ValueError(f"{name} must be on {device}, got {value.device}")
-    if length and (int(value.min()) < 0 or int(value.max()) >= upper):
-        raise ValueError(
-            f"{name} values must lie in [0, {upper}), got range [{int(value.min())}, {int(value.max())}]"
-        )
-    return value
+    if not length:
+        return -1
+    if not value_checks_enabled():
+        return None
+    low, high = (int(v) for v in torch.stack(torch.aminmax(value)).tolist())
+    if low < 0 or high >= upper:
+        raise ValueError(f"{name} values must lie in [0, {upper}), got range [{low}, {high}]")
+    return high
 
 
 def check_offsets(name: str, value: object, total: int) -> tuple[int, ...]:

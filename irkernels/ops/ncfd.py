@@ -28,7 +28,6 @@ it is the test oracle and the benchmarks' baseline.
 """
 from __future__ import annotations
 
-import math
 from typing import Literal, NamedTuple
 
 import torch
@@ -398,7 +397,7 @@ class _CFMeans(torch.autograd.Function):
         need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_x or need_t):
             return (None,) * 7
-        cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+        cdt = _compute_dtype(x)
         # d mean / d θ_n = (-sin θ_n, cos θ_n) / count_g: fold 1/count into the coefficients.
         coef_re = (grad_re * inv[:, None]).to(cdt).contiguous()
         coef_im = (grad_im * inv[:, None]).to(cdt).contiguous()
@@ -410,10 +409,11 @@ class _CFMeans(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------
-def _check_groups(name: str, groups, n: int, num_groups: int | None, device) -> None:
+def _check_groups(name: str, groups, n: int, num_groups: int | None, device) -> int:
+    """Validates ``groups`` (if given) and returns its largest id (-1 when None or empty)."""
     if groups is None:
-        return
-    check_index_tensor(name, groups, n, num_groups if num_groups is not None else 2**62, device)
+        return -1
+    return check_index_tensor(name, groups, n, num_groups if num_groups is not None else 2**62, device)
 
 
 def _pick_backend(backend: str | None, x: torch.Tensor) -> str:
@@ -470,14 +470,14 @@ def _stats(x, t, groups, num_groups, precision, backend, names: tuple[str, str])
         raise ValueError(f"precision must be 'fast' or 'highest', got {precision!r}")
     check_finite(x_name, x)
     check_finite("t", t)
-    _check_groups(g_name, groups, x.shape[0], num_groups, device)
+    top_group = _check_groups(g_name, groups, x.shape[0], num_groups, device)
     if groups is None:
         if num_groups not in (None, 1):
             raise ValueError(f"num_groups={num_groups} given without {g_name}")
         G = 1
         counts = torch.full((1,), x.shape[0], device=device, dtype=torch.int64)
     else:
-        G = int(groups.max()) + 1 if num_groups is None else int(num_groups)
+        G = top_group + 1 if num_groups is None else int(num_groups)
         if G < 1:
             raise ValueError(f"num_groups must be >= 1, got {G}")
         groups = groups.to(torch.int32 if G < 2**31 else torch.int64).contiguous()
@@ -601,10 +601,9 @@ def ncfd_loss(
         check_same_device(x=x, y=y, t=t)
         if t is None:
             t = sample_frequencies(num_freqs, x.shape[1], generator=generator, device=x.device)
-        if grouped and num_groups is None:  # validate first so that max() is meaningful
-            _check_groups("x_groups", x_groups, x.shape[0], None, x.device)
-            _check_groups("y_groups", y_groups, y.shape[0], None, y.device)
-            num_groups = max(int(x_groups.max()), int(y_groups.max())) + 1
+        if grouped and num_groups is None:
+            num_groups = max(_check_groups("x_groups", x_groups, x.shape[0], None, x.device),
+                             _check_groups("y_groups", y_groups, y.shape[0], None, y.device)) + 1
         sx = _stats(x, t, x_groups, num_groups, precision, backend, names=("x", "x_groups"))
     sy = _stats(y, t, y_groups, sx.re.shape[0] if grouped else None, precision, backend, names=("y", "y_groups"))
     return ncfd_from_stats(sx, sy, alpha=alpha, eps=eps, amplitude=amplitude, reduction=reduction)

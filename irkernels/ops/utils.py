@@ -1,0 +1,66 @@
+"""What every op shares: the argument vocabulary, the Triton import, and small kernel helpers.
+
+One vocabulary across ops (as Liger-Kernel keeps its shared helpers in ``ops/utils.py``):
+
+``precision`` — how much accuracy the op trades for speed, named as torch names matmul precision:
+
+============  ======================================  =========================================
+value         dots (Triton ``input_precision``)       special functions (ops that have them)
+============  ======================================  =========================================
+``"highest"`` fp32 FMA (``"ieee"``)                   accurate (libdevice)
+``"high"``    3×TF32 (``"tf32x3"``, ≈ fp32 on         accurate
+              tensor cores)
+``"fast"``    TF32 (``"tf32"``)                       approximate after range reduction
+============  ======================================  =========================================
+
+float64 inputs always compute in float64 (``"ieee"``), whatever ``precision`` says; the torch
+backend computes in the input's compute dtype (:func:`compute_dtype`) and ignores ``precision``
+except where an op documents otherwise.
+
+``backend`` — ``"auto"`` | ``"triton"`` | ``"torch"`` (see :mod:`irkernels._backend`); an op with
+a compiled CUDA-extension kernel uses it under ``"auto"``/``"triton"`` on CUDA tensors when it is
+built, so the same string can be passed to every op unchanged.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+try:  # Triton is a Linux-only dependency: without it every op still runs its torch path.
+    import triton
+    import triton.language as tl
+except ImportError:
+    triton = None
+    tl = None
+
+Precision = Literal["fast", "high", "highest"]
+PRECISIONS: tuple[str, ...] = ("fast", "high", "highest")
+_DOT_PRECISION = {"highest": "ieee", "high": "tf32x3", "fast": "tf32"}
+
+
+def check_precision(precision: object, allowed: tuple[str, ...] = PRECISIONS) -> str:
+    """``precision`` itself if it is one of ``allowed``; else ``ValueError`` naming the argument."""
+    if precision not in allowed:
+        raise ValueError(f"precision must be one of {allowed}, got {precision!r}")
+    return precision  # type: ignore[return-value]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Accumulation dtype of every op: float64 stays float64, every other float computes in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def dot_precision(precision: str, dtype: torch.dtype) -> str:
+    """Triton ``tl.dot`` ``input_precision`` for an op's ``precision`` and operand dtype (fp32 math
+    for float64 operands and for half-precision ones, whose products are exact in fp32)."""
+    if dtype != torch.float32:
+        return "ieee"
+    return _DOT_PRECISION[check_precision(precision)]
+
+
+def precision_from_torch() -> str:
+    """The ``precision`` matching torch's global ``torch.get_float32_matmul_precision()``
+    (``"medium"`` → ``"fast"``): the default of ops whose eager equivalent is a torch matmul/conv."""
+    return {"highest": "highest", "high": "high", "medium": "fast"}[torch.get_float32_matmul_precision()]
+
