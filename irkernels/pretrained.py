@@ -1,0 +1,109 @@
+"""Networks trained on the real data before a method runs: IDC's feature extractor and teacher,
+TripleD's feature network. Both papers pre-train these on the full training set.
+
+``pretrained_network`` trains ``model`` on the given LQ/HQ pairs with the substrate's trainer, or
+reuses an earlier result: the cache key is the settings plus a fingerprint of the pairs, so the
+same teacher is reused across runs and across methods, and a changed data set or budget trains a
+new one (never silently the wrong one). Cache root: ``cache_dir`` if given, else
+``$IRKERNELS_CACHE/pretrained`` (default ``~/.cache/irkernels/pretrained``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .data.images import PairSet
+from .models import build_model, load_checkpoint, model_scale
+from .outputs import atomic_write_json
+from .train import TrainConfig, dist_info, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """What defines a pre-trained network (all part of its cache key except ``device``/``progress``)."""
+
+    model: str = "edsr-baseline"
+    scale: int = 4
+    steps: int = 2000
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def key_fields(self) -> dict:
+        fields = asdict(self)
+        fields.pop("device"), fields.pop("progress")
+        return fields
+
+
+def default_cache_dir() -> str:
+    root = os.environ.get("IRKERNELS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "irkernels")
+    return os.path.join(root, "pretrained")
+
+
+def fingerprint(pairs: PairSet) -> str:
+    """sha256 of the pairs' shapes, dtypes and bytes (order matters: the trainer's draws depend on it)."""
+    digest = hashlib.sha256()
+    for tensor in (pairs.lq, pairs.hq):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def build_checked(name: str, scale: int) -> nn.Module:
+    """``build_model(name, scale)``, refusing a network whose scale differs or that has no ``features()``."""
+    net = build_model(name, scale)
+    if model_scale(net) != scale:
+        raise ValueError(f"network {name!r} up-scales ×{model_scale(net)}, but the run needs ×{scale}")
+    if not hasattr(net, "features"):
+        raise ValueError(f"network {name!r} has no features() method for the feature extractor")
+    return net
+
+
+def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | None = None) -> tuple[nn.Module, dict]:
+    """A ``cfg.model`` network trained on ``pairs`` for ``cfg.steps`` steps, from the cache when there.
+
+    ``pairs``: LQ ``(P, 3, h, w)`` and HQ ``(P, 3, h·scale, w·scale)`` patches (uint8 or float in
+    [0, 1]). Returns the network (on CPU, train mode as the trainer left it) and an ``info`` dict for
+    manifests: model, checkpoint path, cache key, steps, whether it was reused, seconds, final loss.
+    An interrupted training resumes from its own ``last.pt`` in the cache folder.
+    """
+    key_fields = {**cfg.key_fields(), "data": fingerprint(pairs)}
+    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
+    folder = os.path.join(cache_dir or default_cache_dir(), f"{cfg.model}-x{cfg.scale}-{key}")
+    path = os.path.join(folder, "model.safetensors")
+    info_path = os.path.join(folder, "info.json")
+    net = build_checked(cfg.model, cfg.scale)
+    if os.path.exists(path) and os.path.exists(info_path):
+        with open(info_path) as fh:
+            info = json.load(fh)
+        log.warning("reusing %s trained earlier on the same data and settings: %s", cfg.model, path)
+        return load_checkpoint(net, path), {**info, "reused": True}
+    log.warning("training %s on the real data first (%d patch pairs, %d steps, batch %d) → %s",
+                cfg.model, len(pairs), cfg.steps, cfg.batch_size, folder)
+    torch.manual_seed(cfg.seed)
+    net = build_checked(cfg.model, cfg.scale)
+    device_type = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    start = time.perf_counter()
+    result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size * dist_info()[1],
+                                           seed=cfg.seed, device=cfg.device, progress=cfg.progress,
+                                           channels_last=device_type == "cuda"))  # NHWC convs are slow on CPU
+    if dist_info()[1] > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    load_checkpoint(net, result.model_path)
+    info = {"model": cfg.model, "scale": cfg.scale, "checkpoint": path, "cache_key": key, "trained_here": True,
+            "steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed, "pairs": len(pairs),
+            "seconds": time.perf_counter() - start, "final_loss": result.losses[-1] if result.losses else None}
+    if dist_info()[0] == 0:
+        atomic_write_json(info_path, info)  # written last: its presence marks a finished network
+    return net, {**info, "reused": False}
