@@ -182,9 +182,14 @@ def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, fli
     return total
 
 
-def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
+def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
+          allowed: Callable[[int], torch.Tensor] | None = None) -> TrainResult:
     """Train ``model`` in place on ``data`` for ``cfg.steps`` optimizer steps (resuming from
     ``out_dir/last.pt`` when it exists and ``cfg.resume``); returns losses and throughput.
+
+    ``allowed``: ``step ↦`` 1-D int64 tensor of the patch indices that step may draw from (e.g. a
+    sampler that changes per epoch; default all of ``data``). It must be a pure function of the
+    step, so that a resumed run draws what an uninterrupted one would.
 
     The final weights (the EMA's when ``ema_decay > 0``) are written to ``out_dir/model.safetensors``.
     """
@@ -266,7 +271,11 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig) -> TrainResult:
     for step in range(start, cfg.steps):
         if step == timed_from:
             t_run = time.perf_counter()
-        idx = torch.randint(len(data), (cfg.batch_size,), generator=sampler)
+        if allowed is None:
+            idx = torch.randint(len(data), (cfg.batch_size,), generator=sampler)
+        else:
+            pool = allowed(step)
+            idx = pool[torch.randint(len(pool), (cfg.batch_size,), generator=sampler)]
         flips = torch.rand((cfg.batch_size, 3), generator=sampler) < 0.5
         idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
         opt.zero_grad(set_to_none=True)

@@ -52,8 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
     g = p.add_argument_group("complexity scorer")
     g.add_argument("--scorer", choices=("vit", "entropy"), default=d.scorer,
-                   help="vit: a timm network trained on entropy labels; entropy: full-resolution entropy "
-                        "(default: %(default)s)")
+                   help="entropy: exact full-resolution entropy; vit: a timm network trained on entropy labels, "
+                        "used only if its held-out Spearman vs entropy is >= 0.9 (default: %(default)s)")
     g.add_argument("--scorer-checkpoint", help="use this trained scorer (.safetensors from a previous run)")
     g.add_argument("--backbone", default=s.backbone,
                    help="timm model name, e.g. resnet50, mixer_b16_224 (default: %(default)s)")
@@ -73,7 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("feature network and synthetic images")
     g.add_argument("--feature-model", choices=sorted(MODELS), default=d.feature_model,
                    help="restoration network whose features are matched (default: %(default)s)")
-    g.add_argument("--feature-checkpoint", help="its trained weights (default: seeded random initialisation)")
+    g.add_argument("--feature-checkpoint", help="its trained weights (default: train it on the data first, cached)")
+    g.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps,
+                   help="steps of that training without --feature-checkpoint (default: %(default)s)")
     g.add_argument("--target", choices=("subset", "all"), default=d.target,
                    help="match the selected real images' features or all images' (default: %(default)s)")
     g.add_argument("--num-freqs", type=int, default=d.num_freqs, help="CF frequencies of the NCFD (default: %(default)s)")
@@ -83,8 +85,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("latent distillation")
     g.add_argument("--no-latent", dest="use_latent", action="store_false", help="skip latent distillation (ablation)")
     g.add_argument("--vae", help="local diffusers AutoencoderKL folder (e.g. SD3's; default: train a tiny one)")
+    g.add_argument("--vae-min-psnr", type=float, default=lat.vae_min_psnr,
+                   help="held-out reconstruction PSNR a VAE needs, else pixel-space distillation (default: %(default)s)")
     g.add_argument("--vae-subfolder", help="sub-folder of --vae holding the VAE (default: vae/ when present)")
-    g.add_argument("--vae-steps", type=int, default=lat.vae_steps, help="tiny-VAE training steps (default: %(default)s)")
+    g.add_argument("--vae-steps", type=int, default=lat.vae_steps, help="tiny-VAE training steps at most (default: %(default)s)")
     g.add_argument("--vae-crop", type=int, default=lat.vae_crop, help="tiny-VAE training crop side (default: %(default)s)")
     g.add_argument("--latent-steps", type=int, default=lat.steps, help="latent optimisation steps (default: %(default)s)")
     g.add_argument("--latent-lr", type=float, default=lat.lr, help="latent Adam learning rate (default: %(default)s)")
@@ -94,8 +98,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cnn-steps", type=int, default=ft.steps, help="CNN training steps (default: %(default)s)")
     g.add_argument("--cnn-lr", type=float, default=ft.lr, help="CNN Adam learning rate (default: %(default)s)")
     g.add_argument("--cnn-channels", type=int, default=ft.channels, help="CNN width (default: %(default)s)")
+    g.add_argument("--pixel-weight", type=float, default=ft.pixel_weight,
+                   help="weight of eq. 4's L1 pixel-fidelity term (default: %(default)s)")
     g.add_argument("--restoration-weight", type=float, default=ft.restoration_weight,
-                   help="weight of the restoration loss (needs --feature-checkpoint; default: %(default)s)")
+                   help="weight of the restoration loss (default: %(default)s)")
     g = p.add_argument_group("training and evaluation on the result")
     t = TrainSpec()
     g.add_argument("--train-steps", type=int, default=0, help="train --model on the output this many steps (0 = no)")
@@ -119,13 +125,15 @@ def config_from_args(args: argparse.Namespace) -> TripleDConfig:
                           steps=args.scorer_steps, batch_size=args.scorer_batch, lr=args.scorer_lr,
                           crop_min=args.crop_min, crop_max=args.crop_max, seed=args.seed)
     latent = LatentConfig(vae=args.vae, subfolder=args.vae_subfolder, vae_steps=args.vae_steps, vae_crop=args.vae_crop,
+                          vae_min_psnr=args.vae_min_psnr,
                           steps=args.latent_steps, lr=args.latent_lr, batch_size=args.latent_batch, seed=args.seed)
     finetune = FinetuneConfig(steps=args.cnn_steps, lr=args.cnn_lr, channels=args.cnn_channels,
-                              restoration_weight=args.restoration_weight, seed=args.seed)
+                              pixel_weight=args.pixel_weight, restoration_weight=args.restoration_weight, seed=args.seed)
     return TripleDConfig(task=args.task, p=args.p, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
                          scorer_cfg=scorer, scorer_images=args.scorer_images, score_batch=args.score_batch,
                          num_workers=args.workers, feature_model=args.feature_model,
-                         feature_checkpoint=args.feature_checkpoint, target=args.target, num_freqs=args.num_freqs,
+                         feature_checkpoint=args.feature_checkpoint, pretrain_steps=args.pretrain_steps,
+                         target=args.target, num_freqs=args.num_freqs,
                          syn_size=args.syn_size, syn_per_image=args.syn_per_image, use_latent=args.use_latent,
                          latent=latent, use_cnn=args.use_cnn, finetune=finetune, seed=args.seed, device=args.device,
                          progress=args.progress)

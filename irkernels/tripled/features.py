@@ -2,9 +2,12 @@
 
 Features are a restoration network's ``features(x)`` ``(N, C, H, W)``; every spatial position of
 every image is one sample of a ``C``-dimensional distribution (``(N·H·W, C)``). Samples are
-standardised with the real set's per-channel mean and standard deviation, so the characteristic
-function's unit-Gaussian frequencies see unit-scale features (and the per-channel KL, which is
-invariant to a shared affine map, is unchanged). Channels constant over the real set are dropped.
+standardised with the real set's per-channel mean and standard deviation (the per-channel KL, which
+is invariant to a shared affine map, is unchanged), and the CF frequencies are ``t ~ N(0, σ²I)``
+with ``σ = 1/√C`` by default — the rule IDC uses (``IDCConfig.frequency_std``): ``⟨t, x⟩`` then has
+about unit variance for ``C`` standardised, uncorrelated channels, so the phases neither wrap around
+many times (the empirical CF of ``N(0, I)`` frequencies sinks to the ``1/√N`` noise floor) nor stay
+near zero. Channels constant over the real set are dropped.
 """
 from __future__ import annotations
 
@@ -65,13 +68,15 @@ def feature_samples(feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, 
 
 @torch.no_grad()
 def feature_target(extractor: nn.Module, images: Sequence[torch.Tensor], num_freqs: int = 256, seed: int = 0,
-                   device: torch.device | str = "cpu") -> FeatureTarget:
+                   device: torch.device | str = "cpu", freq_std: float | None = None) -> FeatureTarget:
     """Statistics of ``extractor.features`` over ``images`` (each ``(3, H, W)`` or ``(N, 3, H, W)``
     float in [0, 1], any sizes; a lazy sequence that reads files is fine): two streaming passes
-    (moments, then CF statistics at seeded frequencies), one item at a time, exact (per-item means
-    weighted by sample counts)."""
+    (moments, then CF statistics at seeded frequencies of std ``freq_std``, default ``1/√C`` over
+    the ``C`` live channels), one item at a time, exact (per-item means weighted by sample counts)."""
     if len(images) == 0:
         raise ValueError("images must not be empty")
+    if freq_std is not None and not freq_std > 0:
+        raise ValueError(f"freq_std must be > 0 (or None for 1/sqrt(C)), got {freq_std}")
     extractor = extractor.to(device).eval()
 
     def batches():
@@ -89,7 +94,9 @@ def feature_target(extractor: nn.Module, images: Sequence[torch.Tensor], num_fre
     var = (s2 / total - mean * mean).clamp(min=0)
     live = live_channels(var)
     gen = torch.Generator().manual_seed(seed)
-    freqs = sample_frequencies(num_freqs, int(live.sum()), generator=gen).to(device)
+    dim = int(live.sum())
+    scale = freq_std if freq_std is not None else dim ** -0.5
+    freqs = (sample_frequencies(num_freqs, dim, generator=gen) * scale).to(device)
     std = var.clamp(min=1e-12).sqrt()
     re = im_ = None
     for b in batches():

@@ -5,7 +5,12 @@ features ``F_b`` match the real subset's ``F_a``. Our reading of eq. 4 (DESIGN.m
 channel ``c`` with means ``μ`` and variances ``σ²`` over all positions of the set:
 
     L = ‖μ_a − μ_b‖₂ + mean_c KL(N(μ_a,c, σ²_a,c) ‖ N(μ_b,c, σ²_b,c))
+      + w_pix · L1(CNN(B_s), B_s)                          (pixel fidelity)
       [+ w_rest · L1(R(degrade(CNN(B_s))), CNN(B_s))]      (optional restoration loss)
+
+The pixel term keeps the adjusted images close to their inputs: the CNN's output becomes the HQ
+ground truth, and without it the feature moments can be matched by changing colours and textures
+freely (docs/tripled.md gives the measurements behind the default weight).
 
 Features are standardised with the real set's channel mean/std (``features`` module), so
 ``μ_a = 0``, ``σ_a = 1``. Channels that are constant over the real set (dead ReLUs) are left out:
@@ -25,11 +30,15 @@ from ..train import resolve_device
 from .features import FeatureTarget
 
 
+PIXEL_WEIGHT = 10.0  # see docs/tripled.md, "Pixel fidelity": the measured trade-off behind it
+
+
 @dataclass
 class FinetuneConfig:
     """``steps`` Adam steps at ``lr`` on mini-batches of ``batch_size`` images; CNN width ``channels``
     and depth ``layers``; loss weights ``mean_weight`` (L2 of means), ``kl_weight`` (Gaussian KL),
-    ``restoration_weight`` (0 = off)."""
+    ``pixel_weight`` (L1 between the adjusted images and their inputs, mean over pixels and
+    channels in [0, 1] units), ``restoration_weight`` (0 = off)."""
 
     steps: int = 200
     lr: float = 1e-3
@@ -38,6 +47,7 @@ class FinetuneConfig:
     layers: int = 8
     mean_weight: float = 1.0
     kl_weight: float = 1.0
+    pixel_weight: float = PIXEL_WEIGHT
     restoration_weight: float = 0.0
     seed: int = 0
     device: str = "auto"
@@ -46,7 +56,7 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
-        if min(self.mean_weight, self.kl_weight, self.restoration_weight) < 0:
+        if min(self.mean_weight, self.kl_weight, self.pixel_weight, self.restoration_weight) < 0:
             raise ValueError("loss weights must be >= 0")
 
 
@@ -76,7 +86,7 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
                     restoration: tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None = None,
                     ) -> tuple[torch.Tensor, TripleDCNN, dict[str, list[float]]]:
     """Train a ``TripleDCNN`` on ``images`` ``(M, 3, H, W)`` in [0, 1] and return the adjusted images
-    (CPU, clamped), the CNN and per-step histories (``loss``, ``l2``, ``kl``).
+    (CPU, clamped), the CNN and per-step histories (``loss``, ``l2``, ``kl``, ``pixel``).
 
     ``restoration``: ``(network, degrade)`` for the optional restoration loss (needs
     ``restoration_weight > 0``; ``degrade`` must be differentiable).
@@ -93,7 +103,7 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
     if restoration is not None:
         restoration[0].to(device).eval().requires_grad_(False)
     opt = torch.optim.Adam(cnn.parameters(), lr=cfg.lr)
-    history: dict[str, list[float]] = {"loss": [], "l2": [], "kl": []}
+    history: dict[str, list[float]] = {"loss": [], "l2": [], "kl": [], "pixel": []}
     steps = range(cfg.steps)
     if cfg.progress:
         from tqdm.auto import tqdm
@@ -101,9 +111,11 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
         steps = tqdm(steps, desc="cnn", dynamic_ncols=True)
     for _ in steps:
         idx = torch.randperm(len(images), generator=gen)[: cfg.batch_size]
-        adjusted = cnn(images[idx].to(device))
+        batch = images[idx].to(device)
+        adjusted = cnn(batch)
         l2, kl = distribution_terms(extractor.features(adjusted), target)
-        loss = cfg.mean_weight * l2 + cfg.kl_weight * kl
+        pixel = F.l1_loss(adjusted, batch)
+        loss = cfg.mean_weight * l2 + cfg.kl_weight * kl + cfg.pixel_weight * pixel
         if cfg.restoration_weight > 0:
             net, degrade_fn = restoration
             restored = net(degrade_fn(adjusted))
@@ -114,7 +126,7 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        for key, v in (("loss", loss), ("l2", l2), ("kl", kl)):
+        for key, v in (("loss", loss), ("l2", l2), ("kl", kl), ("pixel", pixel)):
             history[key].append(v.item())
     cnn.eval()
     with torch.no_grad():
@@ -123,4 +135,4 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
     return out, cnn, history
 
 
-__all__ = ["FinetuneConfig", "channel_moments", "distribution_terms", "finetune_images", "gaussian_kl"]
+__all__ = ["PIXEL_WEIGHT", "FinetuneConfig", "channel_moments", "distribution_terms", "finetune_images", "gaussian_kl"]

@@ -7,9 +7,13 @@ between the real set's CF statistics (``features.FeatureTarget``, computed once)
 batch's standardised per-position feature samples. The VAE is frozen.
 
 The VAE: any diffusers ``AutoencoderKL`` from a local folder (SD3's ``vae`` folder, or a model
-folder holding one in ``vae/``); otherwise a small one (``tiny_autoencoder``) trained briefly here
-on random crops of the images (L1 reconstruction + a small KL term). Images map to the VAE's
-``[-1, 1]`` range; no latent scaling is needed because latents are only decoded by the same VAE.
+folder holding one in ``vae/``); otherwise a small one (``tiny_autoencoder``) trained here on random
+crops of the images (L1 reconstruction + a small KL term) until its reconstruction PSNR on held-out
+crops reaches ``vae_min_psnr`` (checked every ``vae_check_every`` steps) or ``vae_steps`` runs out.
+Its decodes become HQ ground truth, so a VAE (loaded or trained) below the bar is not trusted: the
+run warns and distils in pixel space instead (``distill_latents`` with ``vae=None``: the pixels
+themselves are optimised, clamped to [0, 1] after each step). Images map to the VAE's ``[-1, 1]``
+range; no latent scaling is needed because latents are only decoded by the same VAE.
 """
 from __future__ import annotations
 
@@ -33,19 +37,26 @@ log = logging.getLogger(__name__)
 class LatentConfig:
     """``vae``: local diffusers folder (``None`` → train ``tiny_autoencoder``); ``subfolder``: its
     sub-folder (auto: ``vae`` when the folder has one and no ``config.json``). Tiny-VAE training:
-    ``vae_steps`` AdamW steps at ``vae_lr`` on ``vae_batch`` random ``vae_crop``² crops. Latent
-    optimisation: ``steps`` Adam steps at ``lr`` on mini-batches of ``batch_size`` images, the
-    synthetic side subsampled to ``max_samples`` feature positions per step."""
+    at most ``vae_steps`` AdamW steps at ``vae_lr`` on ``vae_batch`` random ``vae_crop``² crops,
+    stopping once the reconstruction PSNR on ``vae_check_crops`` held-out crops (measured every
+    ``vae_check_every`` steps) reaches ``vae_min_psnr`` dB; any VAE below that bar is replaced by
+    pixel-space distillation (0 trusts every VAE). Latent optimisation: ``steps`` Adam steps at
+    ``lr`` (``pixel_lr`` in pixel space) on mini-batches of ``batch_size`` images, the synthetic
+    side subsampled to ``max_samples`` feature positions per step."""
 
     vae: str | None = None
     subfolder: str | None = None
-    vae_steps: int = 300
+    vae_steps: int = 2000
+    vae_min_psnr: float = 30.0
+    vae_check_every: int = 100
+    vae_check_crops: int = 16
     vae_lr: float = 1e-3
     vae_batch: int = 8
     vae_crop: int = 64
     kl_weight: float = 1e-6
     steps: int = 100
     lr: float = 0.05
+    pixel_lr: float = 0.01
     batch_size: int = 16
     max_samples: int = 16384
     seed: int = 0
@@ -55,8 +66,9 @@ class LatentConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.vae_steps < 0:
             raise ValueError(f"steps and vae_steps must be >= 0, got {self.steps}, {self.vae_steps}")
-        if self.batch_size < 1 or self.vae_batch < 1:
-            raise ValueError(f"batch_size and vae_batch must be >= 1, got {self.batch_size}, {self.vae_batch}")
+        if min(self.batch_size, self.vae_batch, self.vae_check_every, self.vae_check_crops) < 1:
+            raise ValueError(f"batch_size, vae_batch, vae_check_every and vae_check_crops must be >= 1, got "
+                             f"{self.batch_size}, {self.vae_batch}, {self.vae_check_every}, {self.vae_check_crops}")
 
 
 def tiny_autoencoder(latent_channels: int = 4) -> nn.Module:
@@ -98,7 +110,11 @@ def decode(vae: nn.Module, latents: torch.Tensor) -> torch.Tensor:
     return ((vae.decode(latents).sample + 1) / 2).clamp(0, 1)
 
 
-def _random_crops(images: list[torch.Tensor], count: int, size: int, rng: np.random.Generator) -> torch.Tensor:
+def random_crops(images: list[torch.Tensor], count: int, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """``count`` random ``size``² crops ``(count, 3, size, size)`` of ``(3, H, W)`` images (random image, position)."""
+    small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < size]
+    if small:
+        raise ValueError(f"images must be at least vae_crop={size} pixels on each side, got {small[:3]}")
     out = []
     for _ in range(count):
         im = images[rng.integers(len(images))]
@@ -108,12 +124,27 @@ def _random_crops(images: list[torch.Tensor], count: int, size: int, rng: np.ran
     return torch.stack(out)
 
 
-def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig) -> list[float]:
+@torch.no_grad()
+def reconstruction_psnr(vae: nn.Module, crops: torch.Tensor, batch_size: int = 8) -> float:
+    """Mean PSNR (dB, [0, 1] range) of ``decode(encode(crops))`` against ``crops`` ``(N, 3, h, w)``."""
+    from ..metrics import psnr
+
+    was_training = vae.training
+    vae.eval()
+    dev = next(vae.parameters()).device
+    recon = torch.cat([decode(vae, encode(vae, crops[i:i + batch_size].to(dev))).cpu()
+                       for i in range(0, len(crops), batch_size)])
+    vae.train(was_training)
+    return float(psnr(recon, crops, data_range=1.0).mean())
+
+
+def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig, held_out: torch.Tensor) -> dict:
     """Fit ``vae`` to random crops of ``images`` (``(3, H, W)`` floats in [0, 1], each at least
-    ``vae_crop`` on both sides): L1 reconstruction + ``kl_weight``·KL. Returns per-step losses."""
-    small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < cfg.vae_crop]
-    if small:
-        raise ValueError(f"images must be at least vae_crop={cfg.vae_crop} pixels on each side, got {small[:3]}")
+    ``vae_crop`` on both sides): L1 reconstruction + ``kl_weight``·KL, until the reconstruction PSNR
+    on ``held_out`` crops ``(N, 3, h, w)`` reaches ``cfg.vae_min_psnr`` or ``cfg.vae_steps`` are done.
+
+    Returns ``{"losses", "psnr_history": [[step, dB], ...], "psnr", "steps", "reached"}``.
+    """
     device = resolve_device(cfg.device)
     vae.to(device).train()
     rng = np.random.default_rng(cfg.seed)
@@ -125,9 +156,9 @@ def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig) -> 
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="vae", dynamic_ncols=True)
-    losses = []
-    for _ in steps:
-        x = _random_crops(images, cfg.vae_batch, cfg.vae_crop, rng).to(device)
+    losses, history = [], []
+    for step in steps:
+        x = random_crops(images, cfg.vae_batch, cfg.vae_crop, rng).to(device)
         posterior = vae.encode(x * 2 - 1).latent_dist
         recon = (vae.decode(posterior.sample()).sample + 1) / 2
         loss = F.l1_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
@@ -136,8 +167,14 @@ def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig) -> 
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if (step + 1) % cfg.vae_check_every == 0 or step + 1 == cfg.vae_steps:
+            history.append([step + 1, reconstruction_psnr(vae, held_out)])
+            if history[-1][1] >= cfg.vae_min_psnr:
+                break
     vae.eval().requires_grad_(False)
-    return losses
+    final = history[-1][1] if history else reconstruction_psnr(vae, held_out)
+    return {"losses": losses, "psnr_history": history, "psnr": final, "steps": len(losses),
+            "reached": final >= cfg.vae_min_psnr}
 
 
 def matching_loss(images: torch.Tensor, extractor: nn.Module, target: FeatureTarget,
@@ -149,43 +186,57 @@ def matching_loss(images: torch.Tensor, extractor: nn.Module, target: FeatureTar
     return ncfd_from_stats(cf, cf_stats(samples, freqs))
 
 
-def distill_latents(images: torch.Tensor, vae: nn.Module, extractor: nn.Module, target: FeatureTarget,
+def distill_latents(images: torch.Tensor, vae: nn.Module | None, extractor: nn.Module, target: FeatureTarget,
                     cfg: LatentConfig) -> tuple[torch.Tensor, list[float]]:
     """Encode ``images`` ``(M, 3, H, W)`` (sides multiples of ``vae_factor``), optimise the latents
-    against ``target`` and decode. Returns the synthetic images ``(M, 3, H, W)`` on the CPU and the
-    per-step losses. Mini-batches cycle over a seeded permutation of the images each pass."""
-    f = vae_factor(vae)
+    against ``target`` and decode; ``vae=None`` optimises the pixels themselves (at ``pixel_lr``,
+    clamped to [0, 1] after every step). Returns the synthetic images ``(M, 3, H, W)`` on the CPU and
+    the per-step losses. Mini-batches cycle over a seeded permutation of the images each pass."""
+    f = vae_factor(vae) if vae is not None else 1
     if images.dim() != 4 or images.shape[-1] % f or images.shape[-2] % f:
         raise ValueError(f"images must be (M, 3, H, W) with H, W multiples of the VAE's factor {f}, "
                          f"got {tuple(images.shape)}")
     device = resolve_device(cfg.device)
-    vae = vae.to(device).eval().requires_grad_(False)
     extractor = extractor.to(device).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(cfg.seed)
-    with torch.no_grad():
-        latents = torch.cat([encode(vae, images[i:i + cfg.batch_size].to(device))
-                             for i in range(0, len(images), cfg.batch_size)])
-    latents = latents.clone().requires_grad_(True)
-    opt = torch.optim.Adam([latents], lr=cfg.lr)
+    if vae is None:
+        code, lr = images.to(device).clone(), cfg.pixel_lr
+
+        def to_images(z: torch.Tensor) -> torch.Tensor:
+            return z
+    else:
+        vae = vae.to(device).eval().requires_grad_(False)
+        with torch.no_grad():
+            code = torch.cat([encode(vae, images[i:i + cfg.batch_size].to(device))
+                              for i in range(0, len(images), cfg.batch_size)])
+        lr = cfg.lr
+
+        def to_images(z: torch.Tensor) -> torch.Tensor:
+            return decode(vae, z)
+    code = code.requires_grad_(True)
+    opt = torch.optim.Adam([code], lr=lr)
     steps = range(cfg.steps)
     if cfg.progress:
         from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="latents", dynamic_ncols=True)
+        steps = tqdm(steps, desc="latents" if vae is not None else "pixels", dynamic_ncols=True)
     losses, order = [], torch.empty(0, dtype=torch.long)
     for _ in steps:
         if len(order) == 0:
             order = torch.randperm(len(images), generator=gen)
         idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-        loss = matching_loss(decode(vae, latents[idx.to(device)]), extractor, target, cfg.max_samples, gen)
+        loss = matching_loss(to_images(code[idx.to(device)]), extractor, target, cfg.max_samples, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if vae is None:
+            with torch.no_grad():
+                code.clamp_(0, 1)
         losses.append(loss.item())
     with torch.no_grad():
-        out = torch.cat([decode(vae, latents[i:i + cfg.batch_size]).cpu() for i in range(0, len(images), cfg.batch_size)])
+        out = torch.cat([to_images(code[i:i + cfg.batch_size]).cpu() for i in range(0, len(images), cfg.batch_size)])
     return out, losses
 
 
-__all__ = ["LatentConfig", "decode", "distill_latents", "encode", "load_vae", "matching_loss", "tiny_autoencoder",
-           "train_vae", "vae_factor"]
+__all__ = ["LatentConfig", "decode", "distill_latents", "encode", "load_vae", "matching_loss", "random_crops",
+           "reconstruction_psnr", "tiny_autoencoder", "train_vae", "vae_factor"]
