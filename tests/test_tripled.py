@@ -1,5 +1,6 @@
-"""TripleD steps on the CPU at tiny sizes: entropy labels, the scorer, selection, the dynamic sampler,
-feature statistics, latent distillation, the VAE loader and the CNN fine-tuning (eq. 4)."""
+"""TripleD steps on the CPU at tiny sizes: entropy labels, the scorer, selection, the dynamic sampler
+and the trainer's per-step index hook, feature statistics and their frequency scale, latent and
+pixel-space distillation, the VAE loader and trust bar, and the CNN fine-tuning (eq. 4)."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,8 @@ from irkernels.models import TripleDCNN
 from irkernels.ops.ncfd import cf_stats
 from irkernels.tripled.features import feature_samples, feature_target
 from irkernels.tripled.finetune import FinetuneConfig, distribution_terms, finetune_images, gaussian_kl
-from irkernels.tripled.latent import LatentConfig, distill_latents, load_vae, matching_loss, tiny_autoencoder
+from irkernels.tripled.latent import (LatentConfig, distill_latents, load_vae, matching_loss, random_crops,
+                                      reconstruction_psnr, tiny_autoencoder, train_vae)
 from irkernels.tripled.scoring import (ComplexityScorer, ScorerConfig, grey_levels, image_entropy, load_scorer,
                                        minmax_normalise, save_scorer, score_images, spearman, train_scorer)
 from irkernels.tripled.selection import (DynamicSampler, balanced_counts, deal_to_types, select_balanced, select_top,
@@ -172,6 +174,33 @@ def test_feature_target_equals_direct_statistics():
     assert feature_samples(feats[0].float(), target.mean, target.std).shape == (99, 6)
 
 
+def test_default_frequencies_see_the_distribution_above_the_noise_floor():
+    """At the default 1/√C frequency scale the real set's CF modulus stands far above what the same
+    statistic gives on structureless samples of the same count (measured, not assumed)."""
+    from irkernels.data.images import to_float, to_tensor
+    from irkernels.data.samples import sample_images
+    from irkernels.models import build_model
+    from irkernels.tripled.pipeline import cf_modulus_median
+
+    torch.manual_seed(0)
+    net = build_model("edsr-baseline", 4).eval()
+    photos = [to_float(to_tensor(im.pixels[:48, :48])) for im in sample_images(limit=4)]
+    target = feature_target(net, photos)
+    n, c = target.count, target.freqs.shape[1]
+    assert target.freqs.std().item() == pytest.approx(c ** -0.5, rel=0.05)
+    # phases of std ~1e3 rad wrap uniformly: the true CF is 0, what remains is the 1/√N floor
+    noise = torch.randn(n, c, generator=torch.Generator().manual_seed(1)) * 1e3
+    st = cf_stats(noise, target.freqs)
+    floor = float(torch.sqrt(st.re.double() ** 2 + st.im.double() ** 2).median())
+    assert floor < 3 / n ** 0.5
+    real = cf_modulus_median(target)
+    assert real > 20 * floor, (real, floor)
+    unit = feature_target(net, photos, freq_std=1.0)  # t ~ N(0, I): the old scale sees far less
+    assert cf_modulus_median(unit) < 0.5 * real
+    with pytest.raises(ValueError, match="freq_std"):
+        feature_target(net, photos, freq_std=0.0)
+
+
 # --------------------------------------------------------------------------------------------- latent
 def test_latent_optimisation_lowers_matching_loss():
     torch.manual_seed(0)
@@ -192,6 +221,42 @@ def test_latent_optimisation_lowers_matching_loss():
     assert after < 0.8 * before, (before, after)
     with pytest.raises(ValueError, match="multiples of the VAE's factor"):
         distill_latents(torch.rand(1, 3, 10, 16), vae, extractor, target, cfg)
+
+
+def test_pixel_space_distillation_lowers_matching_loss():
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    target = feature_target(extractor, [torch.rand(3, 16, 16) ** 0.5 for _ in range(4)], num_freqs=64, seed=0)
+    start = torch.rand(4, 3, 15, 13) * 0.5  # any size: no VAE factor
+    cfg = LatentConfig(steps=25, pixel_lr=0.02, batch_size=4, seed=0, device="cpu", progress=False)
+    with torch.no_grad():
+        before = float(matching_loss(start, extractor, target))
+    out, losses = distill_latents(start, None, extractor, target, cfg)
+    with torch.no_grad():
+        after = float(matching_loss(out, extractor, target))
+    assert out.shape == start.shape and 0 <= out.min() and out.max() <= 1
+    assert after < 0.8 * before, (before, after)
+
+
+def test_vae_training_stops_at_the_bar_and_reports_its_psnr():
+    torch.manual_seed(0)
+    images = [torch.rand(3, 20, 24) for _ in range(3)]
+    held = random_crops(images[2:], 4, 16, np.random.default_rng(0))
+    cfg = LatentConfig(vae_steps=4, vae_check_every=2, vae_batch=2, vae_crop=16, vae_min_psnr=99.0, device="cpu",
+                       progress=False)
+    vae = tiny_autoencoder()
+    fit = train_vae(vae, images[:2], cfg, held)
+    assert fit["steps"] == 4 and [s for s, _ in fit["psnr_history"]] == [2, 4] and not fit["reached"]
+    assert fit["psnr"] == pytest.approx(reconstruction_psnr(vae, held), abs=1e-9)
+    with torch.no_grad():  # the PSNR is of decode(encode(x)) against x, in [0, 1] units
+        from irkernels.tripled.latent import decode, encode
+
+        mse = ((decode(vae, encode(vae, held)) - held) ** 2).mean(dim=(1, 2, 3))
+    assert fit["psnr"] == pytest.approx(float((-10 * torch.log10(mse)).mean()), abs=1e-4)
+    cfg.vae_min_psnr = 0.0  # any VAE passes: training stops at the first check
+    assert train_vae(tiny_autoencoder(), images[:2], cfg, held)["steps"] == 2
+    with pytest.raises(ValueError, match="at least vae_crop"):
+        random_crops([torch.rand(3, 8, 40)], 1, 16, np.random.default_rng(0))
 
 
 def test_vae_loads_from_local_folder(tmp_path):
@@ -225,7 +290,7 @@ def test_cnn_finetuning_lowers_kl():
     synthetic = torch.rand(6, 3, 16, 16) * 0.4 + 0.1  # darker, lower contrast
     with torch.no_grad():
         l2_0, kl_0 = distribution_terms(extractor.features(synthetic), target)
-    cfg = FinetuneConfig(steps=40, lr=1e-3, batch_size=6, channels=16, device="cpu", progress=False)
+    cfg = FinetuneConfig(steps=40, lr=1e-3, batch_size=6, channels=16, pixel_weight=0.0, device="cpu", progress=False)
     out, cnn, hist = finetune_images(synthetic, extractor, target, cfg)
     with torch.no_grad():
         l2_1, kl_1 = distribution_terms(extractor.features(out), target)
@@ -251,3 +316,53 @@ def test_cnn_restoration_loss_is_added():
     assert hist["loss"][0] > hist["l2"][0] + hist["kl"][0] + 1e-3
     with pytest.raises(ValueError, match="scale must match"):
         finetune_images(synthetic, extractor, target, cfg, (restorer, lambda x: x[..., ::2, ::2]))
+
+
+def test_pixel_term_keeps_finetuned_images_close_to_their_inputs():
+    """Seeded run: without the pixel term the CNN drifts far from its inputs; the default weight
+    keeps them above 30 dB while still lowering the KL."""
+    from irkernels.metrics import psnr
+
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    target = feature_target(extractor, [torch.rand(3, 16, 16) for _ in range(4)], num_freqs=8)
+    synthetic = torch.rand(6, 3, 16, 16) * 0.8 + 0.1  # lower contrast than the real set
+    with torch.no_grad():
+        _, kl_0 = distribution_terms(extractor.features(synthetic), target)
+    out = {}
+    for w in (0.0, FinetuneConfig().pixel_weight):
+        cfg = FinetuneConfig(steps=40, lr=1e-3, batch_size=6, channels=16, pixel_weight=w, device="cpu",
+                             progress=False)
+        img, _, hist = finetune_images(synthetic, extractor, target, cfg)
+        with torch.no_grad():
+            kl = distribution_terms(extractor.features(img), target)[1]
+        out[w] = (float(psnr(img, synthetic, data_range=1.0).mean()), float(kl), hist)
+    (free, _, _), (kept, kl_kept, hist) = out[0.0], out[FinetuneConfig().pixel_weight]
+    assert free < 30 < kept, (free, kept)
+    assert kl_kept < kl_0
+    assert hist["pixel"][0] == 0 and max(hist["pixel"]) > 0  # the CNN starts as the identity
+
+
+def test_trainer_draws_only_the_allowed_patches(monkeypatch, tmp_path):
+    """``train(..., allowed=)``: each step samples from the indices it returns for that step."""
+    import irkernels.train as train_mod
+    from irkernels.data.images import PairSet
+    from irkernels.models import build_model
+
+    n = 12
+    lq = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 4, 4).contiguous()
+    data = PairSet(lq, lq.clone())
+    seen: list[set[int]] = []
+    real = train_mod.accumulate_gradients
+
+    def spy(net, lq, hq, *a, **k):
+        seen.append(set(lq[:, 0, 0, 0].tolist()))
+        return real(net, lq, hq, *a, **k)
+
+    monkeypatch.setattr(train_mod, "accumulate_gradients", spy)
+    pools = [torch.tensor([1, 5]), torch.tensor([7, 8, 9])]
+    cfg = train_mod.TrainConfig(out_dir=str(tmp_path), steps=6, batch_size=8, augment=False, channels_last=False,
+                                device="cpu", progress=False, ckpt_every=100)
+    train_mod.train(build_model("tripled-cnn", 1), data, cfg, allowed=lambda step: pools[step // 3])
+    assert all(s <= {1, 5} for s in seen[:3]) and all(s <= {7, 8, 9} for s in seen[3:])
+    assert set().union(*seen[:3]) == {1, 5} and len(set().union(*seen[3:])) == 3

@@ -1,5 +1,6 @@
-"""``python -m irkernels.pipeline tripled`` end to end on tiny settings: layout, manifest, report,
-read-back by ``train``, resume, all-in-one balance and bad inputs."""
+"""``python -m irkernels.pipeline tripled`` end to end on tiny settings: layout, manifest, report
+(warnings, VAE and scorer checks), read-back by ``train``, resume, a loaded VAE, the pre-trained
+feature network's cache, dynamic selection as one run, all-in-one balance and bad inputs."""
 import json
 
 import numpy as np
@@ -11,14 +12,23 @@ import irkernels.tripled.scoring as scoring
 from irkernels.pipeline.__main__ import build_parser, main
 from irkernels.tripled.selection import balanced_counts
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "cache")
 
 
 TINY = ["--img-size", "32", "--backbone-kwargs", '{"depth": 2, "embed_dim": 48, "num_heads": 3, "patch_size": 8}',
         "--scorer-steps", "4", "--scorer-batch", "4", "--crop-min", "16", "--crop-max", "48",
-        "--feature-model", "tripled-cnn", "--num-freqs", "32", "--syn-size", "32",
+        "--feature-model", "edsr-tiny", "--pretrain-steps", "2", "--num-freqs", "32", "--syn-size", "32",
         "--vae-steps", "2", "--vae-crop", "32", "--latent-steps", "2", "--latent-batch", "2",
         "--cnn-steps", "2", "--cnn-channels", "8", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The pre-trained feature networks of this module's runs (not the user's ~/.cache)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("IRKERNELS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +56,7 @@ def test_help_documents_every_option(capsys):
 
 def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", *TINY]
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--scorer", "vit", *TINY]
     assert main(argv) == 0
     assert "selected 2 of 8 images" in capsys.readouterr().out
     hr = sorted(p.name for p in (out / "HR").iterdir())
@@ -59,11 +69,22 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
     scores = np.asarray(units["scores"]["scores"])
     top = np.argsort(-scores, kind="stable")[:2].tolist()
     assert [i for i, _ in units["scores"]["selected"]] == top
-    assert -1 <= units["scores"]["scorer_info"]["spearman_vs_entropy"] <= 1
+    # a 4-step ViT ranks held-out crops far below the 0.9 bar: the run ranks by exact entropy
+    info = units["scores"]["scorer_info"]
+    assert -1 <= info["spearman_heldout"] < 0.9 and info["fallback"] and info["used"] == manifest["scorer_used"] == "entropy"
+    from irkernels.tripled.scoring import entropy_scores
+
+    assert np.allclose(scores, entropy_scores(sorted(str(p) for p in folder.iterdir())))
     syn = units["synthetic"]
     assert {"initial", "after_latent", "after_cnn", "latent_losses", "cnn_losses", "projection"} <= set(syn)
+    # a 2-step VAE is far below the 30 dB bar: said in the manifest and report, pixel space used
+    assert manifest["vae"]["trusted"] is False and manifest["vae"]["reconstruction_psnr"] < 30
+    assert manifest["distillation_space"] == syn["distillation_space"] == "pixel"
+    assert manifest["feature_network"]["trained_here"] and manifest["feature_network"]["steps"] == 2
+    assert syn["cf_modulus_median"] > 0.1 and set(syn["psnr_vs_input"]) == {"before_cnn", "final"}
     report = (out / "report.html").read_text()
-    for heading in ("Score histogram", "Selected", "Rejected", "Distribution alignment", "data:image/png;base64"):
+    for heading in ("WARNING: VAE not trusted", "WARNING: ViT scorer not used", "Score histogram", "Selected",
+                    "Rejected", "Feature network", "Before / after", "Distribution alignment", "data:image/png;base64"):
         assert heading in report
     assert (out / "scorer.safetensors").exists()
 
@@ -111,7 +132,7 @@ def test_allinone_balance_and_training(folder, tmp_path, capsys):
     (["--p", "1.5"], "p must be a fraction"),
     (["--syn-size", "64"], "smaller than the synthetic crop size"),
     (["--syn-size", "30"], "multiple of the scale 4"),
-    (["--restoration-weight", "1"], "needs a trained feature_checkpoint"),
+    (["--pretrain-steps", "0"], "pretrain_steps"),
 ])
 def test_bad_inputs_give_clear_errors(folder, tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):
@@ -140,25 +161,44 @@ def test_bad_folder_task_and_changed_settings(folder, tmp_path, capsys):
         (folder / "img7.bak").rename(folder / "img7.png")
 
 
-def test_dynamic_selection_training(folder, tmp_path, capsys):
+def test_dynamic_selection_training_is_one_run(folder, tmp_path, capsys):
     out = tmp_path / "dyn"
-    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--scorer", "entropy", "--no-latent",
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--no-latent",
             "--no-cnn", "--device", "cpu", "--no-progress", "--train-steps", "3", "--dynamic-epochs", "2",
             "--q-start", "0.75", "--batch-size", "2", "--patch-size", "32"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "epoch 0: q = 0.7500, 2 images" in text and "epoch 1: q = 0.2500, 2 images" in text
-    ckpts = {}
-    for epoch, steps in (("epoch000", 1), ("epoch001", 2)):
-        log = (out / "train_dynamic" / epoch / "log.csv").read_text().splitlines()
-        assert log[-1].startswith(f"{steps},")
-        ckpts[epoch] = (out / "train_dynamic" / epoch / "last.pt").stat().st_mtime_ns
-    assert main(argv) == 0  # finished epochs are not trained again
-    assert {e: (out / "train_dynamic" / e / "last.pt").stat().st_mtime_ns for e in ckpts} == ckpts
+    assert "trained 3 steps in one run" in text
+    run = out / "train_dynamic"
+    log = (run / "log.csv").read_text().splitlines()  # one log and one schedule over both epochs
+    assert [line.split(",")[0] for line in log[1:]] == ["3"] and not (run / "epoch000").exists()
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["step"] == 3 and state["scheduler"]["last_epoch"] == 3
+    mtime = (run / "last.pt").stat().st_mtime_ns
+    assert main(argv) == 0  # finished: not trained again
+    assert (run / "last.pt").stat().st_mtime_ns == mtime
     with pytest.raises(SystemExit, match="q_start must be >= p"):
         main([*argv, "--q-start", "0.1"])
     with pytest.raises(SystemExit, match="needs ×4"):
         main([*argv, "--model", "tripled-cnn"])
+
+
+def test_loaded_vae_is_used_when_it_passes_the_bar(folder, tmp_path):
+    from irkernels.tripled.latent import tiny_autoencoder
+
+    torch.manual_seed(0)
+    tiny_autoencoder().save_pretrained(str(tmp_path / "vae"))
+    out = tmp_path / "vae_run"
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", *TINY,
+                 "--vae", str(tmp_path / "vae"), "--vae-min-psnr", "0"]) == 0
+    syn = json.loads((out / "records" / "synthetic.json").read_text())
+    assert syn["distillation_space"] == "latent" and syn["vae"]["source"] == str(tmp_path / "vae")
+    assert syn["vae"]["trusted"] and "after_vae_reconstruction" in syn
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["vae"]["reconstruction_psnr"] == syn["vae"]["reconstruction_psnr"]
+    # the same data and pre-training settings: the feature network came from the cache
+    assert manifest["feature_network"]["reused"]
 
 
 def test_restoration_loss_through_the_pipeline(folder, tmp_path, capsys):
@@ -168,10 +208,12 @@ def test_restoration_loss_through_the_pipeline(folder, tmp_path, capsys):
     ckpt = save_checkpoint(TripleDCNN(), str(tmp_path / "cnn.safetensors"))
     out = tmp_path / "rest"
     assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "denoise25", "--p", "0.25", *TINY,
-                 "--scorer", "entropy", "--no-latent", "--feature-checkpoint", ckpt, "--restoration-weight", "0.5"]) == 0
+                 "--feature-model", "tripled-cnn", "--no-latent", "--feature-checkpoint", ckpt,
+                 "--restoration-weight", "0.5"]) == 0
     syn = json.loads((out / "records" / "synthetic.json").read_text())
     losses = syn["cnn_losses"]
     assert all(t > a + b for t, a, b in zip(losses["loss"], losses["l2"], losses["kl"]))
+    assert syn["feature_network"]["checkpoint"] == ckpt
     with pytest.raises(SystemExit, match="JPEG"):
         main(["tripled", "--data", str(folder), "--out", str(tmp_path / "j"), "--task", "jpeg", *TINY,
               "--feature-checkpoint", ckpt, "--restoration-weight", "0.5"])
