@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown, write_results  # noqa: E402
+from benchmarks.common import markdown, write_results, y_scores  # noqa: E402
 from irkernels.data import PatchConfig, load_paired_folder, make_pairs, make_pairs_from_paired, sample_images  # noqa: E402
 from irkernels.data.images import Image, list_images, read_image  # noqa: E402
 from irkernels.evaluate import EvalConfig, evaluate  # noqa: E402
@@ -122,13 +122,10 @@ def split_folder(data: str, work: str, held: int) -> tuple[str, list[Image]]:
 
 
 def psnr_scores(evaluation: dict) -> dict[str, float]:
-    """``{"<set> PSNR-Y": …, "<set> PSNR-RGB": …}`` from ``irkernels.evaluate.evaluate``'s result."""
-    out = {}
-    for name, r in evaluation["sets"].items():
-        label = os.path.basename(name.rstrip("/"))
-        out[f"{label} PSNR-Y"] = r["mean"]["psnr_y"]
-        out[f"{label} PSNR-RGB"] = r["mean"]["psnr_rgb"]
-    return out
+    """``y_scores`` plus ``"<set> PSNR-RGB"`` from ``irkernels.evaluate.evaluate``'s result."""
+    rgb = {f"{os.path.basename(name.rstrip('/'))} PSNR-RGB": r["mean"]["psnr_rgb"]
+           for name, r in evaluation["sets"].items()}
+    return {**y_scores(evaluation), **rgb}
 
 
 def scorer_rows(args, data: str, cache: str) -> list[dict]:

@@ -419,7 +419,7 @@ def _mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------
 def settings_of(cfg: TripleDConfig, data: str | None) -> dict:
     s = asdict(cfg)
-    for k in ("device", "progress", "num_workers", "score_batch"):  # do not change the outputs
+    for k in ("device", "progress", "num_workers", "score_batch", "cache_dir"):  # do not change the outputs
         s.pop(k)
     for sub in ("scorer_cfg", "latent", "finetune"):
         s[sub] = {k: v for k, v in s[sub].items() if k not in ("device", "progress")}
