@@ -55,7 +55,7 @@ VAL_IMAGES = 32
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="training image folder (default: the embedded photos)")
-    p.add_argument("--test", nargs="+", help="test set folders (default: scikit-learn's china photo)")
+    p.add_argument("--test", nargs="+", help="test set folders (default: a 128² crop of scikit-learn's china photo)")
     p.add_argument("--val", action="store_true", help="evaluate on the last 32 training images (held out) instead")
     p.add_argument("--tasks", nargs="+", default=["sr4", "denoise25"], choices=["sr4", "denoise25"])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -79,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.pretrain_steps, args.scorer_steps, args.latent_steps, args.cnn_steps = 3, 10, 3, 3
         args.syn_size, args.syn_per_image = 64, 1
         args.p = max(args.p, 0.2)
+        args.seeds = args.seeds[:2]
         args.work = args.work + "_small"
     return args
 
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         data, val = split_folder(args.data, args.work, 3 if args.small else VAL_IMAGES)
         test_sets = {"val": val}
     elif not args.test:
-        test_sets = {"china": sample_images(names=["china"])}
+        china = sample_images(names=["china"])[0]
+        test_sets = {"china": [Image("china", china.pixels[150:278, 250:378])]}
     images = [Image(os.path.splitext(os.path.basename(p))[0], read_image(p)) for p in list_images(data)]
 
     def save_rows() -> None:
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
                  + tables[1] + "\n\n## Every run\n\n" + tables[2])
         notes = (f"\nEDSR-baseline, AdamW 3e-4 cosine, L1, {args.steps} steps × batch {args.batch_size}, HR patches "
                  f"{args.patch_size}px (stride = size) — identical for every row; only the training pairs differ. "
-                 f"Data: {data}; evaluation: {'the last 32 training images (held out)' if args.val else ', '.join(args.test or ['china'])}; "
+                 f"Data: {data}; evaluation: {'the last 32 training images (held out)' if args.val else ', '.join(args.test or ['china (a 128² crop)'])}; "
                  f"PSNR on Y and RGB (border = scale for SR, 0 otherwise). p = {args.p}. TripleD: feature network "
                  f"pre-trained {args.pretrain_steps} steps, {args.latent_steps} latent/pixel steps, {args.cnn_steps} "
                  f"CNN steps, {args.syn_per_image} synthetic {args.syn_size}² crops per selected image.\n")

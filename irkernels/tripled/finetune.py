@@ -30,7 +30,7 @@ from ..train import resolve_device
 from .features import FeatureTarget
 
 
-PIXEL_WEIGHT = 10.0  # see docs/tripled.md, "Pixel fidelity": the measured trade-off behind it
+PIXEL_WEIGHT = 30.0  # see docs/tripled.md, "CPU measurements": the measured trade-off behind it
 
 
 @dataclass
