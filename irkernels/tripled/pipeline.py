@@ -123,8 +123,9 @@ class TripleDConfig:
         if self.pretrain_steps < 1 or self.pretrain_batch < 1 or self.pretrain_patch < self.scale:
             raise ValueError(f"pretrain_steps and pretrain_batch must be >= 1 and pretrain_patch >= the scale, got "
                              f"{self.pretrain_steps}, {self.pretrain_batch}, {self.pretrain_patch}")
-        if self.scorer_check_crops < 2:
-            raise ValueError(f"scorer_check_crops must be >= 2, got {self.scorer_check_crops}")
+        if self.scorer_check_crops < 2 or not -1 <= self.min_spearman <= 1:
+            raise ValueError(f"scorer_check_crops must be >= 2 and min_spearman in [-1, 1], got "
+                             f"{self.scorer_check_crops}, {self.min_spearman}")
         if self.finetune.restoration_weight > 0:
             if len(task_types(self.task)) > 1:
                 raise ValueError("the restoration loss needs a single-degradation task, not allinone")
