@@ -481,7 +481,9 @@ def _stats(x, t, groups, num_groups, precision, backend, names: tuple[str, str])
         if G < 1:
             raise ValueError(f"num_groups must be >= 1, got {G}")
         groups = groups.to(torch.int32 if G < 2**31 else torch.int64).contiguous()
-        counts = torch.bincount(groups.long(), minlength=G)
+        # index_add_, not bincount: bincount sizes its output from groups.max(), a host sync on CUDA
+        counts = torch.zeros(G, dtype=torch.int64, device=device).index_add_(
+            0, groups, torch.ones(groups.shape, dtype=torch.int64, device=device))
     name = _pick_backend(backend, x)
     re, im = _CFMeans.apply(x, t, groups, counts, G, precision, name)
     return CFStats(re, im, counts)
