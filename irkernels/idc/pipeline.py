@@ -120,7 +120,8 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
         "items": items,
         "init_patches": None if res.init_index is None else [
             {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
-        "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every),
+        "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every), "loss_scales": res.loss_scales,
+        "group_keep": res.group_keep,
         "seconds": res.seconds, "ms_per_iter": 1000 * res.seconds / max(1, cfg.iters)})
 
 
