@@ -71,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--ratio", type=float, default=0.1)
     p.add_argument("--lr-patch", type=int, default=32, help="LR patch size of every set (HR = × scale)")
     p.add_argument("--lr-stride", type=int, default=16, help="LR stride of the patch grid")
-    p.add_argument("--iters", type=int, default=300, help="IDC iterations per image")
+    p.add_argument("--iters", type=int, default=200, help="IDC iterations per image")
     p.add_argument("--batch-instances", type=int, default=16)
     p.add_argument("--train-steps", type=int, default=2000, help="the student's budget, the same for every row")
     p.add_argument("--teacher-factor", type=int, default=10, help="teacher steps = this × --train-steps")
@@ -102,6 +102,10 @@ def idc_overrides(pairs: list[str]) -> dict:
         kind = type(defaults[key]) if defaults[key] is not None else float
         out[key] = value if kind is str else kind(value)
     return out
+
+
+def _crops(images: list[Image], size: int) -> list[Image]:
+    return [Image(im.name, im.pixels[:size, :size].copy()) for im in images]
 
 
 def _is_grey(hq: torch.Tensor) -> bool:
@@ -203,6 +207,8 @@ def main(argv=None) -> None:
         raise ValueError(f"--data holds {len(images)} images: not enough to hold out --val-images {args.val_images}")
     train_images, val_images = images[:-args.val_images], images[-args.val_images:]
     train_images = train_images[:args.max_images] if args.max_images else train_images
+    if args.small:  # crops: a script check in a CPU minute or two
+        train_images, val_images = _crops(train_images, 160), _crops(val_images, 96)
     model = "edsr-tiny" if args.small else "edsr-baseline"
     small_idc = dict(rlff_channels=32, num_freqs=256, num_groups=8) if args.small else {}
     teachers: dict[int, tuple] = {}
@@ -214,7 +220,7 @@ def main(argv=None) -> None:
         if args.test:
             return {os.path.basename(os.path.normpath(f)): folder_pairs(f, deg) for f in args.test}
         photos = sample_images(names=["china", "flower"], limit=1 if args.small else None)
-        return {"sklearn-photos": degraded_pairs(photos, deg)}
+        return {"sklearn-photos": degraded_pairs(_crops(photos, 96) if args.small else photos, deg)}
 
     def base_cfg(scale: int, seed: int, **kw) -> IDCConfig:
         return IDCConfig(**{**dict(scale=scale, ratio=args.ratio, lr_patch=args.lr_patch, lr_stride=args.lr_stride,
@@ -241,7 +247,9 @@ def main(argv=None) -> None:
     def make_data(scale: int, method: str, seed: int) -> tuple[PairSet, IDCConfig]:
         hr = args.lr_patch * scale
         kind = "random" if method == "random+teacher" else method
-        folder = os.path.join(work, mode, f"x{scale}-{kind if kind != 'idc' else idc_label}-seed{seed}")
+        # "whole" does not depend on the seed (only its student does): one folder for all seeds
+        tag = f"x{scale}-{kind if kind != 'idc' else idc_label}" + ("" if kind == "whole" else f"-seed{seed}")
+        folder = os.path.join(work, mode, tag)
         nets = None
         if kind in ("idc", "herding", "kcenter"):
             net, info, _ = teacher(scale)

@@ -3,8 +3,8 @@
 Per image: HR patches (--lr-patch × --scale, stride --lr-stride × --scale), bicubic LR, n = max(1,
 round(ratio·N)) synthetic LR patches optimised so that their RLFF features match the real patches'
 at the instance, group and pair level; a teacher network up-samples them into HR targets.
-Without --feature-extractor/--teacher, --model is first trained on the real patches (cached in
-OUT/pretrained/). Output: OUT/HR/, OUT/LR_bicubic/X{s}/ (BasicSR layout: `train --data OUT` reads
+Without --feature-extractor/--teacher, --model is first trained on the real patches (cached by
+settings and data under $IRKERNELS_CACHE/pretrained, or --pretrain-cache, and reused by later runs). Output: OUT/HR/, OUT/LR_bicubic/X{s}/ (BasicSR layout: `train --data OUT` reads
 it), OUT/manifest.json, OUT/report.html. Re-running the same command resumes (finished images are
 skipped); torchrun shards the images across ranks.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..idc.config import INITS, METHODS, IDCConfig
+from ..idc.config import INITS, LOSS_SCALES, METHODS, REGROUPS, IDCConfig
 from ..models import MODELS
 
 NAME = "idc"
@@ -46,8 +46,12 @@ OPTIONS = {
         ("w_ins", "weight of the instance-level loss (default: %(default)s)"),
         ("w_group", "weight of the group-level loss (default: %(default)s)"),
         ("w_pair", "weight of the pair-wise loss (default: %(default)s)"),
+        ("loss_scale", "phase-start: scale L_group and L_pair to L_ins where each starts; none: as computed "
+                       "(default: %(default)s)"),
         ("num_groups", "k-means groups per instance (capped by the smallest instance) (default: %(default)s)"),
         ("kmeans_iters", "Lloyd iterations of the grouping (default: %(default)s)"),
+        ("regroup", "warm: a re-draw's k-means starts from the previous groups; fresh: new k-means++ "
+                    "(default: %(default)s)"),
         ("rlff_kernel", "RLFF kernel size k (default: %(default)s)"),
         ("rlff_channels", "RLFF sampled output channels C_out (default: %(default)s)"),
         ("rlff_patch", "RLFF patch size p (default: %(default)s)"),
@@ -64,6 +68,12 @@ OPTIONS = {
         ("teacher_model", "architecture of --teacher (default: --model)"),
         ("pretrain_steps", "steps of the pre-training when a network is missing (default: %(default)s)"),
         ("pretrain_batch", "batch size of that pre-training (per rank) (default: %(default)s)"),
+        ("teacher_val", "share of the images (last by name) held out from that pre-training to score it "
+                        "(default: %(default)s)"),
+        ("teacher_margin", "LR pixels of reflected context around each patch the teacher up-samples "
+                           "(default: %(default)s)"),
+        ("pretrain_cache", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
+                           "~/.cache/irkernels/pretrained)"),
     ],
     "execution": [
         ("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),
@@ -73,7 +83,7 @@ OPTIONS = {
     ],
 }
 CHOICES = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
-           "backend": ("auto", "triton", "torch")}
+           "backend": ("auto", "triton", "torch"), "loss_scale": LOSS_SCALES, "regroup": REGROUPS}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
