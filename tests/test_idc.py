@@ -90,6 +90,8 @@ def test_outputs_layout_manifest_report_and_train_reads_back(photos, nets, tmp_p
     assert manifest["num_units"] == 3 and manifest["settings"]["ratio"] == cfg.ratio
     unit = manifest["units"][0]
     assert set(unit["final_losses"]) == {"ins", "group", "pair"} and unit["num_real"] == 12
+    assert set(unit["loss_scales"]) == {"group", "pair"} and unit["group_keep"]["redraws"] == 1
+    assert 0 <= unit["group_keep"]["real"] <= 1
     assert len(unit["init_patches"]) == n_each and {"y", "x", "size"} <= set(unit["init_patches"][0])
     assert unit["loss_curve"]["step"][-1] == cfg.iters and "versions" in manifest
     html = (out / "report.html").read_text()
