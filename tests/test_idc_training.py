@@ -10,25 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import irkernels._checks as checks
-from irkernels.data import Image, sample_images
 from irkernels.idc.condense import Condenser, group_stability, upsample
-from irkernels.idc.config import IDCConfig
 from irkernels.idc.instances import make_instances
 from irkernels.metrics import psnr
 from irkernels.models.edsr import EDSR
-
-TINY = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, iters=12, rlff_channels=16, num_freqs=32,
-            num_groups=3, kmeans_iters=5, resample_every=6, reassign_every=3, warmup=0.25, assigning=0.25,
-            backend="torch", device="cpu", progress=False, log_every=2)
-
-
-def tiny_cfg(**kw) -> IDCConfig:
-    return IDCConfig(**{**TINY, **kw})
-
-
-@pytest.fixture(scope="module")
-def photos():
-    return [Image(im.name, np.ascontiguousarray(im.pixels[100:196, 100:228])) for im in sample_images(limit=3)]
+from test_idc import photos, tiny_cfg  # noqa: F401  (photos: the shared module fixture)
 
 
 @pytest.fixture(scope="module")
