@@ -105,7 +105,13 @@ def idc_overrides(pairs: list[str]) -> dict:
 
 
 def _crops(images: list[Image], size: int) -> list[Image]:
-    return [Image(im.name, im.pixels[:size, :size].copy()) for im in images]
+    """Centre crops (``size`` × ``size`` at most)."""
+    out = []
+    for im in images:
+        h, w = im.pixels.shape[:2]
+        y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
+        out.append(Image(im.name, im.pixels[y:y + size, x:x + size].copy()))
+    return out
 
 
 def _is_grey(hq: torch.Tensor) -> bool:

@@ -74,23 +74,28 @@ def build_checked(name: str, scale: int) -> nn.Module:
 @torch.no_grad()
 def patch_psnr(net: nn.Module, pairs: PairSet, scale: int, device: torch.device | str = "cpu",
                chunk: int = 32) -> dict:
-    """Mean PSNR (dB, RGB and Y, ``scale`` pixels cropped per side, outputs rounded to uint8 as
-    stored) of ``net`` on uint8 or [0, 1] patch pairs: the validation score of a pre-trained network.
-    Returns ``{"pairs", "psnr_rgb", "psnr_y"}``."""
+    """PSNR (dB, RGB and Y, ``scale`` pixels cropped per side, outputs rounded to uint8 as stored)
+    of ``net`` on uint8 or [0, 1] patch pairs, from the squared error pooled over all patches (so a
+    perfectly restored flat patch does not make it infinite): the validation score of a
+    pre-trained network. Returns ``{"pairs", "psnr_rgb", "psnr_y"}``."""
     if not len(pairs):
         raise ValueError("pairs must hold at least one patch pair to score")
     was_training = net.training
     net = net.to(device).eval()
-    rgb, y = [], []
+    mse_rgb, mse_y = [], []  # per patch, recovered from the metric's PSNR (inf → 0)
     for i in range(0, len(pairs), chunk):
         lq, hq = pairs.lq[i:i + chunk], pairs.hq[i:i + chunk]
         lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq.float()
         hq = hq.double() if hq.dtype == torch.uint8 else quantize(hq.float()).double()
         sr = quantize(net(lq.to(device)).float()).cpu().double()
-        rgb.append(psnr(sr, hq, scale))
-        y.append(psnr(sr, hq, scale, y_channel=True))
+        mse_rgb.append(255.0 ** 2 / 10 ** (psnr(sr, hq, scale) / 10))
+        mse_y.append(255.0 ** 2 / 10 ** (psnr(sr, hq, scale, y_channel=True) / 10))
     net.train(was_training)
-    return {"pairs": len(pairs), "psnr_rgb": float(torch.cat(rgb).mean()), "psnr_y": float(torch.cat(y).mean())}
+
+    def pooled(mse: list[torch.Tensor]) -> float:
+        return float(10 * torch.log10(255.0 ** 2 / torch.cat(mse).mean()))
+
+    return {"pairs": len(pairs), "psnr_rgb": pooled(mse_rgb), "psnr_y": pooled(mse_y)}
 
 
 def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | None = None,

@@ -187,3 +187,18 @@ def test_quality_benchmark_scores_greyscale_on_its_own_channel_and_parses_varian
     assert idc_overrides(["w_pair=3", "regroup=fresh", "iters=5"]) == {"w_pair": 3.0, "regroup": "fresh", "iters": 5}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         idc_overrides(["w_pairs=3"])
+
+
+def test_teacher_validation_psnr_pools_the_error_over_patches():
+    from irkernels.data import PairSet
+    from irkernels.pretrained import patch_psnr
+
+    g = torch.Generator().manual_seed(1)
+    hq = torch.randint(0, 256, (3, 3, 16, 16), generator=g, dtype=torch.uint8)
+    hq[0] = 7  # flat: restored exactly, its own PSNR is infinite
+    lq = hq[:, :, ::2, ::2].contiguous()
+    net = nn.Upsample(scale_factor=2, mode="nearest")
+    got = patch_psnr(net, PairSet(lq, hq), 2)
+    err = (net(lq.double()) - hq.double())[..., 2:-2, 2:-2]
+    assert got["pairs"] == 3 and got["psnr_rgb"] == pytest.approx(float(10 * torch.log10(255 ** 2 / err.pow(2).mean())))
+    assert np.isfinite(got["psnr_y"]) and got["psnr_y"] > got["psnr_rgb"]  # luma: a narrower range

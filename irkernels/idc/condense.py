@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from .._checks import check_finite, value_checks
@@ -64,8 +65,6 @@ def group_stability(real: list[np.ndarray], syn: list[np.ndarray | None]) -> dic
     as kept. Returns ``{"redraws", "real", "real_same_id", "synthetic"}``: mean shares over the
     re-draws (``real_same_id`` without matching; ``None`` where there is nothing to average).
     """
-    from scipy.optimize import linear_sum_assignment
-
     kept_real, same_id, kept_syn = [], [], []
     for r, y in zip(real, syn):
         rows, cols = linear_sum_assignment(-r)
