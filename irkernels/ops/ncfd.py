@@ -323,8 +323,9 @@ def _block_sizes(D: int, precision: str, device: torch.device) -> dict:
         return dict(fwd=(32, 32, 16, 4, 1), bwd=(16, 16, block_d_full, 4, 1), bwd_t=(16, 16, block_d_full, 4, 1))
     if precision == "fast":
         fwd = (128, 64, 32, 8, 3)
-        bwd = (64, 32, block_d_full, 8, 2) if block_d_full <= 128 else (32, 32, block_d_full, 8, 2)
-        bwd_t = (32, 64, block_d_full, 8, 2) if block_d_full <= 128 else (16, 32, block_d_full, 8, 2)
+        # (64, 32) at D=128 reaches the 255-register cap with the 3×TF32 phase; (32, 32) does not.
+        bwd = (32, 32, block_d_full, 8, 2) if block_d_full <= 128 else (16, 32, block_d_full, 8, 2)
+        bwd_t = (32, 64, block_d_full, 8, 2) if block_d_full <= 128 else (32, 16, block_d_full, 8, 2)
     elif precision == "high":
         fwd = (64, 64, 32, 8, 2)
         bwd = bwd_t = (16, 32, block_d_full, 4, 2)
