@@ -340,12 +340,15 @@ def test_grouped_sincos_work_is_independent_of_group_count(monkeypatch, kernel_d
     if kernel_device.type == "cuda":
         pytest.skip("counts the interpreter's work")
     counter = _count_cos(monkeypatch)
+    # the interpreter's default forward tiles; larger backward row tiles only for speed
+    monkeypatch.setattr(ncfd, "_block_sizes", lambda D, precision, device: dict(
+        fwd=(32, 32, 16, 4, 1), bwd=(128, 32, 16, 4, 1), bwd_t=(128, 32, 16, 4, 1)))
     gen = torch.Generator().manual_seed(47)
-    n, tt, d = 2003, 64, 8
+    n, tt, d = 1601, 32, 8
     x = (torch.randn(n, d, generator=gen) * 0.5).requires_grad_()
     t = torch.randn(tt, d, generator=gen)
     fwd, bwd = {}, {}
-    for groups in (1, 37, 150):
+    for groups in (1, 150):
         gid = torch.randint(0, groups, (n,), generator=gen)
         counter[0] = 0
         s = cf_stats(x, t, gid if groups > 1 else None, groups if groups > 1 else None, backend="triton")
@@ -354,9 +357,8 @@ def test_grouped_sincos_work_is_independent_of_group_count(monkeypatch, kernel_d
         (s.re.sum() + s.im.sum()).backward()
         bwd[groups] = counter[0]
     assert fwd[1] >= n * tt  # every pair at least once
-    for groups in (37, 150):
-        assert fwd[groups] <= 1.3 * fwd[1], fwd  # partial tiles at group-block edges only
-        assert bwd[groups] == bwd[1], bwd
+    assert fwd[150] <= 1.3 * fwd[1], fwd  # only partial tiles at group-block edges on top
+    assert bwd[150] == bwd[1], bwd
 
 
 # ---------------------------------------------------------------- host syncs, compile, defaults
@@ -424,8 +426,7 @@ def test_compile_fullgraph_forward_backward(backend, kernel_device):
 
     def step(x, y, t):
         sx = cf_stats(x, t, xg, G, backend=backend)
-        per_group = ncfd_loss(sx, y, t, y_groups=yg, backend=backend, reduction="none")
-        return per_group.sum() + ncfd_loss(x, y, t, backend=backend)
+        return ncfd_loss(sx, y, t, y_groups=yg, backend=backend, reduction="none").sum()
 
     torch._dynamo.reset()
     compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
