@@ -13,6 +13,10 @@ value         dots (Triton ``input_precision``)       special functions (ops tha
 ``"fast"``    TF32 (``"tf32"``)                       approximate after range reduction
 ============  ======================================  =========================================
 
+Where an op departs from the table it says so in its docs: ``ncfd_loss`` / ``cf_stats`` keep the
+phase dot ⟨t, x⟩ (the sin/cos argument) of ``"fast"`` in 3×TF32 and only its reductions in TF32,
+since a TF32 phase is off by ~|θ|·2⁻¹¹ and the loss does not average that out (docs/ncfd.md).
+
 float64 inputs always compute in float64 (``"ieee"``), whatever ``precision`` says; the torch
 backend computes in the input's compute dtype (:func:`compute_dtype`) and ignores ``precision``
 except where an op documents otherwise.
