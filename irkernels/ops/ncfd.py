@@ -31,6 +31,7 @@ it is the test oracle and the benchmarks' baseline.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Literal, NamedTuple
 
 import torch
@@ -520,11 +521,12 @@ def _group_count(name: str, groups: torch.Tensor, n: int, num_groups: int | None
     """``G`` for ``groups (n,)``: ``num_groups`` if given (ids range-checked against it while value
     checks are on), else ``max id + 1`` (one host sync, so only while value checks are on)."""
     if num_groups is not None:
-        if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+        if isinstance(num_groups, bool) or not isinstance(num_groups, (numbers.Integral, torch.SymInt)) \
+                or num_groups < 1:
             raise ValueError(f"num_groups must be an int >= 1, got {num_groups!r}")
         if not range_checked:
             check_index_tensor(name, groups, n, num_groups, device)
-        return num_groups
+        return num_groups if isinstance(num_groups, torch.SymInt) else int(num_groups)
     top = check_index_tensor(name, groups, n, 2**62, device)
     if top is None:
         raise ValueError(f"num_groups is required with {name} while value checks are off (inside "
