@@ -504,3 +504,19 @@ def test_cuda_peak_memory_is_bounded():
     torch.cuda.synchronize()
     extra = torch.cuda.max_memory_allocated() - base
     assert extra <= 64 * 2**20, f"peak extra memory {extra / 2**20:.1f} MiB"
+
+
+@pytest.mark.cuda
+def test_cuda_grouped_call_without_value_checks_makes_no_host_sync():
+    x, y, t, xg, yg = make_inputs(seed=71, device="cuda")
+    y.requires_grad_()
+    ncfd_loss(x, y, t, x_groups=xg, y_groups=yg, num_groups=G).backward()  # warm-up: kernel compiles
+    y.grad = None
+    torch.cuda.synchronize()
+    with irkernels.value_checks(False):
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            ncfd_loss(x, y, t, x_groups=xg, y_groups=yg, num_groups=G).backward()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(y.grad).all()
