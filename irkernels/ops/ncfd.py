@@ -91,7 +91,8 @@ if triton is not None:
     def _dot(a, b, acc, PRECISION: tl.constexpr, EMULATE_TF32: tl.constexpr):
         """``acc + a @ b`` with Triton's ``input_precision=PRECISION``. With ``EMULATE_TF32`` (1 round
         to nearest, 2 truncate; interpreter only) the TF32 operand rounding is done explicitly, and
-        ``"tf32x3"`` as Triton lowers it: ``hi = rna(a)``, ``lo = a - hi``, ``lo·hi + hi·lo + hi·hi``."""
+        ``"tf32x3"`` as the usual 3-pass split: ``hi = rna(a)``, ``lo = a - hi``,
+        ``lo·hi + hi·lo + hi·hi`` (each pass's operands rounded as the tensor cores would)."""
         if EMULATE_TF32 == 0 or PRECISION == "ieee":
             acc = tl.dot(a, b, acc, input_precision=PRECISION)
         elif PRECISION == "tf32":
