@@ -325,20 +325,20 @@ def _sm90_spec(kernel: str, pointers: dict, ints: dict, constexprs: dict, warps:
 
 def _sm90_specs():
     """The CUDA launches of the issue's first shape (N=151, c=64, 64×64, k=3, C_out=128, p=4,
-    contiguous NCHW) for fp32 and bf16, with the tile sizes ``_kernel_config`` picks."""
+    contiguous NCHW) for fp32 and bf16, with the tile sizes ``_tiles`` picks."""
     n, c, h, w, k, c_out, p = 151, 64, 64, 64, 3, 128, 4
     geometry = {"C": c, "H": h, "W": w, "WP": w // p, "HPWP": (h // p) * (w // p), "C_OUT": c_out}
     f_strides = {"sf_n": c * h * w, "sf_c": h * w, "sf_h": w, "sf_w": 1}
     specs = []
     for dt, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        cfg = rlff_mod._kernel_config(torch_dtype, c, c_out, cuda=True)
+        cfg = rlff_mod._tiles(torch_dtype, c, c_out, cuda=True)
         common = {"K": k, "P": p, "IS_FP64": False, "DOT_PRECISION": "tf32" if dt == "fp32" else "ieee"}
         specs.append(_sm90_spec(
             "_rlff_fwd_kernel",
             {"f_ptr": dt, "w_ptr": dt, "valid_ptr": "fp32", "bias_ptr": "fp32", "out_ptr": dt},
             {**geometry, **f_strides, "M_OUT": n * h * w},
-            {**common, "KK_PAD": 16, "BIAS_PRECISION": "tf32", "BLOCK_M": cfg["fwd_m"], "BLOCK_N": cfg["fwd_n"],
-             "BLOCK_C": cfg["fwd_c"]}, cfg["warps"], cfg["stages"]))
+            {**common, "KK_PAD": 16, "BIAS_PRECISION": "tf32", "BLOCK_M": cfg.fwd_m, "BLOCK_N": cfg.fwd_n,
+             "BLOCK_C": cfg.fwd_c}, cfg.warps, cfg.stages))
         for batch_stats in (False, True):
             specs.append(_sm90_spec(
                 "_rlff_bwd_kernel",
@@ -346,8 +346,8 @@ def _sm90_specs():
                  "gx_ptr": "fp32" if batch_stats else dt, "psum_ptr": "fp32", "psumx_ptr": "fp32"},
                 {**geometry, **f_strides, "M_IN": n * h * w, "sg_0": p * p * c_out, "sg_1": c_out, "sg_2": 1,
                  **{"sx" + k[2:]: v for k, v in f_strides.items()}},
-                {**common, "BATCH_STATS": batch_stats, "BLOCK_M": cfg["bwd_m"], "BLOCK_C": cfg["bwd_c"],
-                 "BLOCK_O": cfg["bwd_o"]}, cfg["warps"], cfg["stages"]))
+                {**common, "BATCH_STATS": batch_stats, "BLOCK_M": cfg.bwd_m, "BLOCK_C": cfg.bwd_c,
+                 "BLOCK_O": cfg.bwd_o}, cfg.warps, cfg.stages))
     specs.append(_sm90_spec("_dft_rows_kernel", {"rows_ptr": "i64", "w_ptr": "fp32"},
                             {"C": c, "C_OUT": c_out, "TOTAL": 9 * c * c_out}, {"K": k, "IS_FP64": False, "BLOCK": 1024},
                             4, 3))
