@@ -143,7 +143,7 @@ def test_pairing_equals_brute_force(backend, kernel_device):
     ref = nearest_in_group_reference(syn, syn_labels, real, real_labels, syn_offsets=so, real_offsets=ro)
     dev = kernel_device if backend == "triton" else torch.device("cpu")
     out = nearest_in_group(syn.to(dev), syn_labels.to(dev), real.to(dev), real_labels.to(dev),
-                           syn_offsets=so.to(dev), real_offsets=ro.to(dev), precision="ieee", backend=backend)
+                           syn_offsets=so.to(dev), real_offsets=ro.to(dev), precision="highest", backend=backend)
     assert torch.equal(out.cpu(), ref)
     assert out[3] == 5
     assert bool((out.cpu()[syn_labels < 0] == -1).all())
@@ -252,5 +252,5 @@ def test_cuda_pairing_at_idc_size():
     so, ro = torch.tensor([0, 400, 800]), torch.tensor([0, 4000, 8000])
     ref = nearest_in_group_reference(syn, syn_labels, real, real_labels, syn_offsets=so, real_offsets=ro)
     out = nearest_in_group(syn.cuda(), syn_labels.cuda(), real.cuda(), real_labels.cuda(),
-                           syn_offsets=so.cuda(), real_offsets=ro.cuda(), precision="ieee")
+                           syn_offsets=so.cuda(), real_offsets=ro.cuda(), precision="highest")
     assert torch.equal(out.cpu(), ref)

@@ -39,7 +39,7 @@ def test_triton_matches_reference_from_same_init(kernel_device):
     x, offsets = _ragged(sizes, d, seed=1)
     init = torch.stack([x[o:o + k] for o in offsets[:-1].tolist()])
     ours = kmeans(x.to(kernel_device), k, offsets=offsets.to(kernel_device), init=init.to(kernel_device),
-                  iters=6, tol=None, precision="ieee", backend="triton")
+                  iters=6, tol=None, precision="highest", backend="triton")
     ref = kmeans_reference(x.double(), k, offsets=offsets, init=init.double(), iters=6, tol=None)
     assert torch.equal(ours.labels.cpu(), ref.labels)
     torch.testing.assert_close(ours.centroids.cpu().double(), ref.centroids, rtol=1e-5, atol=1e-5)
@@ -51,7 +51,7 @@ def test_kernel_writes_every_row_and_slot(kernel_device):
     """Poisoned outputs: every label, distance and partial slot the step reduces was written."""
     x, offsets = _ragged((33, 17, 90), 7, seed=4)
     seg = pack(x.to(kernel_device), offsets=offsets.to(kernel_device))
-    step = _TritonStep(seg, 3, "ieee")
+    step = _TritonStep(seg, 3, "highest")
     owned = step.plan[3].long()  # the slot of every chunk
     step.labels.fill_(-1)
     step.min_dist.fill_(float("nan"))
@@ -71,7 +71,7 @@ def test_kernel_distance_matrix_and_kmeans_plus_plus_match_torch(kernel_device):
     x, offsets = _ragged((45, 77, 20), 9, seed=12)
     seg = pack(x.to(kernel_device), offsets=offsets.to(kernel_device))
     sets = torch.randn(3, 5, 9, generator=torch.Generator().manual_seed(0))
-    out = _TritonStep(seg, 5, "ieee").dists(sets.to(kernel_device))
+    out = _TritonStep(seg, 5, "highest").dists(sets.to(kernel_device))
     ref = sq_dists_to_sets(pack(x.double(), offsets=offsets), sets.double())
     torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-5, atol=1e-4)
     ours = kmeans(x.to(kernel_device), 4, offsets=offsets.to(kernel_device), iters=0, seed=3, backend="triton")
@@ -206,7 +206,7 @@ def test_kernel_compiles_for_sm90():
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("precision", ["tf32x3", "ieee"])
+@pytest.mark.parametrize("precision", ["high", "highest"])
 def test_cuda_kernel_matches_reference_at_idc_size(precision):
     x = _blobs(4 * 38_656, 128, centers=40, seed=0, std=4.0)  # clustered, overlapping a little
     offsets = torch.tensor([0, 38_656, 2 * 38_656, 3 * 38_656, 4 * 38_656])
