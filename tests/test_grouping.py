@@ -11,6 +11,7 @@ from torch.utils.cpp_extension import is_ninja_available
 
 from irkernels.ops import _ext
 from irkernels.ops.grouping import (
+    assign_backend,
     assign_with_quotas,
     assign_with_quotas_reference,
     nearest_in_group,
@@ -119,7 +120,7 @@ def test_assignment_bad_inputs():
     with pytest.raises(ValueError, match="desc contains NaN or Inf"):
         assign_with_quotas(bad, centroids, real_counts, 1.0, offsets=offsets)
     with pytest.raises(ValueError, match="backend must be one of"):
-        assign_with_quotas(desc, centroids, real_counts, 1.0, offsets=offsets, backend="triton")
+        assign_with_quotas(desc, centroids, real_counts, 1.0, offsets=offsets, backend="cuda")
 
 
 def _pairing_case(seed, feat=37):
@@ -199,7 +200,12 @@ def test_extension_status_reports_a_reason():
 def test_cuda_extension_compiles_with_nvcc(tmp_path):
     """Build csrc/ for sm_90 with nvcc (no GPU needed) and load its op registrations."""
     script = ("import sys, torch; from irkernels.ops import _ext; _ext.build_extension(sys.argv[1]); "
-              "assert hasattr(torch.ops.irkernels, 'quota_match_'); print('built')")
+              "assert hasattr(torch.ops.irkernels, 'quota_match_'); "
+              "assert 'bool check_sizes=True' in str(torch.ops.irkernels.quota_match_.default._schema); "
+              # the fake implementation: the op traces on meta tensors without running the kernel
+              "m = lambda *s, dt=torch.float32: torch.empty(s, dtype=dt, device='meta'); "
+              "torch.ops.irkernels.quota_match_(m(8, 3), m(8, 3, dt=torch.int32), m(3, dt=torch.int64), "
+              "m(2, 3, dt=torch.int32), m(8, dt=torch.int64), 4); print('built')")
     env = dict(os.environ, TORCH_CUDA_ARCH_LIST="9.0", MAX_JOBS="2")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
@@ -232,10 +238,12 @@ def test_assignment_with_exact_ties_equals_greedy(fraction):
 def test_cuda_extension_matches_greedy_at_idc_size():
     sizes = (3840, 1000, 3840, 17, 2500, 3840, 1, 640)
     desc, centroids, real_counts, offsets = _integer_instances(sizes, k=32, d=16, seed=4)
+    # "auto" on CUDA tensors must pick the compiled extension here (it raises no error otherwise)
+    assert assign_backend(torch.device("cuda"), max(sizes), 32) == "cuda", _ext.extension_status()["reason"]
     for fraction in (0.25, 1.0):
         ref = assign_with_quotas_reference(desc, centroids, real_counts, fraction, offsets=offsets)
         ours = assign_with_quotas(desc.cuda(), centroids.cuda(), real_counts.cuda(), fraction,
-                                  offsets=offsets.cuda(), backend="cuda")
+                                  offsets=offsets.cuda(), backend="auto")
         assert torch.equal(ours.cpu(), ref)
         torch_path = assign_with_quotas(desc.cuda(), centroids.cuda(), real_counts.cuda(), fraction,
                                         offsets=offsets.cuda(), backend="torch")
