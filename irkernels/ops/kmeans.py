@@ -21,7 +21,7 @@ import torch
 
 from .._backend import interpreter_active, resolve_backend
 from .._checks import value_checks_enabled
-from ._segments import Segments, pack, segment_sum, sq_dists_to_sets
+from ._segments import Segments, device_offsets, pack, segment_sum, sq_dists_to_sets
 from .utils import check_precision, dot_precision, next_power_of_2, tile_config, tl, triton
 
 
@@ -218,6 +218,25 @@ def _launch_plan(sizes: tuple[int, ...], device: torch.device) -> tuple[int, lis
     return slots_per_instance, [torch.tensor(v, dtype=torch.int32, device=device) for v in (inst, start, end, slot)]
 
 
+def _launch_assign(points: torch.Tensor, centroids: torch.Tensor, active: torch.Tensor, plan: list[torch.Tensor],
+                   labels: torch.Tensor, min_dist: torch.Tensor, part_inertia: torch.Tensor, precision: str,
+                   accumulate: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   dists: torch.Tensor | None = None) -> None:
+    """One launch of the assign kernel over ``plan``; ``accumulate=(part_sums, part_counts)`` also
+    accumulates the per-cluster partial sums, ``dists (P, K)`` also stores every distance."""
+    cfg = _tiles()
+    kernel, tiles = ((_assign_accumulate_kernel, {"BLOCK_N": cfg.block_n, "num_warps": cfg.warps})
+                     if cfg.block_n else (_assign_accumulate_tuned, {}))
+    k, d = centroids.shape[1], points.shape[1]
+    sums, counts = accumulate if accumulate is not None else (part_inertia, part_inertia)
+    kernel[(len(plan[0]),)](
+        points, centroids, active, *plan, labels, min_dist, sums, counts, part_inertia,
+        min_dist if dists is None else dists, d, k,
+        BLOCK_D=_block_sizes(k, d)[0], BLOCK_K=_block_sizes(k, d)[1], ACCUMULATE=accumulate is not None,
+        WRITE_DISTS=dists is not None, PRECISION=precision, **tiles,
+    )
+
+
 class _TritonStep:
     """The fused kernels plus their launch plan (chunks of points that never cross an instance).
 
@@ -248,17 +267,8 @@ class _TritonStep:
 
     def _assign(self, centroids: torch.Tensor, active: torch.Tensor, accumulate: bool,
                 dists: torch.Tensor | None = None) -> None:
-        cfg = _tiles()
-        kernel, tiles = ((_assign_accumulate_kernel, {"BLOCK_N": cfg.block_n, "num_warps": cfg.warps})
-                         if cfg.block_n else (_assign_accumulate_tuned, {}))
-        k = centroids.shape[1]
-        kernel[(len(self.plan[0]),)](
-            self.seg.points, centroids, active, *self.plan,
-            self.labels, self.min_dist, self.part_sums, self.part_counts, self.part_inertia,
-            self.min_dist if dists is None else dists, self.seg.points.shape[1], k,
-            BLOCK_D=self.block_d, BLOCK_K=_block_sizes(k, 1)[1], ACCUMULATE=accumulate,
-            WRITE_DISTS=dists is not None, PRECISION=self.precision, **tiles,
-        )
+        _launch_assign(self.seg.points, centroids, active, self.plan, self.labels, self.min_dist, self.part_inertia,
+                       self.precision, (self.part_sums, self.part_counts) if accumulate else None, dists)
 
     def dists(self, sets: torch.Tensor) -> torch.Tensor:
         """``(P, S)`` squared distances of every point to the ``S ≤ K`` vectors of its instance
@@ -555,7 +565,7 @@ def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtyp
             raise ValueError(f"init tensor must be floating point of shape {want}, got {init.dtype} {tuple(init.shape)}")
         if init.device != seg.points.device:
             raise ValueError(f"init must be on {seg.points.device}, got {init.device}")
-        if not bool(torch.isfinite(init).all()):
+        if value_checks_enabled() and not bool(torch.isfinite(init).all()):
             raise ValueError("init contains NaN or Inf")
         return [init.reshape(b, k, d).to(dtype).clone()]
     if init not in ("k-means++", "random"):
@@ -570,6 +580,72 @@ def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtyp
         dists = make_step(sample).dists if sample is not seg else step.dists
         out.append(_kmeans_plus_plus(sample, k, gen, dtype, dists))
     return out
+
+
+# The assignment step as a torch.library custom op (traceable by torch.compile; no host sync):
+# packed points (P, D), centroids (B, K, D), the host-side instance sizes.
+@torch.library.custom_op("irkernels::kmeans_assign", mutates_args=())
+def _kmeans_assign_op(points: torch.Tensor, centroids: torch.Tensor, sizes: list[int], precision: str,
+                      use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    sizes = tuple(sizes)
+    dev = points.device
+    if use_triton:
+        slots, plan = _launch_plan(sizes, dev)
+        labels = torch.empty(points.shape[0], dtype=torch.int64, device=dev)
+        min_dist = torch.empty(points.shape[0], dtype=torch.float32, device=dev)
+        part_inertia = torch.empty(len(sizes) * slots, dtype=torch.float32, device=dev)
+        active = torch.ones(len(sizes), dtype=torch.int8, device=dev)
+        _launch_assign(points, centroids.to(torch.float32).contiguous(), active, plan, labels, min_dist, part_inertia,
+                       dot_precision(precision, torch.float32))
+        return labels, min_dist
+    seg = Segments(points, device_offsets(sizes, dev), sizes, "packed")
+    dtype = torch.float64 if points.dtype == torch.float64 else torch.float32
+    min_dist, labels = sq_dists_to_sets(seg, centroids.to(dtype)).min(dim=1)
+    return labels, min_dist
+
+
+@_kmeans_assign_op.register_fake
+def _(points, centroids, sizes, precision, use_triton):
+    dtype = torch.float64 if points.dtype == torch.float64 and not use_triton else torch.float32
+    return (points.new_empty((points.shape[0],), dtype=torch.int64),
+            points.new_empty((points.shape[0],), dtype=dtype))
+
+
+def kmeans_assign(x: torch.Tensor, centroids: torch.Tensor, *, offsets: torch.Tensor | None = None,
+                  lengths: torch.Tensor | None = None, precision: str = "high",
+                  backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """The k-means assignment step: every point's nearest centroid of its instance.
+
+    Args:
+        x: points in any layout of :func:`kmeans` (``(N, D)``, ``(B, N, D)`` + ``lengths``,
+            ``(ΣN_b, D)`` + ``offsets``).
+        centroids: ``(K, D)`` for one instance, ``(B, K, D)`` for a batch (e.g.
+            ``kmeans(...).centroids``).
+        precision, backend: as :func:`kmeans`.
+    Returns:
+        ``labels`` int64 (ties → lowest cluster index; −1 on padding rows) and squared distances
+        to the assigned centroid (float32; float64 for float64 ``x`` on the torch backend), in
+        ``x``'s row layout.
+
+    The Triton path is the custom op ``torch.ops.irkernels.kmeans_assign``: no host sync with
+    value checks off (packed ``offsets`` are read once per tensor), traceable by
+    ``torch.compile(fullgraph=True)``.
+    """
+    check_precision(precision)
+    seg = pack(x, offsets=offsets, lengths=lengths)
+    b, d = seg.num_instances, seg.points.shape[1]
+    want = (centroids.shape[0], d) if seg.layout == "single" else (b, centroids.shape[-2], d)
+    if not isinstance(centroids, torch.Tensor) or not centroids.dtype.is_floating_point \
+            or centroids.dim() != len(want) or tuple(centroids.shape) != want:
+        shape = f"(K, {d})" if seg.layout == "single" else f"({b}, K, {d})"
+        raise ValueError(f"centroids must be a floating-point tensor of shape {shape}, got "
+                         f"{getattr(centroids, 'shape', type(centroids).__name__)}")
+    if centroids.device != seg.points.device:
+        raise ValueError(f"centroids must be on {seg.points.device}, got {centroids.device}")
+    k = centroids.shape[-2]
+    use_triton = resolve_backend(backend, seg.points.device) == "triton" and triton_supports(k, d)
+    labels, dist = _kmeans_assign_op(seg.points, centroids.reshape(b, k, d), list(seg.sizes), precision, use_triton)
+    return seg.unpack_rows(labels, -1), seg.unpack_rows(dist, 0.0)
 
 
 def kmeans_reference(x: torch.Tensor, k: int, **kwargs) -> KMeansResult:
