@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from irkernels._backend import interpreter_active
 from irkernels.ops import rlff as rlff_mod
 from irkernels.ops.rlff import RLFF, dft_filter_bank, reference_stats, rlff, rlff_reference, sample_rows, sampled_filters
 
@@ -447,13 +448,25 @@ def test_cuda_issue_shape_memory_and_accuracy():
                      3e-3)
 
 
-@pytest.mark.skipif(HAS_CUDA, reason="CPU-only check of the dispatcher")
-def test_auto_backend_on_cpu_is_torch():
-    f = random_features((1, 2, 4, 4))
+def test_auto_backend_on_cpu_is_torch(monkeypatch):
+    """CPU tensors under "auto" never reach the fused op (even with the interpreter on), and the
+    result is the reference's, gradient included; "triton" does reach it."""
+    def fused_must_not_run(*args, **kwargs):
+        raise AssertionError("the fused Triton op ran for CPU tensors under backend='auto'")
+
+    f = random_features((1, 2, 4, 4)).requires_grad_(True)
     rows = sample_rows(2, 3, 4, seed=0)
+    monkeypatch.delenv("IRKERNELS_BACKEND", raising=False)
+    monkeypatch.setattr(rlff_mod, "_rlff_fused", fused_must_not_run)
     out = rlff(f, out_channels=4, rows=rows)
-    assert out.grad_fn is None or "RLFFFunction" not in type(out.grad_fn).__name__
     torch.testing.assert_close(out, rlff_reference(f, rows, 3, 4), rtol=0, atol=0)
+    (grad,) = torch.autograd.grad(out.square().sum(), f)
+    x = f.detach().requires_grad_(True)
+    (grad_ref,) = torch.autograd.grad(rlff_reference(x, rows, 3, 4).square().sum(), x)
+    torch.testing.assert_close(grad, grad_ref, rtol=0, atol=0)
+    if interpreter_active():  # CPU tensors can run the kernels only in the interpreter
+        with pytest.raises(AssertionError, match="fused Triton op ran"):
+            rlff(f, out_channels=4, rows=rows, backend="triton")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

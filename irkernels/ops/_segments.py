@@ -41,7 +41,8 @@ class Segments:
     def num_instances(self) -> int:
         return len(self.sizes)
 
-    @functools.cached_property
+    # plain properties, not functools.cached_property: its lock stops torch.compile from tracing
+    @property
     def starts(self) -> list[int]:
         out, pos = [], 0
         for n in self.sizes:
@@ -49,13 +50,17 @@ class Segments:
             pos += n
         return out
 
-    @functools.cached_property
+    @property
     def instance_ids(self) -> torch.Tensor:
         """``(P,)`` int64: the instance each packed row belongs to (from the device offsets: no
-        host-to-device copy, no sync)."""
-        dev = self.points.device
-        return torch.repeat_interleave(torch.arange(len(self.sizes), device=dev), self.offsets.diff(),
-                                       output_size=self.points.shape[0])
+        host-to-device copy, no sync); computed once per batch."""
+        ids = self.__dict__.get("_instance_ids")
+        if ids is None:
+            dev = self.points.device
+            ids = torch.repeat_interleave(torch.arange(len(self.sizes), device=dev), self.offsets.diff(),
+                                          output_size=self.points.shape[0])
+            object.__setattr__(self, "_instance_ids", ids)  # frozen dataclass: a private cache
+        return ids
 
     def unpack_rows(self, values: torch.Tensor, fill: float | int) -> torch.Tensor:
         """Per-row results ``(P, ...)`` back in the caller's layout (padding rows get ``fill``)."""
@@ -111,7 +116,9 @@ def pack(x: object, *, offsets: torch.Tensor | None = None, lengths: torch.Tenso
     if layout == "packed" and offsets.device == x.device:
         offs = offsets.to(torch.int64)
     else:
-        offs = device_offsets(tuple(sizes), x.device)
+        # (traced under torch.compile, where the offsets become a graph constant instead)
+        make = device_offsets.__wrapped__ if torch.compiler.is_compiling() else device_offsets
+        offs = make(tuple(sizes), x.device)
     return Segments(points, offs, tuple(sizes), layout, padded_len)
 
 
