@@ -166,6 +166,29 @@ def test_steady_state_calls_read_nothing_to_the_host(monkeypatch, kernel_device)
     assert reads, "value checks on must read (NaN / range checks)"
 
 
+@pytest.mark.parametrize("step_kind", ["triton", "torch"])
+def test_one_lloyd_step_reads_nothing(monkeypatch, step_kind, kernel_device):
+    """kmeans' per-iteration step (assign + accumulate + update) leaves its flags on the device;
+    only the loop around it reads them."""
+    from irkernels.ops._segments import pack
+    from irkernels.ops.kmeans import _TorchStep, _TritonStep
+
+    gen = torch.Generator().manual_seed(3)
+    dev = kernel_device if step_kind == "triton" else torch.device("cpu")
+    x = torch.randn(90, 5, generator=gen).to(dev)
+    offsets = torch.tensor([0, 40, 90], device=dev)
+    seg = pack(x, offsets=offsets)
+    step = _TritonStep(seg, 3, "highest") if step_kind == "triton" else _TorchStep(seg, 3)
+    centroids = torch.stack([x[:3], x[40:43]])
+    args = (torch.ones(2, dtype=torch.int8, device=dev), torch.zeros(2, dtype=torch.int64, device=dev),
+            torch.zeros(2, dtype=torch.float64, device=dev))
+    step.iterate(centroids, *args)
+    with count_host_reads(monkeypatch) as reads:
+        update = step.iterate(centroids, *args)
+    assert reads == [], reads
+    assert update.flags.tolist() == [0, 1] and update.counts.sum(1).tolist() == [40, 50]
+
+
 def test_quota_op_extension_path_reads_nothing_but_torch_rounds_do(monkeypatch):
     """The quota op around the matching: on CPU (torch rounds) each round reads one flag, outside
     the op nothing is read; the CUDA test below runs the extension path under sync debug mode."""

@@ -251,6 +251,27 @@ def test_cuda_extension_matches_greedy_at_idc_size():
 
 
 @pytest.mark.cuda
+def test_cuda_extension_rejects_a_too_small_max_rows():
+    """max_rows sizes the block's shared memory: too small raises in C++ while value checks are on,
+    and the kernel itself refuses the instance (rows -1) instead of overflowing when they are off."""
+    assert _ext.has_op("quota_match_"), _ext.extension_status()["reason"]
+    sizes = (300, 40)
+    offsets = _offsets(sizes)
+    seg_dist = torch.rand(sum(sizes), 5, device="cuda")
+    pref = torch.argsort(seg_dist, dim=1, stable=True).to(torch.int32)
+    quotas = torch.tensor([[60] * 5, [8] * 5], dtype=torch.int32, device="cuda")
+    out = torch.empty(sum(sizes), dtype=torch.int64, device="cuda")
+    offs = offsets.cuda()
+    with pytest.raises(RuntimeError, match=r"max_rows \(64\) must be >= the largest instance \(300 rows\)"):
+        torch.ops.irkernels.quota_match_(seg_dist, pref, offs, quotas, out, 64, True)
+    out.fill_(7)
+    torch.ops.irkernels.quota_match_(seg_dist, pref, offs, quotas, out, 64, False)
+    assert bool((out[:300] == -1).all()) and bool((out[300:] >= 0).all())
+    torch.ops.irkernels.quota_match_(seg_dist, pref, offs, quotas, out, 300, True)
+    assert bool((out >= 0).all())
+
+
+@pytest.mark.cuda
 def test_cuda_pairing_at_idc_size():
     gen = torch.Generator().manual_seed(0)
     real = torch.randn(2 * 4000, 2048, generator=gen)

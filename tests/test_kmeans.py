@@ -6,6 +6,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
+from irkernels.ops import kmeans as kmeans_mod
 from irkernels.ops.kmeans import _TritonStep, kmeans, kmeans_reference
 from irkernels.ops._segments import pack, sq_dists_to_sets
 
@@ -179,6 +180,35 @@ def test_bad_inputs_raise_clear_errors():
         kmeans(x, 2, init=torch.randn(3, 3))
     with pytest.raises(ValueError, match="precision"):
         kmeans(x, 2, precision="bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        kmeans(x, 2, precision="tf32x3")  # the old name: the vocabulary is high/highest/fast
+
+
+def test_init_seeds_from_a_sample_of_large_instances(monkeypatch):
+    """Instances larger than init_sample_size are seeded from a uniform sample (centres are data
+    points of the instance, reproducible per seed); the clustering stays as good as seeding from
+    every point; instances up to the size are seeded exactly as before."""
+    x, offsets = _ragged((400, 90), 6, seed=8)
+    full = [kmeans(x, 5, offsets=offsets, seed=s, backend="torch") for s in range(4)]
+    small_start = kmeans(x, 5, offsets=offsets, seed=3, iters=0, backend="torch").centroids
+    monkeypatch.setattr(kmeans_mod, "init_sample_size", lambda k: 100)
+    sampled = [kmeans(x, 5, offsets=offsets, seed=s, backend="torch") for s in range(4)]
+    start = kmeans(x, 5, offsets=offsets, seed=3, iters=0, backend="torch").centroids
+    again = kmeans(x, 5, offsets=offsets, seed=3, iters=0, backend="torch").centroids
+    assert torch.equal(start, again)
+    assert not torch.equal(start, small_start)  # instance 0 (400 > 100 points) was sampled
+    for b, (lo, hi) in enumerate(zip(offsets[:-1].tolist(), offsets[1:].tolist())):
+        assert ((start[b][:, None, :] == x[lo:hi][None]).all(-1).any(dim=1)).all()
+    ratio = sum(float(r.inertia.sum()) for r in sampled) / sum(float(r.inertia.sum()) for r in full)
+    assert ratio < 1.05, ratio
+
+
+def test_tolerance_scale_is_the_float64_variance():
+    x, offsets = _ragged((50, 31, 77), 4, seed=9)
+    x = x * 30 + 1000  # a large mean: a one-pass E[x²] − E[x]² in float32 would lose it
+    for seg in (pack(x, offsets=offsets), pack(x[:50])):
+        want = torch.stack([x.double()[s:s + n].var(dim=0, correction=0) for s, n in zip(seg.starts, seg.sizes)])
+        torch.testing.assert_close(kmeans_mod._feature_variance(seg), want, rtol=1e-5, atol=0)
 
 
 def test_kernel_compiles_for_sm90():

@@ -277,6 +277,7 @@ BAD_INPUTS = [
     (dict(stats=(torch.zeros(3), torch.ones(3, dtype=torch.long))), TypeError, "stats\\[1\\] \\(std\\) must be float"),
     (dict(stats=torch.zeros(3)), TypeError, "stats must be a \\(mean, std\\) pair"),
     (dict(backend="cuda"), ValueError, "backend must be one of"),
+    (dict(precision="tf32"), ValueError, "precision must be one of"),
 ]
 
 
@@ -477,3 +478,30 @@ def test_kernel_weight_matrix_matches_bank(dtype, kernel_device):
     weight = rlff_mod._weight_matrix(rows, c, k, dtype)
     expected = fft_bank(c, k)[rows.cpu()].reshape(40, c, k, k).permute(2, 3, 1, 0).reshape(k * k * c, 40)
     torch.testing.assert_close(weight.cpu().double(), expected, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+def test_precision_default_follows_torch_conv_setting_and_tiles_override(monkeypatch):
+    """``precision=None`` follows cudnn.allow_tf32 (what an eager conv does); the tile hook
+    replaces named fields and rejects unknown ones."""
+    from irkernels.ops.utils import conv_precision_from_torch
+
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        assert conv_precision_from_torch() == "highest"
+    with torch.backends.cudnn.flags(allow_tf32=True):
+        assert conv_precision_from_torch() == "fast"
+    chosen = []
+    original = rlff_mod._rlff_forward_triton
+    monkeypatch.setattr(rlff_mod, "_rlff_forward_triton", lambda *a: chosen.append(a[-1]) or original(*a))
+    f = random_features((1, 2, 5, 5), torch.float64)
+    rows = sample_rows(2, 3, 4, seed=0)
+    if interpreter_active():
+        with torch.backends.cudnn.flags(allow_tf32=False):
+            rlff(f, out_channels=4, rows=rows, backend="triton")
+        rlff(f, out_channels=4, rows=rows, backend="triton", precision="high")
+        assert chosen == ["highest", "high"]
+    monkeypatch.setenv("IRKERNELS_RLFF_TILES", '{"fwd_m": 64, "warps": 2}')
+    tiles = rlff_mod._tiles(torch.float32, 64, 128, cuda=True)
+    assert (tiles.fwd_m, tiles.warps, tiles.bwd_m) == (64, 2, 128)
+    monkeypatch.setenv("IRKERNELS_RLFF_TILES", '{"fwd_q": 64}')
+    with pytest.raises(ValueError, match="unknown tiles \\['fwd_q'\\]"):
+        rlff_mod._tiles(torch.float32, 64, 128, cuda=True)
