@@ -35,7 +35,7 @@ from .._backend import resolve_backend
 from .._checks import check_float_tensor, value_checks_enabled
 from . import _ext
 from ._segments import Segments, pack, sq_dists_to_sets
-from .utils import cdiv, check_precision, dot_precision, tile_config, tl, triton
+from .utils import cdiv, check_precision, compute_dtype, dot_precision, tile_config, tl, triton
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,14 +100,14 @@ def _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths
     if isinstance(fraction, numbers.Real) and not isinstance(fraction, bool):
         if not 0 <= fraction <= 1:
             raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
-        n_assign = torch.floor(sizes * float(fraction) + 0.5).long()
+        n_assign = torch.floor(sizes.double() * float(fraction) + 0.5).long()
     else:
         frac = torch.as_tensor(fraction, dtype=torch.float64).to(seg.points.device).reshape(-1).expand(b)
         if value_checks_enabled() and not bool(((frac >= 0) & (frac <= 1)).all()):
             raise ValueError(f"fraction must lie in [0, 1], got {frac.tolist()}")
         n_assign = torch.floor(frac * sizes + 0.5).long()
     quotas = proportional_quotas(real_counts.reshape(b, k).to(seg.points.device), sizes)
-    dtype = torch.float64 if seg.points.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(seg.points.dtype)
     dist = sq_dists_to_sets(seg, centroids.to(dtype))  # (P, K)
     return seg, dist, quotas, n_assign
 
@@ -364,7 +364,7 @@ def nearest_in_group(
         raise ValueError(f"num_groups must be a positive int or None, got {num_groups!r}")
     if value_checks_enabled():
         low, high, syn_high = (int(v) for v in torch.stack(
-            [real_labels.min(), real_labels.max(), syn_labels.max()]).tolist())
+            [real_labels.min().long(), real_labels.max().long(), syn_labels.max().long()]).tolist())
         if low < 0:
             raise ValueError("real_labels must be >= 0 (every real patch belongs to a group)")
         if num_groups is not None and max(high, syn_high) >= num_groups:
@@ -391,7 +391,7 @@ def nearest_in_group(
 def _nearest_torch(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, chunk_rows: int = 4096) -> torch.Tensor:
     """Per (instance, group): chunked GEMM distances and argmin; returns positions in ``real_rows``
     (−1 where the group has no real row or the row is unlabelled)."""
-    dtype = torch.float64 if syn.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(syn.dtype)
     pos = torch.full((syn_rows.numel(),), -1, dtype=torch.int64, device=syn.device)
     sb, rb = torch.stack([syn_bounds, real_bounds]).tolist()
     for seg_id in range(len(sb) - 1):

@@ -22,7 +22,7 @@ import torch
 from .._backend import interpreter_active, resolve_backend
 from .._checks import value_checks_enabled
 from ._segments import Segments, device_offsets, pack, segment_sum, sq_dists_to_sets
-from .utils import check_precision, dot_precision, next_power_of_2, tile_config, tl, triton
+from .utils import check_precision, compute_dtype, dot_precision, next_power_of_2, tile_config, tl, triton
 
 
 class KMeansResult(NamedTuple):
@@ -313,7 +313,7 @@ class _TorchStep:
 
     def __init__(self, segments: Segments, k: int, chunk_rows: int = 16384):
         self.seg, self.k, self.chunk_rows = segments, k, chunk_rows
-        self.dtype = torch.float64 if segments.points.dtype == torch.float64 else torch.float32
+        self.dtype = compute_dtype(segments.points.dtype)
 
     def dists(self, sets: torch.Tensor) -> torch.Tensor:
         return sq_dists_to_sets(self.seg, sets.to(self.dtype), self.chunk_rows)
@@ -410,7 +410,7 @@ def _repair_empty(centroids: torch.Tensor, empty: torch.Tensor, min_dist: torch.
 def _feature_variance(seg: Segments) -> torch.Tensor:
     """``(B, D)`` float64 per-instance biased feature variances (scikit-learn's tolerance scale),
     two-pass in the points' compute dtype: no float64 copy of the points."""
-    dtype = torch.float64 if seg.points.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(seg.points.dtype)
     sizes = seg.sizes
     if len(set(sizes)) == 1:  # one instance or equal sizes: one batched reduction
         pts = seg.points.view(len(sizes), sizes[0], -1)
@@ -508,7 +508,7 @@ def kmeans(
         if backend == "triton":
             raise ValueError(f"backend='triton' supports K·D tiles up to 16384 (K={k}, D={d}); use backend='torch'")
         name = "torch"
-    dtype = torch.float64 if seg.points.dtype == torch.float64 and name == "torch" else torch.float32
+    dtype = compute_dtype(seg.points.dtype) if name == "torch" else torch.float32  # the kernel: fp32
     def make_step(segments: Segments):
         return _TritonStep(segments, k, precision) if name == "triton" else _TorchStep(segments, k)
 
@@ -599,14 +599,14 @@ def _kmeans_assign_op(points: torch.Tensor, centroids: torch.Tensor, sizes: list
                        dot_precision(precision, torch.float32))
         return labels, min_dist
     seg = Segments(points, device_offsets(sizes, dev), sizes, "packed")
-    dtype = torch.float64 if points.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(points.dtype)
     min_dist, labels = sq_dists_to_sets(seg, centroids.to(dtype)).min(dim=1)
     return labels, min_dist
 
 
 @_kmeans_assign_op.register_fake
 def _(points, centroids, sizes, precision, use_triton):
-    dtype = torch.float64 if points.dtype == torch.float64 and not use_triton else torch.float32
+    dtype = torch.float32 if use_triton else compute_dtype(points.dtype)
     return (points.new_empty((points.shape[0],), dtype=torch.int64),
             points.new_empty((points.shape[0],), dtype=dtype))
 

@@ -594,7 +594,8 @@ def _rlff_fused_backward(grad_out: torch.Tensor, f: torch.Tensor, rows: torch.Te
                          inv_std: torch.Tensor, batch_stats: bool, kernel_size: int, patch_size: int,
                          precision: str) -> torch.Tensor:
     weight = _weight_matrix(rows, f.shape[1], kernel_size, compute_dtype(f.dtype)).to(f.dtype)
-    return _rlff_backward_triton(grad_out.to(f.dtype).contiguous(), f, weight, mean, inv_std, batch_stats,
+    # any strides: the kernel reads e.g. the stride-0 gradient of ``samples.mean(1)`` in place
+    return _rlff_backward_triton(grad_out.to(f.dtype), f, weight, mean, inv_std, batch_stats,
                                  kernel_size, patch_size, precision)
 
 
