@@ -7,11 +7,12 @@ Triton imports, torch otherwise. ``IRKERNELS_BACKEND`` overrides ``"auto"`` proc
 """
 from __future__ import annotations
 
-import functools
 import os
 from typing import Literal
 
 import torch
+
+from .ops.utils import triton
 
 Backend = Literal["auto", "triton", "torch"]
 _CHOICES = ("auto", "triton", "torch")
@@ -22,13 +23,10 @@ def interpreter_active() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-@functools.lru_cache(maxsize=None)
 def triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether Triton imported (``irkernels.ops.utils`` tries once; every op's torch path runs
+    without it)."""
+    return triton is not None
 
 
 def resolve_backend(requested: str | None, device: torch.device) -> str:
@@ -67,8 +65,6 @@ def backend_report() -> dict[str, object]:
         "cpu_tensors": resolve_backend(None, torch.device("cpu")),
     }
     if triton_available():
-        import triton
-
         report["triton"] = triton.__version__
     if torch.cuda.is_available():
         report["device"] = torch.cuda.get_device_name()

@@ -179,7 +179,6 @@ class Condenser:
         y = torch.cat(inits).to(dev).requires_grad_(True)
         opt = torch.optim.Adam([y], lr=cfg.lr)
         weights = torch.tensor([cfg.w_ins, cfg.w_group, cfg.w_pair], device=dev)
-        assign_backend = "torch" if cfg.backend == "torch" else "auto"
 
         groups = self._grouping(torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
                                 torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
@@ -206,7 +205,7 @@ class Condenser:
                 detached = syn.detach()
                 labels = assign_with_quotas(detached.mean(1), real.centroids, real.counts,
                                             cfg.assigned_fraction(step), offsets=syn_patch_offsets,
-                                            backend=assign_backend)
+                                            backend=cfg.backend)
                 local = nearest_in_group(detached.flatten(1), labels, real.patches.flatten(1), real.labels,
                                          syn_offsets=syn_patch_offsets, real_offsets=self._real_patch_offsets,
                                          backend=cfg.backend)

@@ -68,3 +68,38 @@ def precision_from_torch() -> str:
     (``"medium"`` → ``"fast"``): the default of ops whose eager equivalent is a torch matmul/conv."""
     return {"highest": "highest", "high": "high", "medium": "fast"}[torch.get_float32_matmul_precision()]
 
+
+
+def conv_precision_from_torch() -> str:
+    """The ``precision`` matching torch's convolution setting: ``"fast"`` while
+    ``torch.backends.cudnn.allow_tf32`` (torch's default, so cuDNN convolutions use TF32), else
+    ``"highest"`` — the default of ops whose eager equivalent is a convolution (``rlff``)."""
+    return "fast" if torch.backends.cudnn.allow_tf32 else "highest"
+
+
+def next_power_of_2(n: int) -> int:
+    """Smallest power of two ``>= n`` (``1`` for ``n <= 1``); host-side tile arithmetic that also
+    works without Triton."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def cdiv(a: int, b: int) -> int:
+    """``⌈a / b⌉`` for non-negative ints (launch grids)."""
+    return -(-a // b)
+
+
+def tile_config(tiles_cls: type, op: str, **tiles: int) -> object:
+    """An op's frozen tile dataclass ``tiles_cls(**tiles)``, with the fields named in the JSON
+    environment variable ``IRKERNELS_<OP>_TILES`` (e.g. ``IRKERNELS_RLFF_TILES='{"fwd_m": 64}'``)
+    replacing the chosen values: the one tuning hook of every op, read once per launch plan."""
+    import dataclasses
+    import json
+    import os
+
+    raw = os.environ.get(f"IRKERNELS_{op.upper()}_TILES", "")
+    override = json.loads(raw) if raw else {}
+    names = {f.name for f in dataclasses.fields(tiles_cls)}
+    unknown = sorted(set(override) - names)
+    if unknown:
+        raise ValueError(f"IRKERNELS_{op.upper()}_TILES names unknown tiles {unknown}; known: {sorted(names)}")
+    return tiles_cls(**{**tiles, **override})
