@@ -22,8 +22,9 @@ import io
 import json
 import os
 import platform
-import tempfile
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -32,21 +33,30 @@ import torch
 
 
 # ---------------------------------------------------------------------------------------------
-# atomic files
+# atomic files (the one implementation: everything irkernels writes goes through atomic_path)
 # ---------------------------------------------------------------------------------------------
-def atomic_write_bytes(path: str, data: bytes) -> str:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A fresh temporary name next to ``path`` for the caller to write; renamed to ``path`` when the
+    block ends normally, removed when it raises. The caller creates the file with plain ``open``
+    (or ``torch.save`` / ``safetensors``), so its mode is the process umask's (0644 under umask
+    022), as for any other file the user writes — not ``tempfile``'s owner-only 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{os.path.basename(path)}")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); returns ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "xb") as fh:
+        fh.write(data)
     return path
 
 

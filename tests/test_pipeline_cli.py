@@ -78,5 +78,5 @@ def test_bad_config_and_data(tmp_path):
     bad.write_text("stepz: 3\n")
     with pytest.raises(SystemExit, match="unknown option"):
         main(["train", "--config", str(bad)])
-    with pytest.raises(ValueError, match="holds no images"):
+    with pytest.raises(SystemExit, match="holds no images"):
         main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--no-progress"])

@@ -6,6 +6,8 @@ import os
 import torch
 from torch import nn
 
+from ..outputs import atomic_path
+
 # Wrappers used by the official releases and common trainers, tried in this order.
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
 # Buffers that the networks recompute themselves (SwinIR's shifted-window masks depend on the size).
@@ -50,8 +52,6 @@ def save_checkpoint(model: nn.Module | dict[str, torch.Tensor], path: str, metad
 
     sd = model.state_dict() if isinstance(model, nn.Module) else model
     tensors = {k.removeprefix("module."): v.detach().cpu().contiguous() for k, v in sd.items()}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
     return path
