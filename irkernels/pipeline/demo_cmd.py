@@ -26,10 +26,10 @@ def settings_line(config: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..idc.pipeline import DEMO_CONFIG, demo
-
     if args.max_images < 1:
         raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
+    from ..idc.pipeline import DEMO_CONFIG, demo
+
     print(settings_line(DEMO_CONFIG))
     demo(args.out, args.max_images)
     return 0

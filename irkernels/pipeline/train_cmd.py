@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import asdict
 
 from .options import UserError, add_degradation_arguments, degradation_from_args
 
@@ -88,6 +89,30 @@ def patch_size_for(hr_sides: dict[str, int], factor: int) -> int:
     return size
 
 
+# TrainConfig fields that do not change what a resumed run computes (steps: a run may be extended)
+EXECUTION_FIELDS = ("out_dir", "steps", "ckpt_every", "log_every", "resume", "tensorboard", "progress", "device")
+
+
+def check_resumable(cfg, model) -> None:
+    """``UserError`` when ``cfg.out_dir/last.pt`` (which ``train`` would resume) was written with
+    other training settings or another network, instead of a state-dict error deep in the resume."""
+    import torch
+
+    path = os.path.join(cfg.out_dir, "last.pt")
+    if not (cfg.resume and os.path.exists(path)):
+        return
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = state.get("config", {})
+    diff = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in asdict(cfg).items()
+            if k not in EXECUTION_FIELDS and saved.get(k) != v]
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if {k: tuple(v.shape) for k, v in state["model"].items()} != shapes:
+        diff.insert(0, f"the network ({type(model).__name__} with other layers or sizes)")
+    if diff:
+        raise UserError(f"--out {cfg.out_dir} holds a training run with other settings ({'; '.join(diff)}); "
+                        "choose another --out, or pass --no-resume to start afresh there")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -122,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                       ema_decay=args.ema_decay, augment=args.augment, seed=args.seed, ckpt_every=args.ckpt_every,
                       log_every=args.log_every, resume=args.resume, tensorboard=args.tensorboard,
                       progress=args.progress, device=args.device)
+    check_resumable(cfg, model)
     result = train(model, data, cfg)
     if dist_info()[0] != 0:
         return 0
