@@ -6,7 +6,7 @@ import os
 import torch
 from torch import nn
 
-from ..outputs import atomic_path
+from ..outputs import atomic_write_bytes
 
 # Wrappers used by the official releases and common trainers, tried in this order.
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
@@ -48,10 +48,9 @@ def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Modu
 
 def save_checkpoint(model: nn.Module | dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None) -> str:
     """Save ``model``'s state dict (or a tensor dict) as safetensors, atomically; returns ``path``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     sd = model.state_dict() if isinstance(model, nn.Module) else model
     tensors = {k.removeprefix("module."): v.detach().cpu().contiguous() for k, v in sd.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
-    return path
+    # serialised in memory: safetensors' own file writer creates owner-only (0600) files
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))
