@@ -61,6 +61,9 @@ def evaluate_images(model, images: list[tuple[str, torch.Tensor, torch.Tensor]],
     """Scores per image and their means: ``{"images": {name: {metric: v}}, "mean": {metric: v}}``."""
     per_image = {}
     for name, lq, hq in images:
+        if min(hq.shape[-2:]) <= 2 * crop_border:
+            raise ValueError(f"{name} is {hq.shape[-1]}x{hq.shape[-2]}: too small to score with a border crop of "
+                             f"{crop_border} px on each side (--crop-border)")
         out = model(to_float(lq)[None].to(device))[0]
         if out.shape[-2:] != hq.shape[-2:]:
             raise ValueError(f"{name}: output {tuple(out.shape[-2:])} does not match the target {tuple(hq.shape[-2:])}")

@@ -23,7 +23,7 @@ COMMANDS = {
                  "--out", "{out}"], "--data"),
 }
 # what each command says about an image that is too small (6x6)
-TOO_SMALL = {"train": "short side, below the 32 px", "eval": "leaves nothing of a 4x4 image",
+TOO_SMALL = {"train": "short side, below the 32 px", "eval": "s is 4x4: too small to score",
              "idc": "no image is at least 32x32", "tripled": "smaller than the synthetic crop size"}
 # the same missing file given where each command takes a checkpoint
 CHECKPOINT_FLAGS = {"train": ["--init"], "eval": ["--model", "edsr-tiny", "--checkpoint"],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import SCALES
+from .options import SCALES, next_train_command
 
 NAME = "idc"
 HELP = "condense a folder with IDC (or the random / herding / kcenter / whole baselines)"
@@ -116,10 +116,6 @@ def run(args: argparse.Namespace) -> int:
     if "pairs" in summary:
         print(f"{cfg.method}: {summary['pairs']} LR/HR pairs from {summary['instances']} images in {summary['out']}\n"
               f"  manifest: {summary['manifest']}\n  report:   {summary['report']}\n"
-              f"{next_command(args.out, cfg.scale)}")
+              f"{next_train_command(args.out, cfg.scale)}")
     return 0
 
-
-def next_command(out: str, scale: int) -> str:
-    """The ``next:`` line: train on the run folder just written (its patches set the patch size)."""
-    return f"next: python -m irkernels.pipeline train --data {out} --scale {scale} --out {out}-trained"

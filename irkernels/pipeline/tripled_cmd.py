@@ -19,6 +19,8 @@ import argparse
 import json
 import os
 
+from .options import next_train_command
+
 NAME = "tripled"
 HELP = "TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)"
 
@@ -153,10 +155,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(train_on_output(result.folder.root, cfg, spec))
     else:
-        print(next_command(args.out, result.folder.scale))
+        print(next_train_command(args.out, result.folder.scale))
     return 0
 
-
-def next_command(out: str, scale: int) -> str:
-    """The ``next:`` line: train on the run folder just written."""
-    return f"next: python -m irkernels.pipeline train --data {out} --scale {scale} --out {out}-trained"
