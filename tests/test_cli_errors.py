@@ -10,7 +10,8 @@ import pytest
 
 from irkernels.pipeline.__main__ import main
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:skipped:UserWarning")]  # the skipped-file warnings are expected here
 
 # tiny settings per command; {out} is replaced by a fresh folder, the data flag is appended
 COMMANDS = {
