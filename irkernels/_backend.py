@@ -54,7 +54,9 @@ def resolve_backend(requested: str | None, device: torch.device) -> str:
 
 
 def backend_report() -> dict[str, object]:
-    """What would run where: versions, CUDA, interpreter, and the environment override."""
+    """What would run where: versions, CUDA, interpreter, the environment override and the CUDA
+    extension, as one flat ``{name: value}`` dict (``cuda_extension``: loaded or not; the
+    ``cuda_extension_*`` entries say from where, its ops, and otherwise why not)."""
     report: dict[str, object] = {
         "torch": torch.__version__,
         "cuda_available": torch.cuda.is_available(),
@@ -70,5 +72,7 @@ def backend_report() -> dict[str, object]:
         report["device"] = torch.cuda.get_device_name()
     from .ops._ext import extension_status
 
-    report["cuda_extension"] = extension_status()
+    ext = extension_status()
+    report["cuda_extension"] = ext.pop("cuda_extension")
+    report.update({f"cuda_extension_{k}": v for k, v in ext.items()})
     return report
