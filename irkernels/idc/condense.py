@@ -231,7 +231,6 @@ class Condenser:
         y = torch.cat(inits).to(dev).requires_grad_(True)
         opt = torch.optim.Adam([y], lr=cfg.lr)
         weights = torch.tensor([cfg.w_ins, cfg.w_group, cfg.w_pair], device=dev)
-        assign_backend = "torch" if cfg.backend == "torch" else "auto"
 
         unassigned = torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev)
         labels = unassigned
@@ -270,7 +269,7 @@ class Condenser:
                     detached = syn.detach()
                     new = assign_with_quotas(detached.mean(1), real.centroids, real.counts,
                                              cfg.assigned_fraction(step), offsets=syn_patch_offsets,
-                                             backend=assign_backend)
+                                             backend=cfg.backend)
                     if regroup and real_cont and step > warmup:
                         syn_cont[-1] = _contingency(syn_patch_inst, labels, new, b, k)
                     labels = new

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..idc.config import INITS, LOSS_SCALES, METHODS, REGROUPS, IDCConfig
-from ..models import MODELS
+from .options import SCALES, next_train_command
 
 NAME = "idc"
 HELP = "condense a folder with IDC (or the random / herding / kcenter / whole baselines)"
@@ -34,8 +33,7 @@ OPTIONS = {
         ("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
     ],
     "condensation (--method idc)": [
-        ("init", f"synthetic init: {' or '.join(INITS)} (random real LR patches / uniform noise) "
-                 "(default: %(default)s)"),
+        ("init", "synthetic init: real (random real LR patches) or noise (uniform noise) (default: %(default)s)"),
         ("iters", "optimisation iterations per instance (default: %(default)s)"),
         ("lr", "Adam learning rate on the pixels (default: %(default)s)"),
         ("warmup", "fraction of --iters with the instance loss only (default: %(default)s)"),
@@ -82,11 +80,16 @@ OPTIONS = {
         ("log_every", "steps between loss-curve points (default: %(default)s)"),
     ],
 }
-CHOICES = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
-           "backend": ("auto", "triton", "torch"), "loss_scale": LOSS_SCALES, "regroup": REGROUPS}
+SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no ×1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..idc.config import INITS, LOSS_SCALES, METHODS, REGROUPS, IDCConfig
+    from ..models import MODELS
+
+    choices = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
+               "backend": ("auto", "triton", "torch"), "scale": SCALES_IDC, "loss_scale": LOSS_SCALES,
+               "regroup": REGROUPS}
     defaults = IDCConfig()
     p.add_argument("--method", choices=METHODS, default="idc",
                    help="idc, or a baseline that picks real patches at the same ratio (default: %(default)s)")
@@ -105,10 +108,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             if name == "freq_std":
                 kind = float
             g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=value, help=text,
-                           choices=CHOICES.get(name))
+                           choices=choices.get(name))
 
 
-def config_from_args(args: argparse.Namespace) -> IDCConfig:
+def config_from_args(args: argparse.Namespace):
+    """The ``IDCConfig`` of the parsed flags."""
+    from ..idc.config import IDCConfig
+
     fields = {name: getattr(args, name) for options in OPTIONS.values() for name, _ in options}
     return IDCConfig(method=args.method, progress=args.progress, amp=args.amp, **fields)
 
@@ -116,12 +122,11 @@ def config_from_args(args: argparse.Namespace) -> IDCConfig:
 def run(args: argparse.Namespace) -> int:
     from ..idc.pipeline import run_pipeline
 
-    try:
-        cfg = config_from_args(args)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    cfg = config_from_args(args)
     summary = run_pipeline(cfg, args.out, data=args.data, max_images=args.max_images, overwrite=args.overwrite)
     if "pairs" in summary:
         print(f"{cfg.method}: {summary['pairs']} LR/HR pairs from {summary['instances']} images in {summary['out']}\n"
-              f"  manifest: {summary['manifest']}\n  report:   {summary['report']}")
+              f"  manifest: {summary['manifest']}\n  report:   {summary['report']}\n"
+              f"{next_train_command(args.out, cfg.scale)}")
     return 0
+

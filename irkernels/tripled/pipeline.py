@@ -24,7 +24,7 @@ from ..data.images import Image, list_images, load_folder, modcrop, quantize, re
 from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..outputs import RunFolder, atomic_write_json, figure_html, mosaic_html, table_html, write_report
-from ..train import resolve_device
+from ..devices import resolve_device
 from .features import FeatureTarget, feature_target
 from .finetune import FinetuneConfig, distribution_terms, finetune_images
 from .latent import (LatentConfig, decode, distill_latents, encode, load_vae, matching_loss, tiny_autoencoder, train_vae,
