@@ -64,7 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--test", nargs="+", help="test folders, scored once (default: scikit-learn's two photos)")
     p.add_argument("--val", action="store_true", help="score on the held-out validation images instead (tuning)")
     p.add_argument("--val-images", type=int, default=32, help="last images of --data (sorted) held out")
-    p.add_argument("--out", help="work folder: condensed sets, teacher cache (default: runs/bench-idc-quality)")
+    p.add_argument("--out", "--work", dest="out",
+                   help="work folder: condensed sets, teacher cache (default: runs/bench-idc-quality)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--scales", type=int, nargs="+", default=[4, 2])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
