@@ -181,6 +181,7 @@ def test_bad_inputs_raise_clear_errors():
         kmeans(x, 2, precision="bf16")
 
 
+@pytest.mark.sm90
 def test_kernel_compiles_for_sm90():
     common = {"x_ptr": "*fp32", "centroids_ptr": "*fp32", "active_ptr": "*i8", "chunk_instance_ptr": "*i32",
               "chunk_start_ptr": "*i32", "chunk_end_ptr": "*i32", "chunk_slot_ptr": "*i32", "labels_ptr": "*i64",
