@@ -70,13 +70,15 @@ fi
 problem=$(check_files "$stage" | grep -v "missing wheel" | head -1)
 [ -z "$problem" ] || fail "$problem"
 if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || fail "pip could not install .whl/*.whl"
-    export PYTHONPATH=/tmp/site
+    site=${TMPDIR:-/tmp}/irkernels-site
+    err=$(PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+          --upgrade --target "$site" .whl/*.whl 2>&1) || fail "pip could not install .whl/*.whl: $(echo "$err" | tail -1)"
+    export PYTHONPATH=$site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 for m in $(modules "$stage"); do  # already in the image, or brought by a wheel
-    python3 -c "import ${m%%:*}" 2>/dev/null || fail "cannot import ${m%%:*}: put its wheel in .whl/ (docs/gpu.md)"
+    err=$(python3 -c "import ${m%%:*}" 2>&1) \
+        || fail "cannot import ${m%%:*} ($(echo "$err" | tail -1)): carry its wheel and those it needs in .whl/ (docs/gpu.md)"
 done
 # A GPU torch can use: a CPU-only build, or a CUDA runtime newer than the driver, stops here.
 gpu=$(python3 - 2>&1 <<'EOF'

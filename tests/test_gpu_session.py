@@ -30,7 +30,7 @@ def repo(tmp_path: pathlib.Path) -> pathlib.Path:
 def _env(repo: pathlib.Path) -> dict:
     """This interpreter first on PATH (the script calls python3), and no PYTHONPATH into the repo."""
     path = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
-    return {"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), "OUT": str(repo / "out")}
+    return {"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), "OUT": str(repo / "out"), "TMPDIR": str(repo)}
 
 
 def _run(repo: pathlib.Path, *args: str, limit: float = 5.0) -> subprocess.CompletedProcess:
@@ -96,6 +96,14 @@ def test_stage_without_data_stops_before_python(repo, stage):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"gpu_session {stage}: missing data folder {DATA[0]} (cp -r ../shared/data .data)"]
     assert not (repo / "out").exists() and not (repo / "logs").exists()
+
+
+def test_stage_with_a_broken_wheel(repo):
+    _fill(repo)  # the wheels are empty files: pip refuses them
+    proc = _run(repo, "kernels", limit=60.0)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("gpu_session kernels: pip could not install .whl/*.whl: "), line
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
