@@ -29,7 +29,8 @@ modules() {  # module:wheel-name-prefix
     esac
 }
 scripts() { case $1 in kernels) echo ncfd rlff kmeans ;; *) echo "$1" ;; esac; }
-# Seconds a stage may run in all (the device stops a call at 600 s; the kernel stage must leave room for a rerun).
+# Seconds a stage may run in all, from the start: the device stops a call at 600 s, and the kernel stage
+# must end within ~8 min so that it and a short rerun fit a session's 15 device-minutes.
 budget() { case $1 in kernels) echo 470 ;; *) echo 570 ;; esac; }
 
 check_files() {  # $1 = stage; one line per missing data folder or wheel
