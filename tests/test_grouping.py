@@ -176,6 +176,7 @@ def test_kmeans_assign_pair_pipeline():
     assert torch.equal(groups.labels[pairs[assigned]], syn_groups[assigned])
 
 
+@pytest.mark.sm90
 def test_pairing_kernel_compiles_for_sm90():
     sig = {"syn_ptr": "*fp32", "real_ptr": "*fp32", "real_norm_ptr": "*fp32", "syn_rows_ptr": "*i64",
            "real_rows_ptr": "*i64", "tile_syn_lo_ptr": "*i32", "tile_syn_hi_ptr": "*i32", "tile_real_lo_ptr": "*i32",

@@ -211,6 +211,7 @@ def test_tolerance_scale_is_the_float64_variance():
         torch.testing.assert_close(kmeans_mod._feature_variance(seg), want, rtol=1e-5, atol=0)
 
 
+@pytest.mark.sm90
 def test_kernel_compiles_for_sm90():
     common = {"x_ptr": "*fp32", "centroids_ptr": "*fp32", "active_ptr": "*i8", "chunk_instance_ptr": "*i32",
               "chunk_start_ptr": "*i32", "chunk_end_ptr": "*i32", "chunk_slot_ptr": "*i32", "labels_ptr": "*i64",

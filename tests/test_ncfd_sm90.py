@@ -12,6 +12,8 @@ import torch
 from irkernels.ops.ncfd import _block_sizes, _dot_precisions
 from sm90 import compile_sm90
 
+pytestmark = pytest.mark.sm90
+
 H100_SHARED_BYTES = 227 * 1024
 
 _COMMON = {"N": "i32", "D": "i32", "T": "i32"}

@@ -366,30 +366,10 @@ def _sm90_specs():
     return specs
 
 
-def _ptxas_report(ptx: str) -> str | None:
-    """``ptxas -v`` output for sm_90a (Triton ships ptxas), or None if it is not there."""
-    import os
-    import subprocess
-    import tempfile
-
-    import triton
-
-    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
-    if not os.path.exists(ptxas):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "k.ptx")
-        with open(path, "w") as fh:
-            fh.write(ptx)
-        proc = subprocess.run([ptxas, "-arch=sm_90a", "-v", path, "-o", os.path.join(tmp, "k.cubin")],
-                              capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stderr
-
-
+@pytest.mark.sm90
 def test_kernels_compile_for_sm90():
-    """The CUDA launches of the issue's shape lower to sm_90 code: GEMMs on wgmma tensor cores, and
-    (where Triton's ptxas is present) no register spills and no serialised wgmma pipeline."""
+    """The CUDA launches of the issue's shape lower to sm_90 code: GEMMs on wgmma tensor cores, no
+    register spills and no serialised wgmma pipeline (from the log of Triton's own ptxas run)."""
     specs = _sm90_specs()
     results = compile_sm90(specs)
     assert [r["kernel"] for r in results] == [s["kernel"] for s in specs]
@@ -397,10 +377,8 @@ def test_kernels_compile_for_sm90():
         name = f"{result['kernel']} {spec['signature']['f_ptr'] if 'f_ptr' in spec['signature'] else ''}"
         if result["kernel"] in ("_rlff_fwd_kernel", "_rlff_bwd_kernel"):
             assert "wgmma.mma_async" in result["ptx"], name
-        report = _ptxas_report(result["ptx"])
-        if report is not None:
-            assert " 0 bytes spill stores" in report, f"{name}: {report}"
-            assert "C7515" not in report, f"{name}: wgmma serialised: {report}"
+        assert result["spill_bytes"] == 0, f"{name}: {result['ptxas_log']}"
+        assert "C7515" not in result["ptxas_log"], f"{name}: wgmma serialised: {result['ptxas_log']}"
 
 
 @pytest.mark.cuda
