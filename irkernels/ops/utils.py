@@ -63,13 +63,6 @@ def dot_precision(precision: str, dtype: torch.dtype) -> str:
     return _DOT_PRECISION[check_precision(precision)]
 
 
-def precision_from_torch() -> str:
-    """The ``precision`` matching torch's global ``torch.get_float32_matmul_precision()``
-    (``"medium"`` → ``"fast"``): the default of ops whose eager equivalent is a torch matmul/conv."""
-    return {"highest": "highest", "high": "high", "medium": "fast"}[torch.get_float32_matmul_precision()]
-
-
-
 def conv_precision_from_torch() -> str:
     """The ``precision`` matching torch's convolution setting: ``"fast"`` while
     ``torch.backends.cudnn.allow_tf32`` (torch's default, so cuDNN convolutions use TF32), else
