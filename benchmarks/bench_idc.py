@@ -1,7 +1,7 @@
 """IDC speed: milliseconds per iteration per instance with all three losses, batching 1/4/16
 instances, the fused ops (Triton + CUDA extension) vs the same pipeline on the reference torch ops.
 
-Setting (the paper's, DESIGN.md): a DIV2K-sized image (2040×1356) at ×4 → 150 LR patches of 64×64
+Setting (the paper's): a DIV2K-sized image (2040×1356) at ×4 → 150 LR patches of 64×64
 (HR 256, stride 128), r = 10 % → 15 synthetic patches, EDSR-baseline features (c = 64), RLFF k = 3,
 C_out = 128, p = 4, T = 4096 frequencies, K = 32 groups; real side refreshed every 50 steps.
 An iteration's cost is measured as (time of a run of I₀ + I iterations − time of I₀) / I (each the

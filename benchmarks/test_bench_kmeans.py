@@ -28,6 +28,17 @@ def test_kmeans_lloyd(benchmark, sizes):
     assert result.n_iter.min() == ITERS
 
 
+@pytest.mark.parametrize("sizes", [[38_656], [38_656] * 16] if CUDA else [[2048], [2048] * 4],
+                         ids=lambda s: f"{len(s)}x{s[0]}")
+def test_kmeans_default_call(benchmark, sizes):
+    """What a user calls: init (k-means++ on a sample) + Lloyd with the default tolerance."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(sum(sizes), D, generator=gen).to(DEVICE)
+    offsets = torch.tensor([0] + torch.tensor(sizes).cumsum(0).tolist(), device=DEVICE)
+    result = benchmark(lambda: _sync(kmeans(x, K, offsets=offsets, seed=0)))
+    assert result.centroids.shape == (len(sizes), K, D) and bool(torch.isfinite(result.inertia).all())
+
+
 def test_assign_and_pair(benchmark):
     b, m, n, f = (16, 3840, 38_656, 2048) if CUDA else (2, 256, 2048, 64)
     gen = torch.Generator().manual_seed(1)

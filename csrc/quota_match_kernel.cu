@@ -54,6 +54,10 @@ __global__ void quota_match_kernel(const float* __restrict__ dist, const int32_t
   const float* d = dist + row0 * K;
   const int32_t* p = pref + row0 * K;
   const int32_t* q = quotas + int64_t(b) * K;
+  if (m > capacity) {  // max_rows too small for this instance: refuse it rather than overflow smem
+    for (int i = threadIdx.x; i < m; i += blockDim.x) out[row0 + i] = -1;
+    return;
+  }
   int n = 1;
   while (n < m) n <<= 1;
 

@@ -3,18 +3,40 @@
 Public ops (autograd-aware; fused Triton kernels on CUDA, chunked plain torch elsewhere):
 ``ncfd_loss``, ``cf_stats``, ``ncfd_from_stats`` (characteristic-function discrepancy);
 ``rlff``, ``RLFF`` (Random Local Fourier Features); ``kmeans``, ``assign_with_quotas``,
-``nearest_in_group`` (IDC's grouping and pairing).
+``kmeans_assign``, ``nearest_in_group`` (IDC's grouping and pairing). Importable without
+Triton (every op then runs its torch path); argument vocabulary in ``docs/ops.md``.
+
+The names are imported on first use, so ``import irkernels`` (and the CLI's ``--help``) does not
+pay for importing torch and Triton.
 """
-from ._backend import backend_report
-from ._checks import value_checks
-from .ops.ncfd import CFStats, cf_stats, ncfd_from_stats, ncfd_loss, sample_frequencies
-from .ops.grouping import assign_with_quotas, nearest_in_group, proportional_quotas
-from .ops.kmeans import KMeansResult, kmeans
-from .ops.rlff import RLFF, dft_filter_bank, reference_stats, rlff, sample_rows
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "CFStats", "KMeansResult", "RLFF", "assign_with_quotas", "backend_report", "cf_stats", "dft_filter_bank",
-    "kmeans", "ncfd_from_stats", "ncfd_loss", "nearest_in_group", "proportional_quotas", "reference_stats", "rlff",
-    "sample_frequencies", "sample_rows", "value_checks", "__version__",
-]
+
+# public name -> module that defines it
+_EXPORTS = {
+    "backend_report": "._backend", "value_checks": "._checks",
+    "CFStats": ".ops.ncfd", "cf_stats": ".ops.ncfd", "ncfd_from_stats": ".ops.ncfd", "ncfd_loss": ".ops.ncfd",
+    "sample_frequencies": ".ops.ncfd",
+    "assign_with_quotas": ".ops.grouping", "nearest_in_group": ".ops.grouping",
+    "proportional_quotas": ".ops.grouping",
+    "KMeansResult": ".ops.kmeans", "kmeans": ".ops.kmeans", "kmeans_assign": ".ops.kmeans",
+    "RLFF": ".ops.rlff", "dft_filter_bank": ".ops.rlff", "reference_stats": ".ops.rlff", "rlff": ".ops.rlff",
+    "sample_rows": ".ops.rlff",
+}
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'irkernels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

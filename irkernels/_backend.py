@@ -7,11 +7,12 @@ Triton imports, torch otherwise. ``IRKERNELS_BACKEND`` overrides ``"auto"`` proc
 """
 from __future__ import annotations
 
-import functools
 import os
 from typing import Literal
 
 import torch
+
+from .ops.utils import triton
 
 Backend = Literal["auto", "triton", "torch"]
 _CHOICES = ("auto", "triton", "torch")
@@ -22,13 +23,10 @@ def interpreter_active() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-@functools.lru_cache(maxsize=None)
 def triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether Triton imported (``irkernels.ops.utils`` tries once; every op's torch path runs
+    without it)."""
+    return triton is not None
 
 
 def resolve_backend(requested: str | None, device: torch.device) -> str:
@@ -56,7 +54,9 @@ def resolve_backend(requested: str | None, device: torch.device) -> str:
 
 
 def backend_report() -> dict[str, object]:
-    """What would run where: versions, CUDA, interpreter, and the environment override."""
+    """What would run where: versions, CUDA, interpreter, the environment override and the CUDA
+    extension, as one flat ``{name: value}`` dict (``cuda_extension``: loaded or not; the
+    ``cuda_extension_*`` entries say from where, its ops, and otherwise why not)."""
     report: dict[str, object] = {
         "torch": torch.__version__,
         "cuda_available": torch.cuda.is_available(),
@@ -67,12 +67,12 @@ def backend_report() -> dict[str, object]:
         "cpu_tensors": resolve_backend(None, torch.device("cpu")),
     }
     if triton_available():
-        import triton
-
         report["triton"] = triton.__version__
     if torch.cuda.is_available():
         report["device"] = torch.cuda.get_device_name()
     from .ops._ext import extension_status
 
-    report["cuda_extension"] = extension_status()
+    ext = extension_status()
+    report["cuda_extension"] = ext.pop("cuda_extension")
+    report.update({f"cuda_extension_{k}": v for k, v in ext.items()})
     return report

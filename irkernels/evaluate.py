@@ -6,7 +6,6 @@ Outputs are rounded to uint8 before scoring; ``crop_border`` defaults to the SR 
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -16,7 +15,8 @@ from torch import nn
 from .data.degrade import DegradationConfig, degrade, imresize
 from .data.images import Image, is_paired_folder, load_folder, load_paired_folder, modcrop, quantize, to_float, to_tensor
 from .metrics import psnr, ssim
-from .train import resolve_device
+from .devices import resolve_device
+from .outputs import atomic_write_json
 
 METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
@@ -61,6 +61,9 @@ def evaluate_images(model, images: list[tuple[str, torch.Tensor, torch.Tensor]],
     """Scores per image and their means: ``{"images": {name: {metric: v}}, "mean": {metric: v}}``."""
     per_image = {}
     for name, lq, hq in images:
+        if min(hq.shape[-2:]) <= 2 * crop_border:
+            raise ValueError(f"{name} is {hq.shape[-1]}x{hq.shape[-2]}: too small to score with a border crop of "
+                             f"{crop_border} px on each side (--crop-border)")
         out = model(to_float(lq)[None].to(device))[0]
         if out.shape[-2:] != hq.shape[-2:]:
             raise ValueError(f"{name}: output {tuple(out.shape[-2:])} does not match the target {tuple(hq.shape[-2:])}")
@@ -98,16 +101,8 @@ def evaluate(model: nn.Module | None, cfg: EvalConfig, sets: dict[str, list[Imag
     results = {"config": {**asdict(cfg), "crop_border": crop, "model": type(model).__name__ if model else "bicubic"},
                "sets": {name: evaluate_images(run, images, crop, device) for name, images in all_sets.items()}}
     if cfg.json_path:
-        write_json(results, cfg.json_path)
+        atomic_write_json(cfg.json_path, results)
     return results
-
-
-def write_json(obj: object, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.replace(tmp, path)
 
 
 def format_table(results: dict) -> str:

@@ -18,12 +18,14 @@ manifest or records of *different* settings is never reused silently: ``RunFolde
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import os
 import platform
-import tempfile
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -32,21 +34,30 @@ import torch
 
 
 # ---------------------------------------------------------------------------------------------
-# atomic files
+# atomic files (the one implementation: everything irkernels writes goes through atomic_path)
 # ---------------------------------------------------------------------------------------------
-def atomic_write_bytes(path: str, data: bytes) -> str:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A fresh temporary name next to ``path`` for the caller to write; renamed to ``path`` when the
+    block ends normally, removed when it raises. The caller creates the file with plain ``open``
+    (or ``torch.save`` / ``safetensors``), so its mode is the process umask's (0644 under umask
+    022), as for any other file the user writes — not ``tempfile``'s owner-only 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{os.path.basename(path)}")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); returns ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "xb") as fh:
+        fh.write(data)
     return path
 
 
@@ -224,22 +235,123 @@ def figure_html(fig) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def mosaic_html(images: Iterable[torch.Tensor], columns: int = 8, title: str = "") -> str:
-    """A grid of ``(3, H, W)`` images in [0, 1] (each resized to the first's size) as an inline PNG."""
+THUMBNAIL_SIDE = 96  # report thumbnails are shown at least this many pixels on their short side
+
+
+def thumbnail(img: torch.Tensor, min_side: int = THUMBNAIL_SIDE) -> torch.Tensor:
+    """``(3, h, w)`` image up-scaled by the smallest integer factor that makes its short side at
+    least ``min_side``, nearest-neighbour (every stored pixel shown as a block, nothing invented)."""
+    if img.dim() != 3:
+        raise ValueError(f"img must be (3, h, w), got shape {tuple(img.shape)}")
+    factor = max(1, -(-min_side // min(img.shape[-2:])))
+    return img.repeat_interleave(factor, -2).repeat_interleave(factor, -1) if factor > 1 else img
+
+
+def _count_caption(title: str, shown: int, total: int | None) -> str:
+    if total is not None and total != shown:
+        return f"{title} (showing {shown} of {total})" if title else f"showing {shown} of {total}"
+    return f"{title} ({shown})" if title and total is not None else title
+
+
+def mosaic_html(images: Iterable[torch.Tensor], columns: int = 8, title: str = "", total: int | None = None,
+                min_side: int = THUMBNAIL_SIDE) -> str:
+    """A grid of ``(3, H, W)`` images in [0, 1] as an inline PNG: each resized to the first's size,
+    then shown with its short side at least ``min_side`` px (nearest-neighbour). ``total``: how many
+    there are in all, stated in the caption when more than shown ("showing 8 of 64")."""
     imgs = [img.detach().float().cpu().clamp(0, 1) for img in images]
     if not imgs:
         return "<p>(no images)</p>"
     h, w = imgs[0].shape[-2:]
-    imgs = [torch.nn.functional.interpolate(i[None], size=(h, w), mode="nearest")[0] if i.shape[-2:] != (h, w) else i
-            for i in imgs]
+    imgs = [thumbnail(torch.nn.functional.interpolate(i[None], size=(h, w), mode="nearest")[0]
+                      if i.shape[-2:] != (h, w) else i, min_side) for i in imgs]
+    h, w = imgs[0].shape[-2:]
     rows = (len(imgs) + columns - 1) // columns
     grid = torch.ones(3, rows * (h + 2), columns * (w + 2))
     for k, img in enumerate(imgs):
         r, c = divmod(k, columns)
         grid[:, r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = img
     data = base64.b64encode(png_bytes(grid)).decode()
-    caption = f"<figcaption>{title}</figcaption>" if title else ""
+    caption = _count_caption(title, len(imgs), total)
+    caption = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return f'<figure><img src="data:image/png;base64,{data}" style="image-rendering:pixelated">{caption}</figure>'
+
+
+def pair_rows_html(rows: list[tuple[str, list[torch.Tensor]]], columns: list[str], total: int | None = None,
+                   min_side: int = THUMBNAIL_SIDE) -> str:
+    """Before/after rows: one row per synthetic patch, e.g. ``columns = ["initial real patch",
+    "synthetic LR", "teacher HR"]`` and ``rows = [(item name, [init, lr, hr]), ...]`` (``(3, h, w)``
+    in [0, 1]; sizes may differ per column). Every image is shown with its short side at least
+    ``min_side`` px, nearest-neighbour, so a 16 px LR patch sits next to its 64 px HR target at the
+    same scale of blocks; ``total`` (all rows there are) is stated when more than shown."""
+    if not rows:
+        return "<p>(no pairs)</p>"
+    for name, images in rows:
+        if len(images) != len(columns):
+            raise ValueError(f"row {name!r} has {len(images)} images for {len(columns)} columns")
+    head = "<tr><th></th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
+    body = []
+    for name, images in rows:
+        cells = []
+        for img in images:
+            img = img.detach().float().cpu().clamp(0, 1)
+            data = base64.b64encode(png_bytes(thumbnail(img, min_side))).decode()
+            size = f"{img.shape[-1]}×{img.shape[-2]}"
+            cells.append(f'<td><img src="data:image/png;base64,{data}" style="image-rendering:pixelated" '
+                         f'title="{size} px"><br><small>{size}</small></td>')
+        body.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    caption = _count_caption("", len(rows), total)
+    caption = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table class='pairs'>{caption}{head}{''.join(body)}</table>"
+
+
+def relative_path(path: str, report_path: str) -> str:
+    """``path`` relative to the folder of ``report_path``, for links and names in a report that
+    stay valid when the run folder is moved or shared."""
+    return os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(report_path)))
+
+
+def cf_modulus(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``|φ_x(t)|`` per frequency: the modulus of the empirical characteristic function
+    ``mean_n exp(i⟨t_j, x_n⟩)`` of features ``x`` ``(N, D)`` at frequencies ``t`` ``(T, D)``;
+    float64 ``(T,)`` on the CPU (a report figure, not a hot path)."""
+    if x.dim() != 2 or t.dim() != 2 or x.shape[1] != t.shape[1]:
+        raise ValueError(f"x must be (N, D) and t (T, D) with the same D, got {tuple(x.shape)} and {tuple(t.shape)}")
+    phase = x.detach().double().cpu() @ t.detach().double().cpu().T
+    return torch.sqrt(phase.cos().mean(0) ** 2 + phase.sin().mean(0) ** 2)
+
+
+def distribution_figure_html(real: torch.Tensor, synthetic: torch.Tensor, t: torch.Tensor | None = None,
+                             bins: int = 40, seed: int = 0) -> str:
+    """Real vs synthetic feature distributions, as an inline figure of two panels: histograms of
+    all feature values (``(N, D)`` / ``(M, D)``), and ``|φ(t)|`` of both sets per frequency (sorted
+    by the real set's), with ``t`` ``(T, D)`` — by default 256 frequencies ~ N(0, 1/D), seeded. The
+    closer the two CF-modulus curves, the better the synthetic set matches."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if real.dim() != 2 or synthetic.dim() != 2 or real.shape[1] != synthetic.shape[1]:
+        raise ValueError(f"real and synthetic must be (N, D) and (M, D), got {tuple(real.shape)} and "
+                         f"{tuple(synthetic.shape)}")
+    if t is None:
+        gen = torch.Generator().manual_seed(seed)
+        t = torch.randn(256, real.shape[1], generator=gen, dtype=torch.float64) / real.shape[1] ** 0.5
+    cf_real, cf_syn = cf_modulus(real, t), cf_modulus(synthetic, t)
+    order = torch.argsort(cf_real, descending=True)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.2))
+    values = [a.detach().double().cpu().flatten().numpy() for a in (real, synthetic)]
+    edges = np.histogram_bin_edges(np.concatenate(values), bins=bins)
+    for v, name in zip(values, (f"real ({real.shape[0]})", f"synthetic ({synthetic.shape[0]})")):
+        ax0.hist(v, bins=edges, density=True, histtype="step", lw=1.5, label=name)
+    ax0.set_title("feature values")
+    ax0.legend(fontsize=8)
+    ax1.plot(cf_real[order].numpy(), label="real", lw=1.5)
+    ax1.plot(cf_syn[order].numpy(), label="synthetic", lw=1, alpha=0.8)
+    ax1.set_title(f"CF modulus |φ(t)| at {t.shape[0]} frequencies (sorted by real)")
+    ax1.set_xlabel("frequency")
+    ax1.legend(fontsize=8)
+    return figure_html(fig)
 
 
 def table_html(rows: list[Mapping[str, Any]], columns: list[str] | None = None) -> str:
@@ -257,10 +369,9 @@ def table_html(rows: list[Mapping[str, Any]], columns: list[str] | None = None) 
 
 def write_report(path: str, title: str, sections: list[tuple[str, str]]) -> str:
     """A self-contained HTML page: ``sections`` are ``(heading, html)`` pairs."""
-    import html
-
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}")
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}"
+             "table.pairs td{text-align:center;vertical-align:bottom}")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts += [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]

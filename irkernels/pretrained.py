@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .data.images import PairSet
+from .data.images import PairSet, quantize
+from .metrics import psnr
 from .models import build_model, load_checkpoint, model_scale
 from .outputs import atomic_write_json
-from .train import TrainConfig, dist_info, train
+from .train import TrainConfig, dist_info, resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,43 @@ def build_checked(name: str, scale: int) -> nn.Module:
     return net
 
 
-def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | None = None) -> tuple[nn.Module, dict]:
+@torch.no_grad()
+def patch_psnr(net: nn.Module, pairs: PairSet, scale: int, device: torch.device | str = "cpu",
+               chunk: int = 32) -> dict:
+    """PSNR (dB, RGB and Y, ``scale`` pixels cropped per side, outputs rounded to uint8 as stored)
+    of ``net`` on uint8 or [0, 1] patch pairs, from the squared error pooled over all patches (so a
+    perfectly restored flat patch does not make it infinite): the validation score of a
+    pre-trained network. Returns ``{"pairs", "psnr_rgb", "psnr_y"}``."""
+    if not len(pairs):
+        raise ValueError("pairs must hold at least one patch pair to score")
+    was_training = net.training
+    net = net.to(device).eval()
+    mse_rgb, mse_y = [], []  # per patch, recovered from the metric's PSNR (inf → 0)
+    for i in range(0, len(pairs), chunk):
+        lq, hq = pairs.lq[i:i + chunk], pairs.hq[i:i + chunk]
+        lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq.float()
+        hq = hq.double() if hq.dtype == torch.uint8 else quantize(hq.float()).double()
+        sr = quantize(net(lq.to(device)).float()).cpu().double()
+        mse_rgb.append(255.0 ** 2 / 10 ** (psnr(sr, hq, scale) / 10))
+        mse_y.append(255.0 ** 2 / 10 ** (psnr(sr, hq, scale, y_channel=True) / 10))
+    net.train(was_training)
+
+    def pooled(mse: list[torch.Tensor]) -> float:
+        return float(10 * torch.log10(255.0 ** 2 / torch.cat(mse).mean()))
+
+    return {"pairs": len(pairs), "psnr_rgb": pooled(mse_rgb), "psnr_y": pooled(mse_y)}
+
+
+def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | None = None,
+                       val: PairSet | None = None) -> tuple[nn.Module, dict]:
     """A ``cfg.model`` network trained on ``pairs`` for ``cfg.steps`` steps, from the cache when there.
 
     ``pairs``: LQ ``(P, 3, h, w)`` and HQ ``(P, 3, h·scale, w·scale)`` patches (uint8 or float in
     [0, 1]). Returns the network (on CPU, train mode as the trainer left it) and an ``info`` dict for
     manifests: model, checkpoint path, cache key, steps, whether it was reused, seconds, final loss.
     An interrupted training resumes from its own ``last.pt`` in the cache folder.
+    ``val``: held-out pairs (not part of the key); their ``patch_psnr`` goes into ``info["val"]``
+    (cached beside the network with the pairs' fingerprint, recomputed for other pairs).
     """
     key_fields = {**cfg.key_fields(), "data": fingerprint(pairs)}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
@@ -88,7 +119,12 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
         with open(info_path) as fh:
             info = json.load(fh)
         log.warning("reusing %s trained earlier on the same data and settings: %s", cfg.model, path)
-        return load_checkpoint(net, path), {**info, "reused": True}
+        net = load_checkpoint(net, path)
+        if val is not None and (info.get("val") or {}).get("fingerprint") != fingerprint(val):
+            info["val"] = _val_score(net, val, cfg)
+            if dist_info()[0] == 0:
+                atomic_write_json(info_path, info)
+        return net, {**info, "reused": True}
     log.warning("training %s on the real data first (%d patch pairs, %d steps, batch %d) → %s",
                 cfg.model, len(pairs), cfg.steps, cfg.batch_size, folder)
     torch.manual_seed(cfg.seed)
@@ -104,6 +140,12 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
     info = {"model": cfg.model, "scale": cfg.scale, "checkpoint": path, "cache_key": key, "trained_here": True,
             "steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed, "pairs": len(pairs),
             "seconds": time.perf_counter() - start, "final_loss": result.losses[-1] if result.losses else None}
+    if val is not None:
+        info["val"] = _val_score(net, val, cfg)
     if dist_info()[0] == 0:
         atomic_write_json(info_path, info)  # written last: its presence marks a finished network
     return net, {**info, "reused": False}
+
+
+def _val_score(net: nn.Module, val: PairSet, cfg: PretrainConfig) -> dict:
+    return {"fingerprint": fingerprint(val), **patch_psnr(net, val, cfg.scale, resolve_device(cfg.device))}

@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.images import PairSet, to_float
+from .devices import resolve_device  # noqa: F401  (also re-exported here for older imports)
 from .models.checkpoint import save_checkpoint
+from .outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +82,6 @@ class TrainResult:
     model_path: str = ""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def dist_info() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
@@ -103,9 +99,8 @@ def augment(lq: torch.Tensor, hq: torch.Tensor, flips: torch.Tensor) -> tuple[to
 
 
 def atomic_torch_save(obj: object, path: str) -> None:
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state(sampler: torch.Generator) -> dict:
@@ -131,12 +126,10 @@ class CsvLog:
         if resume_step and os.path.exists(path):
             with open(path, newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
-        tmp = path + ".tmp"
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, CSV_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, path)
 
     def write(self, row: dict) -> None:
         with open(self.path, "a", newline="") as fh:

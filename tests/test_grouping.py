@@ -11,6 +11,7 @@ from torch.utils.cpp_extension import is_ninja_available
 
 from irkernels.ops import _ext
 from irkernels.ops.grouping import (
+    assign_backend,
     assign_with_quotas,
     assign_with_quotas_reference,
     nearest_in_group,
@@ -119,7 +120,7 @@ def test_assignment_bad_inputs():
     with pytest.raises(ValueError, match="desc contains NaN or Inf"):
         assign_with_quotas(bad, centroids, real_counts, 1.0, offsets=offsets)
     with pytest.raises(ValueError, match="backend must be one of"):
-        assign_with_quotas(desc, centroids, real_counts, 1.0, offsets=offsets, backend="triton")
+        assign_with_quotas(desc, centroids, real_counts, 1.0, offsets=offsets, backend="cuda")
 
 
 def _pairing_case(seed, feat=37):
@@ -143,7 +144,7 @@ def test_pairing_equals_brute_force(backend, kernel_device):
     ref = nearest_in_group_reference(syn, syn_labels, real, real_labels, syn_offsets=so, real_offsets=ro)
     dev = kernel_device if backend == "triton" else torch.device("cpu")
     out = nearest_in_group(syn.to(dev), syn_labels.to(dev), real.to(dev), real_labels.to(dev),
-                           syn_offsets=so.to(dev), real_offsets=ro.to(dev), precision="ieee", backend=backend)
+                           syn_offsets=so.to(dev), real_offsets=ro.to(dev), precision="highest", backend=backend)
     assert torch.equal(out.cpu(), ref)
     assert out[3] == 5
     assert bool((out.cpu()[syn_labels < 0] == -1).all())
@@ -175,6 +176,7 @@ def test_kmeans_assign_pair_pipeline():
     assert torch.equal(groups.labels[pairs[assigned]], syn_groups[assigned])
 
 
+@pytest.mark.sm90
 def test_pairing_kernel_compiles_for_sm90():
     sig = {"syn_ptr": "*fp32", "real_ptr": "*fp32", "real_norm_ptr": "*fp32", "syn_rows_ptr": "*i64",
            "real_rows_ptr": "*i64", "tile_syn_lo_ptr": "*i32", "tile_syn_hi_ptr": "*i32", "tile_real_lo_ptr": "*i32",
@@ -199,7 +201,12 @@ def test_extension_status_reports_a_reason():
 def test_cuda_extension_compiles_with_nvcc(tmp_path):
     """Build csrc/ for sm_90 with nvcc (no GPU needed) and load its op registrations."""
     script = ("import sys, torch; from irkernels.ops import _ext; _ext.build_extension(sys.argv[1]); "
-              "assert hasattr(torch.ops.irkernels, 'quota_match_'); print('built')")
+              "assert hasattr(torch.ops.irkernels, 'quota_match_'); "
+              "assert 'bool check_sizes=True' in str(torch.ops.irkernels.quota_match_.default._schema); "
+              # the fake implementation: the op traces on meta tensors without running the kernel
+              "m = lambda *s, dt=torch.float32: torch.empty(s, dtype=dt, device='meta'); "
+              "torch.ops.irkernels.quota_match_(m(8, 3), m(8, 3, dt=torch.int32), m(3, dt=torch.int64), "
+              "m(2, 3, dt=torch.int32), m(8, dt=torch.int64), 4); print('built')")
     env = dict(os.environ, TORCH_CUDA_ARCH_LIST="9.0", MAX_JOBS="2")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
@@ -232,14 +239,37 @@ def test_assignment_with_exact_ties_equals_greedy(fraction):
 def test_cuda_extension_matches_greedy_at_idc_size():
     sizes = (3840, 1000, 3840, 17, 2500, 3840, 1, 640)
     desc, centroids, real_counts, offsets = _integer_instances(sizes, k=32, d=16, seed=4)
+    # "auto" on CUDA tensors must pick the compiled extension here (it raises no error otherwise)
+    assert assign_backend(torch.device("cuda"), max(sizes), 32) == "cuda", _ext.extension_status()["reason"]
     for fraction in (0.25, 1.0):
         ref = assign_with_quotas_reference(desc, centroids, real_counts, fraction, offsets=offsets)
         ours = assign_with_quotas(desc.cuda(), centroids.cuda(), real_counts.cuda(), fraction,
-                                  offsets=offsets.cuda(), backend="cuda")
+                                  offsets=offsets.cuda(), backend="auto")
         assert torch.equal(ours.cpu(), ref)
         torch_path = assign_with_quotas(desc.cuda(), centroids.cuda(), real_counts.cuda(), fraction,
                                         offsets=offsets.cuda(), backend="torch")
         assert torch.equal(torch_path.cpu(), ref)
+
+
+@pytest.mark.cuda
+def test_cuda_extension_rejects_a_too_small_max_rows():
+    """max_rows sizes the block's shared memory: too small raises in C++ while value checks are on,
+    and the kernel itself refuses the instance (rows -1) instead of overflowing when they are off."""
+    assert _ext.has_op("quota_match_"), _ext.extension_status()["reason"]
+    sizes = (300, 40)
+    offsets = _offsets(sizes)
+    seg_dist = torch.rand(sum(sizes), 5, device="cuda")
+    pref = torch.argsort(seg_dist, dim=1, stable=True).to(torch.int32)
+    quotas = torch.tensor([[60] * 5, [8] * 5], dtype=torch.int32, device="cuda")
+    out = torch.empty(sum(sizes), dtype=torch.int64, device="cuda")
+    offs = offsets.cuda()
+    with pytest.raises(RuntimeError, match=r"max_rows \(64\) must be >= the largest instance \(300 rows\)"):
+        torch.ops.irkernels.quota_match_(seg_dist, pref, offs, quotas, out, 64, True)
+    out.fill_(7)
+    torch.ops.irkernels.quota_match_(seg_dist, pref, offs, quotas, out, 64, False)
+    assert bool((out[:300] == -1).all()) and bool((out[300:] >= 0).all())
+    torch.ops.irkernels.quota_match_(seg_dist, pref, offs, quotas, out, 300, True)
+    assert bool((out >= 0).all())
 
 
 @pytest.mark.cuda
@@ -252,5 +282,5 @@ def test_cuda_pairing_at_idc_size():
     so, ro = torch.tensor([0, 400, 800]), torch.tensor([0, 4000, 8000])
     ref = nearest_in_group_reference(syn, syn_labels, real, real_labels, syn_offsets=so, real_offsets=ro)
     out = nearest_in_group(syn.cuda(), syn_labels.cuda(), real.cuda(), real_labels.cuda(),
-                           syn_offsets=so.cuda(), real_offsets=ro.cuda(), precision="ieee")
+                           syn_offsets=so.cuda(), real_offsets=ro.cuda(), precision="highest")
     assert torch.equal(out.cpu(), ref)

@@ -52,7 +52,8 @@ def _tree(root):
 def test_loop_reduces_each_loss(photos, nets):
     # one draw of rows/frequencies and one assignment of every patch: the three losses are then
     # fixed functions of the pixels and each must go down
-    cfg = tiny_cfg(iters=40, warmup=0.0, assigning=0.0, resample_every=1000, reassign_every=1000, lr=0.02)
+    cfg = tiny_cfg(iters=40, warmup=0.0, assigning=0.0, resample_every=1000, reassign_every=1000, lr=0.02,
+                   loss_scale="none")  # unscaled: each term on its own must descend
     inst = make_instances(photos[:2], cfg)
     results = Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(inst, 3)
     for res in results:
@@ -89,6 +90,8 @@ def test_outputs_layout_manifest_report_and_train_reads_back(photos, nets, tmp_p
     assert manifest["num_units"] == 3 and manifest["settings"]["ratio"] == cfg.ratio
     unit = manifest["units"][0]
     assert set(unit["final_losses"]) == {"ins", "group", "pair"} and unit["num_real"] == 12
+    assert set(unit["loss_scales"]) == {"group", "pair"} and unit["group_keep"]["redraws"] == 1
+    assert 0 <= unit["group_keep"]["real"] <= 1
     assert len(unit["init_patches"]) == n_each and {"y", "x", "size"} <= set(unit["init_patches"][0])
     assert unit["loss_curve"]["step"][-1] == cfg.iters and "versions" in manifest
     html = (out / "report.html").read_text()
@@ -192,18 +195,24 @@ def test_bad_inputs(photos, nets, tmp_path):
         tiny_cfg(ratio=0.0)
 
 
-def test_pretrains_when_no_checkpoint_and_reuses_it(photos, tmp_path, caplog):
-    cfg = tiny_cfg(model="edsr-tiny", pretrain_steps=2, pretrain_batch=2, iters=2)
-    out = tmp_path / "run"
-    with caplog.at_level("WARNING", logger="irkernels.idc.pipeline"):
-        run_pipeline(cfg, str(out), images=photos[:1])
-    assert "training edsr-tiny on the real data first" in caplog.text
-    assert (out / "pretrained" / "model.safetensors").exists()
+def test_pretrains_when_no_checkpoint_scores_it_and_reuses_it_across_runs(photos, tmp_path, caplog):
+    cache = str(tmp_path / "cache")
+    cfg = tiny_cfg(model="edsr-tiny", pretrain_steps=2, pretrain_batch=2, iters=2, pretrain_cache=cache,
+                   teacher_val=0.3)
+    with caplog.at_level("WARNING", logger="irkernels.pretrained"):
+        run_pipeline(cfg, str(tmp_path / "a"), images=photos)
+    assert "training edsr-tiny on the real data first (24 patch pairs" in caplog.text  # 2 of 3 images
+    teacher = json.loads((tmp_path / "a" / "manifest.json").read_text())["networks"]["teacher"]
+    held_out = sorted(p.name for p in photos)[-1]
+    assert teacher["val_images"] == [held_out] and teacher["train_images"] == 2
+    assert teacher["val"]["pairs"] == 12 and 5 < teacher["val"]["psnr_y"] < 60
+    assert os.path.exists(teacher["checkpoint"]) and teacher["checkpoint"].startswith(cache)
     caplog.clear()
-    (out / "records" / f"{photos[0].name}.json").unlink()  # force the instance to be redone
-    with caplog.at_level("WARNING", logger="irkernels.idc.pipeline"):
-        run_pipeline(cfg, str(out), images=photos[:1])
-    assert "reusing the network" in caplog.text
+    with caplog.at_level("WARNING", logger="irkernels.pretrained"):  # another run (and method) on the same data
+        run_pipeline(tiny_cfg(**{**cfg.to_dict(), "method": "herding"}), str(tmp_path / "b"), images=photos)
+    assert "reusing edsr-tiny" in caplog.text and "training" not in caplog.text
+    info = json.loads((tmp_path / "b" / "manifest.json").read_text())["networks"]["feature_extractor"]
+    assert info["reused"] and info["cache_key"] == teacher["cache_key"] and info["val"] == teacher["val"]
 
 
 def test_cli_help_documents_every_option_and_bare_main_prints_help(capsys):
@@ -291,6 +300,7 @@ def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
     import irkernels.idc.pipeline as pipe
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IRKERNELS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(sys, "argv", ["irkernels"])
     monkeypatch.setattr(pipe, "DEMO_CONFIG", {**pipe.DEMO_CONFIG, "iters": 2, "pretrain_steps": 1,
                                               "pretrain_batch": 2, "progress": False})

@@ -6,6 +6,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
+from irkernels.ops import kmeans as kmeans_mod
 from irkernels.ops.kmeans import _TritonStep, kmeans, kmeans_reference
 from irkernels.ops._segments import pack, sq_dists_to_sets
 
@@ -39,7 +40,7 @@ def test_triton_matches_reference_from_same_init(kernel_device):
     x, offsets = _ragged(sizes, d, seed=1)
     init = torch.stack([x[o:o + k] for o in offsets[:-1].tolist()])
     ours = kmeans(x.to(kernel_device), k, offsets=offsets.to(kernel_device), init=init.to(kernel_device),
-                  iters=6, tol=None, precision="ieee", backend="triton")
+                  iters=6, tol=None, precision="highest", backend="triton")
     ref = kmeans_reference(x.double(), k, offsets=offsets, init=init.double(), iters=6, tol=None)
     assert torch.equal(ours.labels.cpu(), ref.labels)
     torch.testing.assert_close(ours.centroids.cpu().double(), ref.centroids, rtol=1e-5, atol=1e-5)
@@ -51,7 +52,7 @@ def test_kernel_writes_every_row_and_slot(kernel_device):
     """Poisoned outputs: every label, distance and partial slot the step reduces was written."""
     x, offsets = _ragged((33, 17, 90), 7, seed=4)
     seg = pack(x.to(kernel_device), offsets=offsets.to(kernel_device))
-    step = _TritonStep(seg, 3, "ieee")
+    step = _TritonStep(seg, 3, "highest")
     owned = step.plan[3].long()  # the slot of every chunk
     step.labels.fill_(-1)
     step.min_dist.fill_(float("nan"))
@@ -64,14 +65,14 @@ def test_kernel_writes_every_row_and_slot(kernel_device):
     assert bool((step.labels >= 0).all()) and bool(torch.isfinite(step.min_dist).all())
     assert bool(torch.isfinite(update.centroids).all()) and bool(torch.isfinite(step.part_inertia).all())
     assert update.counts.sum(dim=1).tolist() == [33.0, 17.0, 90.0]
-    assert n_iter.tolist() == [1, 1, 1] and update.any_active
+    assert n_iter.tolist() == [1, 1, 1] and update.flags.tolist()[1] == 1
 
 
 def test_kernel_distance_matrix_and_kmeans_plus_plus_match_torch(kernel_device):
     x, offsets = _ragged((45, 77, 20), 9, seed=12)
     seg = pack(x.to(kernel_device), offsets=offsets.to(kernel_device))
     sets = torch.randn(3, 5, 9, generator=torch.Generator().manual_seed(0))
-    out = _TritonStep(seg, 5, "ieee").dists(sets.to(kernel_device))
+    out = _TritonStep(seg, 5, "highest").dists(sets.to(kernel_device))
     ref = sq_dists_to_sets(pack(x.double(), offsets=offsets), sets.double())
     torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-5, atol=1e-4)
     ours = kmeans(x.to(kernel_device), 4, offsets=offsets.to(kernel_device), iters=0, seed=3, backend="triton")
@@ -179,8 +180,38 @@ def test_bad_inputs_raise_clear_errors():
         kmeans(x, 2, init=torch.randn(3, 3))
     with pytest.raises(ValueError, match="precision"):
         kmeans(x, 2, precision="bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        kmeans(x, 2, precision="tf32x3")  # the old name: the vocabulary is high/highest/fast
 
 
+def test_init_seeds_from_a_sample_of_large_instances(monkeypatch):
+    """Instances larger than init_sample_size are seeded from a uniform sample (centres are data
+    points of the instance, reproducible per seed); the clustering stays as good as seeding from
+    every point; instances up to the size are seeded exactly as before."""
+    x, offsets = _ragged((400, 90), 6, seed=8)
+    full = [kmeans(x, 5, offsets=offsets, seed=s, backend="torch") for s in range(4)]
+    small_start = kmeans(x, 5, offsets=offsets, seed=3, iters=0, backend="torch").centroids
+    monkeypatch.setattr(kmeans_mod, "init_sample_size", lambda k: 100)
+    sampled = [kmeans(x, 5, offsets=offsets, seed=s, backend="torch") for s in range(4)]
+    start = kmeans(x, 5, offsets=offsets, seed=3, iters=0, backend="torch").centroids
+    again = kmeans(x, 5, offsets=offsets, seed=3, iters=0, backend="torch").centroids
+    assert torch.equal(start, again)
+    assert not torch.equal(start, small_start)  # instance 0 (400 > 100 points) was sampled
+    for b, (lo, hi) in enumerate(zip(offsets[:-1].tolist(), offsets[1:].tolist())):
+        assert ((start[b][:, None, :] == x[lo:hi][None]).all(-1).any(dim=1)).all()
+    ratio = sum(float(r.inertia.sum()) for r in sampled) / sum(float(r.inertia.sum()) for r in full)
+    assert ratio < 1.05, ratio
+
+
+def test_tolerance_scale_is_the_float64_variance():
+    x, offsets = _ragged((50, 31, 77), 4, seed=9)
+    x = x * 30 + 1000  # a large mean: a one-pass E[x²] − E[x]² in float32 would lose it
+    for seg in (pack(x, offsets=offsets), pack(x[:50])):
+        want = torch.stack([x.double()[s:s + n].var(dim=0, correction=0) for s, n in zip(seg.starts, seg.sizes)])
+        torch.testing.assert_close(kmeans_mod._feature_variance(seg), want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.sm90
 def test_kernel_compiles_for_sm90():
     common = {"x_ptr": "*fp32", "centroids_ptr": "*fp32", "active_ptr": "*i8", "chunk_instance_ptr": "*i32",
               "chunk_start_ptr": "*i32", "chunk_end_ptr": "*i32", "chunk_slot_ptr": "*i32", "labels_ptr": "*i64",
@@ -206,7 +237,7 @@ def test_kernel_compiles_for_sm90():
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("precision", ["tf32x3", "ieee"])
+@pytest.mark.parametrize("precision", ["high", "highest"])
 def test_cuda_kernel_matches_reference_at_idc_size(precision):
     x = _blobs(4 * 38_656, 128, centers=40, seed=0, std=4.0)  # clustered, overlapping a little
     offsets = torch.tensor([0, 38_656, 2 * 38_656, 3 * 38_656, 4 * 38_656])

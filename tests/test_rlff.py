@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from irkernels._backend import interpreter_active
 from irkernels.ops import rlff as rlff_mod
 from irkernels.ops.rlff import RLFF, dft_filter_bank, reference_stats, rlff, rlff_reference, sample_rows, sampled_filters
 
@@ -276,6 +277,7 @@ BAD_INPUTS = [
     (dict(stats=(torch.zeros(3), torch.ones(3, dtype=torch.long))), TypeError, "stats\\[1\\] \\(std\\) must be float"),
     (dict(stats=torch.zeros(3)), TypeError, "stats must be a \\(mean, std\\) pair"),
     (dict(backend="cuda"), ValueError, "backend must be one of"),
+    (dict(precision="tf32"), ValueError, "precision must be one of"),
 ]
 
 
@@ -325,20 +327,20 @@ def _sm90_spec(kernel: str, pointers: dict, ints: dict, constexprs: dict, warps:
 
 def _sm90_specs():
     """The CUDA launches of the issue's first shape (N=151, c=64, 64×64, k=3, C_out=128, p=4,
-    contiguous NCHW) for fp32 and bf16, with the tile sizes ``_kernel_config`` picks."""
+    contiguous NCHW) for fp32 and bf16, with the tile sizes ``_tiles`` picks."""
     n, c, h, w, k, c_out, p = 151, 64, 64, 64, 3, 128, 4
     geometry = {"C": c, "H": h, "W": w, "WP": w // p, "HPWP": (h // p) * (w // p), "C_OUT": c_out}
     f_strides = {"sf_n": c * h * w, "sf_c": h * w, "sf_h": w, "sf_w": 1}
     specs = []
     for dt, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        cfg = rlff_mod._kernel_config(torch_dtype, c, c_out, cuda=True)
+        cfg = rlff_mod._tiles(torch_dtype, c, c_out, cuda=True)
         common = {"K": k, "P": p, "IS_FP64": False, "DOT_PRECISION": "tf32" if dt == "fp32" else "ieee"}
         specs.append(_sm90_spec(
             "_rlff_fwd_kernel",
             {"f_ptr": dt, "w_ptr": dt, "valid_ptr": "fp32", "bias_ptr": "fp32", "out_ptr": dt},
             {**geometry, **f_strides, "M_OUT": n * h * w},
-            {**common, "KK_PAD": 16, "BIAS_PRECISION": "tf32", "BLOCK_M": cfg["fwd_m"], "BLOCK_N": cfg["fwd_n"],
-             "BLOCK_C": cfg["fwd_c"]}, cfg["warps"], cfg["stages"]))
+            {**common, "KK_PAD": 16, "BIAS_PRECISION": "tf32", "BLOCK_M": cfg.fwd_m, "BLOCK_N": cfg.fwd_n,
+             "BLOCK_C": cfg.fwd_c}, cfg.warps, cfg.stages))
         for batch_stats in (False, True):
             specs.append(_sm90_spec(
                 "_rlff_bwd_kernel",
@@ -346,8 +348,8 @@ def _sm90_specs():
                  "gx_ptr": "fp32" if batch_stats else dt, "psum_ptr": "fp32", "psumx_ptr": "fp32"},
                 {**geometry, **f_strides, "M_IN": n * h * w, "sg_0": p * p * c_out, "sg_1": c_out, "sg_2": 1,
                  **{"sx" + k[2:]: v for k, v in f_strides.items()}},
-                {**common, "BATCH_STATS": batch_stats, "BLOCK_M": cfg["bwd_m"], "BLOCK_C": cfg["bwd_c"],
-                 "BLOCK_O": cfg["bwd_o"]}, cfg["warps"], cfg["stages"]))
+                {**common, "BATCH_STATS": batch_stats, "BLOCK_M": cfg.bwd_m, "BLOCK_C": cfg.bwd_c,
+                 "BLOCK_O": cfg.bwd_o}, cfg.warps, cfg.stages))
     specs.append(_sm90_spec("_dft_rows_kernel", {"rows_ptr": "i64", "w_ptr": "fp32"},
                             {"C": c, "C_OUT": c_out, "TOTAL": 9 * c * c_out}, {"K": k, "IS_FP64": False, "BLOCK": 1024},
                             4, 3))
@@ -364,30 +366,10 @@ def _sm90_specs():
     return specs
 
 
-def _ptxas_report(ptx: str) -> str | None:
-    """``ptxas -v`` output for sm_90a (Triton ships ptxas), or None if it is not there."""
-    import os
-    import subprocess
-    import tempfile
-
-    import triton
-
-    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
-    if not os.path.exists(ptxas):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "k.ptx")
-        with open(path, "w") as fh:
-            fh.write(ptx)
-        proc = subprocess.run([ptxas, "-arch=sm_90a", "-v", path, "-o", os.path.join(tmp, "k.cubin")],
-                              capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stderr
-
-
+@pytest.mark.sm90
 def test_kernels_compile_for_sm90():
-    """The CUDA launches of the issue's shape lower to sm_90 code: GEMMs on wgmma tensor cores, and
-    (where Triton's ptxas is present) no register spills and no serialised wgmma pipeline."""
+    """The CUDA launches of the issue's shape lower to sm_90 code: GEMMs on wgmma tensor cores, no
+    register spills and no serialised wgmma pipeline (from the log of Triton's own ptxas run)."""
     specs = _sm90_specs()
     results = compile_sm90(specs)
     assert [r["kernel"] for r in results] == [s["kernel"] for s in specs]
@@ -395,10 +377,8 @@ def test_kernels_compile_for_sm90():
         name = f"{result['kernel']} {spec['signature']['f_ptr'] if 'f_ptr' in spec['signature'] else ''}"
         if result["kernel"] in ("_rlff_fwd_kernel", "_rlff_bwd_kernel"):
             assert "wgmma.mma_async" in result["ptx"], name
-        report = _ptxas_report(result["ptx"])
-        if report is not None:
-            assert " 0 bytes spill stores" in report, f"{name}: {report}"
-            assert "C7515" not in report, f"{name}: wgmma serialised: {report}"
+        assert result["spill_bytes"] == 0, f"{name}: {result['ptxas_log']}"
+        assert "C7515" not in result["ptxas_log"], f"{name}: wgmma serialised: {result['ptxas_log']}"
 
 
 @pytest.mark.cuda
@@ -447,13 +427,25 @@ def test_cuda_issue_shape_memory_and_accuracy():
                      3e-3)
 
 
-@pytest.mark.skipif(HAS_CUDA, reason="CPU-only check of the dispatcher")
-def test_auto_backend_on_cpu_is_torch():
-    f = random_features((1, 2, 4, 4))
+def test_auto_backend_on_cpu_is_torch(monkeypatch):
+    """CPU tensors under "auto" never reach the fused op (even with the interpreter on), and the
+    result is the reference's, gradient included; "triton" does reach it."""
+    def fused_must_not_run(*args, **kwargs):
+        raise AssertionError("the fused Triton op ran for CPU tensors under backend='auto'")
+
+    f = random_features((1, 2, 4, 4)).requires_grad_(True)
     rows = sample_rows(2, 3, 4, seed=0)
+    monkeypatch.delenv("IRKERNELS_BACKEND", raising=False)
+    monkeypatch.setattr(rlff_mod, "_rlff_fused", fused_must_not_run)
     out = rlff(f, out_channels=4, rows=rows)
-    assert out.grad_fn is None or "RLFFFunction" not in type(out.grad_fn).__name__
     torch.testing.assert_close(out, rlff_reference(f, rows, 3, 4), rtol=0, atol=0)
+    (grad,) = torch.autograd.grad(out.square().sum(), f)
+    x = f.detach().requires_grad_(True)
+    (grad_ref,) = torch.autograd.grad(rlff_reference(x, rows, 3, 4).square().sum(), x)
+    torch.testing.assert_close(grad, grad_ref, rtol=0, atol=0)
+    if interpreter_active():  # CPU tensors can run the kernels only in the interpreter
+        with pytest.raises(AssertionError, match="fused Triton op ran"):
+            rlff(f, out_channels=4, rows=rows, backend="triton")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -464,3 +456,30 @@ def test_kernel_weight_matrix_matches_bank(dtype, kernel_device):
     weight = rlff_mod._weight_matrix(rows, c, k, dtype)
     expected = fft_bank(c, k)[rows.cpu()].reshape(40, c, k, k).permute(2, 3, 1, 0).reshape(k * k * c, 40)
     torch.testing.assert_close(weight.cpu().double(), expected, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+def test_precision_default_follows_torch_conv_setting_and_tiles_override(monkeypatch):
+    """``precision=None`` follows cudnn.allow_tf32 (what an eager conv does); the tile hook
+    replaces named fields and rejects unknown ones."""
+    from irkernels.ops.utils import conv_precision_from_torch
+
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        assert conv_precision_from_torch() == "highest"
+    with torch.backends.cudnn.flags(allow_tf32=True):
+        assert conv_precision_from_torch() == "fast"
+    chosen = []
+    original = rlff_mod._rlff_forward_triton
+    monkeypatch.setattr(rlff_mod, "_rlff_forward_triton", lambda *a: chosen.append(a[-1]) or original(*a))
+    f = random_features((1, 2, 5, 5), torch.float64)
+    rows = sample_rows(2, 3, 4, seed=0)
+    if interpreter_active():
+        with torch.backends.cudnn.flags(allow_tf32=False):
+            rlff(f, out_channels=4, rows=rows, backend="triton")
+        rlff(f, out_channels=4, rows=rows, backend="triton", precision="high")
+        assert chosen == ["highest", "high"]
+    monkeypatch.setenv("IRKERNELS_RLFF_TILES", '{"fwd_m": 64, "warps": 2}')
+    tiles = rlff_mod._tiles(torch.float32, 64, 128, cuda=True)
+    assert (tiles.fwd_m, tiles.warps, tiles.bwd_m) == (64, 2, 128)
+    monkeypatch.setenv("IRKERNELS_RLFF_TILES", '{"fwd_q": 64}')
+    with pytest.raises(ValueError, match="unknown tiles \\['fwd_q'\\]"):
+        rlff_mod._tiles(torch.float32, 64, 128, cuda=True)

@@ -11,16 +11,24 @@ grouped ``cf_stats`` per side then gives every (instance, group) characteristic 
 instance-level one (``L_ins``) is their count-weighted mean, so ``L_ins`` and ``L_group`` cost one
 launch per side and step. The real side (features, RLFF output, k-means groups, statistics) only
 changes when the RLFF rows and frequencies are re-drawn (every ``resample_every`` steps) and is
-cached in between.
+cached in between. A re-draw's k-means starts from the previous partition (``regroup="warm"``), so
+groups keep their identity; how many real patches keep their group is measured per instance.
+
+The loop runs under ``value_checks(False)``: the data are checked once where they enter, and a
+step between re-draws and re-assignments makes no host sync (tested).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from .._checks import check_finite, value_checks
 from ..ops.grouping import assign_with_quotas, nearest_in_group
 from ..ops.kmeans import kmeans
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats, sample_frequencies
@@ -35,12 +43,40 @@ LOSS_NAMES = ("ins", "group", "pair")
 class CondenseResult:
     """One instance's outcome: ``synthetic (n, 3, h, w)`` float in [0, 1] (CPU), ``init_index``
     the real patches it started from (``None`` for noise), ``history (iters, 3)`` the unweighted
-    ``L_ins, L_group, L_pair`` of every step, and its share of the batch's wall time."""
+    ``L_ins, L_group, L_pair`` of every step, its share of the batch's wall time, ``loss_scales``
+    the factors applied to ``L_group``/``L_pair`` (``loss_scale``; 1 before a term starts) and
+    ``group_keep`` the stability of its groups across re-draws (``group_stability``)."""
 
     synthetic: torch.Tensor
     init_index: list[int] | None
     history: torch.Tensor
     seconds: float
+    loss_scales: dict[str, float] = field(default_factory=dict)
+    group_keep: dict = field(default_factory=dict)
+
+
+def group_stability(real: list[np.ndarray], syn: list[np.ndarray | None]) -> dict:
+    """Share of patches keeping their group across the re-draws of one instance.
+
+    ``real[j]`` is the ``(K, K)`` contingency of re-draw ``j`` (real patches in old group ``a`` and
+    new group ``b``), ``syn[j]`` the same for the synthetic patches assigned before and after
+    (``None`` when there were none). Groups are matched one-to-one by the real contingency
+    (Hungarian, ``scipy.optimize.linear_sum_assignment``), so a mere renaming of the groups counts
+    as kept. Returns ``{"redraws", "real", "real_same_id", "synthetic"}``: mean shares over the
+    re-draws (``real_same_id`` without matching; ``None`` where there is nothing to average).
+    """
+    kept_real, same_id, kept_syn = [], [], []
+    for r, y in zip(real, syn):
+        rows, cols = linear_sum_assignment(-r)
+        kept_real.append(r[rows, cols].sum() / max(r.sum(), 1))
+        same_id.append(np.trace(r) / max(r.sum(), 1))
+        if y is not None and y.sum() > 0:
+            kept_syn.append(y[rows, cols].sum() / y.sum())
+
+    def mean(v: list) -> float | None:
+        return float(np.mean(v)) if v else None
+
+    return {"redraws": len(real), "real": mean(kept_real), "real_same_id": mean(same_id), "synthetic": mean(kept_syn)}
 
 
 def features(net: nn.Module, x: torch.Tensor, amp: bool) -> torch.Tensor:
@@ -71,6 +107,14 @@ def _pool_instances(s: CFStats, b: int, groups: int) -> CFStats:
 
 def _offsets(sizes: list[int], device: torch.device) -> torch.Tensor:
     return torch.tensor([0] + sizes, device=device).cumsum(0)
+
+
+def _contingency(inst: torch.Tensor, old: torch.Tensor, new: torch.Tensor, b: int, k: int) -> torch.Tensor:
+    """``(B, K, K)`` counts of items in old group ``a`` and new group ``b`` per instance (items with
+    a label < 0 on either side, i.e. unassigned, are left out)."""
+    both = (old >= 0) & (new >= 0)
+    key = torch.where(both, (inst * k + old.clamp(min=0)) * k + new.clamp(min=0), b * k * k)
+    return torch.bincount(key, minlength=b * k * k + 1)[:-1].view(b, k, k)
 
 
 @dataclass
@@ -107,7 +151,8 @@ class Condenser:
         self.progress = progress
 
     # -- real side -------------------------------------------------------------------------------
-    def _real_side(self, draw: int, feats: torch.Tensor, seeds: list[int], k: int) -> _RealSide:
+    def _real_side(self, draw: int, feats: torch.Tensor, seeds: list[int], k: int,
+                   previous: _RealSide | None) -> _RealSide:
         cfg, dev = self.cfg, self.device
         c = feats.shape[1]
         draw_seed = cfg.seed * 7919 + draw  # the same draw for every instance: batch-independent
@@ -118,12 +163,18 @@ class Condenser:
                        rows=rows, stats=self._unit, backend=cfg.backend)
         desc = patches.mean(1)
         offs = self._real_patch_offsets
-        # k-means++ seeding per instance (its own seed), then one packed Lloyd run for the batch
-        init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=seeds[i] + draw,
-                                   backend=cfg.backend).centroids for i in range(len(seeds))])
-        km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
         b = len(seeds)
         inst = self._real_patch_inst
+        if previous is not None and cfg.regroup == "warm":
+            # the previous groups' means in the new descriptor space: Lloyd then moves from the old
+            # partition to the nearest stable one, and group m stays group m
+            key = inst * k + previous.labels
+            sums = torch.zeros(b * k, desc.shape[1], device=dev, dtype=desc.dtype).index_add_(0, key, desc)
+            init = (sums / previous.counts.reshape(-1, 1).clamp(min=1)).view(b, k, -1)
+        else:  # k-means++ seeding per instance (its own seed)
+            init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=seeds[i] + draw,
+                                       backend=cfg.backend).centroids for i in range(b)])
+        km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
         counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
         gid = (inst * (k + 1) + km.labels).repeat_interleave(cfg.rlff_patch ** 2)
         stats = cf_stats(patches.reshape(-1, cfg.rlff_channels), t, gid, b * (k + 1), backend=cfg.backend)
@@ -146,6 +197,7 @@ class Condenser:
         feats, means, stds = [], [], []
         for inst in instances:
             f = extract_features(self.net, inst.lr, dev, amp=cfg.amp)
+            check_finite(f"features of {inst.name}'s real patches", f)  # the loop below checks nothing
             mean, std = reference_stats(f, backend=cfg.backend)
             feats.append((f - mean[:, None, None]) / std[:, None, None])
             means.append(mean)
@@ -179,12 +231,16 @@ class Condenser:
         y = torch.cat(inits).to(dev).requires_grad_(True)
         opt = torch.optim.Adam([y], lr=cfg.lr)
         weights = torch.tensor([cfg.w_ins, cfg.w_group, cfg.w_pair], device=dev)
-        assign_backend = "torch" if cfg.backend == "torch" else "auto"
 
-        groups = self._grouping(torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
-                                torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev),
-                                syn_patch_inst, b, k)
-        history = []
+        unassigned = torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev)
+        labels = unassigned
+        groups = self._grouping(unassigned, unassigned, syn_patch_inst, b, k)
+        # loss_scale "phase-start": L_group / L_pair of an instance are multiplied by L_ins / L_term of
+        # the first step where the term is non-zero (detached, on the device: no sync)
+        scales = torch.ones(b, 3, device=dev)
+        started = torch.zeros(b, 3, dtype=torch.bool, device=dev)
+        started[:, 0] = True
+        history, real_cont, syn_cont = [], [], []
         real = None
         steps = range(cfg.iters)
         bar = None
@@ -194,39 +250,59 @@ class Condenser:
             bar = tqdm(steps, desc=f"condense {b} instance(s)", leave=False, dynamic_ncols=True)
             steps = bar
         warmup = cfg.warmup_iters()
-        for step in steps:
-            regroup = False
-            if step % cfg.resample_every == 0:
-                real = self._real_side(step // cfg.resample_every, feats, seeds, k)
-                regroup = True
-            fs = (features(self.net, y, cfg.amp) - syn_mean) * syn_inv_std
-            syn = rlff(fs, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels, patch_size=p,
-                       rows=real.rows, stats=self._unit, backend=cfg.backend)
-            if step >= warmup and (regroup or (step - warmup) % cfg.reassign_every == 0):
-                detached = syn.detach()
-                labels = assign_with_quotas(detached.mean(1), real.centroids, real.counts,
-                                            cfg.assigned_fraction(step), offsets=syn_patch_offsets,
-                                            backend=assign_backend)
-                local = nearest_in_group(detached.flatten(1), labels, real.patches.flatten(1), real.labels,
-                                         syn_offsets=syn_patch_offsets, real_offsets=self._real_patch_offsets,
-                                         backend=cfg.backend)
-                pairs = torch.where(local >= 0, local + self._real_patch_offsets[syn_patch_inst], -1)
-                groups = self._grouping(labels, pairs, syn_patch_inst, b, k)
-            losses = self._losses(syn, real, groups, b, k)  # (B, 3)
-            opt.zero_grad(set_to_none=True)
-            (losses * weights).sum().backward()
-            opt.step()
-            with torch.no_grad():
-                y.clamp_(0, 1)
-            history.append(losses.detach())
-            if bar is not None and (step + 1) % cfg.log_every == 0:
-                bar.set_postfix({n: f"{v:.4f}" for n, v in zip(LOSS_NAMES, losses.detach().mean(0).tolist())})
+        with value_checks(False):
+            for step in steps:
+                regroup = False
+                if step % cfg.resample_every == 0:
+                    previous = real
+                    real = self._real_side(step // cfg.resample_every, feats, seeds, k, previous)
+                    regroup = True
+                    if previous is not None:
+                        real_cont.append(_contingency(self._real_patch_inst, previous.labels, real.labels, b, k))
+                        syn_cont.append(None)
+                    if bar is not None and history:  # re-draws sync anyway: show the losses then
+                        bar.set_postfix({n: f"{v:.4f}" for n, v in zip(LOSS_NAMES, history[-1].mean(0).tolist())})
+                fs = (features(self.net, y, cfg.amp) - syn_mean) * syn_inv_std
+                syn = rlff(fs, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels, patch_size=p,
+                           rows=real.rows, stats=self._unit, backend=cfg.backend)
+                if step >= warmup and (regroup or (step - warmup) % cfg.reassign_every == 0):
+                    detached = syn.detach()
+                    new = assign_with_quotas(detached.mean(1), real.centroids, real.counts,
+                                             cfg.assigned_fraction(step), offsets=syn_patch_offsets,
+                                             backend=cfg.backend)
+                    if regroup and real_cont and step > warmup:
+                        syn_cont[-1] = _contingency(syn_patch_inst, labels, new, b, k)
+                    labels = new
+                    local = nearest_in_group(detached.flatten(1), labels, real.patches.flatten(1), real.labels,
+                                             syn_offsets=syn_patch_offsets, real_offsets=self._real_patch_offsets,
+                                             backend=cfg.backend)
+                    pairs = torch.where(local >= 0, local + self._real_patch_offsets[syn_patch_inst], -1)
+                    groups = self._grouping(labels, pairs, syn_patch_inst, b, k)
+                losses = self._losses(syn, real, groups, b, k)  # (B, 3)
+                if cfg.loss_scale == "phase-start":
+                    raw = losses.detach()
+                    begin = ~started & (raw > 0)
+                    scales = torch.where(begin, raw[:, :1] / raw.clamp(min=1e-30), scales)
+                    started |= begin
+                opt.zero_grad(set_to_none=True)
+                (losses * scales * weights).sum().backward()
+                opt.step()
+                with torch.no_grad():
+                    y.clamp_(0, 1)
+                history.append(losses.detach())
         if bar is not None:
             bar.close()
         hist = torch.stack(history).cpu() if history else torch.zeros(0, b, 3)
+        scales = scales.cpu()
+        real_cont = [r.cpu().numpy() for r in real_cont]
+        syn_cont = [None if c_ is None else c_.cpu().numpy() for c_ in syn_cont]
         seconds = (time.perf_counter() - start_time) / b
         out = y.detach().cpu().split(n_syn)
-        return [CondenseResult(out[i], init_index[i], hist[:, i], seconds) for i in range(b)]
+        return [CondenseResult(out[i], init_index[i], hist[:, i], seconds,
+                               {n: float(scales[i, j]) for j, n in enumerate(LOSS_NAMES) if j},
+                               group_stability([r[i] for r in real_cont], [None if c_ is None else c_[i]
+                                                                            for c_ in syn_cont]))
+                for i in range(b)]
 
     def _grouping(self, labels: torch.Tensor, pairs: torch.Tensor, syn_patch_inst: torch.Tensor, b: int,
                   k: int) -> _Grouping:
@@ -239,12 +315,15 @@ class Condenser:
                          1.0 / per_group, syn_patch_inst[assigned])
 
     def _losses(self, syn: torch.Tensor, real: _RealSide, groups: _Grouping, b: int, k: int) -> torch.Tensor:
-        """``(B, 3)``: per instance ``L_ins`` (eq. 6), ``L_group`` (eq. 7, sum over groups),
-        ``L_pair`` (eq. 8 with the L1 norm averaged over the patch's elements)."""
+        """``(B, 3)``: per instance ``L_ins`` (eq. 6), ``L_group`` (eq. 7 as a mean over the groups
+        holding real and synthetic patches, so that it does not grow with K or with the assigned
+        share), ``L_pair`` (eq. 8 with the L1 norm averaged over the patch's elements)."""
         cfg = self.cfg
         sy = cf_stats(syn.reshape(-1, cfg.rlff_channels), real.t, groups.sample_groups, b * (k + 1),
                       backend=cfg.backend)
-        group = ncfd_from_stats(real.stats, sy, alpha=cfg.alpha, reduction="none").view(b, k + 1)[:, :k].sum(1)
+        per_group = ncfd_from_stats(real.stats, sy, alpha=cfg.alpha, reduction="none").view(b, k + 1)[:, :k]
+        filled = ((real.stats.counts > 0) & (sy.counts > 0)).view(b, k + 1)[:, :k].sum(1).clamp(min=1)
+        group = per_group.sum(1) / filled
         ins = ncfd_from_stats(real.stats_ins, _pool_instances(sy, b, k + 1), alpha=cfg.alpha, reduction="none")
         diff = (syn[groups.assigned] - real.patches[groups.pair]).abs().flatten(1).mean(1)
         pair = torch.zeros(b, device=syn.device, dtype=ins.dtype).index_add(0, groups.instance, diff * groups.weight)
@@ -252,7 +331,24 @@ class Condenser:
 
 
 @torch.no_grad()
-def upsample(teacher: nn.Module, lr: torch.Tensor, device: torch.device, chunk: int = 16) -> torch.Tensor:
-    """Teacher's HR targets for LR patches ``(n, 3, h, w)`` in [0, 1] → ``(n, 3, h·s, w·s)`` (CPU, clamped)."""
+def upsample(teacher: nn.Module, lr: torch.Tensor, device: torch.device, margin: int = 8,
+             chunk: int = 16) -> torch.Tensor:
+    """Teacher's HR targets for LR patches ``(n, 3, h, w)`` in [0, 1] → ``(n, 3, h·s, w·s)`` (CPU, clamped).
+
+    Each patch is reflect-padded by ``margin`` LR pixels (at most ``min(h, w) − 1``, reflection's
+    limit) and the ``margin·s`` HR border cropped off the output: a convolutional teacher then sees
+    image-like context at the patch border instead of its own zero padding, which otherwise leaves
+    a washed-out frame a few pixels wide on every target (measured in tests/test_idc_quality.py).
+    """
     teacher = teacher.to(device).eval()
-    return torch.cat([teacher(lr[i:i + chunk].to(device)).clamp_(0, 1).cpu() for i in range(0, len(lr), chunk)])
+    h, w = lr.shape[-2:]
+    m = min(margin, h - 1, w - 1)
+    out = []
+    for i in range(0, len(lr), chunk):
+        x = lr[i:i + chunk].to(device)
+        if m > 0:
+            x = F.pad(x, (m, m, m, m), mode="reflect")
+        y = teacher(x)
+        s = y.shape[-1] // x.shape[-1]
+        out.append(y[..., m * s:m * s + h * s, m * s:m * s + w * s].clamp_(0, 1).cpu())
+    return torch.cat(out)

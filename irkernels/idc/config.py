@@ -5,6 +5,9 @@ from dataclasses import asdict, dataclass, fields
 
 METHODS = ("idc", "random", "herding", "kcenter", "whole")
 INITS = ("real", "noise")
+LOSS_SCALES = ("phase-start", "none")
+REGROUPS = ("warm", "fresh")
+STUDENT_STEPS = 1000  # the trainer's default budget (TrainConfig.steps); the teacher gets 10× that
 
 
 @dataclass
@@ -18,6 +21,16 @@ class IDCConfig:
     ``[warmup, warmup + assigning)`` the assigned fraction of synthetic patches grows linearly to 1;
     afterwards all patches are assigned. Grouping/pairing are re-done every ``reassign_every``
     steps and whenever the RLFF rows / frequencies are re-drawn (every ``resample_every`` steps).
+    Losses: ``loss_scale="phase-start"`` rescales ``L_group`` and ``L_pair`` by
+    ``L_ins / L_term`` measured (per instance, detached) at the step they start, so that all three
+    start on one scale and ``w_*`` are relative weights; ``"none"`` uses them as computed.
+    Groups: ``regroup="warm"`` starts each re-draw's k-means from the previous partition (the
+    groups keep their identity); ``"fresh"`` re-seeds k-means++ at every re-draw.
+    Networks: a missing teacher/feature extractor is ``model`` trained for ``pretrain_steps`` on the
+    real patches of all but the last ``teacher_val`` share of the images (by name; its PSNR on those
+    is recorded), cached in ``pretrain_cache`` (default ``$IRKERNELS_CACHE/pretrained``). The
+    teacher up-samples each synthetic patch reflect-padded by ``teacher_margin`` LR pixels and
+    crops the margin off again, so that its borders get the context its centre gets.
     """
 
     method: str = "idc"
@@ -36,8 +49,10 @@ class IDCConfig:
     w_ins: float = 1.0
     w_group: float = 1.0
     w_pair: float = 1.0
+    loss_scale: str = "phase-start"
     num_groups: int = 32
     kmeans_iters: int = 20
+    regroup: str = "warm"
     rlff_kernel: int = 3
     rlff_channels: int = 128
     rlff_patch: int = 4
@@ -51,22 +66,33 @@ class IDCConfig:
     feature_extractor: str | None = None
     teacher: str | None = None
     teacher_model: str | None = None
-    pretrain_steps: int = 2000
+    pretrain_steps: int = 10 * STUDENT_STEPS
     pretrain_batch: int = 16
+    teacher_val: float = 0.05
+    teacher_margin: int = 8
     # execution (do not change the outputs beyond float rounding)
     batch_instances: int = 4
     backend: str = "auto"
     device: str = "auto"
     log_every: int = 10
     progress: bool = True
+    pretrain_cache: str | None = None
 
-    EXECUTION = ("batch_instances", "backend", "device", "log_every", "progress")
+    EXECUTION = ("batch_instances", "backend", "device", "log_every", "progress", "pretrain_cache")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.loss_scale not in LOSS_SCALES:
+            raise ValueError(f"loss_scale must be one of {LOSS_SCALES}, got {self.loss_scale!r}")
+        if self.regroup not in REGROUPS:
+            raise ValueError(f"regroup must be one of {REGROUPS}, got {self.regroup!r}")
+        if not 0.0 <= self.teacher_val < 1.0:
+            raise ValueError(f"teacher_val must lie in [0, 1), got {self.teacher_val}")
+        if self.teacher_margin < 0:
+            raise ValueError(f"teacher_margin must be >= 0, got {self.teacher_margin}")
         if self.scale not in (2, 3, 4, 8):
             raise ValueError(f"scale must be 2, 3, 4 or 8, got {self.scale}")
         if not 0.0 < self.ratio <= 1.0:

@@ -7,6 +7,7 @@ its own finished instances, and rank 0 writes ``manifest.json`` and ``report.htm
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -16,17 +17,16 @@ import torch
 from torch import nn
 
 from ..data import Image, PairSet, load_folder, quantize, sample_images
-from ..models import build_model, load_checkpoint, model_scale
+from ..models import load_checkpoint
 from ..outputs import RunFolder
-from ..train import TrainConfig, dist_info, resolve_device, train
+from ..pretrained import PretrainConfig, build_checked, pretrained_network
+from ..train import dist_info, resolve_device
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
 from .config import IDCConfig
 from .instances import Instance, instance_seed, make_instances
 
 log = logging.getLogger(__name__)
-
-PRETRAIN_DIR = "pretrained"
 
 
 @dataclass
@@ -44,60 +44,45 @@ def _barrier(world: int) -> None:
         torch.distributed.barrier()
 
 
-def _build(name: str, scale: int) -> nn.Module:
-    net = build_model(name, scale)
-    if model_scale(net) != scale:
-        raise ValueError(f"network {name!r} up-scales ×{model_scale(net)}, but the run needs ×{scale}")
-    if not hasattr(net, "features"):
-        raise ValueError(f"network {name!r} has no features() method for the feature extractor")
-    return net
+def teacher_split(instances: list[Instance], val_share: float) -> tuple[list[Instance], list[Instance]]:
+    """(train, validation) instances of the pre-training: the last ``ceil(val_share·n)`` by name are
+    held out (none when ``val_share`` is 0 or there is only one image)."""
+    ordered = sorted(instances, key=lambda i: i.name)
+    n_val = math.ceil(val_share * len(ordered)) if len(ordered) > 1 else 0
+    return ordered[:len(ordered) - n_val], ordered[len(ordered) - n_val:]
 
 
-def prepare_networks(cfg: IDCConfig, instances: list[Instance], out: str, device: torch.device) -> Networks:
-    """Load the checkpoints given; train ``cfg.model`` on the real patches when one is needed and
-    not given (cached in ``OUT/pretrained/``, so a restart reuses it)."""
+def _pairs(instances: list[Instance]) -> PairSet:
+    return PairSet(torch.cat([i.lr for i in instances]), torch.cat([i.hr for i in instances]))
+
+
+def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.device) -> Networks:
+    """Load the checkpoints given; when one is needed and not given, ``cfg.model`` trained on the
+    real patches of the training split (``pretrained_network``: cached by settings + data, so a
+    restart, another run or another method on the same data reuses it), scored on the held-out
+    split (``teacher_split``)."""
     need_fe = cfg.method in ("idc", "herding", "kcenter")
     need_teacher = cfg.method == "idc"
     nets = Networks()
     if need_fe and cfg.feature_extractor:
-        nets.feature_extractor = load_checkpoint(_build(cfg.model, cfg.scale), cfg.feature_extractor)
+        nets.feature_extractor = load_checkpoint(build_checked(cfg.model, cfg.scale), cfg.feature_extractor)
         nets.info["feature_extractor"] = {"model": cfg.model, "checkpoint": os.path.abspath(cfg.feature_extractor)}
     if need_teacher and cfg.teacher:
         name = cfg.teacher_model or cfg.model
-        nets.teacher = load_checkpoint(_build(name, cfg.scale), cfg.teacher)
+        nets.teacher = load_checkpoint(build_checked(name, cfg.scale), cfg.teacher)
         nets.info["teacher"] = {"model": name, "checkpoint": os.path.abspath(cfg.teacher)}
     if (need_fe and nets.feature_extractor is None) or (need_teacher and nets.teacher is None):
-        net, info = pretrain(cfg, instances, os.path.join(out, PRETRAIN_DIR), device)
+        train_part, val_part = teacher_split(instances, cfg.teacher_val)
+        pre = PretrainConfig(model=cfg.model, scale=cfg.scale, steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
+                             seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+        net, info = pretrained_network(pre, _pairs(train_part), cfg.pretrain_cache,
+                                       val=_pairs(val_part) if val_part else None)
+        info = {**info, "train_images": len(train_part), "val_images": [i.name for i in val_part]}
         if need_fe and nets.feature_extractor is None:
             nets.feature_extractor, nets.info["feature_extractor"] = net, info
         if need_teacher and nets.teacher is None:
             nets.teacher, nets.info["teacher"] = net, info
     return nets
-
-
-def pretrain(cfg: IDCConfig, instances: list[Instance], folder: str, device: torch.device) -> tuple[nn.Module, dict]:
-    """Train ``cfg.model`` on all real patch pairs with the substrate's trainer (the papers pre-train
-    the feature extractor / teacher on the full set too), or reuse ``folder/model.safetensors``."""
-    torch.manual_seed(cfg.seed)
-    net = _build(cfg.model, cfg.scale)
-    path = os.path.join(folder, "model.safetensors")
-    info = {"model": cfg.model, "checkpoint": path, "trained_here": True, "steps": cfg.pretrain_steps,
-            "batch_size": cfg.pretrain_batch}
-    if os.path.exists(path):
-        log.warning("reusing the network trained on the real data earlier: %s", path)
-        return load_checkpoint(net, path), {**info, "reused": True}
-    pairs = PairSet(torch.cat([i.lr for i in instances]), torch.cat([i.hr for i in instances]))
-    log.warning("no --feature-extractor/--teacher given: training %s on the real data first (%d patch pairs, "
-                "%d steps, batch %d) → %s", cfg.model, len(pairs), cfg.pretrain_steps, cfg.pretrain_batch, path)
-    start = time.perf_counter()
-    batch = cfg.pretrain_batch * dist_info()[1]
-    result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.pretrain_steps, batch_size=batch,
-                                           seed=cfg.seed, device=cfg.device, progress=cfg.progress,
-                                           channels_last=device.type == "cuda"))  # NHWC convs are slow on CPU
-    _barrier(dist_info()[1])
-    load_checkpoint(net, result.model_path)
-    final_loss = result.losses[-1] if result.losses else None
-    return net, {**info, "seconds": time.perf_counter() - start, "final_loss": final_loss}
 
 
 def num_groups(cfg: IDCConfig, instances: list[Instance]) -> int:
@@ -125,7 +110,7 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
                     device: torch.device, rank: int = 0) -> None:
     """Quantise the synthetic LR patches (as stored), let the teacher up-sample them, write, record."""
     lr = quantize(res.synthetic).float() / 255
-    hr = upsample(teacher, lr, device)
+    hr = upsample(teacher, lr, device, cfg.teacher_margin)
     items = _items(inst, len(lr))
     for item, a, b in zip(items, lr, hr):
         run.write_pair(item, a, b)
@@ -135,7 +120,8 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
         "items": items,
         "init_patches": None if res.init_index is None else [
             {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
-        "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every),
+        "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every), "loss_scales": res.loss_scales,
+        "group_keep": res.group_keep,
         "seconds": res.seconds, "ms_per_iter": 1000 * res.seconds / max(1, cfg.iters)})
 
 
@@ -191,7 +177,7 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
     _barrier(world)
     if rank != 0:
         run = RunFolder(out, settings, cfg.scale)
-    nets = networks or prepare_networks(cfg, instances, run.root, device)
+    nets = networks or prepare_networks(cfg, instances, device)
     mine = [inst for inst in instances[rank::world] if not run.is_done(inst.name)]
     skipped = len(instances[rank::world]) - len(mine)
     if skipped:

@@ -57,7 +57,8 @@ def _loss_figure(records: list[dict], cfg: IDCConfig) -> str:
         ax.set_title(f"L_{name}")
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
-    fig.suptitle("unweighted losses per instance (dotted: end of warm-up, end of assigning)", y=1.04)
+    fig.suptitle("unweighted losses per instance (dotted: end of warm-up, end of assigning; the loop "
+                 "minimises them scaled as in the table below)", y=1.04)
     return figure_html(fig)
 
 
@@ -74,12 +75,17 @@ def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], 
                 "seconds / instance (mean)": float(np.mean(seconds)) if seconds else None}]
     timing = [{"instance": r["source"], "real": r["num_real"], "pairs": r["num_pairs"], "seconds": r.get("seconds"),
                "ms / iteration": r.get("ms_per_iter"),
-               **{f"final L_{k}": v for k, v in (r.get("final_losses") or {}).items()}} for r in records]
+               **{f"final L_{k}": v for k, v in (r.get("final_losses") or {}).items()},
+               **{f"scale L_{k}": v for k, v in (r.get("loss_scales") or {}).items()},
+               **{f"group kept ({k})": v for k, v in (r.get("group_keep") or {}).items() if k != "redraws"}}
+              for r in records]
     sections = [("Summary", table_html(summary)), ("Patches: real vs output", _mosaics(run, records, by_name))]
     if cfg.method == "idc":
         sections.append(("Losses", _loss_figure(records, cfg)))
     if networks:
-        rows = [{"role": role, **{k: v for k, v in info.items() if not isinstance(v, dict)}}
+        rows = [{"role": role, **{k: v for k, v in info.items() if not isinstance(v, (dict, list))},
+                 **{f"val {k}": v for k, v in (info.get("val") or {}).items() if k != "fingerprint"},
+                 **({"val images": len(info["val_images"])} if "val_images" in info else {})}
                 for role, info in networks.items() if isinstance(info, dict)]
         sections.append(("Networks", table_html(rows, sorted({k for r in rows for k in r}, key=lambda k: k != "role"))))
     sections.append(("Per instance", table_html(timing)))

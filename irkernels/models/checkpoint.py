@@ -6,6 +6,8 @@ import os
 import torch
 from torch import nn
 
+from ..outputs import atomic_write_bytes
+
 # Wrappers used by the official releases and common trainers, tried in this order.
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
 # Buffers that the networks recompute themselves (SwinIR's shifted-window masks depend on the size).
@@ -46,12 +48,9 @@ def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Modu
 
 def save_checkpoint(model: nn.Module | dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None) -> str:
     """Save ``model``'s state dict (or a tensor dict) as safetensors, atomically; returns ``path``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     sd = model.state_dict() if isinstance(model, nn.Module) else model
     tensors = {k.removeprefix("module."): v.detach().cpu().contiguous() for k, v in sd.items()}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
-    return path
+    # serialised in memory: safetensors' own file writer creates owner-only (0600) files
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))

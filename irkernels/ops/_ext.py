@@ -78,6 +78,23 @@ def build_extension(build_dir: str | None = None, verbose: bool = False) -> None
         raise FileNotFoundError(f"no C++/CUDA sources under {CSRC_DIR}")
     load(name=EXT_NAME, sources=srcs, build_directory=build_dir or cache_dir(), is_python_module=False,
          extra_cflags=["-O3"], extra_cuda_cflags=["-O3"], verbose=verbose)
+    register_fakes()
+
+
+def register_fakes() -> None:
+    """Shape-only (fake) implementations of the extension's ops, so ``torch.compile`` can trace
+    code that calls them; ``quota_match_`` only writes into ``out``, so its fake does nothing."""
+    if not hasattr(torch.ops.irkernels, "quota_match_"):
+        return
+    try:
+        torch.library.register_fake("irkernels::quota_match_")(_quota_match_fake)
+    except RuntimeError as exc:  # registered already (a second build into the same process)
+        if "already" not in str(exc):
+            raise
+
+
+def _quota_match_fake(dist, pref, offsets, quotas, out, max_rows, check_sizes=True) -> None:
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,6 +103,7 @@ def load_extension() -> bool:
     try:
         import irkernels._C  # noqa: F401  (registers torch.ops.irkernels.*)
 
+        register_fakes()
         _status.update(loaded=True, source="prebuilt irkernels._C", reason="")
         return True
     except ImportError:

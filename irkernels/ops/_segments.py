@@ -11,11 +11,19 @@ The k-means and grouping ops accept three input layouts and work internally on t
 from __future__ import annotations
 
 import functools
+import itertools
+import weakref
 from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_float_tensor, check_offsets
+from .._checks import check_float_tensor, check_offsets, value_checks_enabled
+
+# id(offsets) -> (weak reference, version counter, sizes): the sizes of a packed batch are read to
+# the host once per offsets tensor (one sync where the data enters), not on every call reusing it.
+# (Keyed by id: tensors compare elementwise, so they cannot be dictionary keys themselves.)
+_SIZES_SEEN: dict[int, tuple[weakref.ref, int, tuple[int, ...]]] = {}
+_SIZES_SEEN_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,8 @@ class Segments:
     def num_instances(self) -> int:
         return len(self.sizes)
 
-    @functools.cached_property
+    # plain properties, not functools.cached_property: its lock stops torch.compile from tracing
+    @property
     def starts(self) -> list[int]:
         out, pos = [], 0
         for n in self.sizes:
@@ -41,11 +50,17 @@ class Segments:
             pos += n
         return out
 
-    @functools.cached_property
+    @property
     def instance_ids(self) -> torch.Tensor:
-        """``(P,)`` int64: the instance each packed row belongs to."""
-        sizes = torch.tensor(self.sizes, device=self.points.device)
-        return torch.repeat_interleave(torch.arange(len(self.sizes), device=self.points.device), sizes)
+        """``(P,)`` int64: the instance each packed row belongs to (from the device offsets: no
+        host-to-device copy, no sync); computed once per batch."""
+        ids = self.__dict__.get("_instance_ids")
+        if ids is None:
+            dev = self.points.device
+            ids = torch.repeat_interleave(torch.arange(len(self.sizes), device=dev), self.offsets.diff(),
+                                          output_size=self.points.shape[0])
+            object.__setattr__(self, "_instance_ids", ids)  # frozen dataclass: a private cache
+        return ids
 
     def unpack_rows(self, values: torch.Tensor, fill: float | int) -> torch.Tensor:
         """Per-row results ``(P, ...)`` back in the caller's layout (padding rows get ``fill``)."""
@@ -88,18 +103,47 @@ def pack(x: object, *, offsets: torch.Tensor | None = None, lengths: torch.Tenso
         if offsets is None:
             sizes, layout = (x.shape[0],), "single"
         else:
-            sizes, layout = check_offsets("offsets", offsets, x.shape[0]), "packed"
+            sizes, layout = _packed_sizes(offsets, x.shape[0]), "packed"
         points, padded_len = x, 0
     empty = [b for b, n in enumerate(sizes) if n == 0]
     if empty:
         raise ValueError(f"{name}: instance(s) {empty[:8]} have no points; every instance needs at least one")
     if points.shape[1] == 0:
         raise ValueError(f"{name} must have at least one feature column, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(points).all()):
+    if value_checks_enabled() and not bool(torch.isfinite(points).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     points = points.contiguous()
-    offs = torch.tensor((0,) + tuple(torch.tensor(sizes).cumsum(0).tolist()), dtype=torch.int64, device=x.device)
+    if layout == "packed" and offsets.device == x.device:
+        offs = offsets.to(torch.int64)
+    else:
+        # (traced under torch.compile, where the offsets become a graph constant instead)
+        make = device_offsets.__wrapped__ if torch.compiler.is_compiling() else device_offsets
+        offs = make(tuple(sizes), x.device)
     return Segments(points, offs, tuple(sizes), layout, padded_len)
+
+
+def _packed_sizes(offsets: torch.Tensor, total: int) -> tuple[int, ...]:
+    """:func:`~irkernels._checks.check_offsets`, remembered per offsets tensor (until it is
+    modified in place): a loop that passes the same offsets every step syncs once."""
+    cacheable = isinstance(offsets, torch.Tensor) and not torch.compiler.is_compiling()
+    seen = _SIZES_SEEN.get(id(offsets)) if cacheable else None
+    if seen is not None and seen[0]() is offsets and seen[1] == offsets._version and sum(seen[2]) == total:
+        return seen[2]
+    sizes = check_offsets("offsets", offsets, total)
+    if cacheable:
+        if len(_SIZES_SEEN) >= _SIZES_SEEN_MAX:  # drop entries whose tensor is gone, else the oldest
+            dead = [key for key, entry in _SIZES_SEEN.items() if entry[0]() is None]
+            for key in dead or [next(iter(_SIZES_SEEN))]:
+                del _SIZES_SEEN[key]
+        _SIZES_SEEN[id(offsets)] = (weakref.ref(offsets), offsets._version, sizes)
+    return sizes
+
+
+@functools.lru_cache(maxsize=64)
+def device_offsets(sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """``(B+1,)`` int64 offsets of ``sizes`` on ``device``, cached (a host-to-device copy is a
+    synchronising op; callers never write to it)."""
+    return torch.tensor((0, *itertools.accumulate(sizes)), dtype=torch.int64, device=device)
 
 
 def segment_sum(values: torch.Tensor, segments: Segments) -> torch.Tensor:

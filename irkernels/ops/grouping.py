@@ -25,21 +25,17 @@ shared-memory bitonic sort; the torch path runs them batched with ``argsort``.
 """
 from __future__ import annotations
 
+import dataclasses
+import numbers
+
 import numpy as np
 import torch
 
 from .._backend import resolve_backend
-from .._checks import check_float_tensor
+from .._checks import check_float_tensor, value_checks_enabled
 from . import _ext
 from ._segments import Segments, pack, sq_dists_to_sets
-
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover
-    triton = None
-
-ASSIGN_BACKENDS = ("auto", "cuda", "torch")
+from .utils import cdiv, check_precision, compute_dtype, dot_precision, tile_config, tl, triton
 
 
 # ----------------------------------------------------------------------------------------------
@@ -64,10 +60,11 @@ def proportional_quotas(real_counts: torch.Tensor, n_syn: torch.Tensor | int) ->
     counts = counts.long()
     n = torch.as_tensor(n_syn, dtype=torch.int64, device=counts.device).reshape(-1).expand(counts.shape[0])
     total = counts.sum(dim=1)
-    if bool((counts < 0).any()) or bool((total <= 0).any()):
-        raise ValueError("real_counts must be non-negative with a positive sum per instance")
-    if bool((n < 0).any()):
-        raise ValueError(f"n_syn must be non-negative, got {n.tolist()}")
+    if value_checks_enabled():  # each a host sync: skipped inside value_checks(False)
+        if bool((counts < 0).any()) or bool((total <= 0).any()):
+            raise ValueError("real_counts must be non-negative with a positive sum per instance")
+        if bool((n < 0).any()):
+            raise ValueError(f"n_syn must be non-negative, got {n.tolist()}")
     numer = n[:, None] * counts
     floor, rem = numer // total[:, None], numer % total[:, None]
     leftover = n - floor.sum(dim=1)
@@ -91,7 +88,7 @@ def _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths
                          f"got {tuple(centroids.shape)}")
     if centroids.device != seg.points.device:
         raise ValueError(f"centroids must be on {seg.points.device}, got {centroids.device}")
-    if not bool(torch.isfinite(centroids).all()):
+    if value_checks_enabled() and not bool(torch.isfinite(centroids).all()):
         raise ValueError("centroids contains NaN or Inf")
     centroids = centroids.reshape(b, -1, d)
     k = centroids.shape[1]
@@ -99,13 +96,18 @@ def _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths
         raise TypeError(f"real_counts must be an integer tensor, got {type(real_counts).__name__}")
     if real_counts.numel() != b * k:
         raise ValueError(f"real_counts must have shape ({k},) or ({b}, {k}), got {tuple(real_counts.shape)}")
-    frac = torch.as_tensor(fraction, dtype=torch.float64).reshape(-1).expand(b)
-    if not bool(((frac >= 0) & (frac <= 1)).all()):
-        raise ValueError(f"fraction must lie in [0, 1], got {frac.tolist()}")
-    sizes = torch.tensor(seg.sizes, dtype=torch.float64)
-    n_assign = torch.floor(frac * sizes + 0.5).long()
-    quotas = proportional_quotas(real_counts.reshape(b, k).to(seg.points.device), torch.tensor(seg.sizes))
-    dtype = torch.float64 if seg.points.dtype == torch.float64 else torch.float32
+    sizes = seg.offsets.diff()  # on the device: no host-to-device copy
+    if isinstance(fraction, numbers.Real) and not isinstance(fraction, bool):
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
+        n_assign = torch.floor(sizes.double() * float(fraction) + 0.5).long()
+    else:
+        frac = torch.as_tensor(fraction, dtype=torch.float64).to(seg.points.device).reshape(-1).expand(b)
+        if value_checks_enabled() and not bool(((frac >= 0) & (frac <= 1)).all()):
+            raise ValueError(f"fraction must lie in [0, 1], got {frac.tolist()}")
+        n_assign = torch.floor(frac * sizes + 0.5).long()
+    quotas = proportional_quotas(real_counts.reshape(b, k).to(seg.points.device), sizes)
+    dtype = compute_dtype(seg.points.dtype)
     dist = sq_dists_to_sets(seg, centroids.to(dtype))  # (P, K)
     return seg, dist, quotas, n_assign
 
@@ -132,12 +134,30 @@ def _match_torch(dist: torch.Tensor, inst: torch.Tensor, quotas: torch.Tensor) -
             raise RuntimeError("quota matching failed: a patch was rejected by every group")
 
 
-def _match_cuda(dist: torch.Tensor, seg: Segments, quotas: torch.Tensor) -> torch.Tensor:
+def _match_cuda(dist: torch.Tensor, offsets: torch.Tensor, quotas: torch.Tensor, max_rows: int) -> torch.Tensor:
+    """The CUDA extension's rounds; with value checks on it also verifies (one sync) that
+    ``max_rows`` covers every instance."""
     pref = torch.argsort(dist, dim=1, stable=True).to(torch.int32)
     out = torch.empty(dist.shape[0], dtype=torch.int64, device=dist.device)
-    torch.ops.irkernels.quota_match_(dist.float().contiguous(), pref.contiguous(), seg.offsets,
-                                     quotas.to(torch.int32).contiguous(), out, max(seg.sizes))
+    torch.ops.irkernels.quota_match_(dist.float().contiguous(), pref.contiguous(), offsets,
+                                     quotas.to(torch.int32).contiguous(), out, max_rows, value_checks_enabled())
     return out
+
+
+# The matching as one custom op: torch.compile sees an opaque node with a shape-only fake (its
+# torch fallback's data-dependent rounds and the extension's launch stay out of the graph).
+@torch.library.custom_op("irkernels::quota_match", mutates_args=())
+def _quota_match(dist: torch.Tensor, inst: torch.Tensor, offsets: torch.Tensor, quotas: torch.Tensor,
+                 max_rows: int, use_extension: bool) -> torch.Tensor:
+    """Each patch's group (P,) int64 of the stable matching under ``quotas (B, K)``."""
+    if use_extension:
+        return _match_cuda(dist, offsets, quotas, max_rows)
+    return _match_torch(dist, inst, quotas)
+
+
+@_quota_match.register_fake
+def _(dist, inst, offsets, quotas, max_rows, use_extension):
+    return dist.new_empty((dist.shape[0],), dtype=torch.int64)
 
 
 def _keep_closest(dist: torch.Tensor, group: torch.Tensor, seg: Segments, n_assign: torch.Tensor) -> torch.Tensor:
@@ -153,22 +173,15 @@ def _keep_closest(dist: torch.Tensor, group: torch.Tensor, seg: Segments, n_assi
 
 
 def assign_backend(device: torch.device, max_instance: int, k: int, backend: str = "auto") -> str:
-    """Which matching runs: ``"cuda"`` (the extension: CUDA tensors, extension loaded, at most
-    ``_ext.MAX_QUOTA_MATCH_ROWS`` patches per instance and 256 groups) or ``"torch"``."""
-    if backend not in ASSIGN_BACKENDS:
-        raise ValueError(f"backend must be one of {ASSIGN_BACKENDS}, got {backend!r}")
+    """Which matching runs: ``"cuda"`` (the compiled extension) when ``backend`` resolves to the
+    fused path (``"auto"``/``"triton"`` on CUDA tensors), the extension is built, and the problem
+    fits it (at most ``_ext.MAX_QUOTA_MATCH_ROWS`` patches per instance and 256 groups); else
+    ``"torch"``. There is no Triton kernel for this op, so ``"triton"`` means "fused where one
+    exists" like ``"auto"``: callers pass the same string to every op."""
+    if resolve_backend(backend, device) == "torch":
+        return "torch"
     fits = device.type == "cuda" and max_instance <= _ext.MAX_QUOTA_MATCH_ROWS and k <= 256
-    if backend == "cuda":
-        if not fits:
-            raise ValueError(f"backend='cuda' needs CUDA tensors, <= {_ext.MAX_QUOTA_MATCH_ROWS} patches per "
-                             f"instance and <= 256 groups (device {device.type}, {max_instance} patches, K={k})")
-        if not _ext.has_op("quota_match_"):
-            reason = _ext.extension_status()["reason"]
-            raise RuntimeError(f"backend='cuda' but the CUDA extension is unavailable: {reason}")
-        return "cuda"
-    if backend == "auto" and fits and _ext.has_op("quota_match_"):
-        return "cuda"
-    return "torch"
+    return "cuda" if fits and _ext.has_op("quota_match_") else "torch"
 
 
 def assign_with_quotas(
@@ -190,13 +203,17 @@ def assign_with_quotas(
         real_counts: ``(K,)`` / ``(B, K)`` integer real patches per group (``bincount`` of the
             k-means labels).
         fraction: share of the synthetic patches to assign, float or ``(B,)``, in ``[0, 1]``.
-        backend: ``"auto"`` | ``"cuda"`` | ``"torch"`` (see :func:`assign_backend`).
+        backend: ``"auto"`` | ``"triton"`` | ``"torch"`` (see :func:`assign_backend`).
     Returns:
         int64 group per synthetic patch, −1 where unassigned, in ``desc``'s layout (padding −1).
+
+    Host syncs: with value checks off, a float ``fraction``, and packed ``offsets`` already seen
+    once (their sizes are remembered per tensor), the CUDA-extension path makes none; the torch
+    matching reads one flag per deferred-acceptance round.
     """
     seg, dist, quotas, n_assign = _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths)
     name = assign_backend(seg.points.device, max(seg.sizes), dist.shape[1], backend)
-    group = _match_cuda(dist, seg, quotas) if name == "cuda" else _match_torch(dist, seg.instance_ids, quotas)
+    group = _quota_match(dist, seg.instance_ids, seg.offsets, quotas, max(seg.sizes), name == "cuda")
     return seg.unpack_rows(_keep_closest(dist, group, seg, n_assign), -1)
 
 
@@ -267,15 +284,31 @@ if triton is not None:
         tl.store(best_ptr + offs_m, best_pos, mask=m_mask)
 
 
-def _group_order(labels: torch.Tensor, seg: Segments, k: int):
-    """Rows with label ≥ 0 sorted stably by (instance, group), and CSR offsets per (instance, group)."""
-    valid = torch.nonzero(labels >= 0).flatten()
-    key = seg.instance_ids[valid] * k + labels[valid]
-    order = torch.argsort(key, stable=True)
-    rows, key = valid[order], key[order]
-    b = seg.num_instances
-    bounds = torch.searchsorted(key, torch.arange(b * k + 1, device=labels.device))
+def _group_order(labels: torch.Tensor, seg: Segments, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All rows sorted stably by (instance, group), rows with label < 0 last, and CSR offsets
+    ``(B·k + 1,)`` of the labelled ones per (instance, group). Fixed shapes: no host sync."""
+    key = torch.where(labels >= 0, seg.instance_ids * k + labels, seg.num_instances * k)
+    rows = torch.argsort(key, stable=True)
+    bounds = torch.searchsorted(key[rows], torch.arange(seg.num_instances * k + 1, device=labels.device))
     return rows, bounds
+
+
+@dataclasses.dataclass(frozen=True)
+class NearestTiles:
+    """Synthetic rows per program (``block_m``), real rows per step (``block_n``), features per
+    dot (``block_f``), warps."""
+
+    block_m: int
+    block_n: int
+    block_f: int
+    warps: int
+
+
+def _tiles() -> NearestTiles:
+    """128 synthetic rows per program: at IDC sizes (~120 synthetic patches per group) a group's
+    real rows are then streamed once, which is what bounds this op. ``IRKERNELS_NEAREST_TILES``
+    overrides."""
+    return tile_config(NearestTiles, "nearest", block_m=128, block_n=64, block_f=32, warps=8)
 
 
 def nearest_in_group(
@@ -286,7 +319,8 @@ def nearest_in_group(
     *,
     syn_offsets: torch.Tensor | None = None,
     real_offsets: torch.Tensor | None = None,
-    precision: str = "tf32x3",
+    num_groups: int | None = None,
+    precision: str = "high",
     backend: str = "auto",
 ) -> torch.Tensor:
     """For every assigned synthetic patch, the nearest real patch of the same group.
@@ -296,12 +330,21 @@ def nearest_in_group(
             ``(ΣM_b, F)`` with ``syn_offsets``; real: ``(N, F)`` / ``(ΣN_b, F)`` with
             ``real_offsets`` (same number of instances).
         syn_labels / real_labels: int groups per row (−1 for an unassigned synthetic patch).
-        precision: dot precision of the Triton kernel (as :func:`irkernels.ops.kmeans.kmeans`).
+        num_groups: groups per instance (labels lie in ``[0, num_groups)``); ``None`` reads it
+            from the labels (one host sync).
+        precision: dot precision of the Triton kernel (``"high"`` | ``"highest"`` | ``"fast"``,
+            as :func:`irkernels.ops.kmeans.kmeans`).
+        backend: ``"auto"`` | ``"triton"`` | ``"torch"``.
     Returns:
         int64 ``(ΣM_b,)``: the index of the nearest real row *within its instance*
         (``0 … N_b − 1``; ties → lowest index), −1 for unassigned patches and for patches whose
         group has no real patch.
+
+    Host syncs: with value checks off, ``num_groups`` given and offsets seen before (their sizes
+    are remembered per tensor), the Triton path makes none (its tile plan is built on the
+    device); the torch path reads the per-group bounds once.
     """
+    check_precision(precision)
     syn_seg = pack(syn, offsets=syn_offsets, name="syn")
     real_seg = pack(real, offsets=real_offsets, name="real")
     if syn_seg.num_instances != real_seg.num_instances:
@@ -317,29 +360,40 @@ def nearest_in_group(
             raise ValueError(f"{name} must be an integer tensor of shape ({rows},)")
         if labels.device != seg.points.device:
             raise ValueError(f"{name} must be on {seg.points.device}, got {labels.device}")
-    if bool((real_labels < 0).any()):
-        raise ValueError("real_labels must be >= 0 (every real patch belongs to a group)")
-    k = int(torch.maximum(syn_labels.max(), real_labels.max())) + 1
+    if num_groups is not None and (isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1):
+        raise ValueError(f"num_groups must be a positive int or None, got {num_groups!r}")
+    if value_checks_enabled():
+        low, high, syn_high = (int(v) for v in torch.stack(
+            [real_labels.min().long(), real_labels.max().long(), syn_labels.max().long()]).tolist())
+        if low < 0:
+            raise ValueError("real_labels must be >= 0 (every real patch belongs to a group)")
+        if num_groups is not None and max(high, syn_high) >= num_groups:
+            raise ValueError(f"labels must lie below num_groups={num_groups}, got max {max(high, syn_high)}")
+        k = num_groups if num_groups is not None else max(high, syn_high) + 1
+    else:
+        k = num_groups if num_groups is not None else int(torch.maximum(syn_labels.max(), real_labels.max())) + 1
     syn_rows, syn_bounds = _group_order(syn_labels.long(), syn_seg, k)
     real_rows, real_bounds = _group_order(real_labels.long(), real_seg, k)
     name = resolve_backend(backend, syn_seg.points.device)
     if name == "triton":
-        pos = _nearest_triton(syn_seg.points, real_seg.points, syn_rows, syn_bounds, real_rows, real_bounds, precision)
+        pos = _nearest_triton(syn_seg.points, real_seg.points, syn_rows, syn_bounds, real_rows, real_bounds,
+                              dot_precision(precision, torch.float32))
     else:
         pos = _nearest_torch(syn_seg.points, real_seg.points, syn_rows, syn_bounds, real_rows, real_bounds)
-    out = torch.full((syn_seg.points.shape[0],), -1, dtype=torch.int64, device=syn_seg.points.device)
     found = pos >= 0
     real_global = real_rows[pos.clamp_min(0)]
     local = real_global - real_seg.offsets[real_seg.instance_ids[real_global]]
-    out[syn_rows[found]] = local[found]
-    return out
+    # syn_rows is a permutation of every synthetic row: one scatter writes the whole result
+    out = torch.empty(syn_seg.points.shape[0], dtype=torch.int64, device=syn_seg.points.device)
+    return out.scatter_(0, syn_rows, torch.where(found, local, -1))
 
 
 def _nearest_torch(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, chunk_rows: int = 4096) -> torch.Tensor:
-    """Per (instance, group): chunked GEMM distances and argmin; returns positions in ``real_rows``."""
-    dtype = torch.float64 if syn.dtype == torch.float64 else torch.float32
+    """Per (instance, group): chunked GEMM distances and argmin; returns positions in ``real_rows``
+    (−1 where the group has no real row or the row is unlabelled)."""
+    dtype = compute_dtype(syn.dtype)
     pos = torch.full((syn_rows.numel(),), -1, dtype=torch.int64, device=syn.device)
-    sb, rb = syn_bounds.tolist(), real_bounds.tolist()
+    sb, rb = torch.stack([syn_bounds, real_bounds]).tolist()
     for seg_id in range(len(sb) - 1):
         r_lo, r_hi = rb[seg_id], rb[seg_id + 1]
         if r_hi == r_lo:
@@ -353,21 +407,33 @@ def _nearest_torch(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, chun
     return pos
 
 
+def _tile_plan(syn_bounds: torch.Tensor, real_bounds: torch.Tensor, rows: int, block_m: int) -> torch.Tensor:
+    """``(4, T)`` int32 (syn lo, syn hi, real lo, real hi) per program, built on the device for the
+    host-known bound ``T = ⌈rows / block_m⌉ + groups`` (each group adds at most one partial tile);
+    programs past the last tile get empty ranges."""
+    groups = syn_bounds.numel() - 1
+    count = syn_bounds.diff()
+    tiles = (count + block_m - 1) // block_m
+    ends = tiles.cumsum(0)
+    t = torch.arange(cdiv(rows, block_m) + groups, device=syn_bounds.device)
+    g = torch.searchsorted(ends, t, right=True).clamp_max(groups - 1)
+    used = t < ends[-1]
+    lo = syn_bounds[g] + (t - (ends[g] - tiles[g])) * block_m
+    hi = torch.minimum(lo + block_m, syn_bounds[g + 1])
+    plan = torch.stack([lo, hi, real_bounds[g], real_bounds[g + 1]])
+    return torch.where(used, plan, 0).to(torch.int32)
+
+
 def _nearest_triton(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, precision: str) -> torch.Tensor:
-    # 128 synthetic rows per program: at IDC sizes (~120 synthetic patches per group) a group's
-    # real rows are then streamed once, which is what bounds this op
-    block_m, block_n, block_f = 128, 64, 32
-    sb, rb = syn_bounds.tolist(), real_bounds.tolist()
-    tiles = [(lo, min(lo + block_m, sb[g + 1]), rb[g], rb[g + 1])
-             for g in range(len(sb) - 1) for lo in range(sb[g], sb[g + 1], block_m)]
+    cfg = _tiles()
     pos = torch.full((syn_rows.numel(),), -1, dtype=torch.int64, device=syn.device)
-    if not tiles:
+    if syn_rows.numel() == 0:
         return pos
-    plan = torch.tensor(tiles, dtype=torch.int32, device=syn.device).T.contiguous()
+    plan = _tile_plan(syn_bounds, real_bounds, syn_rows.numel(), cfg.block_m)
     real_norm = torch.linalg.vector_norm(real, dim=1, dtype=torch.float32).square()  # no (N, F) temporary
-    _nearest_in_group_kernel[(len(tiles),)](
+    _nearest_in_group_kernel[(plan.shape[1],)](
         syn, real, real_norm, syn_rows, real_rows, plan[0], plan[1], plan[2], plan[3], pos, syn.shape[1],
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_F=block_f, PRECISION=precision, num_warps=8,
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_F=cfg.block_f, PRECISION=precision, num_warps=cfg.warps,
     )
     return pos
 

@@ -16,8 +16,9 @@ Conventions (``DESIGN.md``; every implementation here follows them so results co
   ``(n, patch row, patch col)``, positions inside a patch row-major ``(dy, dx)``. Positions of a
   partial border patch that fall outside the map are exactly zero.
 * Output dtype = input dtype. The Triton kernels accumulate in fp32 (fp64 for fp64 inputs); fp32
-  inputs use TF32 tensor-core dots when ``torch.backends.cudnn.allow_tf32`` is set (PyTorch's own
-  default for convolutions), exact fp32 otherwise; bf16/fp16 inputs multiply in their own dtype.
+  inputs multiply as ``precision`` says (``"fast"``: TF32, ``"high"``: 3×TF32, ``"highest"``: fp32
+  FMA; default: TF32 while ``torch.backends.cudnn.allow_tf32`` is set, PyTorch's own default for
+  convolutions); bf16/fp16 inputs multiply in their own dtype.
 
 Two implementations sit side by side: the plain-torch reference (:func:`rlff_reference`: filter
 bank, ``F.conv2d``, pad/reshape/permute; the CPU path and the test oracle) and the fused Triton
@@ -25,19 +26,18 @@ kernels (CUDA path, or CPU under ``TRITON_INTERPRET=1``).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import math
-import os
 
 import torch
 import torch.nn.functional as F
-import triton
-import triton.language as tl
 from torch import nn
 
 from .._backend import resolve_backend
-from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device
+from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device, value_checks_enabled
+from .utils import (cdiv, check_precision, compute_dtype, conv_precision_from_torch, dot_precision, next_power_of_2,
+                    tile_config, tl, triton)
 
 BN_EPS = 1e-5
 
@@ -121,7 +121,7 @@ def _check_stats(stats: object, c: int, device: torch.device, min_std: float = 0
         if t.device != device:
             raise ValueError(f"{name} must be on {device} (f's device), got {t.device}")
         check_finite(name, t)
-    if not bool((std > min_std).all()):
+    if value_checks_enabled() and not bool((std > min_std).all()):
         raise ValueError(f"stats[1] (std) must be > {min_std:g} in every channel, got min {float(std.min()):g}"
                          + (" (float16 f: the filters are scaled by 1/std in f's dtype)" if min_std else ""))
     return mean, std
@@ -154,13 +154,9 @@ def _validate(f: object, kernel_size: int, out_channels: int, patch_size: int, r
 # ----------------------------------------------------------------------------------------------
 # Plain-torch reference (CPU path and test oracle)
 # ----------------------------------------------------------------------------------------------
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _stats_torch(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (mean, biased var) over ``(N, h, w)`` in fp32 (fp64 for fp64 input)."""
-    var, mean = torch.var_mean(f.to(_compute_dtype(f.dtype)), dim=(0, 2, 3), correction=0)
+    var, mean = torch.var_mean(f.to(compute_dtype(f.dtype)), dim=(0, 2, 3), correction=0)
     return mean, var
 
 
@@ -173,7 +169,7 @@ def rlff_reference(f: torch.Tensor, rows: torch.Tensor, kernel_size: int, patch_
     its padded, permuted copy (about twice the output); no chunking since the output itself is the
     same size as the intermediates.
     """
-    weight = sampled_filters(rows, f.shape[1], kernel_size, _compute_dtype(f.dtype))
+    weight = sampled_filters(rows, f.shape[1], kernel_size, compute_dtype(f.dtype))
     return rlff_conv_reference(f, weight, patch_size, stats)
 
 
@@ -183,7 +179,7 @@ def rlff_conv_reference(f: torch.Tensor, weight: torch.Tensor, patch_size: int,
     (what an eager user would cache per step; the benchmarks' eager baseline)."""
     n, c, h, w = f.shape
     c_out, kernel_size, p = weight.shape[0], weight.shape[-1], patch_size
-    x = f.to(_compute_dtype(f.dtype))
+    x = f.to(compute_dtype(f.dtype))
     if stats is None:
         mean, var = _stats_torch(x)
         std = torch.sqrt(var + BN_EPS)
@@ -200,206 +196,208 @@ def rlff_conv_reference(f: torch.Tensor, weight: torch.Tensor, patch_size: int,
 # ----------------------------------------------------------------------------------------------
 # Triton kernels
 # ----------------------------------------------------------------------------------------------
-@triton.jit
-def _dft_rows_kernel(rows_ptr, w_ptr, C, C_OUT, TOTAL, K: tl.constexpr, IS_FP64: tl.constexpr,
-                     BLOCK: tl.constexpr):
-    """The sampled bank rows as the GEMM's B operand, Wt[(ky·K + kx)·C + ch, o], in one launch:
-    q = (ch·K + ky)·K + kx, phase = (row mod C')·q mod C' in integers (exact), then cos or sin."""
-    ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
-    idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    ok = idx < TOTAL
-    o = idx % C_OUT
-    kk = idx // C_OUT
-    tap = kk // C
-    ch = kk % C
-    c_prime = C * K * K
-    row = tl.load(rows_ptr + o, mask=ok, other=0)
-    q = (ch * K + tap // K) * K + tap % K
-    phase = ((row % c_prime) * q) % c_prime
-    turns = phase.to(ACC_DTYPE) / c_prime
-    # 2π as an fp32 pair (hi + lo): Triton literals are fp32, one literal would cap fp64 at ~1e-7.
-    angle = turns * 6.2831854820251465 + turns * -1.7484555314695172e-07
-    val = tl.where(row >= c_prime, tl.sin(angle), tl.cos(angle))
-    tl.store(w_ptr + idx, val.to(w_ptr.dtype.element_ty), mask=ok)
+if triton is not None:
+
+    @triton.jit
+    def _dft_rows_kernel(rows_ptr, w_ptr, C, C_OUT, TOTAL, K: tl.constexpr, IS_FP64: tl.constexpr,
+                         BLOCK: tl.constexpr):
+        """The sampled bank rows as the GEMM's B operand, Wt[(ky·K + kx)·C + ch, o], in one launch:
+        q = (ch·K + ky)·K + kx, phase = (row mod C')·q mod C' in integers (exact), then cos or sin."""
+        ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
+        idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        ok = idx < TOTAL
+        o = idx % C_OUT
+        kk = idx // C_OUT
+        tap = kk // C
+        ch = kk % C
+        c_prime = C * K * K
+        row = tl.load(rows_ptr + o, mask=ok, other=0)
+        q = (ch * K + tap // K) * K + tap % K
+        phase = ((row % c_prime) * q) % c_prime
+        turns = phase.to(ACC_DTYPE) / c_prime
+        # 2π as an fp32 pair (hi + lo): Triton literals are fp32, one literal would cap fp64 at ~1e-7.
+        angle = turns * 6.2831854820251465 + turns * -1.7484555314695172e-07
+        val = tl.where(row >= c_prime, tl.sin(angle), tl.cos(angle))
+        tl.store(w_ptr + idx, val.to(w_ptr.dtype.element_ty), mask=ok)
 
 
-@triton.jit
-def _channel_stats_kernel(f_ptr, plane_mean_ptr, plane_m2_ptr, C, H, W,
-                          sf_n, sf_c, sf_h, sf_w, IS_FP64: tl.constexpr,
-                          ROWS: tl.constexpr, BLOCK_W: tl.constexpr):
-    """One program per (n, channel) plane: its mean and sum of squared deviations (two passes,
-    the second from cache), combined across planes on the host with Chan's formula — exact and
-    stable for any dtype, with no fp32 copy of a half-precision input. 2-D (ROWS, BLOCK_W) tiles
-    so that no per-element index division is needed for arbitrary strides."""
-    ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
-    pid = tl.program_id(0)
-    base = f_ptr + (pid // C).to(tl.int64) * sf_n + (pid % C).to(tl.int64) * sf_c
-    rows = tl.arange(0, ROWS)[:, None]
-    cols = tl.arange(0, BLOCK_W)[None, :]
-    total = tl.zeros([ROWS, BLOCK_W], ACC_DTYPE)
-    for y0 in range(0, H, ROWS):
-        for x0 in range(0, W, BLOCK_W):
-            ok = (y0 + rows < H) & (x0 + cols < W)
-            v = tl.load(base + (y0 + rows) * sf_h + (x0 + cols) * sf_w, mask=ok, other=0.0)
-            total += v.to(ACC_DTYPE)
-    mean = tl.sum(tl.sum(total, axis=1), axis=0) / (H * W)
-    dev = tl.zeros([ROWS, BLOCK_W], ACC_DTYPE)
-    for y0 in range(0, H, ROWS):
-        for x0 in range(0, W, BLOCK_W):
-            ok = (y0 + rows < H) & (x0 + cols < W)
-            v = tl.load(base + (y0 + rows) * sf_h + (x0 + cols) * sf_w, mask=ok, other=0.0)
-            d = tl.where(ok, v.to(ACC_DTYPE) - mean, 0.0)
-            dev += d * d
-    tl.store(plane_mean_ptr + pid, mean)
-    tl.store(plane_m2_ptr + pid, tl.sum(tl.sum(dev, axis=1), axis=0))
+    @triton.jit
+    def _channel_stats_kernel(f_ptr, plane_mean_ptr, plane_m2_ptr, C, H, W,
+                              sf_n, sf_c, sf_h, sf_w, IS_FP64: tl.constexpr,
+                              ROWS: tl.constexpr, BLOCK_W: tl.constexpr):
+        """One program per (n, channel) plane: its mean and sum of squared deviations (two passes,
+        the second from cache), combined across planes on the host with Chan's formula — exact and
+        stable for any dtype, with no fp32 copy of a half-precision input. 2-D (ROWS, BLOCK_W) tiles
+        so that no per-element index division is needed for arbitrary strides."""
+        ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
+        pid = tl.program_id(0)
+        base = f_ptr + (pid // C).to(tl.int64) * sf_n + (pid % C).to(tl.int64) * sf_c
+        rows = tl.arange(0, ROWS)[:, None]
+        cols = tl.arange(0, BLOCK_W)[None, :]
+        total = tl.zeros([ROWS, BLOCK_W], ACC_DTYPE)
+        for y0 in range(0, H, ROWS):
+            for x0 in range(0, W, BLOCK_W):
+                ok = (y0 + rows < H) & (x0 + cols < W)
+                v = tl.load(base + (y0 + rows) * sf_h + (x0 + cols) * sf_w, mask=ok, other=0.0)
+                total += v.to(ACC_DTYPE)
+        mean = tl.sum(tl.sum(total, axis=1), axis=0) / (H * W)
+        dev = tl.zeros([ROWS, BLOCK_W], ACC_DTYPE)
+        for y0 in range(0, H, ROWS):
+            for x0 in range(0, W, BLOCK_W):
+                ok = (y0 + rows < H) & (x0 + cols < W)
+                v = tl.load(base + (y0 + rows) * sf_h + (x0 + cols) * sf_w, mask=ok, other=0.0)
+                d = tl.where(ok, v.to(ACC_DTYPE) - mean, 0.0)
+                dev += d * d
+        tl.store(plane_mean_ptr + pid, mean)
+        tl.store(plane_m2_ptr + pid, tl.sum(tl.sum(dev, axis=1), axis=0))
 
 
-@triton.jit
-def _rlff_fwd_kernel(f_ptr, w_ptr, valid_ptr, bias_ptr, out_ptr,
-                     C, H, W, WP, HPWP, M_OUT, C_OUT,
-                     sf_n, sf_c, sf_h, sf_w,
-                     K: tl.constexpr, P: tl.constexpr, KK_PAD: tl.constexpr, IS_FP64: tl.constexpr,
-                     DOT_PRECISION: tl.constexpr, BIAS_PRECISION: tl.constexpr,
-                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    """out[m, o] = Σ_{tap, ch} x̂[n, ch, y+ky-K//2, x+kx-K//2] · W[tap·C + ch, o].
+    @triton.jit
+    def _rlff_fwd_kernel(f_ptr, w_ptr, valid_ptr, bias_ptr, out_ptr,
+                         C, H, W, WP, HPWP, M_OUT, C_OUT,
+                         sf_n, sf_c, sf_h, sf_w,
+                         K: tl.constexpr, P: tl.constexpr, KK_PAD: tl.constexpr, IS_FP64: tl.constexpr,
+                         DOT_PRECISION: tl.constexpr, BIAS_PRECISION: tl.constexpr,
+                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+        """out[m, o] = Σ_{tap, ch} x̂[n, ch, y+ky-K//2, x+kx-K//2] · W[tap·C + ch, o].
 
-    Implicit GEMM, M = output rows in the patch-unfolded order (m = n'·P² + dy·P + dx), so the
-    store is one contiguous (BLOCK_M, BLOCK_N) block of the final layout. The A tile is gathered
-    from f at the tap's shift (out-of-map taps masked to 0); nothing of size (N, C_out, h, w) or
-    im2col is ever written. Loop order: channel block outer, taps inner — the K² shifted A tiles
-    of one channel block overlap almost entirely, so after the first tap they come from L1.
+        Implicit GEMM, M = output rows in the patch-unfolded order (m = n'·P² + dy·P + dx), so the
+        store is one contiguous (BLOCK_M, BLOCK_N) block of the final layout. The A tile is gathered
+        from f at the tap's shift (out-of-map taps masked to 0); nothing of size (N, C_out, h, w) or
+        im2col is ever written. Loop order: channel block outer, taps inner — the K² shifted A tiles
+        of one channel block overlap almost entirely, so after the first tap they come from L1.
 
-    Normalisation without touching A: a register-modified A operand makes sm_90 wgmma serialise
-    (ptxas C7515), so A goes memory → shared → tensor cores as loaded. ``w_ptr`` holds the rows
-    pre-scaled by 1/std, the loop computes Σ (W/std)·f, and the epilogue adds
-    Σ_{taps inside the map} bias[tap, o], bias = -Σ_ch W·mean/std, as one more dot of the
-    (h·w, KK_PAD) tap-validity matrix (``valid_ptr``) with ``bias_ptr`` — exactly the zero padding
-    of x̂, i.e. x̂ = (f - mean)/std inside the map and 0 outside.
-    """
-    ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    m_ok = offs_m < M_OUT
-    n_ok = offs_n < C_OUT
-    patch = offs_m // (P * P)
-    pos = offs_m % (P * P)
-    img = patch // HPWP
-    rem = patch % HPWP
-    y = (rem // WP) * P + pos // P
-    x = (rem % WP) * P + pos % P
-    inside = m_ok & (y < H) & (x < W)
-    f_img = f_ptr + img.to(tl.int64) * sf_n
-    acc = tl.zeros([BLOCK_M, BLOCK_N], ACC_DTYPE)
-    num_cb = tl.cdiv(C, BLOCK_C)
-    for it in range(0, num_cb * K * K):
-        cb = it // (K * K)
-        tap = it % (K * K)
-        ys = y + tap // K - K // 2
-        xs = x + tap % K - K // 2
-        ch = cb * BLOCK_C + tl.arange(0, BLOCK_C)
+        Normalisation without touching A: a register-modified A operand makes sm_90 wgmma serialise
+        (ptxas C7515), so A goes memory → shared → tensor cores as loaded. ``w_ptr`` holds the rows
+        pre-scaled by 1/std, the loop computes Σ (W/std)·f, and the epilogue adds
+        Σ_{taps inside the map} bias[tap, o], bias = -Σ_ch W·mean/std, as one more dot of the
+        (h·w, KK_PAD) tap-validity matrix (``valid_ptr``) with ``bias_ptr`` — exactly the zero padding
+        of x̂, i.e. x̂ = (f - mean)/std inside the map and 0 outside.
+        """
+        ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
+        pid_m = tl.program_id(0)
+        pid_n = tl.program_id(1)
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        m_ok = offs_m < M_OUT
+        n_ok = offs_n < C_OUT
+        patch = offs_m // (P * P)
+        pos = offs_m % (P * P)
+        img = patch // HPWP
+        rem = patch % HPWP
+        y = (rem // WP) * P + pos // P
+        x = (rem % WP) * P + pos % P
+        inside = m_ok & (y < H) & (x < W)
+        f_img = f_ptr + img.to(tl.int64) * sf_n
+        acc = tl.zeros([BLOCK_M, BLOCK_N], ACC_DTYPE)
+        num_cb = tl.cdiv(C, BLOCK_C)
+        for it in range(0, num_cb * K * K):
+            cb = it // (K * K)
+            tap = it % (K * K)
+            ys = y + tap // K - K // 2
+            xs = x + tap % K - K // 2
+            ch = cb * BLOCK_C + tl.arange(0, BLOCK_C)
+            ch_ok = ch < C
+            a_ok = (m_ok & (ys >= 0) & (ys < H) & (xs >= 0) & (xs < W))[:, None] & ch_ok[None, :]
+            a = tl.load(f_img[:, None] + ch[None, :] * sf_c + (ys * sf_h + xs * sf_w)[:, None], mask=a_ok, other=0.0)
+            b = tl.load(w_ptr + (tap * C + ch)[:, None] * C_OUT + offs_n[None, :],
+                        mask=ch_ok[:, None] & n_ok[None, :], other=0.0)
+            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+        taps = tl.arange(0, KK_PAD)
+        valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
+        bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
+        acc = tl.dot(valid, bias, acc, input_precision=BIAS_PRECISION)
+        # Positions of partial border patches that lie outside the map are zero by definition.
+        acc = tl.where(inside[:, None], acc, 0.0)
+        out = out_ptr + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
+        tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+    @triton.jit
+    def _rlff_bwd_kernel(g_ptr, w_ptr, f_ptr, mean_ptr, inv_std_ptr, gx_ptr, psum_ptr, psumx_ptr,
+                         C, H, W, WP, HPWP, M_IN, C_OUT,
+                         sg_0, sg_1, sg_2, sf_n, sf_c, sf_h, sf_w, sx_n, sx_c, sx_h, sx_w,
+                         K: tl.constexpr, P: tl.constexpr, BATCH_STATS: tl.constexpr,
+                         IS_FP64: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                         BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_O: tl.constexpr):
+        """dL/dx̂[n, ch, y, x] = Σ_{tap, o} G[n, o, y-ky+K//2, x-kx+K//2] · Wt[tap·C + ch, o].
+
+        Transposed implicit GEMM, M = input positions (n, y, x) row-major, N = channels, K = taps ×
+        C_out; the G tile is gathered straight from the patch-unfolded gradient (contiguous over o).
+        Loop order: o-block outer, taps inner (the shifted G tiles of one o-block reuse L1).
+        Reference stats: the epilogue scales by 1/std and writes dL/df. Batch stats: it writes
+        dL/dx̂ (fp32) and this tile's per-channel Σ dL/dx̂ and Σ dL/dx̂·x̂ into row pid_m of two
+        (num_m_blocks, C) buffers (summed on the host — deterministic, no atomics); a second
+        elementwise kernel then applies the normalisation's own backward.
+        """
+        ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
+        pid_m = tl.program_id(0)
+        pid_c = tl.program_id(1)
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        ch = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+        m_ok = offs_m < M_IN
         ch_ok = ch < C
-        a_ok = (m_ok & (ys >= 0) & (ys < H) & (xs >= 0) & (xs < W))[:, None] & ch_ok[None, :]
-        a = tl.load(f_img[:, None] + ch[None, :] * sf_c + (ys * sf_h + xs * sf_w)[:, None], mask=a_ok, other=0.0)
-        b = tl.load(w_ptr + (tap * C + ch)[:, None] * C_OUT + offs_n[None, :],
-                    mask=ch_ok[:, None] & n_ok[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
-    taps = tl.arange(0, KK_PAD)
-    valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
-    bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
-    acc = tl.dot(valid, bias, acc, input_precision=BIAS_PRECISION)
-    # Positions of partial border patches that lie outside the map are zero by definition.
-    acc = tl.where(inside[:, None], acc, 0.0)
-    out = out_ptr + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
-    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+        img = offs_m // (H * W)
+        y = (offs_m // W) % H
+        x = offs_m % W
+        g_img = g_ptr + (img * HPWP).to(tl.int64) * sg_0
+        acc = tl.zeros([BLOCK_M, BLOCK_C], ACC_DTYPE)
+        num_ob = tl.cdiv(C_OUT, BLOCK_O)
+        for it in range(0, num_ob * K * K):
+            ob = it // (K * K)
+            tap = it % (K * K)
+            yo = y - tap // K + K // 2
+            xo = x - tap % K + K // 2
+            o = ob * BLOCK_O + tl.arange(0, BLOCK_O)
+            o_ok = o < C_OUT
+            g_ok = (m_ok & (yo >= 0) & (yo < H) & (xo >= 0) & (xo < W))[:, None] & o_ok[None, :]
+            patch = (yo // P) * WP + xo // P
+            pos = (yo % P) * P + xo % P
+            a = tl.load(g_img[:, None] + (patch.to(tl.int64) * sg_0 + pos * sg_1)[:, None] + o[None, :] * sg_2,
+                        mask=g_ok, other=0.0)
+            b = tl.load(w_ptr + (tap * C + ch)[None, :] * C_OUT + o[:, None],
+                        mask=o_ok[:, None] & ch_ok[None, :], other=0.0)
+            acc = tl.dot(a.to(b.dtype), b, acc, input_precision=DOT_PRECISION)
+        ok = m_ok[:, None] & ch_ok[None, :]
+        inv_std = tl.load(inv_std_ptr + ch, mask=ch_ok, other=0.0)
+        gx = gx_ptr + img.to(tl.int64)[:, None] * sx_n + ch[None, :] * sx_c + (y * sx_h + x * sx_w)[:, None]
+        if BATCH_STATS:
+            mean = tl.load(mean_ptr + ch, mask=ch_ok, other=0.0)
+            fv = tl.load(f_ptr + img.to(tl.int64)[:, None] * sf_n + ch[None, :] * sf_c + (y * sf_h + x * sf_w)[:, None],
+                         mask=ok, other=0.0)
+            xhat = tl.where(ok, (fv.to(ACC_DTYPE) - mean[None, :]) * inv_std[None, :], 0.0)
+            tl.store(psum_ptr + pid_m * C + ch, tl.sum(acc, axis=0), mask=ch_ok)
+            tl.store(psumx_ptr + pid_m * C + ch, tl.sum(acc * xhat, axis=0), mask=ch_ok)
+            tl.store(gx, acc.to(gx_ptr.dtype.element_ty), mask=ok)
+        else:
+            tl.store(gx, (acc * inv_std[None, :]).to(gx_ptr.dtype.element_ty), mask=ok)
 
 
-@triton.jit
-def _rlff_bwd_kernel(g_ptr, w_ptr, f_ptr, mean_ptr, inv_std_ptr, gx_ptr, psum_ptr, psumx_ptr,
-                     C, H, W, WP, HPWP, M_IN, C_OUT,
-                     sg_0, sg_1, sg_2, sf_n, sf_c, sf_h, sf_w, sx_n, sx_c, sx_h, sx_w,
-                     K: tl.constexpr, P: tl.constexpr, BATCH_STATS: tl.constexpr,
-                     IS_FP64: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                     BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_O: tl.constexpr):
-    """dL/dx̂[n, ch, y, x] = Σ_{tap, o} G[n, o, y-ky+K//2, x-kx+K//2] · Wt[tap·C + ch, o].
-
-    Transposed implicit GEMM, M = input positions (n, y, x) row-major, N = channels, K = taps ×
-    C_out; the G tile is gathered straight from the patch-unfolded gradient (contiguous over o).
-    Loop order: o-block outer, taps inner (the shifted G tiles of one o-block reuse L1).
-    Reference stats: the epilogue scales by 1/std and writes dL/df. Batch stats: it writes
-    dL/dx̂ (fp32) and this tile's per-channel Σ dL/dx̂ and Σ dL/dx̂·x̂ into row pid_m of two
-    (num_m_blocks, C) buffers (summed on the host — deterministic, no atomics); a second
-    elementwise kernel then applies the normalisation's own backward.
-    """
-    ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
-    pid_m = tl.program_id(0)
-    pid_c = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    ch = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    m_ok = offs_m < M_IN
-    ch_ok = ch < C
-    img = offs_m // (H * W)
-    y = (offs_m // W) % H
-    x = offs_m % W
-    g_img = g_ptr + (img * HPWP).to(tl.int64) * sg_0
-    acc = tl.zeros([BLOCK_M, BLOCK_C], ACC_DTYPE)
-    num_ob = tl.cdiv(C_OUT, BLOCK_O)
-    for it in range(0, num_ob * K * K):
-        ob = it // (K * K)
-        tap = it % (K * K)
-        yo = y - tap // K + K // 2
-        xo = x - tap % K + K // 2
-        o = ob * BLOCK_O + tl.arange(0, BLOCK_O)
-        o_ok = o < C_OUT
-        g_ok = (m_ok & (yo >= 0) & (yo < H) & (xo >= 0) & (xo < W))[:, None] & o_ok[None, :]
-        patch = (yo // P) * WP + xo // P
-        pos = (yo % P) * P + xo % P
-        a = tl.load(g_img[:, None] + (patch.to(tl.int64) * sg_0 + pos * sg_1)[:, None] + o[None, :] * sg_2,
-                    mask=g_ok, other=0.0)
-        b = tl.load(w_ptr + (tap * C + ch)[None, :] * C_OUT + o[:, None],
-                    mask=o_ok[:, None] & ch_ok[None, :], other=0.0)
-        acc = tl.dot(a.to(b.dtype), b, acc, input_precision=DOT_PRECISION)
-    ok = m_ok[:, None] & ch_ok[None, :]
-    inv_std = tl.load(inv_std_ptr + ch, mask=ch_ok, other=0.0)
-    gx = gx_ptr + img.to(tl.int64)[:, None] * sx_n + ch[None, :] * sx_c + (y * sx_h + x * sx_w)[:, None]
-    if BATCH_STATS:
-        mean = tl.load(mean_ptr + ch, mask=ch_ok, other=0.0)
-        fv = tl.load(f_ptr + img.to(tl.int64)[:, None] * sf_n + ch[None, :] * sf_c + (y * sf_h + x * sf_w)[:, None],
-                     mask=ok, other=0.0)
-        xhat = tl.where(ok, (fv.to(ACC_DTYPE) - mean[None, :]) * inv_std[None, :], 0.0)
-        tl.store(psum_ptr + pid_m * C + ch, tl.sum(acc, axis=0), mask=ch_ok)
-        tl.store(psumx_ptr + pid_m * C + ch, tl.sum(acc * xhat, axis=0), mask=ch_ok)
-        tl.store(gx, acc.to(gx_ptr.dtype.element_ty), mask=ok)
-    else:
-        tl.store(gx, (acc * inv_std[None, :]).to(gx_ptr.dtype.element_ty), mask=ok)
-
-
-@triton.jit
-def _batchnorm_grad_kernel(g_ptr, f_ptr, out_ptr, mean_ptr, inv_std_ptr, g_mean_ptr, gx_mean_ptr, C, H, W,
-                           sg_n, sg_c, sg_h, sg_w, sf_n, sf_c, sf_h, sf_w, so_n, so_c, so_h, so_w,
-                           IS_FP64: tl.constexpr, ROWS: tl.constexpr, BLOCK_W: tl.constexpr):
-    """dL/df = inv_std · (dL/dx̂ - mean(dL/dx̂) - x̂ · mean(dL/dx̂ · x̂)), means per channel over
-    (N, h, w) — BatchNorm's backward without affine. Elementwise, one program per (plane, ROWS
-    rows) with 2-D tiles (no per-element index division); may run in place (g is out)."""
-    ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
-    plane = tl.program_id(0)
-    img = (plane // C).to(tl.int64)
-    ch = plane % C
-    rows = tl.program_id(1) * ROWS + tl.arange(0, ROWS)[:, None]
-    cols = tl.arange(0, BLOCK_W)[None, :]
-    mean = tl.load(mean_ptr + ch)
-    inv_std = tl.load(inv_std_ptr + ch)
-    g_mean = tl.load(g_mean_ptr + ch)
-    gx_mean = tl.load(gx_mean_ptr + ch)
-    for x0 in range(0, W, BLOCK_W):
-        ok = (rows < H) & (x0 + cols < W)
-        g = tl.load(g_ptr + img * sg_n + ch * sg_c + rows * sg_h + (x0 + cols) * sg_w, mask=ok, other=0.0)
-        fv = tl.load(f_ptr + img * sf_n + ch * sf_c + rows * sf_h + (x0 + cols) * sf_w, mask=ok, other=0.0)
-        xhat = (fv.to(ACC_DTYPE) - mean) * inv_std
-        res = inv_std * (g.to(ACC_DTYPE) - g_mean - xhat * gx_mean)
-        tl.store(out_ptr + img * so_n + ch * so_c + rows * so_h + (x0 + cols) * so_w,
-                 res.to(out_ptr.dtype.element_ty), mask=ok)
+    @triton.jit
+    def _batchnorm_grad_kernel(g_ptr, f_ptr, out_ptr, mean_ptr, inv_std_ptr, g_mean_ptr, gx_mean_ptr, C, H, W,
+                               sg_n, sg_c, sg_h, sg_w, sf_n, sf_c, sf_h, sf_w, so_n, so_c, so_h, so_w,
+                               IS_FP64: tl.constexpr, ROWS: tl.constexpr, BLOCK_W: tl.constexpr):
+        """dL/df = inv_std · (dL/dx̂ - mean(dL/dx̂) - x̂ · mean(dL/dx̂ · x̂)), means per channel over
+        (N, h, w) — BatchNorm's backward without affine. Elementwise, one program per (plane, ROWS
+        rows) with 2-D tiles (no per-element index division); may run in place (g is out)."""
+        ACC_DTYPE: tl.constexpr = tl.float64 if IS_FP64 else tl.float32
+        plane = tl.program_id(0)
+        img = (plane // C).to(tl.int64)
+        ch = plane % C
+        rows = tl.program_id(1) * ROWS + tl.arange(0, ROWS)[:, None]
+        cols = tl.arange(0, BLOCK_W)[None, :]
+        mean = tl.load(mean_ptr + ch)
+        inv_std = tl.load(inv_std_ptr + ch)
+        g_mean = tl.load(g_mean_ptr + ch)
+        gx_mean = tl.load(gx_mean_ptr + ch)
+        for x0 in range(0, W, BLOCK_W):
+            ok = (rows < H) & (x0 + cols < W)
+            g = tl.load(g_ptr + img * sg_n + ch * sg_c + rows * sg_h + (x0 + cols) * sg_w, mask=ok, other=0.0)
+            fv = tl.load(f_ptr + img * sf_n + ch * sf_c + rows * sf_h + (x0 + cols) * sf_w, mask=ok, other=0.0)
+            xhat = (fv.to(ACC_DTYPE) - mean) * inv_std
+            res = inv_std * (g.to(ACC_DTYPE) - g_mean - xhat * gx_mean)
+            tl.store(out_ptr + img * so_n + ch * so_c + rows * so_h + (x0 + cols) * so_w,
+                     res.to(out_ptr.dtype.element_ty), mask=ok)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,13 +412,22 @@ def _empty_like(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tens
     return torch.empty_like(t, dtype=dtype)
 
 
-def _dot_precision(dtype: torch.dtype) -> str:
-    if dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
-        return "tf32"
-    return "ieee"
+@dataclasses.dataclass(frozen=True)
+class RLFFTiles:
+    """Tile sizes of the fused forward (``fwd_*``) and backward (``bwd_*``) GEMMs, plus warps and
+    pipeline stages of both."""
+
+    fwd_m: int
+    fwd_n: int
+    fwd_c: int
+    bwd_m: int
+    bwd_c: int
+    bwd_o: int
+    warps: int
+    stages: int
 
 
-def _kernel_config(dtype: torch.dtype, c: int, c_out: int, cuda: bool) -> dict[str, int]:
+def _tiles(dtype: torch.dtype, c: int, c_out: int, cuda: bool) -> RLFFTiles:
     """Tile sizes. Interpreter: small tiles (speed of the CPU tests; still several blocks along
     every axis at test sizes). CUDA: chosen for an H100 by reading ptxas output (registers,
     spills, wgmma serialisation) of the sm_90 compile in tests — not yet timed on one.
@@ -430,23 +437,18 @@ def _kernel_config(dtype: torch.dtype, c: int, c_out: int, cuda: bool) -> dict[s
     Backward: BLOCK_M=128 positions, BLOCK_C=64 channels (all of c=64 in one program, so the
     gathered gradient is read once per tap), BLOCK_O = 128 B of C_out per step. 8 warps, 3 stages.
     fp64 (no tensor-core path worth tuning): half-size tiles to keep the fp64 accumulator in
-    registers.
+    registers. ``IRKERNELS_RLFF_TILES`` overrides any field (:func:`~irkernels.ops.utils.tile_config`).
     """
     if not cuda:
-        return {"fwd_m": 32, "fwd_n": 16, "fwd_c": 16, "bwd_m": 32, "bwd_c": 16, "bwd_o": 16,
-                "warps": 4, "stages": 1}
-    if dtype == torch.float64:
-        config = {"fwd_m": 64, "fwd_n": 64, "fwd_c": 16, "bwd_m": 64, "bwd_c": 32, "bwd_o": 16,
-                  "warps": 4, "stages": 2}
+        tiles = dict(fwd_m=32, fwd_n=16, fwd_c=16, bwd_m=32, bwd_c=16, bwd_o=16, warps=4, stages=1)
+    elif dtype == torch.float64:
+        tiles = dict(fwd_m=64, fwd_n=64, fwd_c=16, bwd_m=64, bwd_c=32, bwd_o=16, warps=4, stages=2)
     else:
-        config = {"fwd_m": 128, "fwd_n": max(16, min(128, triton.next_power_of_2(c_out))),
-                  "fwd_c": max(16, min(32, triton.next_power_of_2(c))),
-                  "bwd_m": 128, "bwd_c": max(16, min(64, triton.next_power_of_2(c))),
-                  "bwd_o": max(16, min(128 // dtype.itemsize, triton.next_power_of_2(c_out))),
-                  "warps": 8, "stages": 3}
-    # Tuning hook for the GPU session (e.g. IRKERNELS_RLFF_TILES='{"fwd_m": 64, "warps": 4}').
-    config.update(json.loads(os.environ.get("IRKERNELS_RLFF_TILES", "{}")))
-    return config
+        tiles = dict(fwd_m=128, fwd_n=max(16, min(128, next_power_of_2(c_out))),
+                     fwd_c=max(16, min(32, next_power_of_2(c))),
+                     bwd_m=128, bwd_c=max(16, min(64, next_power_of_2(c))),
+                     bwd_o=max(16, min(128 // dtype.itemsize, next_power_of_2(c_out))), warps=8, stages=3)
+    return tile_config(RLFFTiles, "rlff", **tiles)
 
 
 def _weight_matrix(rows: torch.Tensor, c: int, kernel_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -455,7 +457,7 @@ def _weight_matrix(rows: torch.Tensor, c: int, kernel_size: int, dtype: torch.dt
     c_out = len(rows)
     weight = _empty((kernel_size * kernel_size * c, c_out), dtype, rows.device)
     block = 1024 if rows.device.type == "cuda" else 256
-    _dft_rows_kernel[(triton.cdiv(weight.numel(), block),)](
+    _dft_rows_kernel[(cdiv(weight.numel(), block),)](
         rows.long(), weight, c, c_out, weight.numel(), K=kernel_size, IS_FP64=dtype == torch.float64, BLOCK=block)
     return weight
 
@@ -463,15 +465,15 @@ def _weight_matrix(rows: torch.Tensor, c: int, kernel_size: int, dtype: torch.dt
 def _plane_tile(h: int, w: int, device: torch.device) -> tuple[int, int]:
     """(ROWS, BLOCK_W) of the per-plane elementwise kernels: ~2048 elements per tile on CUDA
     (a 32×64 block of a 64×64 map), ~64 in the interpreter."""
-    block_w = min(triton.next_power_of_2(w), 256 if device.type == "cuda" else 16)
-    rows = max(1, min(triton.next_power_of_2(h), (2048 if device.type == "cuda" else 64) // block_w))
+    block_w = min(next_power_of_2(w), 256 if device.type == "cuda" else 16)
+    rows = max(1, min(next_power_of_2(h), (2048 if device.type == "cuda" else 64) // block_w))
     return rows, block_w
 
 
 def _stats_triton(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (mean, biased var) over ``(N, h, w)`` via the plane kernel + Chan's combination."""
     n, c, h, w = f.shape
-    acc = _compute_dtype(f.dtype)
+    acc = compute_dtype(f.dtype)
     plane_mean = _empty((n, c), acc, f.device)
     plane_m2 = _empty((n, c), acc, f.device)
     rows, block_w = _plane_tile(h, w, f.device)
@@ -482,21 +484,23 @@ def _stats_triton(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, m2 / (n * h * w)
 
 
-def _normalisation(f: torch.Tensor, stats: Stats | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, 1/std) as contiguous fp32 (fp64) vectors for the kernels."""
-    acc = _compute_dtype(f.dtype)
-    if stats is None:
+def _normalisation(f: torch.Tensor, mean: torch.Tensor | None,
+                   std: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, 1/std) as contiguous fp32 (fp64) vectors for the kernels; the batch's own when
+    ``mean``/``std`` are ``None``."""
+    acc = compute_dtype(f.dtype)
+    if mean is None:
         mean, var = _stats_triton(f)
         return mean.contiguous(), torch.rsqrt(var + BN_EPS).contiguous()
-    mean, std = (s.detach().to(acc) for s in stats)
-    return mean.contiguous(), (1.0 / std).contiguous()
+    # a copy even when already contiguous in ``acc``: a custom op's output may not alias an input
+    return mean.detach().to(acc, copy=True).contiguous(), (1.0 / std.detach().to(acc)).contiguous()
 
 
 @functools.lru_cache(maxsize=16)
 def _tap_validity(h: int, w: int, kernel_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``(h·w, KK_PAD)``: 1 where tap ``(ky, kx)`` of position ``(y, x)`` lies inside the map
     (taps past ``k²`` padded with 0 up to a tensor-core K of at least 16). Cached per geometry."""
-    kk_pad = max(16, triton.next_power_of_2(kernel_size * kernel_size))
+    kk_pad = max(16, next_power_of_2(kernel_size * kernel_size))
     taps = torch.arange(kk_pad, device=device)
     ys = torch.arange(h, device=device)[:, None, None] + taps // kernel_size - kernel_size // 2
     xs = torch.arange(w, device=device)[None, :, None] + taps % kernel_size - kernel_size // 2
@@ -505,7 +509,7 @@ def _tap_validity(h: int, w: int, kernel_size: int, dtype: torch.dtype, device: 
 
 
 def _rlff_forward_triton(f: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor,
-                         kernel_size: int, patch_size: int) -> torch.Tensor:
+                         kernel_size: int, patch_size: int, precision: str) -> torch.Tensor:
     """``weight``: the unscaled rows ``(k·k·c, C_out)`` in accumulation precision."""
     n, c, h, w = f.shape
     p = patch_size
@@ -513,36 +517,36 @@ def _rlff_forward_triton(f: torch.Tensor, weight: torch.Tensor, mean: torch.Tens
     hp, wp = -(-h // p), -(-w // p)
     m_out = n * hp * wp * p * p
     out = _empty((n * hp * wp, p * p, c_out), f.dtype, f.device)
-    cfg = _kernel_config(f.dtype, c, c_out, f.device.type == "cuda")
+    cfg = _tiles(f.dtype, c, c_out, f.device.type == "cuda")
     # Normalisation folded into the GEMM (see _rlff_fwd_kernel): rows scaled by 1/std, the mean
     # as a per-tap bias added only for taps inside the map.
     scaled = weight.view(kk, c, c_out) * inv_std[None, :, None]
     valid = _tap_validity(h, w, kernel_size, weight.dtype, f.device)
     bias = torch.zeros(valid.shape[1], c_out, device=f.device, dtype=weight.dtype)
     bias[:kk] = -(scaled * mean[None, :, None]).sum(1)
-    grid = (triton.cdiv(m_out, cfg["fwd_m"]), triton.cdiv(c_out, cfg["fwd_n"]))
+    grid = (cdiv(m_out, cfg.fwd_m), cdiv(c_out, cfg.fwd_n))
     _rlff_fwd_kernel[grid](f, scaled.reshape(kk * c, c_out).to(f.dtype), valid, bias, out,
                            c, h, w, wp, hp * wp, m_out, c_out, *f.stride(),
                            K=kernel_size, P=p, KK_PAD=valid.shape[1], IS_FP64=f.dtype == torch.float64,
-                           DOT_PRECISION=_dot_precision(f.dtype),
-                           BIAS_PRECISION=_dot_precision(weight.dtype),
-                           BLOCK_M=cfg["fwd_m"], BLOCK_N=cfg["fwd_n"], BLOCK_C=cfg["fwd_c"],
-                           num_warps=cfg["warps"], num_stages=cfg["stages"])
+                           DOT_PRECISION=dot_precision(precision, f.dtype),
+                           BIAS_PRECISION=dot_precision(precision, weight.dtype),
+                           BLOCK_M=cfg.fwd_m, BLOCK_N=cfg.fwd_n, BLOCK_C=cfg.fwd_c,
+                           num_warps=cfg.warps, num_stages=cfg.stages)
     return out
 
 
 def _rlff_backward_triton(grad_out: torch.Tensor, f: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor,
                           inv_std: torch.Tensor, batch_stats: bool, kernel_size: int,
-                          patch_size: int) -> torch.Tensor:
+                          patch_size: int, precision: str) -> torch.Tensor:
     n, c, h, w = f.shape
     p = patch_size
     c_out = weight.shape[1]
     wp = -(-w // p)
     hpwp = -(-h // p) * wp
     m_in = n * h * w
-    cfg = _kernel_config(f.dtype, c, c_out, f.device.type == "cuda")
-    grid = (triton.cdiv(m_in, cfg["bwd_m"]), triton.cdiv(c, cfg["bwd_c"]))
-    acc = _compute_dtype(f.dtype)
+    cfg = _tiles(f.dtype, c, c_out, f.device.type == "cuda")
+    grid = (cdiv(m_in, cfg.bwd_m), cdiv(c, cfg.bwd_c))
+    acc = compute_dtype(f.dtype)
     grad_f = _empty_like(f)
     # Batch stats need dL/dx̂ kept at accumulation precision for the mean-subtracting step; for
     # fp32/fp64 inputs grad_f itself holds it (finished in place), half inputs get an fp32 buffer.
@@ -552,43 +556,71 @@ def _rlff_backward_triton(grad_out: torch.Tensor, f: torch.Tensor, weight: torch
     _rlff_bwd_kernel[grid](grad_out, weight, f, mean, inv_std, gx, psum, psumx,
                            c, h, w, wp, hpwp, m_in, c_out, *grad_out.stride(), *f.stride(), *gx.stride(),
                            K=kernel_size, P=p, BATCH_STATS=batch_stats, IS_FP64=f.dtype == torch.float64,
-                           DOT_PRECISION=_dot_precision(f.dtype), BLOCK_M=cfg["bwd_m"], BLOCK_C=cfg["bwd_c"],
-                           BLOCK_O=cfg["bwd_o"], num_warps=cfg["warps"], num_stages=cfg["stages"])
+                           DOT_PRECISION=dot_precision(precision, f.dtype), BLOCK_M=cfg.bwd_m, BLOCK_C=cfg.bwd_c,
+                           BLOCK_O=cfg.bwd_o, num_warps=cfg.warps, num_stages=cfg.stages)
     if batch_stats:
         g_mean = psum.sum(0) / m_in
         gx_mean = psumx.sum(0) / m_in
         rows, block_w = _plane_tile(h, w, f.device)
-        _batchnorm_grad_kernel[(n * c, triton.cdiv(h, rows))](
+        _batchnorm_grad_kernel[(n * c, cdiv(h, rows))](
             gx, f, grad_f, mean, inv_std, g_mean, gx_mean, c, h, w, *gx.stride(), *f.stride(), *grad_f.stride(),
             IS_FP64=f.dtype == torch.float64, ROWS=rows, BLOCK_W=block_w)
     return grad_f
 
 
-class _RLFFFunction(torch.autograd.Function):
-    """Fused RLFF: forward and input gradient by the Triton kernels; statistics are constants when
-    given, differentiated through (BatchNorm's backward) when they are the batch's own."""
+# The fused path as torch.library custom ops (as flash-attention's interface registers its
+# kernels): torch.compile sees one opaque node with a shape-only fake, and autograd goes through
+# register_autograd. Statistics are constants when given, differentiated through (BatchNorm's
+# backward) when they are the batch's own (mean/std None): the forward then also returns the
+# batch (mean, 1/std) that the backward needs.
+@torch.library.custom_op("irkernels::rlff_fused", mutates_args=())
+def _rlff_fused(f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None,
+                kernel_size: int, patch_size: int, precision: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    weight = _weight_matrix(rows, f.shape[1], kernel_size, compute_dtype(f.dtype))
+    mean, inv_std = _normalisation(f, mean, std)
+    return _rlff_forward_triton(f, weight, mean, inv_std, kernel_size, patch_size, precision), mean, inv_std
 
-    @staticmethod
-    def forward(ctx, f: torch.Tensor, rows: torch.Tensor, stats: Stats | None, kernel_size: int,
-                patch_size: int) -> torch.Tensor:
-        c = f.shape[1]
-        weight = _weight_matrix(rows, c, kernel_size, _compute_dtype(f.dtype))
-        mean, inv_std = _normalisation(f, stats)
-        ctx.save_for_backward(f, weight.to(f.dtype), mean, inv_std)
-        ctx.batch_stats = stats is None
-        ctx.kernel_size = kernel_size
-        ctx.patch_size = patch_size
-        return _rlff_forward_triton(f, weight, mean, inv_std, kernel_size, patch_size)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: torch.Tensor):
-        f, weight, mean, inv_std = ctx.saved_tensors
-        grad_f = None
-        if ctx.needs_input_grad[0]:
-            grad_f = _rlff_backward_triton(grad_out.to(f.dtype), f, weight, mean, inv_std, ctx.batch_stats,
-                                           ctx.kernel_size, ctx.patch_size)
-        return grad_f, None, None, None, None
+@_rlff_fused.register_fake
+def _(f, rows, mean, std, kernel_size, patch_size, precision):
+    n, c, h, w = f.shape
+    tiles = -(-h // patch_size) * -(-w // patch_size)
+    vec = f.new_empty((c,), dtype=compute_dtype(f.dtype))
+    return f.new_empty((n * tiles, patch_size * patch_size, rows.shape[0])), vec, torch.empty_like(vec)
+
+
+@torch.library.custom_op("irkernels::rlff_fused_backward", mutates_args=())
+def _rlff_fused_backward(grad_out: torch.Tensor, f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor,
+                         inv_std: torch.Tensor, batch_stats: bool, kernel_size: int, patch_size: int,
+                         precision: str) -> torch.Tensor:
+    weight = _weight_matrix(rows, f.shape[1], kernel_size, compute_dtype(f.dtype)).to(f.dtype)
+    # any strides: the kernel reads e.g. the stride-0 gradient of ``samples.mean(1)`` in place
+    return _rlff_backward_triton(grad_out.to(f.dtype), f, weight, mean, inv_std, batch_stats,
+                                 kernel_size, patch_size, precision)
+
+
+@_rlff_fused_backward.register_fake
+def _(grad_out, f, rows, mean, inv_std, batch_stats, kernel_size, patch_size, precision):
+    return torch.empty_like(f)
+
+
+def _rlff_setup_context(ctx, inputs, output) -> None:
+    f, rows, mean, _, kernel_size, patch_size, precision = inputs
+    _, batch_mean, inv_std = output
+    ctx.save_for_backward(f, rows, batch_mean, inv_std)
+    ctx.batch_stats = mean is None
+    ctx.args = (kernel_size, patch_size, precision)
+
+
+def _rlff_backward(ctx, grad_out, grad_mean, grad_inv_std):
+    f, rows, mean, inv_std = ctx.saved_tensors
+    grad_f = None
+    if ctx.needs_input_grad[0]:
+        grad_f = _rlff_fused_backward(grad_out, f, rows, mean, inv_std, ctx.batch_stats, *ctx.args)
+    return grad_f, None, None, None, None, None, None
+
+
+_rlff_fused.register_autograd(_rlff_backward, setup_context=_rlff_setup_context)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -613,7 +645,7 @@ def reference_stats(f: torch.Tensor, *, eps: float = BN_EPS, backend: str = "aut
 
 def rlff(f: torch.Tensor, *, kernel_size: int = 3, out_channels: int = 128, patch_size: int = 4,
          rows: torch.Tensor | None = None, seed: int | None = None, stats: Stats | None = None,
-         backend: str = "auto") -> torch.Tensor:
+         precision: str | None = None, backend: str = "auto") -> torch.Tensor:
     """Random Local Fourier Features of ``f (N, c, h, w)`` → ``(N', p·p, C_out)``.
 
     ``N' = N·⌈h/p⌉·⌈w/p⌉``; the result ``.reshape(-1, C_out)`` gives one sample per spatial
@@ -623,18 +655,27 @@ def rlff(f: torch.Tensor, *, kernel_size: int = 3, out_channels: int = 128, patc
     ``stats=(mean, std)`` (each ``(c,)``, e.g. :func:`reference_stats` of the real features)
     normalises with those; ``None`` with the batch's own (biased var, eps 1e-5). Output dtype =
     ``f.dtype`` (fp32/bf16/fp16/fp64). Gradient w.r.t. ``f`` (once differentiable on the Triton
-    path). ``backend``: ``"auto"`` (Triton for CUDA tensors), ``"triton"`` or ``"torch"``.
+    path). ``precision`` (``"fast"`` | ``"high"`` | ``"highest"``): the fused kernels' fp32 dots
+    (TF32 / 3×TF32 / fp32 FMA); ``None`` follows torch's convolution setting
+    (:func:`~irkernels.ops.utils.conv_precision_from_torch`: ``"fast"`` while
+    ``torch.backends.cudnn.allow_tf32``, torch's default). The torch backend ignores it (cuDNN
+    follows torch's own flags). ``backend``: ``"auto"`` (Triton for CUDA tensors), ``"triton"`` or
+    ``"torch"``. The Triton path is the custom op ``torch.ops.irkernels.rlff_fused`` (traceable by
+    ``torch.compile(fullgraph=True)``); with value checks off
+    (:func:`irkernels.value_checks`) and ``rows`` given it makes no host sync.
 
     >>> f = torch.randn(2, 3, 8, 8)
     >>> rlff(f, out_channels=16, seed=0).shape
     torch.Size([8, 16, 16])
     """
     f, stats = _validate(f, kernel_size, out_channels, patch_size, rows, seed, stats)
+    precision = conv_precision_from_torch() if precision is None else check_precision(precision)
     c = f.shape[1]
     if rows is None:
         rows = sample_rows(c, kernel_size, out_channels, seed=seed, device=f.device)
     if resolve_backend(backend, f.device) == "triton":
-        return _RLFFFunction.apply(f, rows, stats, kernel_size, patch_size)
+        mean, std = stats if stats is not None else (None, None)
+        return _rlff_fused(f, rows, mean, std, kernel_size, patch_size, precision)[0]
     return rlff_reference(f, rows, kernel_size, patch_size, stats)
 
 
@@ -655,7 +696,8 @@ class RLFF(nn.Module):
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, out_channels: int = 128, patch_size: int = 4, *,
-                 seed: int = 0, reference: Stats | None = None, backend: str = "auto") -> None:
+                 seed: int = 0, reference: Stats | None = None, precision: str | None = None,
+                 backend: str = "auto") -> None:
         super().__init__()
         _check_geometry(channels, kernel_size)
         _check_out_channels(out_channels, 2 * channels * kernel_size * kernel_size)
@@ -663,6 +705,7 @@ class RLFF(nn.Module):
         self.kernel_size = kernel_size
         self.out_channels = out_channels
         self.patch_size = patch_size
+        self.precision = None if precision is None else check_precision(precision)
         self.backend = backend
         self.generator = torch.Generator().manual_seed(int(seed))
         self.register_buffer("rows", torch.empty(out_channels, dtype=torch.long))
@@ -698,7 +741,8 @@ class RLFF(nn.Module):
         mean over each patch's p·p samples, zero-filled positions of border patches included)."""
         stats = (self.ref_mean, self.ref_std) if self.has_reference else None
         samples = rlff(f, kernel_size=self.kernel_size, out_channels=self.out_channels,
-                       patch_size=self.patch_size, rows=self.rows, stats=stats, backend=self.backend)
+                       patch_size=self.patch_size, rows=self.rows, stats=stats, precision=self.precision,
+                       backend=self.backend)
         return samples, samples.mean(dim=1)
 
     def get_extra_state(self) -> dict:

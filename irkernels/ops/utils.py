@@ -13,6 +13,10 @@ value         dots (Triton ``input_precision``)       special functions (ops tha
 ``"fast"``    TF32 (``"tf32"``)                       approximate after range reduction
 ============  ======================================  =========================================
 
+Where an op departs from the table it says so in its docs: ``ncfd_loss`` / ``cf_stats`` keep the
+phase dot ⟨t, x⟩ (the sin/cos argument) of ``"fast"`` in 3×TF32 and only its reductions in TF32,
+since a TF32 phase is off by ~|θ|·2⁻¹¹ and the loss does not average that out (docs/ncfd.md).
+
 float64 inputs always compute in float64 (``"ieee"``), whatever ``precision`` says; the torch
 backend computes in the input's compute dtype (:func:`compute_dtype`) and ignores ``precision``
 except where an op documents otherwise.
@@ -59,8 +63,36 @@ def dot_precision(precision: str, dtype: torch.dtype) -> str:
     return _DOT_PRECISION[check_precision(precision)]
 
 
-def precision_from_torch() -> str:
-    """The ``precision`` matching torch's global ``torch.get_float32_matmul_precision()``
-    (``"medium"`` → ``"fast"``): the default of ops whose eager equivalent is a torch matmul/conv."""
-    return {"highest": "highest", "high": "high", "medium": "fast"}[torch.get_float32_matmul_precision()]
+def conv_precision_from_torch() -> str:
+    """The ``precision`` matching torch's convolution setting: ``"fast"`` while
+    ``torch.backends.cudnn.allow_tf32`` (torch's default, so cuDNN convolutions use TF32), else
+    ``"highest"`` — the default of ops whose eager equivalent is a convolution (``rlff``)."""
+    return "fast" if torch.backends.cudnn.allow_tf32 else "highest"
 
+
+def next_power_of_2(n: int) -> int:
+    """Smallest power of two ``>= n`` (``1`` for ``n <= 1``); host-side tile arithmetic that also
+    works without Triton."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def cdiv(a: int, b: int) -> int:
+    """``⌈a / b⌉`` for non-negative ints (launch grids)."""
+    return -(-a // b)
+
+
+def tile_config(tiles_cls: type, op: str, **tiles: int) -> object:
+    """An op's frozen tile dataclass ``tiles_cls(**tiles)``, with the fields named in the JSON
+    environment variable ``IRKERNELS_<OP>_TILES`` (e.g. ``IRKERNELS_RLFF_TILES='{"fwd_m": 64}'``)
+    replacing the chosen values: the one tuning hook of every op, read once per launch plan."""
+    import dataclasses
+    import json
+    import os
+
+    raw = os.environ.get(f"IRKERNELS_{op.upper()}_TILES", "")
+    override = json.loads(raw) if raw else {}
+    names = {f.name for f in dataclasses.fields(tiles_cls)}
+    unknown = sorted(set(override) - names)
+    if unknown:
+        raise ValueError(f"IRKERNELS_{op.upper()}_TILES names unknown tiles {unknown}; known: {sorted(names)}")
+    return tiles_cls(**{**tiles, **override})

@@ -2,4 +2,8 @@
 
 A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
 ``__main__`` discovers every ``*_cmd`` module of this package, so adding a command is adding a file.
+At module level a command imports only argparse-weight modules (torch and the methods inside
+``add_arguments`` / ``run``), so that ``--help`` and ``--version`` need no torch; it raises
+``ValueError`` / ``options.UserError`` (or lets the library's input checks raise) for bad input,
+which ``__main__`` reports as one line with exit code 2.
 """

@@ -1,4 +1,14 @@
-"""Entry point of ``python -m irkernels.pipeline`` and the ``irkernels`` console script."""
+"""Entry point of ``python -m irkernels.pipeline`` and the ``irkernels`` console script.
+
+Only argparse is imported up front: a command module's heavy imports (torch, the methods) happen
+inside its ``add_arguments``/``run``, and only the chosen command's arguments are built, so
+``--help`` and ``--version`` answer without importing torch.
+
+User errors (a missing or empty folder, an unreadable image, a missing checkpoint, a run folder
+holding other settings, an invalid option value) end the command with ONE line on stderr and exit
+code 2, as argparse's own errors do; ``-v``/``--verbose`` shows the traceback instead. Any other
+exception is a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +16,27 @@ import importlib
 import logging
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
-from .options import load_yaml_defaults
+from .options import UserError, load_yaml_defaults
+
+PROG = "irkernels"
+DEFAULT_COMMAND = "demo"  # what a bare `python -m irkernels.pipeline` runs
+# What input checks raise: ValueError/TypeError for bad values, OSError subclasses for paths.
+USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
+
+
+class CommandFailed(SystemExit):
+    """A user error, reported: exit code 2 (``.code``), the one-line message as ``str(exc)``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def command_modules() -> list:
@@ -19,10 +47,15 @@ def command_modules() -> list:
     return [importlib.import_module(f"{pkg.__name__}.{n}") for n in names]
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and its sub-parsers by name. ``only``: build the arguments of that command alone
+    (``""``: of none; listing the commands in ``--help`` needs just their ``NAME`` and ``HELP``)."""
+    from irkernels import __version__
+
     parser = argparse.ArgumentParser(
-        prog="irkernels", description="Restoration data, training, evaluation and dataset condensation. "
-        "With no arguments at all: a demo (IDC on the embedded sample photos, a few CPU minutes).")
+        prog=PROG, description="Restoration data, training, evaluation and dataset condensation. "
+        "With no arguments at all: the demo (IDC on 4 embedded sample photos, a few CPU minutes).")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers = {}
     for mod in command_modules():
@@ -30,23 +63,31 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--config", metavar="FILE.yaml",
                        help="YAML file of option values (keys = option names); flags on the command line win")
-        p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-        mod.add_arguments(p)
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="log at INFO level, and show the full traceback of an error")
+        if only is None or only == mod.NAME:
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
         subparsers[mod.NAME] = p
     return parser, subparsers
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``) and run the sub-command. Called with no argument
-    at all from the command line it runs the IDC demo; ``main([])`` prints help."""
-    if argv is None and not sys.argv[1:]:  # bare `python -m irkernels.pipeline`: the IDC demo
-        from ..idc.pipeline import demo
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
 
-        demo()
-        return 0
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the sub-command; returns its exit code.
+
+    Called with no argument at all from the command line it runs the demo; ``main([])`` prints
+    help. A user error raises :class:`CommandFailed` (a ``SystemExit`` with code 2) after printing
+    ``irkernels COMMAND: error: MESSAGE`` on stderr.
+    """
+    if argv is None and not sys.argv[1:]:
+        argv = [DEFAULT_COMMAND]
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, subparsers = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), "")  # "": top-level --help/--version
+    parser, subparsers = build_parser(only=command)
     if not argv:
         parser.print_help()
         return 0
@@ -54,11 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.config:
-        load_yaml_defaults(subparsers[args.command], args.config)
-        args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return int(args._run(args) or 0)
+    if not args.verbose:
+        warnings.formatwarning = _one_line_warning
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.config:
+            load_yaml_defaults(subparsers[args.command], args.config)
+            args = parser.parse_args(argv)
+        return int(args._run(args) or 0)
+    except USER_ERRORS as exc:
+        if args.verbose:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the exception held
+        print(f"{PROG} {args.command}: error: {message} (-v shows the traceback)", file=sys.stderr)
+        raise CommandFailed(message) from exc
 
 
 if __name__ == "__main__":

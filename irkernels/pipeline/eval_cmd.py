@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import sample_images
-from ..evaluate import EvalConfig, evaluate, format_table
-from ..models import MODELS, build_model, load_checkpoint
 from .options import add_degradation_arguments, degradation_from_args
 
 NAME = "eval"
@@ -23,6 +20,8 @@ HELP = "score a network or bicubic up-sampling on Set5/Set14/any folder (PSNR/SS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models import MODELS
+
     g = p.add_argument_group("what to evaluate")
     g.add_argument("--model", choices=["bicubic", *sorted(MODELS)], default="bicubic",
                    help="network, or bicubic up-sampling as the baseline (default: %(default)s)")
@@ -37,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import sample_images
+    from ..evaluate import EvalConfig, evaluate, format_table
+    from ..models import build_model, load_checkpoint
+
     deg = degradation_from_args(args)
     model = None
     if args.model != "bicubic":

@@ -3,8 +3,8 @@
 Per image: HR patches (--lr-patch × --scale, stride --lr-stride × --scale), bicubic LR, n = max(1,
 round(ratio·N)) synthetic LR patches optimised so that their RLFF features match the real patches'
 at the instance, group and pair level; a teacher network up-samples them into HR targets.
-Without --feature-extractor/--teacher, --model is first trained on the real patches (cached in
-OUT/pretrained/). Output: OUT/HR/, OUT/LR_bicubic/X{s}/ (BasicSR layout: `train --data OUT` reads
+Without --feature-extractor/--teacher, --model is first trained on the real patches (cached by
+settings and data under $IRKERNELS_CACHE/pretrained, or --pretrain-cache, and reused by later runs). Output: OUT/HR/, OUT/LR_bicubic/X{s}/ (BasicSR layout: `train --data OUT` reads
 it), OUT/manifest.json, OUT/report.html. Re-running the same command resumes (finished images are
 skipped); torchrun shards the images across ranks.
 
@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..idc.config import INITS, METHODS, IDCConfig
-from ..models import MODELS
+from .options import SCALES, next_train_command
 
 NAME = "idc"
 HELP = "condense a folder with IDC (or the random / herding / kcenter / whole baselines)"
@@ -34,8 +33,7 @@ OPTIONS = {
         ("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
     ],
     "condensation (--method idc)": [
-        ("init", f"synthetic init: {' or '.join(INITS)} (random real LR patches / uniform noise) "
-                 "(default: %(default)s)"),
+        ("init", "synthetic init: real (random real LR patches) or noise (uniform noise) (default: %(default)s)"),
         ("iters", "optimisation iterations per instance (default: %(default)s)"),
         ("lr", "Adam learning rate on the pixels (default: %(default)s)"),
         ("warmup", "fraction of --iters with the instance loss only (default: %(default)s)"),
@@ -46,8 +44,12 @@ OPTIONS = {
         ("w_ins", "weight of the instance-level loss (default: %(default)s)"),
         ("w_group", "weight of the group-level loss (default: %(default)s)"),
         ("w_pair", "weight of the pair-wise loss (default: %(default)s)"),
+        ("loss_scale", "phase-start: scale L_group and L_pair to L_ins where each starts; none: as computed "
+                       "(default: %(default)s)"),
         ("num_groups", "k-means groups per instance (capped by the smallest instance) (default: %(default)s)"),
         ("kmeans_iters", "Lloyd iterations of the grouping (default: %(default)s)"),
+        ("regroup", "warm: a re-draw's k-means starts from the previous groups; fresh: new k-means++ "
+                    "(default: %(default)s)"),
         ("rlff_kernel", "RLFF kernel size k (default: %(default)s)"),
         ("rlff_channels", "RLFF sampled output channels C_out (default: %(default)s)"),
         ("rlff_patch", "RLFF patch size p (default: %(default)s)"),
@@ -64,6 +66,12 @@ OPTIONS = {
         ("teacher_model", "architecture of --teacher (default: --model)"),
         ("pretrain_steps", "steps of the pre-training when a network is missing (default: %(default)s)"),
         ("pretrain_batch", "batch size of that pre-training (per rank) (default: %(default)s)"),
+        ("teacher_val", "share of the images (last by name) held out from that pre-training to score it "
+                        "(default: %(default)s)"),
+        ("teacher_margin", "LR pixels of reflected context around each patch the teacher up-samples "
+                           "(default: %(default)s)"),
+        ("pretrain_cache", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
+                           "~/.cache/irkernels/pretrained)"),
     ],
     "execution": [
         ("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),
@@ -72,11 +80,16 @@ OPTIONS = {
         ("log_every", "steps between loss-curve points (default: %(default)s)"),
     ],
 }
-CHOICES = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
-           "backend": ("auto", "triton", "torch")}
+SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no ×1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..idc.config import INITS, LOSS_SCALES, METHODS, REGROUPS, IDCConfig
+    from ..models import MODELS
+
+    choices = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
+               "backend": ("auto", "triton", "torch"), "scale": SCALES_IDC, "loss_scale": LOSS_SCALES,
+               "regroup": REGROUPS}
     defaults = IDCConfig()
     p.add_argument("--method", choices=METHODS, default="idc",
                    help="idc, or a baseline that picks real patches at the same ratio (default: %(default)s)")
@@ -95,10 +108,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             if name == "freq_std":
                 kind = float
             g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=value, help=text,
-                           choices=CHOICES.get(name))
+                           choices=choices.get(name))
 
 
-def config_from_args(args: argparse.Namespace) -> IDCConfig:
+def config_from_args(args: argparse.Namespace):
+    """The ``IDCConfig`` of the parsed flags."""
+    from ..idc.config import IDCConfig
+
     fields = {name: getattr(args, name) for options in OPTIONS.values() for name, _ in options}
     return IDCConfig(method=args.method, progress=args.progress, amp=args.amp, **fields)
 
@@ -106,12 +122,11 @@ def config_from_args(args: argparse.Namespace) -> IDCConfig:
 def run(args: argparse.Namespace) -> int:
     from ..idc.pipeline import run_pipeline
 
-    try:
-        cfg = config_from_args(args)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    cfg = config_from_args(args)
     summary = run_pipeline(cfg, args.out, data=args.data, max_images=args.max_images, overwrite=args.overwrite)
     if "pairs" in summary:
         print(f"{cfg.method}: {summary['pairs']} LR/HR pairs from {summary['instances']} images in {summary['out']}\n"
-              f"  manifest: {summary['manifest']}\n  report:   {summary['report']}")
+              f"  manifest: {summary['manifest']}\n  report:   {summary['report']}\n"
+              f"{next_train_command(args.out, cfg.scale)}")
     return 0
+

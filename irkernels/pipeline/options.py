@@ -1,9 +1,24 @@
-"""Options shared by the sub-commands: YAML config files and the degradation flags."""
+"""Options shared by the sub-commands: the user-error type, YAML config files, the degradation flags.
+
+Light on imports (argparse only at module level), so that ``--help`` needs no torch.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 
-from ..data.degrade import KINDS, DegradationConfig
+SCALES = (1, 2, 3, 4, 8)  # SR factors the data, the trainer and the evaluation support
+
+
+class UserError(ValueError):
+    """Bad input found by a command (not a bug): the CLI prints its message as one line, exit 2."""
+
+
+def next_train_command(out: str, scale: int) -> str:
+    """The ``next:`` line a method prints: train a network on the run folder it just wrote (``train``
+    picks a patch size that fits the folder's pairs, so this runs as printed)."""
+    out = os.path.normpath(out)  # "runs/idc/" → "runs/idc-trained", not a folder inside the run
+    return f"next: python -m irkernels.pipeline train --data {out} --scale {scale} --out {out}-trained"
 
 
 def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:
@@ -11,26 +26,33 @@ def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:
     win. Keys use the flags' names (``batch_size`` or ``batch-size``); unknown keys are an error."""
     import yaml
 
-    with open(path) as fh:
-        values = yaml.safe_load(fh) or {}
+    try:
+        with open(path) as fh:
+            values = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise UserError(f"--config {path!r} cannot be read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"--config {path!r} is not valid YAML: {exc}") from exc
     if not isinstance(values, dict):
-        raise SystemExit(f"error: config {path!r} must be a mapping of option names to values")
+        raise UserError(f"config {path!r} must be a mapping of option names to values")
     known = {a.dest for a in parser._actions}
     values = {k.replace("-", "_"): v for k, v in values.items()}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise SystemExit(f"error: config {path!r} has unknown option(s) {unknown}; known: {sorted(known - {'help'})}")
+        raise UserError(f"config {path!r} has unknown option(s) {unknown}; known: {sorted(known - {'help'})}")
     parser.set_defaults(**values)
 
 
 def add_degradation_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..data.degrade import KINDS, DegradationConfig
+
     g = parser.add_argument_group("degradation (how LQ inputs are made from HQ images)")
     d = DegradationConfig()
     g.add_argument("--degradation", choices=KINDS, default=d.kind,
                    help="bicubic: MATLAB-style ×scale down-sampling (SR); noise: Gaussian noise; blur: Gaussian blur; "
                         "motion: linear motion blur; jpeg: JPEG compression; rain: synthetic rain streaks "
                         "(default: %(default)s)")
-    g.add_argument("--scale", type=int, default=d.scale, choices=(1, 2, 3, 4, 8),
+    g.add_argument("--scale", type=int, default=d.scale, choices=SCALES,
                    help="SR factor for --degradation bicubic; other degradations keep the size (default: %(default)s)")
     g.add_argument("--noise-sigma", type=float, default=d.noise_sigma,
                    help="Gaussian noise std on the [0, 255] scale (default: %(default)s)")
@@ -42,7 +64,10 @@ def add_degradation_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--rain-length", type=int, default=d.rain_length, help="rain streak length in pixels (default: %(default)s)")
 
 
-def degradation_from_args(args: argparse.Namespace) -> DegradationConfig:
+def degradation_from_args(args: argparse.Namespace):
+    """The ``DegradationConfig`` of the degradation flags."""
+    from ..data.degrade import DegradationConfig
+
     return DegradationConfig(kind=args.degradation, scale=args.scale, noise_sigma=args.noise_sigma,
                              blur_sigma=args.blur_sigma, motion_length=args.motion_length,
                              motion_angle=args.motion_angle, jpeg_quality=args.jpeg_quality,

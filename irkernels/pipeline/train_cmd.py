@@ -14,26 +14,32 @@ Outputs in --out: last.pt (exact resume), model.safetensors, log.csv, eval.json 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+from dataclasses import asdict
 
-import torch
+from .options import UserError, add_degradation_arguments, degradation_from_args
 
-from ..data import PatchConfig, is_paired_folder, load_folder, load_paired_folder, make_pairs, make_pairs_from_paired, sample_images
-from ..evaluate import EvalConfig, evaluate, format_table
-from ..models import MODELS, build_model, load_checkpoint, model_scale
-from ..train import TrainConfig, dist_info, train
-from .options import add_degradation_arguments, degradation_from_args
+log = logging.getLogger(__name__)
+
+PATCH_SIZE = 96  # default HR patch side, lowered to the smallest image's when that is smaller
+MIN_AUTO_LR_PATCH = 8  # ... but not below this many LR pixels: smaller images need an explicit --patch-size
 
 NAME = "train"
 HELP = "train a restoration network (EDSR, SwinIR, TripleD CNN) on a folder or the embedded photos"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models import MODELS
+    from ..train import TrainConfig
+
     t = TrainConfig()
     g = p.add_argument_group("data")
     g.add_argument("--data", help="image folder or paired folder (HR/ + LR_bicubic/X{s}/); default: embedded photos")
     g.add_argument("--max-images", type=int, help="use at most this many images of --data")
-    g.add_argument("--patch-size", type=int, default=96, help="HR patch size in pixels (default: %(default)s)")
+    g.add_argument("--patch-size", type=int,
+                   help=f"HR patch size in pixels (default: {PATCH_SIZE}, or the smallest image's side rounded down "
+                        f"to a multiple of the scale when that is smaller, e.g. for condensed 64 px pairs)")
     g.add_argument("--stride", type=int, help="HR patch stride (default: the patch size)")
     add_degradation_arguments(p)
     g = p.add_argument_group("model")
@@ -66,20 +72,73 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test", nargs="+", metavar="DIR", help="test sets to evaluate after training (Set5/ Set14/ ...)")
 
 
+def patch_size_for(hr_sides: dict[str, int], factor: int) -> int:
+    """The default HR patch side: ``PATCH_SIZE``, or the shortest of ``hr_sides`` (image name →
+    short side in HR pixels) rounded down to a multiple of ``factor`` when smaller. ``UserError``
+    when that is below ``MIN_AUTO_LR_PATCH`` LR pixels."""
+    name, side = min(hr_sides.items(), key=lambda kv: kv[1])
+    default = PATCH_SIZE // factor * factor
+    size = min(default, side // factor * factor)
+    if size < MIN_AUTO_LR_PATCH * factor:
+        raise UserError(f"image {name!r} is {side} px on its short side, below the {MIN_AUTO_LR_PATCH * factor} px "
+                        f"({MIN_AUTO_LR_PATCH} LR px at ×{factor}) train picks a patch size down to; "
+                        "remove it or pass --patch-size")
+    if size < default:
+        log.warning("HR patch size %d px: the default %d is larger than the shortest image (%s, %d px); "
+                    "--patch-size sets it", size, default, name, side)
+    return size
+
+
+# TrainConfig fields that do not change what a resumed run computes (steps: a run may be extended)
+EXECUTION_FIELDS = ("out_dir", "steps", "ckpt_every", "log_every", "resume", "tensorboard", "progress", "device")
+
+
+def check_resumable(cfg, model) -> None:
+    """``UserError`` when ``cfg.out_dir/last.pt`` (which ``train`` would resume) was written with
+    other training settings or another network, instead of a state-dict error deep in the resume."""
+    import torch
+
+    path = os.path.join(cfg.out_dir, "last.pt")
+    if not (cfg.resume and os.path.exists(path)):
+        return
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = state.get("config", {})
+    diff = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in asdict(cfg).items()
+            if k not in EXECUTION_FIELDS and saved.get(k) != v]
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if {k: tuple(v.shape) for k, v in state["model"].items()} != shapes:
+        diff.insert(0, f"the network ({type(model).__name__} with other layers or sizes)")
+    if diff:
+        raise UserError(f"--out {cfg.out_dir} holds a training run with other settings ({'; '.join(diff)}); "
+                        "choose another --out, or pass --no-resume to start afresh there")
+
+
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data import (PatchConfig, is_paired_folder, load_folder, load_paired_folder, make_pairs,
+                        make_pairs_from_paired, sample_images)
+    from ..evaluate import EvalConfig, evaluate, format_table
+    from ..models import build_model, load_checkpoint, model_scale
+    from ..train import TrainConfig, dist_info, train
+
     deg = degradation_from_args(args)
-    patches = PatchConfig(args.patch_size, args.stride or args.patch_size)
-    if args.data and is_paired_folder(args.data):
+    paired = bool(args.data) and is_paired_folder(args.data)
+    if paired:
         if deg.kind != "bicubic":
-            raise SystemExit("error: a paired folder holds bicubic LR images; use --degradation bicubic")
-        data = make_pairs_from_paired(load_paired_folder(args.data, deg.scale)[: args.max_images], deg.scale, patches)
+            raise UserError("a paired folder holds bicubic LR images; use --degradation bicubic")
+        pairs = load_paired_folder(args.data, deg.scale)[: args.max_images]
+        sides = {hr.name: min(hr.pixels.shape[:2]) for _, hr in pairs}
     else:
         images = load_folder(args.data, args.max_images) if args.data else sample_images(limit=args.max_images)
-        data = make_pairs(images, deg, patches)
+        sides = {im.name: min(im.pixels.shape[:2]) for im in images}
+    size = args.patch_size or patch_size_for(sides, deg.factor)
+    patches = PatchConfig(size, args.stride or size)
+    data = make_pairs_from_paired(pairs, deg.scale, patches) if paired else make_pairs(images, deg, patches)
     torch.manual_seed(args.seed)  # the initial weights, identical on every rank
     model = build_model(args.model, deg.factor)
     if model_scale(model) != deg.factor:
-        raise SystemExit(f"error: {args.model} up-scales ×{model_scale(model)} but the data needs ×{deg.factor}")
+        raise UserError(f"--model {args.model} up-scales ×{model_scale(model)} but the data needs ×{deg.factor}")
     if args.init:
         load_checkpoint(model, args.init)
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, accum_steps=args.accum_steps,
@@ -88,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                       ema_decay=args.ema_decay, augment=args.augment, seed=args.seed, ckpt_every=args.ckpt_every,
                       log_every=args.log_every, resume=args.resume, tensorboard=args.tensorboard,
                       progress=args.progress, device=args.device)
+    check_resumable(cfg, model)
     result = train(model, data, cfg)
     if dist_info()[0] != 0:
         return 0

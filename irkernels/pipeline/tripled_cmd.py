@@ -19,11 +19,7 @@ import argparse
 import json
 import os
 
-from ..models import MODELS
-from ..tripled.finetune import FinetuneConfig
-from ..tripled.latent import LatentConfig
-from ..tripled.pipeline import TASKS, TrainSpec, TripleDConfig, run_tripled, train_dynamic, train_on_output
-from ..tripled.scoring import ScorerConfig
+from .options import next_train_command
 
 NAME = "tripled"
 HELP = "TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)"
@@ -40,12 +36,18 @@ def _json_dict(text: str) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models import MODELS
+    from ..tripled.finetune import FinetuneConfig
+    from ..tripled.latent import LatentConfig
+    from ..tripled.pipeline import TASKS, TrainSpec, TripleDConfig
+    from ..tripled.scoring import ScorerConfig
+
     d, s, lat, ft = TripleDConfig(), ScorerConfig(), LatentConfig(), FinetuneConfig()
     g = p.add_argument_group("data and task")
     g.add_argument("--data", help="folder of clean images (default: the embedded scikit-image/scikit-learn photos)")
     g.add_argument("--task", choices=sorted(TASKS), default=d.task, help="restoration task (default: %(default)s)")
     g.add_argument("--p", type=float, default=d.p, help="fraction of images kept, in (0, 1] (default: %(default)s)")
-    g.add_argument("--out", required=True, help="output run folder")
+    g.add_argument("--out", default="runs/tripled", help="output run folder (default: %(default)s)")
     g.add_argument("--overwrite", action="store_true", help="replace a run folder made with other settings")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice (default: %(default)s)")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
@@ -120,7 +122,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how q shrinks to p over the epochs (default: %(default)s)")
 
 
-def config_from_args(args: argparse.Namespace) -> TripleDConfig:
+def config_from_args(args: argparse.Namespace):
+    """The ``TripleDConfig`` of the parsed flags."""
+    from ..tripled.finetune import FinetuneConfig
+    from ..tripled.latent import LatentConfig
+    from ..tripled.pipeline import TripleDConfig
+    from ..tripled.scoring import ScorerConfig
+
     scorer = ScorerConfig(backbone=args.backbone, img_size=args.img_size, model_kwargs=args.backbone_kwargs,
                           steps=args.scorer_steps, batch_size=args.scorer_batch, lr=args.scorer_lr,
                           crop_min=args.crop_min, crop_max=args.crop_max, seed=args.seed)
@@ -140,22 +148,21 @@ def config_from_args(args: argparse.Namespace) -> TripleDConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_from_args(args)
-        result = run_tripled(cfg, args.out, args.data, overwrite=args.overwrite)
-    except (ValueError, FileExistsError) as exc:
-        raise SystemExit(f"error: {exc}") from exc
+    from ..tripled.pipeline import TrainSpec, run_tripled, train_dynamic, train_on_output
+
+    cfg = config_from_args(args)
+    result = run_tripled(cfg, args.out, args.data, overwrite=args.overwrite)
     print(f"selected {len(result.selected)} of {len(result.names)} images; "
           f"{len(os.listdir(result.folder.hr_dir))} pairs in {result.folder.root}; report: {result.report_path}")
     if args.train_steps:
-        try:
-            spec = TrainSpec(steps=args.train_steps, model=args.model, batch_size=args.batch_size,
-                             accum_steps=args.accum_steps, patch_size=args.patch_size, lr=args.lr, test=args.test,
-                             dynamic_epochs=args.dynamic_epochs, q_start=args.q_start, q_schedule=args.q_schedule)
-            if spec.dynamic_epochs:
-                print(train_dynamic(result.folder.root, cfg, spec, result.items, result.scores))
-            else:
-                print(train_on_output(result.folder.root, cfg, spec))
-        except ValueError as exc:
-            raise SystemExit(f"error: {exc}") from exc
+        spec = TrainSpec(steps=args.train_steps, model=args.model, batch_size=args.batch_size,
+                         accum_steps=args.accum_steps, patch_size=args.patch_size, lr=args.lr, test=args.test,
+                         dynamic_epochs=args.dynamic_epochs, q_start=args.q_start, q_schedule=args.q_schedule)
+        if spec.dynamic_epochs:
+            print(train_dynamic(result.folder.root, cfg, spec, result.items, result.scores))
+        else:
+            print(train_on_output(result.folder.root, cfg, spec))
+    else:
+        print(next_train_command(args.out, result.folder.scale))
     return 0
+

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.tripled_cnn import TripleDCNN
-from ..train import resolve_device
+from ..devices import resolve_device
 from .features import FeatureTarget
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats
-from ..train import resolve_device
+from ..devices import resolve_device
 from .features import FeatureTarget
 
 log = logging.getLogger(__name__)

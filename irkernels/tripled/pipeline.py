@@ -26,8 +26,8 @@ from ..data.images import (Image, PairSet, PatchConfig, list_images, load_folder
 from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..outputs import RunFolder, atomic_write_json, figure_html, mosaic_html, table_html, write_report
+from ..devices import resolve_device
 from ..pretrained import PretrainConfig, pretrained_network
-from ..train import resolve_device
 from .features import FeatureTarget, feature_target
 from .finetune import FinetuneConfig, distribution_terms, finetune_images
 from .latent import (LatentConfig, decode, distill_latents, encode, load_vae, matching_loss, random_crops,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.images import Image, read_image, to_float, to_tensor
-from ..train import resolve_device
+from ..devices import resolve_device
 
 log = logging.getLogger(__name__)
 

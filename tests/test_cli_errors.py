@@ -1,0 +1,132 @@
+"""Every CLI command on every kind of bad input: one line on stderr naming the problem, exit code 2,
+no traceback (``-v`` shows it); greyscale images are accepted (replicated to RGB)."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from irkernels.pipeline.__main__ import main
+
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:skipped:UserWarning")]  # the skipped-file warnings are expected here
+
+# tiny settings per command; {out} is replaced by a fresh folder, the data flag is appended
+COMMANDS = {
+    "train": (["train", "--model", "edsr-tiny", "--steps", "1", "--batch-size", "2", "--device", "cpu",
+               "--no-progress", "--out", "{out}"], "--data"),
+    "eval": (["eval", "--json", "{out}/eval.json"], "--test"),
+    "idc": (["idc", "--method", "random", "--lr-patch", "8", "--lr-stride", "8", "--device", "cpu", "--no-progress",
+             "--out", "{out}"], "--data"),
+    "tripled": (["tripled", "--scorer", "entropy", "--no-latent", "--no-cnn", "--device", "cpu", "--no-progress",
+                 "--out", "{out}"], "--data"),
+}
+# what each command says about an image that is too small (6x6)
+TOO_SMALL = {"train": "short side, below the 32 px", "eval": "s is 4x4: too small to score",
+             "idc": "no image is at least 32x32", "tripled": "smaller than the synthetic crop size"}
+# the same missing file given where each command takes a checkpoint
+CHECKPOINT_FLAGS = {"train": ["--init"], "eval": ["--model", "edsr-tiny", "--checkpoint"],
+                    "idc": ["--method", "idc", "--teacher"], "tripled": ["--scorer", "vit", "--scorer-checkpoint"]}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    for name in ("empty", "corrupt", "grey", "small"):
+        (root / name).mkdir()
+    (root / "corrupt" / "a.png").write_bytes(b"not a png at all")
+    Image.fromarray(rng.integers(0, 256, (72, 80), dtype=np.uint8)).save(root / "grey" / "g.png")
+    Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(root / "small" / "s.png")
+    return root
+
+
+def argv_for(command, tmp_path, data=None, extra=()):
+    base, flag = COMMANDS[command]
+    argv = [a.replace("{out}", str(tmp_path / "out")) for a in base]
+    return argv + ([flag, str(data)] if data is not None else []) + list(extra)
+
+
+def fails(argv, capsys, pattern):
+    """``main(argv)`` ends with exit code 2 and ONE error line (warnings aside) matching ``pattern``."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if not ln.lower().startswith("warning")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"irkernels {argv[0]}: error: ") and re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("kind, pattern", [("missing", "does not exist"), ("empty", "holds no images"),
+                                           ("corrupt", "holds no readable images"), ("small", None)])
+def test_bad_folder(command, kind, pattern, inputs, tmp_path, capsys):
+    extra = ()
+    if kind == "small" and command == "tripled":  # synthetic crops on, at the smallest settings
+        extra = ["--feature-model", "tripled-cnn", "--syn-size", "32", "--num-freqs", "16", "--vae-steps", "1",
+                 "--vae-crop", "32", "--latent-steps", "1", "--latent-batch", "1"]
+        argv = [a for a in argv_for(command, tmp_path, inputs / kind, extra) if a != "--no-latent"]
+    else:
+        argv = argv_for(command, tmp_path, inputs / kind, extra)
+    fails(argv, capsys, pattern or TOO_SMALL[command])
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_greyscale_images_are_accepted(command, inputs, tmp_path, capsys):
+    assert main(argv_for(command, tmp_path, inputs / "grey")) == 0
+    assert "error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_missing_checkpoint(command, inputs, tmp_path, capsys):
+    missing = str(tmp_path / "nope.safetensors")
+    fails(argv_for(command, tmp_path, inputs / "grey", [*CHECKPOINT_FLAGS[command], missing]), capsys,
+          re.escape(missing))
+
+
+@pytest.mark.parametrize("command, first, second", [
+    ("train", ["--lr", "1e-3"], ["--lr", "2e-3"]),
+    ("idc", ["--ratio", "0.1"], ["--ratio", "0.5"]),
+    ("tripled", ["--p", "0.5"], ["--p", "1"]),
+])
+def test_run_folder_with_other_settings(command, first, second, inputs, tmp_path, capsys):
+    assert main(argv_for(command, tmp_path, inputs / "grey", first)) == 0
+    capsys.readouterr()
+    fails(argv_for(command, tmp_path, inputs / "grey", second), capsys, "other settings")
+
+
+def test_bad_option_values(tmp_path, capsys):
+    fails(["train", "--device", "gpu", "--out", str(tmp_path / "o")], capsys, "device must be")
+    fails(["demo", "--max-images", "0"], capsys, "--max-images must be >= 1")
+    (tmp_path / "bad.yaml").write_text("steps: [1\n")
+    fails(["train", "--config", str(tmp_path / "bad.yaml")], capsys, "not valid YAML")
+    fails(["eval", "--config", str(tmp_path / "none.yaml")], capsys, "cannot be read")
+    with pytest.raises(SystemExit) as exc:  # argparse's own errors: exit 2 too
+        main(["idc", "--scale", "5"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_verbose_shows_the_traceback(inputs, tmp_path):
+    with pytest.raises(ValueError, match="holds no images"):
+        main(argv_for("eval", tmp_path, inputs / "empty", ["-v"]))
+
+
+def test_exit_code_and_one_line_in_a_real_process():
+    """The command line as a user runs it: exit status 2 and the error line only."""
+    done = subprocess.run([sys.executable, "-m", "irkernels.pipeline", "demo", "--max-images", "0"],
+                          capture_output=True, text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["irkernels demo: error: --max-images must be >= 1, got 0 (-v shows the traceback)"]
+
+
+def test_warnings_are_one_line(inputs, tmp_path, capsys):
+    import warnings
+
+    fails(argv_for("eval", tmp_path, inputs / "corrupt"), capsys, "holds no readable images")
+    assert warnings.formatwarning("skipped a.png", UserWarning, "images.py", 1) == "warning: skipped a.png\n"
