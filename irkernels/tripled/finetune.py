@@ -1,7 +1,7 @@
 """TripleD step 4: data fine-tuning with the 8-layer CNN (paper §3.4, eq. 4).
 
 ``TripleDCNN`` (identity at initialisation) maps the synthetic images ``B_s`` to adjusted ones whose
-features ``F_b`` match the real subset's ``F_a``. Our reading of eq. 4 (DESIGN.md), per feature
+features ``F_b`` match the real subset's ``F_a``. Our reading of eq. 4 (docs/tripled.md), per feature
 channel ``c`` with means ``μ`` and variances ``σ²`` over all positions of the set:
 
     L = ‖μ_a − μ_b‖₂ + mean_c KL(N(μ_a,c, σ²_a,c) ‖ N(μ_b,c, σ²_b,c))
