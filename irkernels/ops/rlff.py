@@ -269,8 +269,8 @@ if triton is not None:
 
         Normalisation without touching A: a register-modified A operand makes sm_90 wgmma serialise
         (ptxas C7515), so A goes memory → shared → tensor cores as loaded. ``w_ptr`` holds the rows
-        pre-scaled by 1/std, the loop computes Σ (W/std)·f, and the epilogue adds
-        Σ_{taps inside the map} bias[tap, o], bias = -Σ_ch W·mean/std, as one more dot of the
+        pre-scaled by 1/std, the loop computes Σ (W/std)·f, and the accumulator starts from
+        Σ_{taps inside the map} bias[tap, o], bias = -Σ_ch W·mean/std, one more dot of the
         (h·w, KK_PAD) tap-validity matrix (``valid_ptr``) with ``bias_ptr`` — exactly the zero padding
         of x̂, i.e. x̂ = (f - mean)/std inside the map and 0 outside.
         """
@@ -290,8 +290,9 @@ if triton is not None:
         inside = m_ok & (y < H) & (x < W)
         f_img = f_ptr + img.to(tl.int64) * sf_n
         acc = tl.zeros([BLOCK_M, BLOCK_N], ACC_DTYPE)
-        # Bias dot first: after the loop, the loop's zero-trip path (zeros moved into the
-        # accumulator) would meet its in-flight wgmma and Triton 3.6's ptxas serialises it (C7515).
+        # Bias dot first, so no zero accumulator enters the loop: a loop that may run zero times
+        # gets the zeros rematerialised on its skip path after the loop, inside the in-flight
+        # wgmma's window, and Triton 3.6's ptxas then serialises the wgmma pipeline (C7515, fp32).
         taps = tl.arange(0, KK_PAD)
         valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
         bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
