@@ -269,8 +269,8 @@ if triton is not None:
 
         Normalisation without touching A: a register-modified A operand makes sm_90 wgmma serialise
         (ptxas C7515), so A goes memory → shared → tensor cores as loaded. ``w_ptr`` holds the rows
-        pre-scaled by 1/std, the loop computes Σ (W/std)·f, and the epilogue adds
-        Σ_{taps inside the map} bias[tap, o], bias = -Σ_ch W·mean/std, as one more dot of the
+        pre-scaled by 1/std, the loop computes Σ (W/std)·f, and the accumulator starts from
+        Σ_{taps inside the map} bias[tap, o], bias = -Σ_ch W·mean/std, one more dot of the
         (h·w, KK_PAD) tap-validity matrix (``valid_ptr``) with ``bias_ptr`` — exactly the zero padding
         of x̂, i.e. x̂ = (f - mean)/std inside the map and 0 outside.
         """
@@ -290,6 +290,13 @@ if triton is not None:
         inside = m_ok & (y < H) & (x < W)
         f_img = f_ptr + img.to(tl.int64) * sf_n
         acc = tl.zeros([BLOCK_M, BLOCK_N], ACC_DTYPE)
+        # Bias dot first, so no zero accumulator enters the loop: a loop that may run zero times
+        # gets the zeros rematerialised on its skip path after the loop, inside the in-flight
+        # wgmma's window, and Triton 3.6's ptxas then serialises the wgmma pipeline (C7515, fp32).
+        taps = tl.arange(0, KK_PAD)
+        valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
+        bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
+        acc = tl.dot(valid, bias, acc, input_precision=BIAS_PRECISION)
         num_cb = tl.cdiv(C, BLOCK_C)
         for it in range(0, num_cb * K * K):
             cb = it // (K * K)
@@ -303,14 +310,30 @@ if triton is not None:
             b = tl.load(w_ptr + (tap * C + ch)[:, None] * C_OUT + offs_n[None, :],
                         mask=ch_ok[:, None] & n_ok[None, :], other=0.0)
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
-        taps = tl.arange(0, KK_PAD)
-        valid = tl.load(valid_ptr + (y * W + x)[:, None] * KK_PAD + taps[None, :], mask=inside[:, None], other=0.0)
-        bias = tl.load(bias_ptr + taps[:, None] * C_OUT + offs_n[None, :], mask=n_ok[None, :], other=0.0)
-        acc = tl.dot(valid, bias, acc, input_precision=BIAS_PRECISION)
         # Positions of partial border patches that lie outside the map are zero by definition.
         acc = tl.where(inside[:, None], acc, 0.0)
         out = out_ptr + offs_m.to(tl.int64)[:, None] * C_OUT + offs_n[None, :]
         tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+    @triton.jit
+    def _rlff_bwd_step(acc, it, g_img, w_ptr, y, x, m_ok, ch, ch_ok, C, H, W, WP, C_OUT, sg_0, sg_1, sg_2,
+                       K: tl.constexpr, P: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_O: tl.constexpr):
+        """Step ``it`` of :func:`_rlff_bwd_kernel`'s GEMM: o-block ``it // K²``, tap ``it % K²``."""
+        ob = it // (K * K)
+        tap = it % (K * K)
+        yo = y - tap // K + K // 2
+        xo = x - tap % K + K // 2
+        o = ob * BLOCK_O + tl.arange(0, BLOCK_O)
+        o_ok = o < C_OUT
+        g_ok = (m_ok & (yo >= 0) & (yo < H) & (xo >= 0) & (xo < W))[:, None] & o_ok[None, :]
+        patch = (yo // P) * WP + xo // P
+        pos = (yo % P) * P + xo % P
+        a = tl.load(g_img[:, None] + (patch.to(tl.int64) * sg_0 + pos * sg_1)[:, None] + o[None, :] * sg_2,
+                    mask=g_ok, other=0.0)
+        b = tl.load(w_ptr + (tap * C + ch)[None, :] * C_OUT + o[:, None],
+                    mask=o_ok[:, None] & ch_ok[None, :], other=0.0)
+        return tl.dot(a.to(b.dtype), b, acc, input_precision=DOT_PRECISION)
 
 
     @triton.jit
@@ -341,23 +364,14 @@ if triton is not None:
         y = (offs_m // W) % H
         x = offs_m % W
         g_img = g_ptr + (img * HPWP).to(tl.int64) * sg_0
-        acc = tl.zeros([BLOCK_M, BLOCK_C], ACC_DTYPE)
-        num_ob = tl.cdiv(C_OUT, BLOCK_O)
-        for it in range(0, num_ob * K * K):
-            ob = it // (K * K)
-            tap = it % (K * K)
-            yo = y - tap // K + K // 2
-            xo = x - tap % K + K // 2
-            o = ob * BLOCK_O + tl.arange(0, BLOCK_O)
-            o_ok = o < C_OUT
-            g_ok = (m_ok & (yo >= 0) & (yo < H) & (xo >= 0) & (xo < W))[:, None] & o_ok[None, :]
-            patch = (yo // P) * WP + xo // P
-            pos = (yo % P) * P + xo % P
-            a = tl.load(g_img[:, None] + (patch.to(tl.int64) * sg_0 + pos * sg_1)[:, None] + o[None, :] * sg_2,
-                        mask=g_ok, other=0.0)
-            b = tl.load(w_ptr + (tap * C + ch)[None, :] * C_OUT + o[:, None],
-                        mask=o_ok[:, None] & ch_ok[None, :], other=0.0)
-            acc = tl.dot(a.to(b.dtype), b, acc, input_precision=DOT_PRECISION)
+        # Step 0 peeled off the loop: a zero accumulator entering a loop that may run zero times
+        # is rematerialised on the skip path after the loop, and Triton 3.6's ptxas then serialises
+        # the wgmma pipeline (C7515, fp32 with reference stats).
+        acc = _rlff_bwd_step(tl.zeros([BLOCK_M, BLOCK_C], ACC_DTYPE), 0, g_img, w_ptr, y, x, m_ok, ch, ch_ok,
+                             C, H, W, WP, C_OUT, sg_0, sg_1, sg_2, K, P, DOT_PRECISION, BLOCK_O)
+        for it in range(1, tl.cdiv(C_OUT, BLOCK_O) * K * K):
+            acc = _rlff_bwd_step(acc, it, g_img, w_ptr, y, x, m_ok, ch, ch_ok,
+                                 C, H, W, WP, C_OUT, sg_0, sg_1, sg_2, K, P, DOT_PRECISION, BLOCK_O)
         ok = m_ok[:, None] & ch_ok[None, :]
         inv_std = tl.load(inv_std_ptr + ch, mask=ch_ok, other=0.0)
         gx = gx_ptr + img.to(tl.int64)[:, None] * sx_n + ch[None, :] * sx_c + (y * sx_h + x * sx_w)[:, None]
