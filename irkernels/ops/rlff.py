@@ -1,6 +1,6 @@
 """Random Local Fourier Features (IDC §3.3): normalise → conv with sampled DFT rows → p×p patch unfold.
 
-Conventions (``DESIGN.md``; every implementation here follows them so results compare exactly):
+Conventions (docs/rlff.md; every implementation here follows them so results compare exactly):
 
 * Filter bank: ``E`` is the identity of size ``C' = c·k²`` reshaped to ``(C', c, k, k)``; the DFT is
   taken along the output-channel axis and split into ``[Re(DFT(E)), -Im(DFT(E))]``, so bank row
