@@ -381,6 +381,20 @@ def _triton_sums(x: torch.Tensor, t: torch.Tensor, groups: torch.Tensor | None, 
     return part[0] if part.shape[0] == 1 else part.sum(0)
 
 
+def triton_backward_supported(D: int, precision: str, device: torch.device) -> bool:
+    """Whether the fused backward kernels run for ``D`` features at ``precision`` on ``device``.
+
+    Triton 3.6's ptxas (CUDA 12.8) spills the fast-mode backward kernels at D > 128 with every tile
+    tried (16/32-row tiles, 2–16 warps, 1–2 stages: 12–120 bytes spilled); Triton 3.8 and 3.9 do
+    not. There the backward runs the torch path (same math, chunked over samples) until the
+    kernels split D. The forward is unaffected.
+    """
+    if device.type != "cuda" or precision != "fast" or D <= 128:
+        return True
+    major, minor = (int(part) for part in triton.__version__.split(".")[:2])
+    return (major, minor) >= (3, 8)
+
+
 def _triton_grads(x, t, groups, coef_re, coef_im, need_x: bool, need_t: bool, precision: str):
     """Gradients w.r.t. ``x (N, D)`` and ``t (T, D)`` given per-(group, t) coefficients (Triton)."""
     N, D = x.shape
@@ -488,7 +502,8 @@ def _cf_sums_backward(x: torch.Tensor, t: torch.Tensor, groups: torch.Tensor | N
     one not asked for comes back empty ``(0,)`` (custom ops cannot return None)."""
     grad = grad.to(compute_dtype(x.dtype))
     coef_re, coef_im = grad[0].contiguous(), grad[1].contiguous()
-    grads_fn = _triton_grads if backend == "triton" else _torch_grads
+    fused = backend == "triton" and triton_backward_supported(x.shape[1], precision, x.device)
+    grads_fn = _triton_grads if fused else _torch_grads
     dx, dt = grads_fn(x, t, groups, coef_re, coef_im, need_x, need_t, precision)
     return (dx if need_x else x.new_empty(0)), (dt if need_t else t.new_empty(0))
 
