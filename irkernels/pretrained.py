@@ -23,7 +23,8 @@ from .data.images import PairSet, quantize
 from .metrics import psnr
 from .models import build_model, load_checkpoint, model_scale
 from .outputs import atomic_write_json
-from .train import TrainConfig, dist_info, resolve_device, train
+from .devices import resolve_device
+from .train import TrainConfig, dist_info, train
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
                 cfg.model, len(pairs), cfg.steps, cfg.batch_size, folder)
     torch.manual_seed(cfg.seed)
     net = build_checked(cfg.model, cfg.scale)
-    device_type = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    device_type = resolve_device(cfg.device).type
     start = time.perf_counter()
     result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size * dist_info()[1],
                                            seed=cfg.seed, device=cfg.device, progress=cfg.progress,
