@@ -115,6 +115,7 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
     folder = os.path.join(cache_dir or default_cache_dir(), f"{cfg.model}-x{cfg.scale}-{key}")
     path = os.path.join(folder, "model.safetensors")
     info_path = os.path.join(folder, "info.json")
+    torch.manual_seed(cfg.seed)  # the initial weights, should this call train
     net = build_checked(cfg.model, cfg.scale)
     if os.path.exists(path) and os.path.exists(info_path):
         with open(info_path) as fh:
@@ -128,8 +129,6 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
         return net, {**info, "reused": True}
     log.warning("training %s on the real data first (%d patch pairs, %d steps, batch %d) → %s",
                 cfg.model, len(pairs), cfg.steps, cfg.batch_size, folder)
-    torch.manual_seed(cfg.seed)
-    net = build_checked(cfg.model, cfg.scale)
     device_type = resolve_device(cfg.device).type
     start = time.perf_counter()
     result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size * dist_info()[1],
