@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from ..data import Image, PairSet, load_folder, quantize, sample_images
+from ..devices import resolve_device
 from ..models import load_checkpoint
 from ..outputs import RunFolder
 from ..pretrained import PretrainConfig, build_checked, pretrained_network
-from ..train import dist_info, resolve_device
+from ..train import dist_info
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
 from .config import IDCConfig
