@@ -12,13 +12,12 @@ exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import pkgutil
 import sys
 import warnings
 from collections.abc import Sequence
 
+from . import command_modules
 from .options import UserError, load_yaml_defaults
 
 PROG = "irkernels"
@@ -37,14 +36,6 @@ class CommandFailed(SystemExit):
 
     def __str__(self) -> str:
         return self.message
-
-
-def command_modules() -> list:
-    """Every ``*_cmd`` module of this package (one per sub-command), sorted by name."""
-    import irkernels.pipeline as pkg
-
-    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.endswith("_cmd"))
-    return [importlib.import_module(f"{pkg.__name__}.{n}") for n in names]
 
 
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

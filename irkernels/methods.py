@@ -1,0 +1,138 @@
+"""The contract every condensation method follows, and the registry that finds the methods.
+
+A method is a sub-package ``irkernels/<name>/`` plus one CLI file ``irkernels/pipeline/<name>_cmd.py``:
+
+``config.py``
+    One dataclass (a :class:`MethodConfig`), importable without torch, validated in
+    ``__post_init__``. Its ``settings()`` is what determines the outputs (the execution knobs named
+    in ``EXECUTION`` left out, at every nesting level); the run folder keeps it as its guard.
+``pipeline.py``
+    ``run(cfg, out, *, data=None, overwrite=False, ...) -> RunResult``: data → networks → the method
+    → outputs, each step a plain function. Outputs go to a :class:`irkernels.outputs.RunFolder`
+    (one record per finished unit of work, so re-running the same call resumes), then
+    ``manifest.json`` (``RunFolder.write_manifest``) and ``report.html``.
+``report.py``
+    ``write_report(...) -> path``, built from :mod:`irkernels.outputs`' helpers (tables, thumbnails
+    at a readable size with counts, before/after rows, a real-vs-synthetic distribution figure,
+    paths relative to the report).
+``<name>_cmd.py``
+    ``NAME``, ``HELP``, ``add_arguments(parser)``, ``run(args)`` as every command, and
+    ``METHOD = MethodSpec(...)``: the registration. :func:`registry` collects the ``METHOD`` of the
+    command modules, so adding a method edits nothing else.
+
+Everything here imports without torch (the registry only names ``module:attribute`` strings).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any, ClassVar
+
+
+class MethodConfig:
+    """Base of a method's config dataclass: ``settings()`` = the fields (nested dataclasses as dicts)
+    without the execution knobs named in ``EXECUTION`` (device, progress bars, caches, batch sizes
+    that change nothing but speed), dropped at every nesting level."""
+
+    EXECUTION: ClassVar[tuple[str, ...]] = ()
+
+    def settings(self) -> dict:
+        if not is_dataclass(self):
+            raise TypeError(f"{type(self).__name__} must be a dataclass")
+        drop = set(self.EXECUTION)
+
+        def strip(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k not in drop}
+            return value
+
+        return strip(asdict(self))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """What a method's ``run`` returns: where its outputs are and how many.
+
+    ``manifest``, ``report`` and ``pairs`` are ``None`` on ranks other than 0 of a distributed run
+    (rank 0 writes them). ``units``: units of work of the run (instances, images, ...), ``skipped``:
+    those this call found finished and did not redo (a resumed run)."""
+
+    method: str
+    out: str
+    scale: int
+    units: int
+    skipped: int
+    manifest: str | None
+    report: str | None
+    pairs: int | None
+
+    def summary(self) -> str:
+        """What the CLI prints: counts, where the files are, and the command that trains on them."""
+        from .pipeline.options import next_train_command
+
+        if self.pairs is None:
+            return f"{self.method}: this rank's units done in {self.out} (rank 0 writes the manifest and report)"
+        return (f"{self.method}: {self.pairs} LR/HR pairs from {self.units} unit(s) in {self.out}"
+                f"{f' ({self.skipped} already finished)' if self.skipped else ''}\n"
+                f"  manifest: {self.manifest}\n  report:   {self.report}\n"
+                f"{next_train_command(os.path.relpath(self.out), self.scale)}")
+
+
+def _resolve(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method's registration: its ``name``, a one-line ``help``, and where its config dataclass
+    and run function live, as ``"module:attribute"`` (imported only when asked for)."""
+
+    name: str
+    help: str
+    config: str
+    run: str
+
+    def config_class(self) -> type:
+        return _resolve(self.config)
+
+    def runner(self) -> Callable[..., RunResult]:
+        return _resolve(self.run)
+
+
+def registry(modules: Iterable | None = None) -> dict[str, MethodSpec]:
+    """Every registered method by name: the ``METHOD`` of each command module (default: those of
+    ``irkernels.pipeline``)."""
+    if modules is None:
+        from .pipeline import command_modules
+
+        modules = command_modules()
+    specs = [m.METHOD for m in modules if hasattr(m, "METHOD")]
+    out = {s.name: s for s in specs}
+    if len(out) != len(specs):
+        raise ValueError(f"two command modules register the same method name: {sorted(s.name for s in specs)}")
+    return out
+
+
+def get_method(name: str) -> MethodSpec:
+    methods = registry()
+    if name not in methods:
+        raise ValueError(f"method must be one of {sorted(methods)}, got {name!r}")
+    return methods[name]
+
+
+def run_method(name: str, cfg: MethodConfig, out: str, **kwargs: Any) -> RunResult:
+    """Run the registered method ``name`` with ``cfg`` (its config class) into ``out``; ``kwargs``
+    go to its ``run`` (``data=``, ``overwrite=``, ...)."""
+    spec = get_method(name)
+    if not isinstance(cfg, spec.config_class()):
+        raise TypeError(f"cfg must be a {spec.config_class().__name__} for method {name!r}, got {type(cfg).__name__}")
+    return spec.runner()(cfg, out, **kwargs)
+
+
+__all__ = ["MethodConfig", "MethodSpec", "RunResult", "get_method", "registry", "run_method"]
