@@ -118,6 +118,28 @@ def _contingency(inst: torch.Tensor, old: torch.Tensor, new: torch.Tensor, b: in
 
 
 @dataclass
+class _Batch:
+    """The constants of one ``run``: sizes, the normalised real features and the index tensors
+    that say which instance every image and patch belongs to (packed: instance after instance)."""
+
+    k: int  # groups per instance
+    seeds: list[int]  # per instance (``instance_seed``)
+    n_syn: list[int]  # synthetic patches per instance
+    feats: torch.Tensor  # (ΣN, C, h', w') real features, each instance normalised with its own statistics
+    unit: tuple[torch.Tensor, torch.Tensor]  # (C,) mean and std given to RLFF as its "stats"
+    syn_mean: torch.Tensor  # (Σn, C, 1, 1) the reference mean of each synthetic image's instance
+    syn_inv_std: torch.Tensor  # (Σn, C, 1, 1) 1 / its reference std
+    real_patch_offsets: torch.Tensor  # (B+1,) where each instance's RLFF patches start (ΣN·tiles in all)
+    real_patch_inst: torch.Tensor  # (ΣN·tiles,) instance of every real RLFF patch
+    syn_patch_offsets: torch.Tensor  # (B+1,)
+    syn_patch_inst: torch.Tensor  # (Σn·tiles,)
+
+    @property
+    def b(self) -> int:
+        return len(self.seeds)
+
+
+@dataclass
 class _RealSide:
     rows: torch.Tensor
     t: torch.Tensor
@@ -131,6 +153,7 @@ class _RealSide:
 
 @dataclass
 class _Grouping:
+    labels: torch.Tensor  # (Σn',) group of every synthetic patch within its instance (-1: unassigned)
     sample_groups: torch.Tensor  # (Σn'·p·p,) id b·(K+1) + group (K: unassigned) of every synthetic sample
     assigned: torch.Tensor  # synthetic patches with a pair
     pair: torch.Tensor  # their real patch (packed index)
@@ -138,8 +161,20 @@ class _Grouping:
     instance: torch.Tensor  # their instance
 
 
+def _phase_start(raw: torch.Tensor, scales: torch.Tensor, started: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``loss_scale="phase-start"``: an instance's ``L_group`` / ``L_pair`` (columns of the ``(B, 3)``
+    detached losses ``raw``) are multiplied by ``L_ins / L_term`` of the first step where the term
+    is non-zero. Returns the updated ``(scales, started)``; stays on the device (no sync)."""
+    begin = ~started & (raw > 0)
+    return torch.where(begin, raw[:, :1] / raw.clamp(min=1e-30), scales), started | begin
+
+
 class Condenser:
-    """Condenses a batch of instances with a frozen feature extractor ``net`` (``net.features``)."""
+    """Condenses a batch of instances with a frozen feature extractor ``net`` (``net.features``).
+
+    ``run`` is a sequence of steps that get what they need as arguments: ``prepare_batch`` (real
+    features and index tensors), ``init_synthetic``, then per step ``_real_side`` (on re-draws),
+    ``_synthetic_patches``, ``_reassign`` (on re-assignments) and ``_losses``, and ``_results``."""
 
     def __init__(self, net: nn.Module, cfg: IDCConfig, device: torch.device, progress: bool = False):
         self.net = net.to(device).eval().requires_grad_(False)
@@ -150,93 +185,19 @@ class Condenser:
         self.device = device
         self.progress = progress
 
-    # -- real side -------------------------------------------------------------------------------
-    def _real_side(self, draw: int, feats: torch.Tensor, seeds: list[int], k: int,
-                   previous: _RealSide | None) -> _RealSide:
-        cfg, dev = self.cfg, self.device
-        c = feats.shape[1]
-        draw_seed = cfg.seed * 7919 + draw  # the same draw for every instance: batch-independent
-        rows = sample_rows(c, cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
-        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=torch.Generator().manual_seed(draw_seed),
-                               device=dev) * cfg.frequency_std()
-        patches = rlff(feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels, patch_size=cfg.rlff_patch,
-                       rows=rows, stats=self._unit, backend=cfg.backend)
-        desc = patches.mean(1)
-        offs = self._real_patch_offsets
-        b = len(seeds)
-        inst = self._real_patch_inst
-        if previous is not None and cfg.regroup == "warm":
-            # the previous groups' means in the new descriptor space: Lloyd then moves from the old
-            # partition to the nearest stable one, and group m stays group m
-            key = inst * k + previous.labels
-            sums = torch.zeros(b * k, desc.shape[1], device=dev, dtype=desc.dtype).index_add_(0, key, desc)
-            init = (sums / previous.counts.reshape(-1, 1).clamp(min=1)).view(b, k, -1)
-        else:  # k-means++ seeding per instance (its own seed)
-            init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=seeds[i] + draw,
-                                       backend=cfg.backend).centroids for i in range(b)])
-        km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
-        counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
-        gid = (inst * (k + 1) + km.labels).repeat_interleave(cfg.rlff_patch ** 2)
-        stats = cf_stats(patches.reshape(-1, cfg.rlff_channels), t, gid, b * (k + 1), backend=cfg.backend)
-        return _RealSide(rows, t, patches, km.labels, km.centroids, counts, stats, _pool_instances(stats, b, k + 1))
-
     # -- the loop --------------------------------------------------------------------------------
     def run(self, instances: list[Instance], k: int) -> list[CondenseResult]:
         """Condense ``instances`` (one batch) with ``k`` groups per instance; returns one result each."""
         cfg, dev = self.cfg, self.device
         start_time = time.perf_counter()
-        b = len(instances)
-        seeds = [instance_seed(cfg.seed, inst.name) for inst in instances]
-        n_syn = [cfg.num_synthetic(len(inst)) for inst in instances]
-        n_real = [len(inst) for inst in instances]
-        h, w = instances[0].lr.shape[-2:]
-        p = cfg.rlff_patch
-        tiles = -(-h // p) * -(-w // p)
-
-        # real features, normalised with each instance's own reference statistics (RLFF's BatchNorm)
-        feats, means, stds = [], [], []
-        for inst in instances:
-            f = extract_features(self.net, inst.lr, dev, amp=cfg.amp)
-            check_finite(f"features of {inst.name}'s real patches", f)  # the loop below checks nothing
-            mean, std = reference_stats(f, backend=cfg.backend)
-            feats.append((f - mean[:, None, None]) / std[:, None, None])
-            means.append(mean)
-            stds.append(std)
-        feats = torch.cat(feats)
-        c = feats.shape[1]
-        # features are already normalised; RLFF's "stats" only rescale so that each RLFF channel (a sum
-        # of c·k² unit-variance terms with cos/sin weights) has about unit variance
-        rms = (c * cfg.rlff_kernel ** 2 / 2) ** 0.5
-        self._unit = (torch.zeros(c, device=dev), torch.full((c,), rms, device=dev))
-        img_inst_syn = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(n_syn, device=dev))
-        syn_mean = torch.stack(means)[img_inst_syn][:, :, None, None]
-        syn_inv_std = 1.0 / torch.stack(stds)[img_inst_syn][:, :, None, None]
-        self._real_patch_offsets = _offsets([n * tiles for n in n_real], dev)
-        self._real_patch_inst = torch.repeat_interleave(torch.arange(b, device=dev),
-                                                        torch.tensor(n_real, device=dev) * tiles)
-        syn_patch_offsets = _offsets([n * tiles for n in n_syn], dev)
-        syn_patch_inst = img_inst_syn.repeat_interleave(tiles)
-
-        # synthetic initialisation, per instance from its own generator
-        inits, init_index = [], []
-        for inst, n, seed in zip(instances, n_syn, seeds):
-            gen = torch.Generator().manual_seed(seed)
-            if cfg.init == "real":
-                idx = torch.randperm(len(inst), generator=gen)[:n]
-                inits.append(inst.lr[idx].float() / 255)
-                init_index.append(idx.tolist())
-            else:
-                inits.append(torch.rand(n, 3, h, w, generator=gen))
-                init_index.append(None)
-        y = torch.cat(inits).to(dev).requires_grad_(True)
+        batch = self.prepare_batch(instances, k)
+        b = batch.b
+        y, init_index = self.init_synthetic(instances, batch.n_syn, batch.seeds)
         opt = torch.optim.Adam([y], lr=cfg.lr)
         weights = torch.tensor([cfg.w_ins, cfg.w_group, cfg.w_pair], device=dev)
 
-        unassigned = torch.full((len(syn_patch_inst),), -1, dtype=torch.long, device=dev)
-        labels = unassigned
-        groups = self._grouping(unassigned, unassigned, syn_patch_inst, b, k)
-        # loss_scale "phase-start": L_group / L_pair of an instance are multiplied by L_ins / L_term of
-        # the first step where the term is non-zero (detached, on the device: no sync)
+        unassigned = torch.full((len(batch.syn_patch_inst),), -1, dtype=torch.long, device=dev)
+        groups = self._grouping(batch, unassigned, unassigned)
         scales = torch.ones(b, 3, device=dev)
         started = torch.zeros(b, 3, dtype=torch.bool, device=dev)
         started[:, 0] = True
@@ -252,38 +213,24 @@ class Condenser:
         warmup = cfg.warmup_iters()
         with value_checks(False):
             for step in steps:
-                regroup = False
-                if step % cfg.resample_every == 0:
+                regroup = step % cfg.resample_every == 0
+                if regroup:
                     previous = real
-                    real = self._real_side(step // cfg.resample_every, feats, seeds, k, previous)
-                    regroup = True
+                    real = self._real_side(batch, step // cfg.resample_every, previous)
                     if previous is not None:
-                        real_cont.append(_contingency(self._real_patch_inst, previous.labels, real.labels, b, k))
+                        real_cont.append(_contingency(batch.real_patch_inst, previous.labels, real.labels, b, k))
                         syn_cont.append(None)
                     if bar is not None and history:  # re-draws sync anyway: show the losses then
                         bar.set_postfix({n: f"{v:.4f}" for n, v in zip(LOSS_NAMES, history[-1].mean(0).tolist())})
-                fs = (features(self.net, y, cfg.amp) - syn_mean) * syn_inv_std
-                syn = rlff(fs, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels, patch_size=p,
-                           rows=real.rows, stats=self._unit, backend=cfg.backend)
+                syn = self._synthetic_patches(batch, y, real.rows)
                 if step >= warmup and (regroup or (step - warmup) % cfg.reassign_every == 0):
-                    detached = syn.detach()
-                    new = assign_with_quotas(detached.mean(1), real.centroids, real.counts,
-                                             cfg.assigned_fraction(step), offsets=syn_patch_offsets,
-                                             backend=cfg.backend)
+                    new = self._reassign(batch, syn.detach(), real, cfg.assigned_fraction(step))
                     if regroup and real_cont and step > warmup:
-                        syn_cont[-1] = _contingency(syn_patch_inst, labels, new, b, k)
-                    labels = new
-                    local = nearest_in_group(detached.flatten(1), labels, real.patches.flatten(1), real.labels,
-                                             syn_offsets=syn_patch_offsets, real_offsets=self._real_patch_offsets,
-                                             backend=cfg.backend)
-                    pairs = torch.where(local >= 0, local + self._real_patch_offsets[syn_patch_inst], -1)
-                    groups = self._grouping(labels, pairs, syn_patch_inst, b, k)
-                losses = self._losses(syn, real, groups, b, k)  # (B, 3)
+                        syn_cont[-1] = _contingency(batch.syn_patch_inst, groups.labels, new.labels, b, k)
+                    groups = new
+                losses = self._losses(batch, syn, real, groups)  # (B, 3)
                 if cfg.loss_scale == "phase-start":
-                    raw = losses.detach()
-                    begin = ~started & (raw > 0)
-                    scales = torch.where(begin, raw[:, :1] / raw.clamp(min=1e-30), scales)
-                    started |= begin
+                    scales, started = _phase_start(losses.detach(), scales, started)
                 opt.zero_grad(set_to_none=True)
                 (losses * scales * weights).sum().backward()
                 opt.step()
@@ -292,33 +239,125 @@ class Condenser:
                 history.append(losses.detach())
         if bar is not None:
             bar.close()
-        hist = torch.stack(history).cpu() if history else torch.zeros(0, b, 3)
-        scales = scales.cpu()
-        real_cont = [r.cpu().numpy() for r in real_cont]
-        syn_cont = [None if c_ is None else c_.cpu().numpy() for c_ in syn_cont]
-        seconds = (time.perf_counter() - start_time) / b
-        out = y.detach().cpu().split(n_syn)
-        return [CondenseResult(out[i], init_index[i], hist[:, i], seconds,
-                               {n: float(scales[i, j]) for j, n in enumerate(LOSS_NAMES) if j},
-                               group_stability([r[i] for r in real_cont], [None if c_ is None else c_[i]
-                                                                            for c_ in syn_cont]))
-                for i in range(b)]
+        return self._results(batch, y, init_index, history, scales, real_cont, syn_cont, start_time)
 
-    def _grouping(self, labels: torch.Tensor, pairs: torch.Tensor, syn_patch_inst: torch.Tensor, b: int,
-                  k: int) -> _Grouping:
+    # -- the steps -------------------------------------------------------------------------------
+    def prepare_batch(self, instances: list[Instance], k: int) -> _Batch:
+        """The batch's constants: real features (checked finite, then normalised with each
+        instance's own reference statistics, RLFF's BatchNorm) and the packed index tensors."""
+        cfg, dev = self.cfg, self.device
+        b = len(instances)
+        n_syn = [cfg.num_synthetic(len(inst)) for inst in instances]
+        n_real = [len(inst) for inst in instances]
+        h, w = instances[0].lr.shape[-2:]
+        p = cfg.rlff_patch
+        tiles = -(-h // p) * -(-w // p)
+        feats, means, stds = [], [], []
+        for inst in instances:
+            f = extract_features(self.net, inst.lr, dev, amp=cfg.amp)
+            check_finite(f"features of {inst.name}'s real patches", f)  # the loop checks nothing
+            mean, std = reference_stats(f, backend=cfg.backend)
+            feats.append((f - mean[:, None, None]) / std[:, None, None])
+            means.append(mean)
+            stds.append(std)
+        feats = torch.cat(feats)
+        c = feats.shape[1]
+        # features are already normalised; RLFF's "stats" only rescale so that each RLFF channel (a sum
+        # of c·k² unit-variance terms with cos/sin weights) has about unit variance
+        rms = (c * cfg.rlff_kernel ** 2 / 2) ** 0.5
+        img_inst_syn = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(n_syn, device=dev))
+        return _Batch(
+            k=k, seeds=[instance_seed(cfg.seed, inst.name) for inst in instances], n_syn=n_syn, feats=feats,
+            unit=(torch.zeros(c, device=dev), torch.full((c,), rms, device=dev)),
+            syn_mean=torch.stack(means)[img_inst_syn][:, :, None, None],
+            syn_inv_std=1.0 / torch.stack(stds)[img_inst_syn][:, :, None, None],
+            real_patch_offsets=_offsets([n * tiles for n in n_real], dev),
+            real_patch_inst=torch.repeat_interleave(torch.arange(b, device=dev),
+                                                    torch.tensor(n_real, device=dev) * tiles),
+            syn_patch_offsets=_offsets([n * tiles for n in n_syn], dev),
+            syn_patch_inst=img_inst_syn.repeat_interleave(tiles))
+
+    def init_synthetic(self, instances: list[Instance], n_syn: list[int],
+                       seeds: list[int]) -> tuple[torch.Tensor, list[list[int] | None]]:
+        """The packed synthetic patches ``(Σn, 3, h, w)`` float in [0, 1] on the device (requiring
+        grad), each instance's drawn from its own generator: ``n_syn[i]`` of its real patches
+        (``init="real"``, with their indices) or uniform noise (index ``None``)."""
+        inits, init_index = [], []
+        h, w = instances[0].lr.shape[-2:]
+        for inst, n, seed in zip(instances, n_syn, seeds):
+            gen = torch.Generator().manual_seed(seed)
+            if self.cfg.init == "real":
+                idx = torch.randperm(len(inst), generator=gen)[:n]
+                inits.append(inst.lr[idx].float() / 255)
+                init_index.append(idx.tolist())
+            else:
+                inits.append(torch.rand(n, 3, h, w, generator=gen))
+                init_index.append(None)
+        return torch.cat(inits).to(self.device).requires_grad_(True), init_index
+
+    def _real_side(self, batch: _Batch, draw: int, previous: _RealSide | None) -> _RealSide:
+        """Re-draw ``draw``: RLFF rows and frequencies, the real RLFF patches, their k-means groups
+        (warm-started from ``previous`` under ``regroup="warm"``) and per-group statistics."""
+        cfg, dev = self.cfg, self.device
+        b, k, offs, inst = batch.b, batch.k, batch.real_patch_offsets, batch.real_patch_inst
+        c = batch.feats.shape[1]
+        draw_seed = cfg.seed * 7919 + draw  # the same draw for every instance: batch-independent
+        rows = sample_rows(c, cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
+        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=torch.Generator().manual_seed(draw_seed),
+                               device=dev) * cfg.frequency_std()
+        patches = rlff(batch.feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels,
+                       patch_size=cfg.rlff_patch, rows=rows, stats=batch.unit, backend=cfg.backend)
+        desc = patches.mean(1)
+        if previous is not None and cfg.regroup == "warm":
+            # the previous groups' means in the new descriptor space: Lloyd then moves from the old
+            # partition to the nearest stable one, and group m stays group m
+            key = inst * k + previous.labels
+            sums = torch.zeros(b * k, desc.shape[1], device=dev, dtype=desc.dtype).index_add_(0, key, desc)
+            init = (sums / previous.counts.reshape(-1, 1).clamp(min=1)).view(b, k, -1)
+        else:  # k-means++ seeding per instance (its own seed)
+            init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=batch.seeds[i] + draw,
+                                       backend=cfg.backend).centroids for i in range(b)])
+        km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
+        counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
+        gid = (inst * (k + 1) + km.labels).repeat_interleave(cfg.rlff_patch ** 2)
+        stats = cf_stats(patches.reshape(-1, cfg.rlff_channels), t, gid, b * (k + 1), backend=cfg.backend)
+        return _RealSide(rows, t, patches, km.labels, km.centroids, counts, stats, _pool_instances(stats, b, k + 1))
+
+    def _synthetic_patches(self, batch: _Batch, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """RLFF output ``(Σn', p·p, C)`` of the synthetic patches ``y``, their features normalised
+        with their instance's real statistics (differentiable in ``y``)."""
+        cfg = self.cfg
+        fs = (features(self.net, y, cfg.amp) - batch.syn_mean) * batch.syn_inv_std
+        return rlff(fs, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels, patch_size=cfg.rlff_patch,
+                    rows=rows, stats=batch.unit, backend=cfg.backend)
+
+    def _reassign(self, batch: _Batch, syn: torch.Tensor, real: _RealSide, fraction: float) -> _Grouping:
+        """Assign the share ``fraction`` of the (detached) synthetic patches ``syn`` to groups within
+        the quotas, and pair each with its nearest real patch of the group."""
+        cfg = self.cfg
+        labels = assign_with_quotas(syn.mean(1), real.centroids, real.counts, fraction,
+                                    offsets=batch.syn_patch_offsets, backend=cfg.backend)
+        local = nearest_in_group(syn.flatten(1), labels, real.patches.flatten(1), real.labels,
+                                 syn_offsets=batch.syn_patch_offsets, real_offsets=batch.real_patch_offsets,
+                                 backend=cfg.backend)
+        pairs = torch.where(local >= 0, local + batch.real_patch_offsets[batch.syn_patch_inst], -1)
+        return self._grouping(batch, labels, pairs)
+
+    def _grouping(self, batch: _Batch, labels: torch.Tensor, pairs: torch.Tensor) -> _Grouping:
         """Index tensors of one assignment, built once per re-assignment (no host sync per step)."""
-        gid_patch = syn_patch_inst * (k + 1) + torch.where(labels >= 0, labels, k)
+        k, inst = batch.k, batch.syn_patch_inst
+        gid_patch = inst * (k + 1) + torch.where(labels >= 0, labels, k)
         assigned = torch.nonzero(pairs >= 0).flatten()
         key = gid_patch[assigned]
-        per_group = torch.bincount(key, minlength=b * (k + 1))[key].float()
-        return _Grouping(gid_patch.repeat_interleave(self.cfg.rlff_patch ** 2), assigned, pairs[assigned],
-                         1.0 / per_group, syn_patch_inst[assigned])
+        per_group = torch.bincount(key, minlength=batch.b * (k + 1))[key].float()
+        return _Grouping(labels, gid_patch.repeat_interleave(self.cfg.rlff_patch ** 2), assigned, pairs[assigned],
+                         1.0 / per_group, inst[assigned])
 
-    def _losses(self, syn: torch.Tensor, real: _RealSide, groups: _Grouping, b: int, k: int) -> torch.Tensor:
+    def _losses(self, batch: _Batch, syn: torch.Tensor, real: _RealSide, groups: _Grouping) -> torch.Tensor:
         """``(B, 3)``: per instance ``L_ins`` (eq. 6), ``L_group`` (eq. 7 as a mean over the groups
         holding real and synthetic patches, so that it does not grow with K or with the assigned
         share), ``L_pair`` (eq. 8 with the L1 norm averaged over the patch's elements)."""
-        cfg = self.cfg
+        cfg, b, k = self.cfg, batch.b, batch.k
         sy = cf_stats(syn.reshape(-1, cfg.rlff_channels), real.t, groups.sample_groups, b * (k + 1),
                       backend=cfg.backend)
         per_group = ncfd_from_stats(real.stats, sy, alpha=cfg.alpha, reduction="none").view(b, k + 1)[:, :k]
@@ -328,6 +367,26 @@ class Condenser:
         diff = (syn[groups.assigned] - real.patches[groups.pair]).abs().flatten(1).mean(1)
         pair = torch.zeros(b, device=syn.device, dtype=ins.dtype).index_add(0, groups.instance, diff * groups.weight)
         return torch.stack((ins, group, pair), dim=1)
+
+    @staticmethod
+    def _results(batch: _Batch, y: torch.Tensor, init_index: list[list[int] | None], history: list[torch.Tensor],
+                 scales: torch.Tensor, real_cont: list[torch.Tensor], syn_cont: list[torch.Tensor | None],
+                 start_time: float) -> list[CondenseResult]:
+        """One ``CondenseResult`` per instance from the loop's outputs: the packed patches ``y``, the
+        per-step ``(B, 3)`` losses, the ``(B, 3)`` loss scales and the ``(B, K, K)`` contingencies of
+        the re-draws (synthetic: ``None`` where none were assigned). The batch's wall time since
+        ``start_time`` is shared equally."""
+        b = batch.b
+        hist = torch.stack(history).cpu() if history else torch.zeros(0, b, 3)
+        scales = scales.cpu()
+        real_np = [r.cpu().numpy() for r in real_cont]
+        syn_np = [None if s is None else s.cpu().numpy() for s in syn_cont]
+        seconds = (time.perf_counter() - start_time) / b
+        out = y.detach().cpu().split(batch.n_syn)
+        return [CondenseResult(out[i], init_index[i], hist[:, i], seconds,
+                               {n: float(scales[i, j]) for j, n in enumerate(LOSS_NAMES) if j},
+                               group_stability([r[i] for r in real_np], [None if s is None else s[i] for s in syn_np]))
+                for i in range(b)]
 
 
 @torch.no_grad()
