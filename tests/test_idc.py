@@ -49,6 +49,15 @@ def _tree(root):
     return out
 
 
+def test_run_keeps_no_state_in_the_condenser(photos, nets):
+    # run's steps pass the batch's constants as arguments: a run leaves the Condenser as __init__ made it
+    cfg = tiny_cfg(iters=2)
+    cond = Condenser(nets.feature_extractor, cfg, torch.device("cpu"))
+    before = set(vars(cond))
+    cond.run(make_instances(photos[:1], cfg), 3)
+    assert set(vars(cond)) == before == {"net", "cfg", "device", "progress"}
+
+
 def test_loop_reduces_each_loss(photos, nets):
     # one draw of rows/frequencies and one assignment of every patch: the three losses are then
     # fixed functions of the pixels and each must go down
