@@ -7,6 +7,7 @@ from typing import ClassVar
 from ..methods import MethodConfig
 
 METHODS = ("idc", "random", "herding", "kcenter", "whole")
+FEATURE_METHODS = ("idc", "herding", "kcenter")  # the methods that use the feature extractor
 INITS = ("real", "noise")
 LOSS_SCALES = ("phase-start", "none")
 REGROUPS = ("warm", "fresh")

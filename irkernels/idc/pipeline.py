@@ -27,7 +27,7 @@ from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_n
 from ..train import dist_info
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
-from .config import IDCConfig
+from .config import FEATURE_METHODS, IDCConfig
 from .instances import Instance, instance_seed, make_instances
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
     real patches of the training split (``pretrained_network``: cached by settings + data, so a
     restart, another run or another method on the same data reuses it), scored on the held-out
     split (``teacher_split``)."""
-    need_fe = cfg.method in ("idc", "herding", "kcenter")
+    need_fe = cfg.method in FEATURE_METHODS
     need_teacher = cfg.method == "idc"
     nets = Networks()
     if need_fe and cfg.feature_extractor:

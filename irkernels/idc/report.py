@@ -14,7 +14,7 @@ from ..data import read_image, to_tensor
 from ..outputs import (RunFolder, distribution_figure_html, figure_html, mosaic_html, pair_rows_html,
                        relative_path, table_html, write_report)
 from .condense import LOSS_NAMES, extract_features
-from .config import IDCConfig
+from .config import FEATURE_METHODS, IDCConfig
 from .instances import Instance
 
 SHOWN_INSTANCES = 4  # instances with before/after rows, real-patch mosaics and in the distribution figure
@@ -172,13 +172,12 @@ def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], 
     sections = [("Summary", table_html(summary)), ("Files", _files_section(run, path)),
                 (f"Before / after (showing {len(shown)} of {len(records)} instances)", _pairs_section(run, shown)),
                 ("Distributions: real vs synthetic",
-                 _distribution_section(run, shown, feature_extractor if cfg.method != "random" else None,
+                 _distribution_section(run, shown, feature_extractor if cfg.method in FEATURE_METHODS else None,
                                        device, cfg.amp))]
     if cfg.method == "idc":
         sections.append(("Losses", _loss_figure(records, cfg)))
     if networks:
         sections.append(("Networks", _networks_section(networks, path)))
-    sections.append(("Per instance", table_html(timing, sorted({k for r in timing for k in r}, key=list(timing[0]).index)
-                                                if timing else None)))
-    title = f"irkernels {cfg.method}: {os.path.basename(run.root)} ({relative_path(run.root, path)}/)"
+    sections.append(("Per instance", table_html(timing, list(dict.fromkeys(k for r in timing for k in r)))))
+    title = f"irkernels {cfg.method} run: {os.path.basename(run.root)}"
     return write_report(path, title, sections)
