@@ -135,12 +135,13 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
     """Quantise the synthetic LR patches (as stored), let the teacher up-sample them, write, record.
 
     ``batch_seconds``: the time of the ``Condenser.run`` call that condensed ``inst`` together with
-    ``batch_instances - 1`` others (``res.seconds`` is that time ÷ ``batch_instances``)."""
+    ``batch_instances - 1`` others; the record's ``seconds`` is that time ÷ ``batch_instances``."""
     lr = quantize(res.synthetic).float() / 255
     hr = upsample(teacher, lr, device, cfg.teacher_margin)
     items = _items(inst, len(lr))
     for item, a, b in zip(items, lr, hr):
         run.write_pair(item, a, b)
+    seconds = batch_seconds / batch_instances  # the instance's share of the batch it was condensed in
     final = {name: float(res.history[-1, j]) for j, name in enumerate(LOSS_NAMES)} if len(res.history) else {}
     run.finish_unit(inst.name, {
         "source": inst.name, "method": "idc", "rank": rank, "num_real": len(inst), "num_pairs": len(items),
@@ -149,8 +150,8 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
             {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
         "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every), "loss_scales": res.loss_scales,
         "group_keep": res.group_keep,
-        "seconds": res.seconds, "batch_seconds": batch_seconds, "batch_instances": batch_instances,
-        "ms_per_iter": 1000 * res.seconds / max(1, cfg.iters)})
+        "seconds": seconds, "batch_seconds": batch_seconds, "batch_instances": batch_instances,
+        "ms_per_iter": 1000 * seconds / max(1, cfg.iters)})
 
 
 def write_selection(run: RunFolder, inst: Instance, index: list[int], method: str, cfg: IDCConfig,
