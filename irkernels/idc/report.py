@@ -79,7 +79,7 @@ def _distribution_section(run: RunFolder, shown: list[tuple[dict, Instance]], fe
     real = torch.cat([inst.lr for _, inst in shown])
     synthetic = torch.cat([_stored(run, rec["items"])[0] for rec, _ in shown])
     real_d, syn_d = _descriptors(real, fe, device, amp), _descriptors(synthetic, fe, device, amp)
-    mean, std = real_d.mean(0), real_d.std(0).clamp(min=1e-8)  # both sides on the real side's scale
+    mean, std = real_d.mean(0), real_d.std(0, unbiased=False).clamp(min=1e-8)  # both sides on the real scale
     what = ("the feature extractor's features() averaged over each patch" if fe is not None
             else "each patch's mean RGB (this method uses no feature extractor)")
     names = ", ".join(inst.name for _, inst in shown)
