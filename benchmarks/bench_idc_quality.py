@@ -47,7 +47,7 @@ from irkernels.evaluate import bicubic_upsampler, degraded_pairs, folder_pairs  
 from irkernels.idc.condense import upsample  # noqa: E402
 from irkernels.idc.config import IDCConfig  # noqa: E402
 from irkernels.idc.instances import make_instances  # noqa: E402
-from irkernels.idc.pipeline import Networks, run_pipeline  # noqa: E402
+from irkernels.idc.pipeline import Networks, run as run_idc  # noqa: E402
 from irkernels.metrics import psnr, ssim  # noqa: E402
 from irkernels.models import build_model  # noqa: E402
 from irkernels.outputs import atomic_write_json  # noqa: E402
@@ -262,7 +262,7 @@ def main(argv=None) -> None:
             net, info, _ = teacher(scale)
             nets = Networks(net, net, {"feature_extractor": info, "teacher": info})
         cfg = base_cfg(scale, seed, method=kind, **(overrides if kind == "idc" else {}))
-        run_pipeline(cfg, folder, images=train_images, networks=nets, overwrite=True)
+        run_idc(cfg, folder, images=train_images, networks=nets, overwrite=True)
         data = folder_patches(folder, scale, hr)
         if method == "random+teacher":
             net, _, _ = teacher(scale)

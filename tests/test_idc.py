@@ -13,7 +13,7 @@ from irkernels.data import Image, load_paired_folder, read_image, sample_images
 from irkernels.idc.condense import Condenser
 from irkernels.idc.config import IDCConfig
 from irkernels.idc.instances import make_instances
-from irkernels.idc.pipeline import Networks, run_pipeline
+from irkernels.idc.pipeline import Networks, run
 from irkernels.models.edsr import EDSR
 from irkernels.pipeline.__main__ import build_parser, main
 
@@ -88,9 +88,10 @@ def test_batched_equals_one_at_a_time(photos, nets):
 def test_outputs_layout_manifest_report_and_train_reads_back(photos, nets, tmp_path):
     cfg = tiny_cfg()
     out = tmp_path / "run"
-    summary = run_pipeline(cfg, str(out), images=photos, networks=nets)
+    result = run(cfg, str(out), images=photos, networks=nets)
     n_each = cfg.num_synthetic(12)
-    assert summary["pairs"] == 3 * n_each
+    assert result.pairs == 3 * n_each and result.units == 3 and result.skipped == 0
+    assert result.manifest == str(out / "manifest.json") and result.report == str(out / "report.html")
     lr = sorted(os.listdir(out / "LR_bicubic" / "X4"))
     assert lr == sorted(os.listdir(out / "HR")) and len(lr) == 3 * n_each
     assert read_image(str(out / "LR_bicubic" / "X4" / lr[0])).shape == (8, 8, 3)
@@ -103,6 +104,10 @@ def test_outputs_layout_manifest_report_and_train_reads_back(photos, nets, tmp_p
     assert 0 <= unit["group_keep"]["real"] <= 1
     assert len(unit["init_patches"]) == n_each and {"y", "x", "size"} <= set(unit["init_patches"][0])
     assert unit["loss_curve"]["step"][-1] == cfg.iters and "versions" in manifest
+    assert len(unit["init_index"]) == n_each and all(0 <= i < 12 for i in unit["init_index"])
+    # one batch of the three instances: each one's seconds is the batch's time ÷ 3
+    assert unit["batch_instances"] == 3 and unit["seconds"] == pytest.approx(unit["batch_seconds"] / 3)
+    assert "config" not in manifest and manifest["execution"]["batch_instances"] == cfg.batch_instances
     html = (out / "report.html").read_text()
     assert "Losses" in html and "data:image/png;base64" in html
     pairs = load_paired_folder(str(out), 4)
@@ -114,9 +119,9 @@ def test_outputs_layout_manifest_report_and_train_reads_back(photos, nets, tmp_p
 
 def test_same_seed_same_outputs_other_seed_differs(photos, nets, tmp_path):
     cfg = tiny_cfg(iters=6)
-    a = _tree(run_pipeline(cfg, str(tmp_path / "a"), images=photos[:2], networks=nets)["out"])
-    b = _tree(run_pipeline(cfg, str(tmp_path / "b"), images=photos[:2], networks=nets)["out"])
-    c = _tree(run_pipeline(tiny_cfg(iters=6, seed=1), str(tmp_path / "c"), images=photos[:2], networks=nets)["out"])
+    a = _tree(run(cfg, str(tmp_path / "a"), images=photos[:2], networks=nets).out)
+    b = _tree(run(cfg, str(tmp_path / "b"), images=photos[:2], networks=nets).out)
+    c = _tree(run(tiny_cfg(iters=6, seed=1), str(tmp_path / "c"), images=photos[:2], networks=nets).out)
     assert a == b and len(a) > 0
     assert a.keys() == c.keys() and a != c
 
@@ -131,18 +136,18 @@ def test_resume_after_kill_redoes_nothing_finished(photos, nets, tmp_path):
         raise KeyboardInterrupt("simulated kill")
 
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(cfg, out, images=photos, networks=nets, on_instance=crash_after_first)
+        run(cfg, out, images=photos, networks=nets, on_instance=crash_after_first)
     first = seen[0]
     assert sorted(os.listdir(os.path.join(out, "records"))) == sorted(["_settings.json", f"{first}.json"])
     before = {p: os.stat(os.path.join(out, p)).st_mtime_ns for p in _tree(out)}
     resumed = []
-    run_pipeline(cfg, out, images=photos, networks=nets, on_instance=resumed.append)
+    run(cfg, out, images=photos, networks=nets, on_instance=resumed.append)
     assert first not in resumed and len(resumed) == 2
     for p, mtime in before.items():  # finished instance untouched
         assert os.stat(os.path.join(out, p)).st_mtime_ns == mtime
     leftovers = [f for _, _, fs in os.walk(out) for f in fs if f.startswith(".tmp")]
     assert not leftovers
-    fresh = run_pipeline(cfg, str(tmp_path / "fresh"), images=photos, networks=nets)["out"]
+    fresh = run(cfg, str(tmp_path / "fresh"), images=photos, networks=nets).out
     assert _tree(out) == _tree(fresh)
 
 
@@ -150,7 +155,7 @@ def test_resume_after_kill_redoes_nothing_finished(photos, nets, tmp_path):
 def test_baselines_write_real_patches_with_coordinates(method, photos, nets, tmp_path):
     cfg = tiny_cfg(method=method)
     out = tmp_path / method
-    run_pipeline(cfg, str(out), images=photos[:2], networks=nets)
+    run(cfg, str(out), images=photos[:2], networks=nets)
     manifest = json.loads((out / "manifest.json").read_text())
     for unit in manifest["units"]:
         want = 12 if method == "whole" else cfg.num_synthetic(12)
@@ -172,8 +177,7 @@ def test_herding_and_kcenter_rules():
 
 def test_zero_patch_ratio_keeps_one(photos, nets, tmp_path):
     cfg = tiny_cfg(ratio=0.001, iters=2)
-    summary = run_pipeline(cfg, str(tmp_path / "r"), images=photos[:1], networks=nets)
-    assert summary["pairs"] == 1
+    assert run(cfg, str(tmp_path / "r"), images=photos[:1], networks=nets).pairs == 1
 
 
 def test_bad_inputs(photos, nets, tmp_path):
@@ -186,7 +190,7 @@ def test_bad_inputs(photos, nets, tmp_path):
     cfg = tiny_cfg(method="random")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        run_pipeline(cfg, str(tmp_path / "out"), data=str(folder), networks=nets)
+        run(cfg, str(tmp_path / "out"), data=str(folder), networks=nets)
     text = " ".join(str(w.message) for w in caught)
     assert "d_corrupt.png" in text and "c_small" in text
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -196,10 +200,10 @@ def test_bad_inputs(photos, nets, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="no images"):
-        run_pipeline(cfg, str(tmp_path / "o2"), data=str(empty), networks=nets)
+        run(cfg, str(tmp_path / "o2"), data=str(empty), networks=nets)
     with pytest.raises(ValueError, match="smaller|at least"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run_pipeline(cfg, str(tmp_path / "o3"), images=[Image("s", photos[0].pixels[:20, :20])], networks=nets)
+        run(cfg, str(tmp_path / "o3"), images=[Image("s", photos[0].pixels[:20, :20])], networks=nets)
     with pytest.raises(ValueError, match="ratio"):
         tiny_cfg(ratio=0.0)
 
@@ -209,7 +213,7 @@ def test_pretrains_when_no_checkpoint_scores_it_and_reuses_it_across_runs(photos
     cfg = tiny_cfg(model="edsr-tiny", pretrain_steps=2, pretrain_batch=2, iters=2, pretrain_cache=cache,
                    teacher_val=0.3)
     with caplog.at_level("WARNING", logger="irkernels.pretrained"):
-        run_pipeline(cfg, str(tmp_path / "a"), images=photos)
+        run(cfg, str(tmp_path / "a"), images=photos)
     assert "training edsr-tiny on the real data first (24 patch pairs" in caplog.text  # 2 of 3 images
     teacher = json.loads((tmp_path / "a" / "manifest.json").read_text())["networks"]["teacher"]
     held_out = sorted(p.name for p in photos)[-1]
@@ -218,7 +222,7 @@ def test_pretrains_when_no_checkpoint_scores_it_and_reuses_it_across_runs(photos
     assert os.path.exists(teacher["checkpoint"]) and teacher["checkpoint"].startswith(cache)
     caplog.clear()
     with caplog.at_level("WARNING", logger="irkernels.pretrained"):  # another run (and method) on the same data
-        run_pipeline(tiny_cfg(**{**cfg.to_dict(), "method": "herding"}), str(tmp_path / "b"), images=photos)
+        run(tiny_cfg(**{**cfg.to_dict(), "method": "herding"}), str(tmp_path / "b"), images=photos)
     assert "reusing edsr-tiny" in caplog.text and "training" not in caplog.text
     info = json.loads((tmp_path / "b" / "manifest.json").read_text())["networks"]["feature_extractor"]
     assert info["reused"] and info["cache_key"] == teacher["cache_key"] and info["val"] == teacher["val"]

@@ -1,9 +1,13 @@
 """Settings of an IDC / baseline run (one dataclass; the CLI maps its flags onto it)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..methods import MethodConfig
 
 METHODS = ("idc", "random", "herding", "kcenter", "whole")
+FEATURE_METHODS = ("idc", "herding", "kcenter")  # the methods that use the feature extractor
 INITS = ("real", "noise")
 LOSS_SCALES = ("phase-start", "none")
 REGROUPS = ("warm", "fresh")
@@ -11,7 +15,7 @@ STUDENT_STEPS = 1000  # the trainer's default budget (TrainConfig.steps); the te
 
 
 @dataclass
-class IDCConfig:
+class IDCConfig(MethodConfig):
     """Everything that determines a run's outputs (plus a few execution knobs, see ``EXECUTION``).
 
     Patches: ``lr_patch``/``lr_stride`` are in LR pixels (HR = ×``scale``). The default 64/32 gives
@@ -78,7 +82,7 @@ class IDCConfig:
     progress: bool = True
     pretrain_cache: str | None = None
 
-    EXECUTION = ("batch_instances", "backend", "device", "log_every", "progress", "pretrain_cache")
+    EXECUTION: ClassVar[tuple[str, ...]] = ("batch_instances", "backend", "device", "log_every", "progress", "pretrain_cache")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -145,10 +149,3 @@ class IDCConfig:
         ``⟨t, x⟩`` has about unit variance for unit-variance RLFF samples (N(0, I) would put the
         phase's std at ~sqrt(C_out) ≈ 11 rad, where the empirical characteristic function is noise)."""
         return self.freq_std if self.freq_std is not None else self.rlff_channels ** -0.5
-
-    def settings(self) -> dict:
-        """What determines the outputs (stored in the run folder's settings guard)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.EXECUTION}
-
-    def to_dict(self) -> dict:
-        return asdict(self)

@@ -1,6 +1,7 @@
 """IDC end to end: images → instances → networks → condensation (or a baseline) → run folder.
 
-``run_pipeline(cfg, out, data=...)`` is what ``python -m irkernels.pipeline idc`` calls. Under
+``run(cfg, out, data=...)`` is what ``python -m irkernels.pipeline idc`` calls (the method template of
+:mod:`irkernels.methods`; it returns an :class:`IDCResult`). Under
 ``torchrun`` every rank takes the instances ``rank, rank + W, …`` (of those not finished yet), writes
 its own finished instances, and rank 0 writes ``manifest.json`` and ``report.html`` after a barrier.
 """
@@ -18,13 +19,15 @@ from torch import nn
 
 from ..data import Image, PairSet, load_folder, quantize, sample_images
 from ..devices import resolve_device
+from ..evaluate import bicubic_upsampler
+from ..methods import RunResult
 from ..models import load_checkpoint
 from ..outputs import RunFolder
-from ..pretrained import PretrainConfig, build_checked, pretrained_network
+from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
 from ..train import dist_info
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
-from .config import IDCConfig
+from .config import FEATURE_METHODS, IDCConfig
 from .instances import Instance, instance_seed, make_instances
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,24 @@ class Networks:
     feature_extractor: nn.Module | None = None
     teacher: nn.Module | None = None
     info: dict = field(default_factory=dict)
+
+
+@dataclass
+class IDCResult(RunResult):
+    """:class:`irkernels.methods.RunResult` plus ``groups``: the k-means groups per instance."""
+
+    groups: int = 0
+
+
+class _Bicubic(nn.Module):
+    """Bicubic up-sampling as a module, so that it is scored by the same ``patch_psnr`` as a network."""
+
+    def __init__(self, scale: int):
+        super().__init__()
+        self.upsample = bicubic_upsampler(scale)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.upsample(lr)
 
 
 def _barrier(world: int) -> None:
@@ -62,7 +83,7 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
     real patches of the training split (``pretrained_network``: cached by settings + data, so a
     restart, another run or another method on the same data reuses it), scored on the held-out
     split (``teacher_split``)."""
-    need_fe = cfg.method in ("idc", "herding", "kcenter")
+    need_fe = cfg.method in FEATURE_METHODS
     need_teacher = cfg.method == "idc"
     nets = Networks()
     if need_fe and cfg.feature_extractor:
@@ -79,6 +100,8 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
         net, info = pretrained_network(pre, _pairs(train_part), cfg.pretrain_cache,
                                        val=_pairs(val_part) if val_part else None)
         info = {**info, "train_images": len(train_part), "val_images": [i.name for i in val_part]}
+        if val_part:  # the baseline the held-out PSNR is read against: bicubic on the same patches
+            info["val_bicubic"] = patch_psnr(_Bicubic(cfg.scale), _pairs(val_part), cfg.scale)
         if need_fe and nets.feature_extractor is None:
             nets.feature_extractor, nets.info["feature_extractor"] = net, info
         if need_teacher and nets.teacher is None:
@@ -108,22 +131,27 @@ def _curve(history: torch.Tensor, every: int) -> dict:
 
 
 def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher: nn.Module, cfg: IDCConfig,
-                    device: torch.device, rank: int = 0) -> None:
-    """Quantise the synthetic LR patches (as stored), let the teacher up-sample them, write, record."""
+                    device: torch.device, batch_seconds: float, batch_instances: int, rank: int = 0) -> None:
+    """Quantise the synthetic LR patches (as stored), let the teacher up-sample them, write, record.
+
+    ``batch_seconds``: the time of the ``Condenser.run`` call that condensed ``inst`` together with
+    ``batch_instances - 1`` others; the record's ``seconds`` is that time ÷ ``batch_instances``."""
     lr = quantize(res.synthetic).float() / 255
     hr = upsample(teacher, lr, device, cfg.teacher_margin)
     items = _items(inst, len(lr))
     for item, a, b in zip(items, lr, hr):
         run.write_pair(item, a, b)
+    seconds = batch_seconds / batch_instances  # the instance's share of the batch it was condensed in
     final = {name: float(res.history[-1, j]) for j, name in enumerate(LOSS_NAMES)} if len(res.history) else {}
     run.finish_unit(inst.name, {
         "source": inst.name, "method": "idc", "rank": rank, "num_real": len(inst), "num_pairs": len(items),
-        "items": items,
+        "items": items, "init_index": res.init_index,
         "init_patches": None if res.init_index is None else [
             {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
         "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every), "loss_scales": res.loss_scales,
         "group_keep": res.group_keep,
-        "seconds": res.seconds, "ms_per_iter": 1000 * res.seconds / max(1, cfg.iters)})
+        "seconds": seconds, "batch_seconds": batch_seconds, "batch_instances": batch_instances,
+        "ms_per_iter": 1000 * seconds / max(1, cfg.iters)})
 
 
 def write_selection(run: RunFolder, inst: Instance, index: list[int], method: str, cfg: IDCConfig,
@@ -136,7 +164,8 @@ def write_selection(run: RunFolder, inst: Instance, index: list[int], method: st
         "source": inst.name, "method": method, "rank": rank, "num_real": len(inst), "num_pairs": len(items),
         "items": items,
         "patches": [{"item": it, "index": i, "y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch}
-                    for it, i in zip(items, index)], "seconds": seconds})
+                    for it, i in zip(items, index)],
+        "seconds": seconds, "batch_seconds": seconds, "batch_instances": 1})
 
 
 def select(cfg: IDCConfig, inst: Instance, fe: nn.Module | None, device: torch.device) -> list[int]:
@@ -150,14 +179,15 @@ def select(cfg: IDCConfig, inst: Instance, fe: nn.Module | None, device: torch.d
     return herding(feats, n) if cfg.method == "herding" else kcenter(feats, n)
 
 
-def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
-                 max_images: int | None = None, overwrite: bool = False, networks: Networks | None = None,
-                 on_instance: Callable[[str], None] | None = None) -> dict:
+def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
+        max_images: int | None = None, overwrite: bool = False, networks: Networks | None = None,
+        on_instance: Callable[[str], None] | None = None) -> IDCResult:
     """Condense (or select from) ``images`` / the folder ``data`` / the embedded photos into ``out``.
 
     Finished instances (their record exists) are skipped, so re-running the same command resumes.
     ``networks`` overrides the checkpoint/pre-training logic (API use). ``on_instance(name)`` is
-    called after each instance is written. Returns a summary (paths, counts, timing).
+    called after each instance is written. Returns where the outputs are and how many
+    (``manifest``, ``report`` and ``pairs`` are ``None`` on ranks other than 0).
     """
     t0 = time.perf_counter()
     rank, world, local_rank = dist_info()
@@ -174,15 +204,15 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
     instances = make_instances(images, cfg)
     settings = {**cfg.settings(), "data": source, "images": [i.name for i in instances]}
     if rank == 0:  # rank 0 creates (or, with overwrite, clears) the folder before the others look at it
-        run = RunFolder(out, settings, cfg.scale, overwrite=overwrite)
+        folder = RunFolder(out, settings, cfg.scale, overwrite=overwrite)
     _barrier(world)
     if rank != 0:
-        run = RunFolder(out, settings, cfg.scale)
+        folder = RunFolder(out, settings, cfg.scale)
     nets = networks or prepare_networks(cfg, instances, device)
-    mine = [inst for inst in instances[rank::world] if not run.is_done(inst.name)]
+    mine = [inst for inst in instances[rank::world] if not folder.is_done(inst.name)]
     skipped = len(instances[rank::world]) - len(mine)
     if skipped:
-        log.warning("rank %d: %d instance(s) already finished in %s, skipped", rank, skipped, run.root)
+        log.warning("rank %d: %d instance(s) already finished in %s, skipped", rank, skipped, folder.root)
     k = num_groups(cfg, instances)
     bar = None
     if cfg.progress:
@@ -194,14 +224,17 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
     for start in range(0, len(mine), cfg.batch_instances if condenser else 1):
         batch = mine[start:start + (cfg.batch_instances if condenser else 1)]
         if condenser is not None:
-            for inst, res in zip(batch, condenser.run(batch, k)):
-                write_condensed(run, inst, res, nets.teacher, cfg, device, rank)
+            t = time.perf_counter()
+            results = condenser.run(batch, k)
+            batch_seconds = time.perf_counter() - t
+            for inst, res in zip(batch, results):
+                write_condensed(folder, inst, res, nets.teacher, cfg, device, batch_seconds, len(batch), rank)
                 if on_instance:
                     on_instance(inst.name)
         else:
             t = time.perf_counter()
             index = select(cfg, batch[0], nets.feature_extractor, device)
-            write_selection(run, batch[0], index, cfg.method, cfg, time.perf_counter() - t, rank)
+            write_selection(folder, batch[0], index, cfg.method, cfg, time.perf_counter() - t, rank)
             if on_instance:
                 on_instance(batch[0].name)
         if bar is not None:
@@ -209,17 +242,19 @@ def run_pipeline(cfg: IDCConfig, out: str, *, data: str | None = None, images: l
     if bar is not None:
         bar.close()
     _barrier(world)
-    summary = {"out": run.root, "manifest": run.manifest_path, "report": os.path.join(run.root, "report.html"),
-               "instances": len(instances), "skipped_now": skipped, "groups": k}
+    result = IDCResult(method=cfg.method, out=folder.root, scale=cfg.scale, units=len(instances), skipped=skipped,
+                       manifest=None, report=None, pairs=None, groups=k)
     if rank == 0:
         from .report import write_idc_report
 
-        extra = {"method": cfg.method, "config": cfg.to_dict(), "groups_per_instance": k, "networks": nets.info,
-                 "world_size": world, "seconds_this_run": time.perf_counter() - t0}
-        run.write_manifest(extra)
-        write_idc_report(run, cfg, instances, summary["report"], nets.info)
-        summary["pairs"] = len(os.listdir(run.hr_dir))
-    return summary
+        extra = {"method": cfg.method, "execution": {name: getattr(cfg, name) for name in cfg.EXECUTION},
+                 "groups_per_instance": k, "networks": nets.info, "world_size": world,
+                 "seconds_this_run": time.perf_counter() - t0}
+        result.manifest = folder.write_manifest(extra)
+        result.report = write_idc_report(folder, cfg, instances, os.path.join(folder.root, "report.html"),
+                                         nets.info, nets.feature_extractor, device)
+        result.pairs = len(os.listdir(folder.hr_dir))
+    return result
 
 
 DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=16, lr_stride=16, iters=80, num_groups=8,
@@ -227,15 +262,13 @@ DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=16, lr_stride
                    pretrain_batch=8, batch_instances=4, log_every=5)
 
 
-def demo(out: str = "runs/idc-demo", max_images: int = 4) -> dict:
+def demo(out: str = "runs/idc-demo", max_images: int = 4) -> IDCResult:
     """What ``python -m irkernels.pipeline`` runs: IDC on a few embedded photos with a tiny teacher
-    trained on them first — a few minutes on a CPU. Prints where the outputs and the report are."""
+    trained on them first — a few minutes on a CPU. Prints where the outputs and the report are,
+    and the command that trains on them."""
     logging.getLogger("irkernels").setLevel(logging.INFO)
     print(f"irkernels demo: IDC ×4 on {max_images} embedded sample photos (tiny EDSR teacher trained on them "
-          f"first); outputs in {os.path.abspath(out)}\n(`python -m irkernels.pipeline --help` lists the commands)")
-    summary = run_pipeline(IDCConfig(**DEMO_CONFIG), out, max_images=max_images, overwrite=True)
-    if "pairs" in summary:
-        print(f"done: {summary['pairs']} condensed LR/HR pairs in {summary['out']}\n"
-              f"  report:   {summary['report']}\n  manifest: {summary['manifest']}\n"
-              f"next: python -m irkernels.pipeline train --data {summary['out']} --out runs/on-condensed")
-    return summary
+          f"first); outputs in {os.path.relpath(out)}\n(`python -m irkernels.pipeline --help` lists the commands)")
+    result = run(IDCConfig(**DEMO_CONFIG), out, max_images=max_images, overwrite=True)
+    print(result.summary())
+    return result

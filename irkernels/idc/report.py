@@ -1,39 +1,91 @@
-"""``report.html`` of an IDC / baseline run: what was made, how it looks, how the losses went, timing."""
+"""``report.html`` of an IDC / baseline run: what was made (before/after pairs, real patches with
+counts), how the real and synthetic feature distributions compare, how the losses went, the
+networks (held-out PSNR next to bicubic's), timing. Every path is relative to the report."""
 from __future__ import annotations
 
+import html
 import os
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..data import read_image, to_float, to_tensor
-from ..outputs import RunFolder, figure_html, mosaic_html, table_html, write_report
-from .condense import LOSS_NAMES
-from .config import IDCConfig
+from ..data import read_image, to_tensor
+from ..outputs import (RunFolder, distribution_figure_html, figure_html, mosaic_html, pair_rows_html,
+                       relative_path, table_html, write_report)
+from .condense import LOSS_NAMES, extract_features
+from .config import FEATURE_METHODS, IDCConfig
 from .instances import Instance
 
-MOSAIC_INSTANCES = 4
-MOSAIC_PATCHES = 8
+SHOWN_INSTANCES = 4  # instances with before/after rows, real-patch mosaics and in the distribution figure
+SHOWN_PAIRS = 8  # before/after rows (and real patches) per shown instance
 
 
 def _png(path: str) -> torch.Tensor:
-    return to_float(to_tensor(read_image(path)))
+    """A stored PNG as uint8 ``(3, h, w)``."""
+    return to_tensor(read_image(path))
 
 
-def _mosaics(run: RunFolder, records: list[dict], by_name: dict[str, Instance]) -> str:
+def _stored(run: RunFolder, items: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stored (LR, HR) pairs of ``items`` as uint8 ``(n, 3, h, w)`` / ``(n, 3, H, W)``."""
+    lr = torch.stack([_png(os.path.join(run.lr_dir, f"{it}.png")) for it in items])
+    hr = torch.stack([_png(os.path.join(run.hr_dir, f"{it}.png")) for it in items])
+    return lr, hr
+
+
+def _shown(records: list[dict], by_name: dict[str, Instance]) -> list[tuple[dict, Instance]]:
+    return [(r, by_name[r["source"]]) for r in records if r["source"] in by_name][:SHOWN_INSTANCES]
+
+
+def _pairs_section(run: RunFolder, shown: list[tuple[dict, Instance]]) -> str:
+    """Per shown instance: before/after rows (IDC: initial real LR patch → synthetic LR → teacher HR;
+    a baseline: the real LR/HR pair it picked) and a mosaic of the instance's real LR patches."""
     parts = []
-    for rec in records[:MOSAIC_INSTANCES]:
-        inst = by_name.get(rec["source"])
-        if inst is None:
-            continue
-        real = [p.float() / 255 for p in inst.lr[:MOSAIC_PATCHES]]
-        items = rec["items"][:MOSAIC_PATCHES]
-        syn = [_png(os.path.join(run.lr_dir, f"{it}.png")) for it in items]
-        hr = [_png(os.path.join(run.hr_dir, f"{it}.png")) for it in items]
-        parts.append(mosaic_html(real, columns=MOSAIC_PATCHES, title=f"{inst.name}: real LR patches ({len(inst)})"))
-        parts.append(mosaic_html(syn, columns=MOSAIC_PATCHES, title=f"{inst.name}: output LR ({rec['num_pairs']})"))
-        parts.append(mosaic_html(hr, columns=MOSAIC_PATCHES, title=f"{inst.name}: output HR"))
+    for rec, inst in shown:
+        items = rec["items"][:SHOWN_PAIRS]
+        lr, hr = _stored(run, items)
+        init = rec.get("init_index")
+        if rec["method"] == "idc" and init is not None:
+            columns = ["initial real LR patch", "synthetic LR", "teacher HR"]
+            rows = [(it, [inst.lr[i] / 255, a / 255, b / 255]) for it, i, a, b in zip(items, init, lr, hr)]
+        elif rec["method"] == "idc":
+            columns = ["synthetic LR (from noise)", "teacher HR"]
+            rows = [(it, [a / 255, b / 255]) for it, a, b in zip(items, lr, hr)]
+        else:
+            columns = ["real LR", "real HR"]
+            rows = [(it, [a / 255, b / 255]) for it, a, b in zip(items, lr, hr)]
+        parts.append(f"<h3>{html.escape(inst.name)}: {rec['num_pairs']} output pairs from {len(inst)} real patches</h3>")
+        parts.append(pair_rows_html(rows, columns, total=rec["num_pairs"]))
+        parts.append(mosaic_html([p / 255 for p in inst.lr[:SHOWN_PAIRS]], columns=SHOWN_PAIRS,
+                                 title=f"{inst.name}: real LR patches", total=len(inst)))
     return "".join(parts) or "<p>(no finished instance)</p>"
+
+
+def _descriptors(lr: torch.Tensor, fe: nn.Module | None, device: torch.device | str, amp: bool) -> torch.Tensor:
+    """Per-patch descriptors of uint8 LR patches ``(N, 3, h, w)`` → float64 ``(N, D)``: the feature
+    extractor's ``features()`` averaged over space, or (without one) the mean RGB."""
+    if fe is None:
+        return lr.double().mean(dim=(2, 3)) / 255
+    was_training = fe.training
+    feats = extract_features(fe.to(device).eval(), lr, torch.device(device), amp=amp).mean(dim=(2, 3))
+    fe.train(was_training)
+    return feats.double().cpu()
+
+
+def _distribution_section(run: RunFolder, shown: list[tuple[dict, Instance]], fe: nn.Module | None,
+                          device: torch.device | str, amp: bool) -> str:
+    if not shown:
+        return "<p>(no finished instance)</p>"
+    real = torch.cat([inst.lr for _, inst in shown])
+    synthetic = torch.cat([_stored(run, rec["items"])[0] for rec, _ in shown])
+    real_d, syn_d = _descriptors(real, fe, device, amp), _descriptors(synthetic, fe, device, amp)
+    mean, std = real_d.mean(0), real_d.std(0, unbiased=False).clamp(min=1e-8)  # both sides on the real scale
+    what = ("the feature extractor's features() averaged over each patch" if fe is not None
+            else "each patch's mean RGB (this method uses no feature extractor)")
+    names = ", ".join(inst.name for _, inst in shown)
+    return (f"<p>Per-patch descriptors: {what}, {real_d.shape[1]} dimensions, standardised by the real "
+            f"patches' mean and std; {len(real)} real vs {len(synthetic)} output LR patches of {names}.</p>"
+            + distribution_figure_html((real_d - mean) / std, (syn_d - mean) / std))
 
 
 def _loss_figure(records: list[dict], cfg: IDCConfig) -> str:
@@ -62,8 +114,44 @@ def _loss_figure(records: list[dict], cfg: IDCConfig) -> str:
     return figure_html(fig)
 
 
+def _networks_section(networks: dict, path: str) -> str:
+    """One row per role: where the network came from (paths relative to the report) and, when it
+    was pre-trained here, its held-out PSNR next to bicubic's on the same held-out patches."""
+    rows = []
+    for role, info in networks.items():
+        if not isinstance(info, dict):
+            rows.append({"role": role, "source": str(info)})
+            continue
+        val, bicubic = info.get("val") or {}, info.get("val_bicubic") or {}
+        rows.append({"role": role, "model": info.get("model"),
+                     "checkpoint": relative_path(info["checkpoint"], path) if info.get("checkpoint") else None,
+                     "pre-trained here": "reused" if info.get("reused") else ("yes" if "reused" in info else "no"),
+                     "steps": info.get("steps"), "train images": info.get("train_images"),
+                     "held-out images": len(info["val_images"]) if "val_images" in info else None,
+                     "held-out patches": val.get("pairs"),
+                     "PSNR RGB (dB)": val.get("psnr_rgb"), "bicubic PSNR RGB (dB)": bicubic.get("psnr_rgb"),
+                     "PSNR Y (dB)": val.get("psnr_y"), "bicubic PSNR Y (dB)": bicubic.get("psnr_y")})
+    columns = [c for c in ("role", "source", "model", "checkpoint", "pre-trained here", "steps", "train images",
+                           "held-out images", "held-out patches", "PSNR RGB (dB)", "bicubic PSNR RGB (dB)",
+                           "PSNR Y (dB)", "bicubic PSNR Y (dB)") if any(r.get(c) is not None for r in rows)]
+    return table_html(rows, columns)
+
+
+def _files_section(run: RunFolder, path: str) -> str:
+    rows = [{"what": what, "path": relative_path(p, path) + ("/" if os.path.isdir(p) else "")}
+            for what, p in (("HR targets", run.hr_dir), ("LR inputs", run.lr_dir), ("manifest", run.manifest_path),
+                            ("per-instance records", run.records_dir))]
+    return table_html(rows)
+
+
 def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], path: str,
-                     networks: dict | None = None) -> str:
+                     networks: dict | None = None, feature_extractor: nn.Module | None = None,
+                     device: torch.device | str = "cpu") -> str:
+    """Write ``report.html`` of the run folder ``run`` to ``path`` and return ``path``.
+
+    ``instances``: the run's instances (their real patches are shown next to the outputs);
+    ``networks``: the manifest's networks record; ``feature_extractor``: the frozen network whose
+    ``features()`` describe the patches in the distribution figure (``None``: mean RGB) on ``device``."""
     records = run.records()
     by_name = {i.name: i for i in instances}
     pairs = sum(r["num_pairs"] for r in records)
@@ -72,21 +160,24 @@ def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], 
     summary = [{"method": cfg.method, "instances": len(records), "real patches": real, "output pairs": pairs,
                 "ratio (asked)": cfg.ratio, "ratio (got)": pairs / max(real, 1), "scale": cfg.scale,
                 "LR patch": cfg.lr_patch, "iterations": cfg.iters if cfg.method == "idc" else None,
-                "seconds / instance (mean)": float(np.mean(seconds)) if seconds else None}]
-    timing = [{"instance": r["source"], "real": r["num_real"], "pairs": r["num_pairs"], "seconds": r.get("seconds"),
-               "ms / iteration": r.get("ms_per_iter"),
+                "seconds / instance (batch time ÷ B, mean)": float(np.mean(seconds)) if seconds else None}]
+    timing = [{"instance": r["source"], "real": r["num_real"], "pairs": r["num_pairs"],
+               "B (instances in its batch)": r.get("batch_instances"), "batch seconds": r.get("batch_seconds"),
+               "seconds (batch of B ÷ B)": r.get("seconds"), "ms / iteration": r.get("ms_per_iter"),
                **{f"final L_{k}": v for k, v in (r.get("final_losses") or {}).items()},
                **{f"scale L_{k}": v for k, v in (r.get("loss_scales") or {}).items()},
                **{f"group kept ({k})": v for k, v in (r.get("group_keep") or {}).items() if k != "redraws"}}
               for r in records]
-    sections = [("Summary", table_html(summary)), ("Patches: real vs output", _mosaics(run, records, by_name))]
+    shown = _shown(records, by_name)
+    sections = [("Summary", table_html(summary)), ("Files", _files_section(run, path)),
+                (f"Before / after (showing {len(shown)} of {len(records)} instances)", _pairs_section(run, shown)),
+                ("Distributions: real vs synthetic",
+                 _distribution_section(run, shown, feature_extractor if cfg.method in FEATURE_METHODS else None,
+                                       device, cfg.amp))]
     if cfg.method == "idc":
         sections.append(("Losses", _loss_figure(records, cfg)))
     if networks:
-        rows = [{"role": role, **{k: v for k, v in info.items() if not isinstance(v, (dict, list))},
-                 **{f"val {k}": v for k, v in (info.get("val") or {}).items() if k != "fingerprint"},
-                 **({"val images": len(info["val_images"])} if "val_images" in info else {})}
-                for role, info in networks.items() if isinstance(info, dict)]
-        sections.append(("Networks", table_html(rows, sorted({k for r in rows for k in r}, key=lambda k: k != "role"))))
-    sections.append(("Per instance", table_html(timing)))
-    return write_report(path, f"irkernels {cfg.method}: {run.root}", sections)
+        sections.append(("Networks", _networks_section(networks, path)))
+    sections.append(("Per instance", table_html(timing, list(dict.fromkeys(k for r in timing for k in r)))))
+    title = f"irkernels {cfg.method} run: {os.path.basename(run.root)}"
+    return write_report(path, title, sections)

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 
-from .options import SCALES, next_train_command
+from ..idc.config import INITS, LOSS_SCALES, METHODS, REGROUPS, IDCConfig
+from ..methods import MethodSpec
+from .options import SCALES
 
 NAME = "idc"
 HELP = "condense a folder with IDC (or the random / herding / kcenter / whole baselines)"
+METHOD = MethodSpec(name=NAME, help=HELP, config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run")
 
 # (field, flag help); defaults and types come from IDCConfig
 OPTIONS = {
@@ -84,7 +87,6 @@ SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no Ã
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..idc.config import INITS, LOSS_SCALES, METHODS, REGROUPS, IDCConfig
     from ..models import MODELS
 
     choices = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
@@ -111,22 +113,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            choices=choices.get(name))
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> IDCConfig:
     """The ``IDCConfig`` of the parsed flags."""
-    from ..idc.config import IDCConfig
-
     fields = {name: getattr(args, name) for options in OPTIONS.values() for name, _ in options}
     return IDCConfig(method=args.method, progress=args.progress, amp=args.amp, **fields)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..idc.pipeline import run_pipeline
+    from ..idc.pipeline import run as run_idc
 
-    cfg = config_from_args(args)
-    summary = run_pipeline(cfg, args.out, data=args.data, max_images=args.max_images, overwrite=args.overwrite)
-    if "pairs" in summary:
-        print(f"{cfg.method}: {summary['pairs']} LR/HR pairs from {summary['instances']} images in {summary['out']}\n"
-              f"  manifest: {summary['manifest']}\n  report:   {summary['report']}\n"
-              f"{next_train_command(args.out, cfg.scale)}")
+    result = run_idc(config_from_args(args), args.out, data=args.data, max_images=args.max_images,
+                     overwrite=args.overwrite)
+    print(result.summary())
     return 0
-
