@@ -43,7 +43,8 @@ from irkernels.evaluate import EvalConfig, evaluate  # noqa: E402
 from irkernels.models import build_model  # noqa: E402
 from irkernels.outputs import atomic_write_json  # noqa: E402
 from irkernels.train import TrainConfig, train  # noqa: E402
-from irkernels.tripled import FinetuneConfig, LatentConfig, ScorerConfig, TripleDConfig, run_tripled  # noqa: E402
+from irkernels.tripled import FinetuneConfig, LatentConfig, ScorerConfig, TripleDConfig  # noqa: E402
+from irkernels.tripled import run as run_tripled  # noqa: E402
 from irkernels.tripled.pipeline import complexity_scores, task_types  # noqa: E402
 from irkernels.tripled.scoring import entropy_scores, load_scorer, score_images  # noqa: E402
 from irkernels.tripled.selection import selection_count  # noqa: E402
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     out = os.path.join(args.work, task, f"{method}-seed{seed}")
                     cfg = tripled_config(args, task, method, seed, cache)
-                    res = run_tripled(cfg, out, data)
+                    res = run_tripled(cfg, out, data=data)
                     pairs = make_pairs_from_paired(load_paired_folder(out, cfg.scale), cfg.scale, patches)
                     syn = next((r for r in res.folder.records() if r["unit"] == "synthetic"), {})
                     extra = {"selected": len(res.selected), "space": syn.get("distillation_space", "-"),

@@ -71,16 +71,17 @@ class RunResult:
     report: str | None
     pairs: int | None
 
-    def summary(self) -> str:
-        """What the CLI prints: counts, where the files are, and the command that trains on them."""
+    def summary(self, next_step: bool = True) -> str:
+        """What the CLI prints: counts, where the files are, and (``next_step``) the command that
+        trains a network on them."""
         from .pipeline.options import next_train_command
 
         if self.pairs is None:
             return f"{self.method}: this rank's units done in {self.out} (rank 0 writes the manifest and report)"
         return (f"{self.method}: {self.pairs} LR/HR pairs from {self.units} unit(s) in {self.out}"
                 f"{f' ({self.skipped} already finished)' if self.skipped else ''}\n"
-                f"  manifest: {self.manifest}\n  report:   {self.report}\n"
-                f"{next_train_command(os.path.relpath(self.out), self.scale)}")
+                f"  manifest: {self.manifest}\n  report:   {self.report}"
+                + (f"\n{next_train_command(os.path.relpath(self.out), self.scale)}" if next_step else ""))
 
 
 def _resolve(target: str) -> Any:

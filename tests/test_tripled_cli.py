@@ -84,8 +84,12 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
     assert syn["cf_modulus_median"] > 0.1 and set(syn["psnr_vs_input"]) == {"before_cnn", "final"}
     report = (out / "report.html").read_text()
     for heading in ("WARNING: VAE not trusted", "WARNING: ViT scorer not used", "Score histogram", "Selected",
-                    "Rejected", "Feature network", "Before / after", "Distribution alignment", "data:image/png;base64"):
+                    "Rejected", "Feature network", "Before / after", "Real vs synthetic feature distributions",
+                    "Networks trained on the result", "data:image/png;base64"):
         assert heading in report
+    # counts are stated, and no path in the report is absolute (it stays valid when the folder moves)
+    assert "selected images (2)" in report and "rejected images (6)" in report and "<table class='pairs'>" in report
+    assert str(tmp_path) not in report
     assert (out / "scorer.safetensors").exists()
 
     # a restart skips every finished unit and reuses the scorer
@@ -124,7 +128,11 @@ def test_allinone_balance_and_training(folder, tmp_path, capsys):
     counts = {t: sum(n.startswith(f"real_{t}_") for n in names) for t in types}
     assert counts == balanced_counts(6, types) == {"denoise25": 2, "deblur": 2, "derain": 1, "jpeg": 1}
     assert (out / "LR_bicubic" / "X1").is_dir() and (out / "train" / "model.safetensors").exists()
-    assert set(json.loads((out / "eval.json").read_text())) == set(types)
+    scores = json.loads((out / "eval.json").read_text())
+    assert set(scores) == set(types) and all(v["baseline_name"] == "degraded input" for v in scores.values())
+    # the report was re-written after training: the network's PSNR next to the degraded input's
+    report = (out / "report.html").read_text()
+    assert "trained on the distilled set" in report and "degraded input PSNR-RGB" in report
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -165,11 +173,13 @@ def test_dynamic_selection_training_is_one_run(folder, tmp_path, capsys):
     out = tmp_path / "dyn"
     argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--no-latent",
             "--no-cnn", "--device", "cpu", "--no-progress", "--train-steps", "3", "--dynamic-epochs", "2",
-            "--q-start", "0.75", "--batch-size", "2", "--patch-size", "32"]
+            "--q-start", "0.75", "--batch-size", "2", "--patch-size", "32", "--test", str(folder)]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "epoch 0: q = 0.7500, 2 images" in text and "epoch 1: q = 0.2500, 2 images" in text
-    assert "trained 3 steps in one run" in text
+    assert "trained 3 steps in one run" in text and "[sr4] bicubic" in text
+    report = (out / "report.html").read_text()  # re-written: the trained network's PSNR next to bicubic's
+    assert "trained with dynamic selection" in report and "bicubic PSNR-Y" in report
     run = out / "train_dynamic"
     log = (run / "log.csv").read_text().splitlines()  # one log and one schedule over both epochs
     assert [line.split(",")[0] for line in log[1:]] == ["3"] and not (run / "epoch000").exists()

@@ -46,3 +46,4 @@ def model_scale(model: nn.Module) -> int:
 
 __all__ = ["EDSR", "SwinIR", "TripleDCNN", "MODELS", "build_model", "edsr", "edsr_baseline", "load_checkpoint",
            "model_scale", "read_state_dict", "save_checkpoint", "swinir_classical", "swinir_lightweight"]
+MODEL_NAMES = tuple(MODELS)  # placeholder until the help branch lands

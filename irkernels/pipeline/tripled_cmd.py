@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-from .options import next_train_command
+from ..methods import MethodSpec
 
 NAME = "tripled"
 HELP = "TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)"
+METHOD = MethodSpec(name=NAME, help=HELP, config="irkernels.tripled.config:TripleDConfig",
+                    run="irkernels.tripled.pipeline:run")
 
 
 def _json_dict(text: str) -> dict:
@@ -36,11 +37,8 @@ def _json_dict(text: str) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import MODELS
-    from ..tripled.finetune import FinetuneConfig
-    from ..tripled.latent import LatentConfig
-    from ..tripled.pipeline import TASKS, TrainSpec, TripleDConfig
-    from ..tripled.scoring import ScorerConfig
+    from ..models import MODEL_NAMES
+    from ..tripled.config import TASKS, FinetuneConfig, LatentConfig, ScorerConfig, TrainSpec, TripleDConfig
 
     d, s, lat, ft = TripleDConfig(), ScorerConfig(), LatentConfig(), FinetuneConfig()
     g = p.add_argument_group("data and task")
@@ -73,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=d.num_workers,
                    help="DataLoader processes reading images for scoring (default: %(default)s)")
     g = p.add_argument_group("feature network and synthetic images")
-    g.add_argument("--feature-model", choices=sorted(MODELS), default=d.feature_model,
+    g.add_argument("--feature-model", choices=sorted(MODEL_NAMES), default=d.feature_model,
                    help="restoration network whose features are matched (default: %(default)s)")
     g.add_argument("--feature-checkpoint", help="its trained weights (default: train it on the data first, cached)")
     g.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps,
@@ -106,13 +104,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the restoration loss (default: %(default)s)")
     g = p.add_argument_group("training and evaluation on the result")
     t = TrainSpec()
+    tc = t.train
     g.add_argument("--train-steps", type=int, default=0, help="train --model on the output this many steps (0 = no)")
-    g.add_argument("--model", choices=sorted(MODELS), default=t.model, help="network to train (default: %(default)s)")
-    g.add_argument("--batch-size", type=int, default=t.batch_size, help="patches per optimizer step (default: %(default)s)")
-    g.add_argument("--accum-steps", type=int, default=t.accum_steps,
+    g.add_argument("--model", choices=sorted(MODEL_NAMES), default=t.model, help="network to train (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=tc.batch_size, help="patches per optimizer step (default: %(default)s)")
+    g.add_argument("--accum-steps", type=int, default=tc.accum_steps,
                    help="gradient accumulation micro-batches per step (default: %(default)s)")
     g.add_argument("--patch-size", type=int, default=t.patch_size, help="HR training patch side (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=t.lr, help="AdamW peak learning rate, cosine schedule (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=tc.lr, help="AdamW peak learning rate, cosine schedule (default: %(default)s)")
     g.add_argument("--test", nargs="+", default=[], metavar="DIR", help="test sets to evaluate after training")
     g.add_argument("--dynamic-epochs", type=int, default=t.dynamic_epochs,
                    help="> 0: train on the whole input instead, each of this many epochs on p %% drawn from the "
@@ -124,10 +123,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The ``TripleDConfig`` of the parsed flags."""
-    from ..tripled.finetune import FinetuneConfig
-    from ..tripled.latent import LatentConfig
-    from ..tripled.pipeline import TripleDConfig
-    from ..tripled.scoring import ScorerConfig
+    from ..tripled.config import FinetuneConfig, LatentConfig, ScorerConfig, TripleDConfig
 
     scorer = ScorerConfig(backbone=args.backbone, img_size=args.img_size, model_kwargs=args.backbone_kwargs,
                           steps=args.scorer_steps, batch_size=args.scorer_batch, lr=args.scorer_lr,
@@ -148,21 +144,21 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tripled.pipeline import TrainSpec, run_tripled, train_dynamic, train_on_output
+    from ..configs import TrainConfig
+    from ..tripled.config import TrainSpec
+    from ..tripled.pipeline import run as run_tripled
+    from ..tripled.pipeline import train_dynamic, train_on_output
 
     cfg = config_from_args(args)
-    result = run_tripled(cfg, args.out, args.data, overwrite=args.overwrite)
-    print(f"selected {len(result.selected)} of {len(result.names)} images; "
-          f"{len(os.listdir(result.folder.hr_dir))} pairs in {result.folder.root}; report: {result.report_path}")
-    if args.train_steps:
-        spec = TrainSpec(steps=args.train_steps, model=args.model, batch_size=args.batch_size,
-                         accum_steps=args.accum_steps, patch_size=args.patch_size, lr=args.lr, test=args.test,
-                         dynamic_epochs=args.dynamic_epochs, q_start=args.q_start, q_schedule=args.q_schedule)
-        if spec.dynamic_epochs:
-            print(train_dynamic(result.folder.root, cfg, spec, result.items, result.scores))
-        else:
-            print(train_on_output(result.folder.root, cfg, spec))
-    else:
-        print(next_train_command(args.out, result.folder.scale))
+    result = run_tripled(cfg, args.out, data=args.data, overwrite=args.overwrite)
+    print(f"selected {len(result.selected)} of {len(result.names)} images")
+    if not args.train_steps:
+        print(result.summary())
+        return 0
+    spec = TrainSpec(train=TrainConfig(steps=args.train_steps, batch_size=args.batch_size, accum_steps=args.accum_steps,
+                                       lr=args.lr),
+                     model=args.model, patch_size=args.patch_size, test=args.test, dynamic_epochs=args.dynamic_epochs,
+                     q_start=args.q_start, q_schedule=args.q_schedule)
+    print(result.summary(next_step=False))
+    print((train_dynamic if spec.dynamic_epochs else train_on_output)(result, cfg, spec))
     return 0
-

@@ -19,7 +19,6 @@ a KL to a point mass is undefined. Only the CNN's weights are trained (Adam); th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,36 +27,7 @@ from torch import nn
 from ..models.tripled_cnn import TripleDCNN
 from ..devices import resolve_device
 from .features import FeatureTarget
-
-
-PIXEL_WEIGHT = 30.0  # see docs/tripled.md, "CPU measurements": the measured trade-off behind it
-
-
-@dataclass
-class FinetuneConfig:
-    """``steps`` Adam steps at ``lr`` on mini-batches of ``batch_size`` images; CNN width ``channels``
-    and depth ``layers``; loss weights ``mean_weight`` (L2 of means), ``kl_weight`` (Gaussian KL),
-    ``pixel_weight`` (L1 between the adjusted images and their inputs, mean over pixels and
-    channels in [0, 1] units), ``restoration_weight`` (0 = off)."""
-
-    steps: int = 200
-    lr: float = 1e-3
-    batch_size: int = 16
-    channels: int = 64
-    layers: int = 8
-    mean_weight: float = 1.0
-    kl_weight: float = 1.0
-    pixel_weight: float = PIXEL_WEIGHT
-    restoration_weight: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1:
-            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
-        if min(self.mean_weight, self.kl_weight, self.pixel_weight, self.restoration_weight) < 0:
-            raise ValueError("loss weights must be >= 0")
+from .config import FinetuneConfig, PIXEL_WEIGHT  # noqa: F401  (re-exported)
 
 
 def gaussian_kl(mu_a: torch.Tensor, var_a: torch.Tensor, mu_b: torch.Tensor, var_b: torch.Tensor) -> torch.Tensor:

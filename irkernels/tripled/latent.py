@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,46 +28,9 @@ from torch import nn
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats
 from ..devices import resolve_device
 from .features import FeatureTarget
+from .config import LatentConfig  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LatentConfig:
-    """``vae``: local diffusers folder (``None`` → train ``tiny_autoencoder``); ``subfolder``: its
-    sub-folder (auto: ``vae`` when the folder has one and no ``config.json``). Tiny-VAE training:
-    at most ``vae_steps`` AdamW steps at ``vae_lr`` on ``vae_batch`` random ``vae_crop``² crops,
-    stopping once the reconstruction PSNR on ``vae_check_crops`` held-out crops (measured every
-    ``vae_check_every`` steps) reaches ``vae_min_psnr`` dB; any VAE below that bar is replaced by
-    pixel-space distillation (0 trusts every VAE). Latent optimisation: ``steps`` Adam steps at
-    ``lr`` (``pixel_lr`` in pixel space) on mini-batches of ``batch_size`` images, the synthetic
-    side subsampled to ``max_samples`` feature positions per step."""
-
-    vae: str | None = None
-    subfolder: str | None = None
-    vae_steps: int = 2000
-    vae_min_psnr: float = 30.0
-    vae_check_every: int = 100
-    vae_check_crops: int = 16
-    vae_lr: float = 1e-3
-    vae_batch: int = 8
-    vae_crop: int = 64
-    kl_weight: float = 1e-6
-    steps: int = 100
-    lr: float = 0.05
-    pixel_lr: float = 0.01
-    batch_size: int = 16
-    max_samples: int = 16384
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.steps < 0 or self.vae_steps < 0:
-            raise ValueError(f"steps and vae_steps must be >= 0, got {self.steps}, {self.vae_steps}")
-        if min(self.batch_size, self.vae_batch, self.vae_check_every, self.vae_check_crops) < 1:
-            raise ValueError(f"batch_size, vae_batch, vae_check_every and vae_check_crops must be >= 1, got "
-                             f"{self.batch_size}, {self.vae_batch}, {self.vae_check_every}, {self.vae_check_crops}")
 
 
 def tiny_autoencoder(latent_channels: int = 4) -> nn.Module:

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from torch import nn
 
 from ..data.images import Image, read_image, to_float, to_tensor
 from ..devices import resolve_device
+from .config import ScorerConfig  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -65,38 +65,6 @@ def minmax_normalise(values: Sequence[float] | np.ndarray, lo: float | None = No
 # ---------------------------------------------------------------------------------------------
 # the scorer network
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class ScorerConfig:
-    """Scorer network and its training.
-
-    ``backbone``: any timm model name (``vit_tiny_patch16_224``, ``resnet50``, ``mixer_b16_224``…);
-    ``model_kwargs``: extra timm constructor arguments (e.g. ``depth``/``embed_dim`` for tiny test
-    ViTs). Training: ``steps`` Adam steps on batches of ``batch_size`` random crops whose side is
-    drawn uniformly from ``[crop_min, crop_max]`` pixels (clipped to the image).
-    """
-
-    backbone: str = "vit_tiny_patch16_224"
-    img_size: int = 128
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 0.05
-    crop_min: int = 48
-    crop_max: int = 512
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.img_size < 8:
-            raise ValueError(f"img_size must be >= 8, got {self.img_size}")
-        if self.steps < 0 or self.batch_size < 1:
-            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
-        if not 1 <= self.crop_min <= self.crop_max:
-            raise ValueError(f"need 1 <= crop_min <= crop_max, got {self.crop_min}, {self.crop_max}")
-
-
 class ComplexityScorer(nn.Module):
     """``(N, 3, H, W)`` float images in [0, 1] → ``(N,)`` complexity in (0, 1).
 
