@@ -87,9 +87,9 @@ SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no Ã
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import MODELS
+    from ..models import MODEL_NAMES
 
-    choices = {"init": INITS, "model": sorted(MODELS), "teacher_model": sorted(MODELS),
+    choices = {"init": INITS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
                "backend": ("auto", "triton", "torch"), "scale": SCALES_IDC, "loss_scale": LOSS_SCALES,
                "regroup": REGROUPS}
     defaults = IDCConfig()
