@@ -7,30 +7,20 @@ Outputs are rounded to uint8 before scoring; ``crop_border`` defaults to the SR 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
 from torch import nn
 
-from .data.degrade import DegradationConfig, degrade, imresize
+from .configs import EvalConfig  # noqa: F401  (re-exported)
+from .data.config import DegradationConfig
+from .data.degrade import degrade, imresize
 from .data.images import Image, is_paired_folder, load_folder, load_paired_folder, modcrop, quantize, to_float, to_tensor
 from .metrics import psnr, ssim
 from .devices import resolve_device
 from .outputs import atomic_write_json
 
 METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
-
-
-@dataclass
-class EvalConfig:
-    """``sets``: folders to score (name = folder name); ``crop_border`` ``None`` → the SR scale
-    (0 for size-preserving degradations)."""
-
-    sets: list[str] = field(default_factory=list)
-    degradation: DegradationConfig = field(default_factory=DegradationConfig)
-    crop_border: int | None = None
-    device: str = "auto"
-    json_path: str | None = None
 
 
 def bicubic_upsampler(scale: int):

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .configs import TrainConfig  # noqa: F401  (re-exported)
 from .data.images import PairSet, to_float
 from .devices import resolve_device  # noqa: F401  (also re-exported here for older imports)
 from .models.checkpoint import save_checkpoint
@@ -34,42 +35,6 @@ from .outputs import atomic_path
 log = logging.getLogger(__name__)
 
 CSV_FIELDS = ("step", "loss", "lr", "patches_per_s", "max_memory_mib")
-
-
-@dataclass
-class TrainConfig:
-    """Training settings; ``out_dir`` receives ``last.pt`` (resume), ``model.safetensors``, ``log.csv``."""
-
-    out_dir: str = "runs/train"
-    steps: int = 1000
-    batch_size: int = 16
-    accum_steps: int = 1
-    lr: float = 3e-4
-    min_lr: float = 1e-6
-    weight_decay: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    loss: str = "l1"
-    grad_clip: float = 0.0
-    amp: bool = True
-    channels_last: bool = True
-    ema_decay: float = 0.0
-    augment: bool = True
-    seed: int = 0
-    ckpt_every: int = 500
-    log_every: int = 10
-    resume: bool = True
-    tensorboard: bool = False
-    progress: bool = True
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.loss not in ("l1", "l2"):
-            raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
-        if self.steps < 1 or self.batch_size < 1 or self.accum_steps < 1:
-            raise ValueError(f"steps, batch_size and accum_steps must be >= 1, got {self.steps}, "
-                             f"{self.batch_size}, {self.accum_steps}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .._checks import check_float_tensor
-
-KINDS = ("bicubic", "noise", "blur", "motion", "jpeg", "rain")
+from .config import KINDS, DegradationConfig  # noqa: F401  (re-exported)
 
 
 def _batched(name: str, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -208,37 +206,6 @@ def rain_streaks(x: torch.Tensor, density: float = 0.02, length: int = 15, angle
     streaks = filter2d(drops, kernel) * (intensity / kernel.max())
     out = (xb + streaks.to(device=xb.device, dtype=xb.dtype)).clamp(0, 1)
     return out[0] if squeeze else out
-
-
-@dataclass
-class DegradationConfig:
-    """How LQ inputs are made from HQ images.
-
-    ``kind``: ``bicubic`` (×``scale`` SR), ``noise`` (``noise_sigma`` on [0, 255]), ``blur``
-    (Gaussian ``blur_sigma`` px), ``motion`` (``motion_length`` px at ``motion_angle`` deg), ``jpeg``
-    (``jpeg_quality``), ``rain`` (``rain_density``, streaks of ``rain_length`` px). Only ``bicubic``
-    changes the size.
-    """
-
-    kind: str = "bicubic"
-    scale: int = 4
-    noise_sigma: float = 25.0
-    blur_sigma: float = 2.0
-    motion_length: int = 15
-    motion_angle: float = 45.0
-    jpeg_quality: int = 30
-    rain_density: float = 0.02
-    rain_length: int = 15
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"degradation kind must be one of {KINDS}, got {self.kind!r}")
-
-    @property
-    def factor(self) -> int:
-        """Spatial factor between HQ and LQ (``scale`` for bicubic, else 1)."""
-        return self.scale if self.kind == "bicubic" else 1
 
 
 def degrade(hq: torch.Tensor, cfg: DegradationConfig, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .degrade import DegradationConfig, degrade
+from .config import DegradationConfig, PatchConfig  # noqa: F401  (re-exported)
+from .degrade import degrade
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +167,6 @@ class PairSet:
 
     def __len__(self) -> int:
         return self.lq.shape[0]
-
-
-@dataclass
-class PatchConfig:
-    """HR patch ``size`` (pixels, a multiple of the degradation's factor) and ``stride``."""
-
-    size: int = 96
-    stride: int = 96
 
 
 def make_pairs(images: list[Image], degradation: DegradationConfig, patches: PatchConfig) -> PairSet:

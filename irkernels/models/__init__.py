@@ -1,49 +1,18 @@
-"""Restoration networks (EDSR, SwinIR, TripleD's CNN), each with ``features(x)``, and checkpoints."""
-from __future__ import annotations
+"""Restoration networks (EDSR, SwinIR, TripleD's CNN), each with ``features(x)``, and checkpoints.
 
-from collections.abc import Callable
+``MODEL_NAMES`` (the names ``build_model`` takes) is known without importing torch, for the CLI's
+choices; everything else is imported on first use."""
+from .._lazy import lazy_exports
 
-from torch import nn
+MODEL_NAMES = ("edsr-baseline", "edsr", "edsr-tiny", "swinir-light", "swinir-classical", "swinir-restoration",
+               "tripled-cnn")  # the keys of registry.MODELS, in its order (tested)
 
-from .checkpoint import load_checkpoint, read_state_dict, save_checkpoint
-from .edsr import EDSR, edsr, edsr_baseline
-from .swinir import SwinIR, swinir_classical, swinir_lightweight
-from .tripled_cnn import TripleDCNN
-
-
-def _swinir_restoration(_scale: int) -> SwinIR:
-    return SwinIR(1, 180, (6,) * 6, (6,) * 6, 8, 2.0, "")
-
-
-MODELS: dict[str, Callable[[int], nn.Module]] = {
-    "edsr-baseline": edsr_baseline,
-    "edsr": edsr,
-    "edsr-tiny": lambda scale: EDSR(scale, n_resblocks=4, n_feats=32),  # demos and CPU tests
-    "swinir-light": swinir_lightweight,
-    "swinir-classical": swinir_classical,
-    "swinir-restoration": _swinir_restoration,
-    "tripled-cnn": lambda _scale: TripleDCNN(),
+_EXPORTS = {
+    **dict.fromkeys(("load_checkpoint", "read_state_dict", "save_checkpoint"), ".checkpoint"),
+    **dict.fromkeys(("EDSR", "edsr", "edsr_baseline"), ".edsr"),
+    **dict.fromkeys(("SwinIR", "swinir_classical", "swinir_lightweight"), ".swinir"),
+    "TripleDCNN": ".tripled_cnn",
+    **dict.fromkeys(("MODELS", "build_model", "model_scale"), ".registry"),
 }
-
-
-def build_model(name: str, scale: int = 4) -> nn.Module:
-    """A network by name (``MODELS``) for up-scaling factor ``scale`` (1 for restoration tasks).
-
-    ``swinir-restoration`` and ``tripled-cnn`` are size-preserving; the others take ``scale`` 1, 2,
-    3, 4 or 8 (SwinIR-light needs ``scale > 1``).
-    """
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
-    if name.startswith("swinir-") and name != "swinir-restoration" and scale == 1:
-        raise ValueError(f"{name} is an SR network; use swinir-restoration for scale 1")
-    return MODELS[name](scale)
-
-
-def model_scale(model: nn.Module) -> int:
-    """The spatial factor between a network's output and input (1 for size-preserving ones)."""
-    return int(getattr(model, "scale", getattr(model, "upscale", 1)))
-
-
-__all__ = ["EDSR", "SwinIR", "TripleDCNN", "MODELS", "build_model", "edsr", "edsr_baseline", "load_checkpoint",
-           "model_scale", "read_state_dict", "save_checkpoint", "swinir_classical", "swinir_lightweight"]
-MODEL_NAMES = tuple(MODELS)  # placeholder until the help branch lands
+__all__ = sorted(_EXPORTS) + ["MODEL_NAMES"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

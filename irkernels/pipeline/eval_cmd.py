@@ -20,10 +20,10 @@ HELP = "score a network or bicubic up-sampling on Set5/Set14/any folder (PSNR/SS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import MODELS
+    from ..models import MODEL_NAMES
 
     g = p.add_argument_group("what to evaluate")
-    g.add_argument("--model", choices=["bicubic", *sorted(MODELS)], default="bicubic",
+    g.add_argument("--model", choices=["bicubic", *sorted(MODEL_NAMES)], default="bicubic",
                    help="network, or bicubic up-sampling as the baseline (default: %(default)s)")
     g.add_argument("--checkpoint", help="weights for --model (.pth/.pt/.safetensors; official EDSR/SwinIR files load)")
     g.add_argument("--test", nargs="+", metavar="DIR", help="test set folders (default: the embedded photos)")

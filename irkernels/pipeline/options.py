@@ -44,7 +44,7 @@ def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:
 
 
 def add_degradation_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..data.degrade import KINDS, DegradationConfig
+    from ..data.config import KINDS, DegradationConfig
 
     g = parser.add_argument_group("degradation (how LQ inputs are made from HQ images)")
     d = DegradationConfig()
@@ -66,7 +66,7 @@ def add_degradation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def degradation_from_args(args: argparse.Namespace):
     """The ``DegradationConfig`` of the degradation flags."""
-    from ..data.degrade import DegradationConfig
+    from ..data.config import DegradationConfig
 
     return DegradationConfig(kind=args.degradation, scale=args.scale, noise_sigma=args.noise_sigma,
                              blur_sigma=args.blur_sigma, motion_length=args.motion_length,

@@ -30,8 +30,8 @@ HELP = "train a restoration network (EDSR, SwinIR, TripleD CNN) on a folder or t
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import MODELS
-    from ..train import TrainConfig
+    from ..configs import TrainConfig
+    from ..models import MODEL_NAMES
 
     t = TrainConfig()
     g = p.add_argument_group("data")
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stride", type=int, help="HR patch stride (default: the patch size)")
     add_degradation_arguments(p)
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=sorted(MODELS), default="edsr-baseline", help="network (default: %(default)s)")
+    g.add_argument("--model", choices=sorted(MODEL_NAMES), default="edsr-baseline", help="network (default: %(default)s)")
     g.add_argument("--init", metavar="CKPT", help="start from these weights (.pth/.pt/.safetensors)")
     g = p.add_argument_group("training")
     g.add_argument("--out", default=t.out_dir, help="output folder (default: %(default)s)")
