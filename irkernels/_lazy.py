@@ -3,6 +3,8 @@ package (and the CLI's ``--help``) does not pay for torch."""
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,8 +12,23 @@ from typing import Any
 def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package`` whose public names live in the modules
     ``exports[name]`` (relative to the package, e.g. ``".pipeline"``); a name is imported once,
-    then cached in the package's namespace."""
-    namespace = importlib.import_module(package).__dict__
+    then cached in the package's namespace.
+
+    A public name that is also a submodule's name (``data.degrade``, ``models.edsr``) keeps meaning
+    the function once that submodule is imported: the import system sets the submodule as the
+    package's attribute, and the package stores the function instead, as an eager
+    ``from .degrade import degrade`` would."""
+    module = sys.modules[package]
+    namespace = module.__dict__
+    shadowed = {name for name, where in exports.items() if where.lstrip(".") == name}
+
+    class LazyPackage(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name in shadowed and isinstance(value, types.ModuleType):
+                value = getattr(value, name)
+            super().__setattr__(name, value)
+
+    module.__class__ = LazyPackage
 
     def __getattr__(name: str) -> Any:
         if name not in exports:
