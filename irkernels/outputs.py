@@ -304,10 +304,23 @@ def pair_rows_html(rows: list[tuple[str, list[torch.Tensor]]], columns: list[str
     return f"<table class='pairs'>{caption}{head}{''.join(body)}</table>"
 
 
+MAX_UP_LEVELS = 2  # how far above the report a path may climb and still be shown relative to it
+
+
 def relative_path(path: str, report_path: str) -> str:
-    """``path`` relative to the folder of ``report_path``, for links and names in a report that
-    stay valid when the run folder is moved or shared."""
-    return os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(report_path)))
+    """How a report names ``path``: relative to the folder of ``report_path`` when it lies inside it
+    or near it (at most ``MAX_UP_LEVELS`` ``..``, e.g. a sibling data or cache folder), so the names
+    stay valid when a project folder is moved or shared; a file farther away (the default cache
+    ``~/.cache/irkernels``) as ``~/...`` when under the home folder, else absolute — a relative path
+    that climbs to the root only gets longer and breaks when the run folder moves."""
+    rel = os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(report_path)))
+    if rel.split(os.sep)[:MAX_UP_LEVELS + 1].count(os.pardir) <= MAX_UP_LEVELS:
+        return rel
+    home = os.path.expanduser("~")
+    absolute = os.path.abspath(path)
+    if home not in ("", os.sep) and absolute.startswith(home + os.sep):
+        return os.path.join("~", os.path.relpath(absolute, home))
+    return absolute
 
 
 def cf_modulus(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

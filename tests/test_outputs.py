@@ -146,12 +146,18 @@ def test_mosaic_and_pair_rows_state_counts_at_a_readable_size():
         pair_rows_html([("x", rows[0][1][:2])], ["a", "b", "c"])
 
 
-def test_relative_paths(tmp_path):
+def test_relative_paths(tmp_path, monkeypatch):
     from irkernels.outputs import relative_path
 
     report = tmp_path / "run" / "report.html"
     assert relative_path(str(tmp_path / "run" / "HR" / "a.png"), str(report)) == os.path.join("HR", "a.png")
     assert relative_path(str(tmp_path / "data" / "b.png"), str(report)) == os.path.join("..", "data", "b.png")
+    # far away: under the home folder as ~/..., elsewhere absolute (not a chain of ../)
+    deep = tmp_path / "a" / "b" / "c" / "run" / "report.html"
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    assert relative_path(str(home / ".cache" / "m.pt"), str(deep)) == os.path.join("~", ".cache", "m.pt")
+    assert relative_path("/opt/models/m.pt", str(deep)) == "/opt/models/m.pt"
 
 
 def test_cf_modulus_and_distribution_figure():
