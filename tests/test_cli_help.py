@@ -51,3 +51,21 @@ def test_config_modules_import_no_torch():
     done = _python("import irkernels.configs, irkernels.data.config, irkernels.idc.config, irkernels.tripled.config, "
                    f"irkernels.methods\n{NO_TORCH}")
     assert done.returncode == 0, done.stderr
+
+
+def test_every_lazy_name_resolves_to_the_object_not_a_submodule():
+    import importlib
+    import types
+
+    import irkernels.data.degrade  # noqa: F401  (imported first: the package attribute must stay the function)
+    import irkernels.models.edsr  # noqa: F401
+
+    for name in ("irkernels", "irkernels.data", "irkernels.models", "irkernels.idc", "irkernels.tripled"):
+        package = importlib.import_module(name)
+        for attr in package.__all__:
+            value = getattr(package, attr)
+            assert not isinstance(value, types.ModuleType), f"{name}.{attr} is a module"
+    from irkernels.data import degrade
+    from irkernels.models import edsr
+
+    assert callable(degrade) and callable(edsr)
