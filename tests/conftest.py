@@ -36,3 +36,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """IDC tests: three 96×128 colour crops of the embedded photos (12 HR patches of 32 each at ×4)."""
+    import numpy as np
+
+    from irkernels.data import Image, sample_images
+
+    return [Image(im.name, np.ascontiguousarray(im.pixels[100:196, 100:228])) for im in sample_images(limit=3)]
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """IDC tests: one tiny seeded EDSR as both feature extractor and teacher."""
+    from irkernels.idc.pipeline import Networks
+    from irkernels.models.edsr import EDSR
+
+    torch.manual_seed(0)
+    net = EDSR(4, n_resblocks=1, n_feats=8)
+    return Networks(net, net, {"feature_extractor": "tiny test net"})

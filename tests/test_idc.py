@@ -26,19 +26,6 @@ def tiny_cfg(**kw) -> IDCConfig:
     return IDCConfig(**{**TINY, **kw})
 
 
-@pytest.fixture(scope="module")
-def photos():
-    """Three small colour crops of the embedded photos (96×128 → 12 HR patches of 32 at ×4)."""
-    return [Image(im.name, np.ascontiguousarray(im.pixels[100:196, 100:228])) for im in sample_images(limit=3)]
-
-
-@pytest.fixture(scope="module")
-def nets():
-    torch.manual_seed(0)
-    net = EDSR(4, n_resblocks=1, n_feats=8)
-    return Networks(net, net, {"feature_extractor": "tiny test net"})
-
-
 def _tree(root):
     out = {}
     for d, _, files in os.walk(root):

@@ -5,32 +5,13 @@ import json
 import re
 import sys
 
-import numpy as np
-import pytest
-import torch
-
-from irkernels.data import Image, sample_images
 from irkernels.idc.config import IDCConfig
-from irkernels.idc.pipeline import IDCResult, Networks, run
+from irkernels.idc.pipeline import IDCResult, run
 from irkernels.methods import RunResult, get_method
-from irkernels.models.edsr import EDSR
 
 TINY = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, iters=4, rlff_channels=16, num_freqs=32, num_groups=3,
             kmeans_iters=5, resample_every=2, reassign_every=2, warmup=0.25, assigning=0.25, backend="torch",
             device="cpu", progress=False, log_every=2)
-
-
-@pytest.fixture(scope="module")
-def photos():
-    """Three 96×128 colour crops: 12 HR patches of 32 each at ×4 → 3 output pairs each."""
-    return [Image(im.name, np.ascontiguousarray(im.pixels[100:196, 100:228])) for im in sample_images(limit=3)]
-
-
-@pytest.fixture(scope="module")
-def nets():
-    torch.manual_seed(0)
-    net = EDSR(4, n_resblocks=1, n_feats=8)
-    return Networks(net, net, {"feature_extractor": "tiny test net"})
 
 
 def _sections(page: str) -> dict[str, str]:

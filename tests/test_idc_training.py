@@ -14,7 +14,7 @@ from irkernels.idc.condense import Condenser, group_stability, upsample
 from irkernels.idc.instances import make_instances
 from irkernels.metrics import psnr
 from irkernels.models.edsr import EDSR
-from test_idc import photos, tiny_cfg  # noqa: F401  (photos: the shared module fixture)
+from test_idc import tiny_cfg
 
 
 @pytest.fixture(scope="module")
