@@ -97,11 +97,11 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
         train_part, val_part = teacher_split(instances, cfg.teacher_val)
         pre = PretrainConfig(model=cfg.model, scale=cfg.scale, steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
                              seed=cfg.seed, device=cfg.device, progress=cfg.progress)
-        net, info = pretrained_network(pre, _pairs(train_part), cfg.pretrain_cache,
-                                       val=_pairs(val_part) if val_part else None)
+        val = _pairs(val_part) if val_part else None
+        net, info = pretrained_network(pre, _pairs(train_part), cfg.pretrain_cache, val=val)
         info = {**info, "train_images": len(train_part), "val_images": [i.name for i in val_part]}
-        if val_part:  # the baseline the held-out PSNR is read against: bicubic on the same patches
-            info["val_bicubic"] = patch_psnr(_Bicubic(cfg.scale), _pairs(val_part), cfg.scale)
+        if val is not None:  # the baseline the held-out PSNR is read against: bicubic on the same patches
+            info["val_bicubic"] = patch_psnr(_Bicubic(cfg.scale), val, cfg.scale)
         if need_fe and nets.feature_extractor is None:
             nets.feature_extractor, nets.info["feature_extractor"] = net, info
         if need_teacher and nets.teacher is None:
@@ -131,17 +131,17 @@ def _curve(history: torch.Tensor, every: int) -> dict:
 
 
 def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher: nn.Module, cfg: IDCConfig,
-                    device: torch.device, batch_seconds: float, batch_instances: int, rank: int = 0) -> None:
+                    device: torch.device, batch_instances: int, rank: int = 0) -> None:
     """Quantise the synthetic LR patches (as stored), let the teacher up-sample them, write, record.
 
-    ``batch_seconds``: the time of the ``Condenser.run`` call that condensed ``inst`` together with
-    ``batch_instances - 1`` others; the record's ``seconds`` is that time ÷ ``batch_instances``."""
+    ``inst`` was condensed together with ``batch_instances - 1`` others in one ``Condenser.run``
+    call: the record's ``seconds`` is the instance's share of that call (``res.seconds``),
+    ``batch_seconds`` the whole call."""
     lr = quantize(res.synthetic).float() / 255
     hr = upsample(teacher, lr, device, cfg.teacher_margin)
     items = _items(inst, len(lr))
     for item, a, b in zip(items, lr, hr):
         run.write_pair(item, a, b)
-    seconds = batch_seconds / batch_instances  # the instance's share of the batch it was condensed in
     final = {name: float(res.history[-1, j]) for j, name in enumerate(LOSS_NAMES)} if len(res.history) else {}
     run.finish_unit(inst.name, {
         "source": inst.name, "method": "idc", "rank": rank, "num_real": len(inst), "num_pairs": len(items),
@@ -150,8 +150,8 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
             {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
         "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every), "loss_scales": res.loss_scales,
         "group_keep": res.group_keep,
-        "seconds": seconds, "batch_seconds": batch_seconds, "batch_instances": batch_instances,
-        "ms_per_iter": 1000 * seconds / max(1, cfg.iters)})
+        "seconds": res.seconds, "batch_seconds": res.seconds * batch_instances, "batch_instances": batch_instances,
+        "ms_per_iter": 1000 * res.seconds / max(1, cfg.iters)})
 
 
 def write_selection(run: RunFolder, inst: Instance, index: list[int], method: str, cfg: IDCConfig,
@@ -224,11 +224,8 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     for start in range(0, len(mine), cfg.batch_instances if condenser else 1):
         batch = mine[start:start + (cfg.batch_instances if condenser else 1)]
         if condenser is not None:
-            t = time.perf_counter()
-            results = condenser.run(batch, k)
-            batch_seconds = time.perf_counter() - t
-            for inst, res in zip(batch, results):
-                write_condensed(folder, inst, res, nets.teacher, cfg, device, batch_seconds, len(batch), rank)
+            for inst, res in zip(batch, condenser.run(batch, k)):
+                write_condensed(folder, inst, res, nets.teacher, cfg, device, len(batch), rank)
                 if on_instance:
                     on_instance(inst.name)
         else:
