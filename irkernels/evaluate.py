@@ -45,10 +45,30 @@ def folder_pairs(folder: str, deg: DegradationConfig) -> list[tuple[str, torch.T
     return degraded_pairs(load_folder(folder), deg)
 
 
+def is_grey(hq: torch.Tensor) -> bool:
+    """Whether a ``(3, H, W)`` image holds one channel three times (R = G = B)."""
+    return bool((hq[0] == hq[1]).all() and (hq[1] == hq[2]).all())
+
+
+def image_scores(sr: torch.Tensor, hq: torch.Tensor, crop_border: int, metrics: tuple[str, ...] = METRICS) -> dict:
+    """``metrics`` of one uint8 output against its uint8 target. A greyscale target (R = G = B, e.g.
+    some Set14 images) is scored on its own channel against the output's channel mean, for the RGB
+    and the Y columns alike: Y would add BT.601's 16 + 219/255·v offset and range (+1.3 dB PSNR)."""
+    if is_grey(hq):
+        sr, hq = sr.double().mean(0), hq[0].double()
+        values = {"psnr": lambda: psnr(sr, hq, crop_border), "ssim": lambda: ssim(sr, hq, crop_border)}
+        return {m: float(values[m.split("_")[0]]()) for m in metrics}
+    fns = {"psnr_rgb": lambda: psnr(sr, hq, crop_border), "ssim_rgb": lambda: ssim(sr, hq, crop_border),
+           "psnr_y": lambda: psnr(sr, hq, crop_border, y_channel=True),
+           "ssim_y": lambda: ssim(sr, hq, crop_border, y_channel=True)}
+    return {m: float(fns[m]()) for m in metrics}
+
+
 @torch.no_grad()
 def evaluate_images(model, images: list[tuple[str, torch.Tensor, torch.Tensor]], crop_border: int,
-                    device: torch.device) -> dict:
-    """Scores per image and their means: ``{"images": {name: {metric: v}}, "mean": {metric: v}}``."""
+                    device: torch.device, metrics: tuple[str, ...] = METRICS) -> dict:
+    """Scores per image and their means: ``{"images": {name: {metric: v}}, "mean": {metric: v}}``
+    (``metrics``: a subset of ``METRICS``, e.g. the PSNRs alone for a learning curve)."""
     per_image = {}
     for name, lq, hq in images:
         if min(hq.shape[-2:]) <= 2 * crop_border:
@@ -57,13 +77,8 @@ def evaluate_images(model, images: list[tuple[str, torch.Tensor, torch.Tensor]],
         out = model(to_float(lq)[None].to(device))[0]
         if out.shape[-2:] != hq.shape[-2:]:
             raise ValueError(f"{name}: output {tuple(out.shape[-2:])} does not match the target {tuple(hq.shape[-2:])}")
-        sr = quantize(out).cpu()
-        per_image[name] = {
-            "psnr_rgb": float(psnr(sr, hq, crop_border)), "ssim_rgb": float(ssim(sr, hq, crop_border)),
-            "psnr_y": float(psnr(sr, hq, crop_border, y_channel=True)),
-            "ssim_y": float(ssim(sr, hq, crop_border, y_channel=True)),
-        }
-    mean = {m: sum(v[m] for v in per_image.values()) / len(per_image) for m in METRICS}
+        per_image[name] = image_scores(quantize(out).cpu(), hq, crop_border, metrics)
+    mean = {m: sum(v[m] for v in per_image.values()) / len(per_image) for m in metrics}
     return {"images": per_image, "mean": mean}
 
 

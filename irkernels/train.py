@@ -141,13 +141,21 @@ def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, fli
 
 
 def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
-          allowed: Callable[[int], torch.Tensor] | None = None) -> TrainResult:
+          allowed: Callable[[int], torch.Tensor] | None = None,
+          on_step: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train ``model`` in place on ``data`` for ``cfg.steps`` optimizer steps (resuming from
     ``out_dir/last.pt`` when it exists and ``cfg.resume``); returns losses and throughput.
 
     ``allowed``: ``step ↦`` 1-D int64 tensor of the patch indices that step may draw from (e.g. a
     sampler that changes per epoch; default all of ``data``). It must be a pure function of the
     step, so that a resumed run draws what an uninterrupted one would.
+
+    ``on_step(done, net)``: called on the main process after optimizer step ``done`` (1-based) and
+    before that step's checkpoint, with the network being trained (the EMA's when ``ema_decay > 0``),
+    e.g. to score a validation split for a learning curve; it must not draw from torch's global RNG
+    (a resumed run would then diverge). The network is put back in train mode after it. A caller
+    that keeps what it records across restarts drops the entries past the step a run resumes from
+    (``TrainResult.start_step``).
 
     The final weights (the EMA's when ``ema_decay > 0``) are written to ``out_dir/model.safetensors``.
     """
@@ -269,6 +277,9 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
                 for key in ("loss", "lr", "patches_per_s"):
                     tb.add_scalar(key, row[key], done)
             t_log, patches_since = now, 0
+        if on_step is not None and main_proc:
+            on_step(done, ema.module if ema is not None else model)
+            model.train()
         if main_proc and (done % cfg.ckpt_every == 0 or done == cfg.steps):
             save(done)
     if progress is not None:

@@ -12,7 +12,6 @@ from torch import nn
 import irkernels._checks as checks
 from irkernels.idc.condense import Condenser, group_stability, upsample
 from irkernels.idc.instances import make_instances
-from irkernels.metrics import psnr
 from irkernels.models.edsr import EDSR
 from test_idc import tiny_cfg
 
@@ -161,32 +160,6 @@ def test_steady_state_steps_make_no_host_sync(photos, monkeypatch):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert len(seen) == cfg.iters and torch.isfinite(res[0].history).all()
-
-
-def test_quality_benchmark_scores_greyscale_on_its_own_channel_and_parses_variants():
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-    from benchmarks.bench_idc_quality import idc_overrides, score
-
-    g = torch.Generator().manual_seed(0)
-    grey = torch.randint(0, 256, (1, 24, 24), generator=g, dtype=torch.uint8).expand(3, 24, 24).contiguous()
-    colour = torch.randint(0, 256, (3, 24, 24), generator=g, dtype=torch.uint8)
-    noise = torch.randn(3, 24, 24, generator=g) * 0.02
-
-    def run(x):  # "up-samples" by returning the target plus fixed noise (the same for every channel)
-        return (target / 255 + noise[:1]).clamp(0, 1)[None]
-
-    for target in (grey, colour):
-        got = score(run, {"s": [("a", target[:, :6, :6], target)]}, 2, torch.device("cpu"))["s"]
-        sr = (run(None)[0] * 255).round()
-        if target is grey:  # scored on the one channel, for RGB and Y alike
-            want = float(psnr(sr.double().mean(0), target[0].double(), 2))
-            assert got["psnr_rgb"] == pytest.approx(want) and got["psnr_y"] == pytest.approx(want)
-        else:
-            assert got["psnr_y"] == pytest.approx(float(psnr(sr, target, 2, y_channel=True)))
-            assert got["psnr_rgb"] == pytest.approx(float(psnr(sr, target, 2)))
-    assert idc_overrides(["w_pair=3", "regroup=fresh", "iters=5"]) == {"w_pair": 3.0, "regroup": "fresh", "iters": 5}
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        idc_overrides(["w_pairs=3"])
 
 
 def test_teacher_validation_psnr_pools_the_error_over_patches():

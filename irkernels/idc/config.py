@@ -6,8 +6,11 @@ from typing import ClassVar
 
 from ..methods import MethodConfig
 
-METHODS = ("idc", "random", "herding", "kcenter", "whole")
+# "random+teacher": the random pick's LR patches (the ones IDC starts from for the same seed) with HR
+# targets made by the teacher: the control that separates IDC's relabelling from its condensation
+METHODS = ("idc", "random", "random+teacher", "herding", "kcenter", "whole")
 FEATURE_METHODS = ("idc", "herding", "kcenter")  # the methods that use the feature extractor
+TEACHER_METHODS = ("idc", "random+teacher")  # the methods whose HR targets the teacher makes
 INITS = ("real", "noise")
 LOSS_SCALES = ("phase-start", "none")
 REGROUPS = ("warm", "fresh")

@@ -27,7 +27,7 @@ from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_n
 from ..train import dist_info
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
-from .config import FEATURE_METHODS, IDCConfig
+from .config import FEATURE_METHODS, TEACHER_METHODS, IDCConfig
 from .instances import Instance, instance_seed, make_instances
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
     restart, another run or another method on the same data reuses it), scored on the held-out
     split (``teacher_split``)."""
     need_fe = cfg.method in FEATURE_METHODS
-    need_teacher = cfg.method == "idc"
+    need_teacher = cfg.method in TEACHER_METHODS
     nets = Networks()
     if need_fe and cfg.feature_extractor:
         nets.feature_extractor = load_checkpoint(build_checked(cfg.model, cfg.scale), cfg.feature_extractor)
@@ -137,11 +137,11 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
     ``inst`` was condensed together with ``batch_instances - 1`` others in one ``Condenser.run``
     call: the record's ``seconds`` is the instance's share of that call (``res.seconds``),
     ``batch_seconds`` the whole call."""
-    lr = quantize(res.synthetic).float() / 255
-    hr = upsample(teacher, lr, device, cfg.teacher_margin)
+    lr = quantize(res.synthetic)
+    hr = relabel(teacher, lr, cfg, device)
     items = _items(inst, len(lr))
     for item, a, b in zip(items, lr, hr):
-        run.write_pair(item, a, b)
+        run.write_pair(item, a.float() / 255, b.float() / 255)
     final = {name: float(res.history[-1, j]) for j, name in enumerate(LOSS_NAMES)} if len(res.history) else {}
     run.finish_unit(inst.name, {
         "source": inst.name, "method": "idc", "rank": rank, "num_real": len(inst), "num_pairs": len(items),
@@ -154,12 +154,21 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
         "ms_per_iter": 1000 * res.seconds / max(1, cfg.iters)})
 
 
+def relabel(teacher: nn.Module, lr: torch.Tensor, cfg: IDCConfig, device: torch.device) -> torch.Tensor:
+    """The teacher's uint8 HR targets of uint8 LR patches ``(n, 3, h, w)`` (as ``random+teacher``
+    and IDC store them)."""
+    return quantize(upsample(teacher, lr.float() / 255, device, cfg.teacher_margin))
+
+
 def write_selection(run: RunFolder, inst: Instance, index: list[int], method: str, cfg: IDCConfig,
-                    seconds: float, rank: int = 0) -> None:
-    """A baseline's pick: the real LR/HR patches themselves, with their coordinates."""
+                    seconds: float, rank: int = 0, teacher: nn.Module | None = None,
+                    device: torch.device | str = "cpu") -> None:
+    """A baseline's pick: the real LR patches with their coordinates, and the real HR patches (or,
+    given a ``teacher``, its targets for those LR patches: ``random+teacher``)."""
     items = _items(inst, len(index))
-    for item, i in zip(items, index):
-        run.write_pair(item, inst.lr[i].float() / 255, inst.hr[i].float() / 255)
+    hr = inst.hr[index] if teacher is None else relabel(teacher, inst.lr[index], cfg, torch.device(device))
+    for item, i, target in zip(items, index, hr):
+        run.write_pair(item, inst.lr[i].float() / 255, target.float() / 255)
     run.finish_unit(inst.name, {
         "source": inst.name, "method": method, "rank": rank, "num_real": len(inst), "num_pairs": len(items),
         "items": items,
@@ -173,7 +182,7 @@ def select(cfg: IDCConfig, inst: Instance, fe: nn.Module | None, device: torch.d
     n = cfg.num_synthetic(len(inst))
     if cfg.method == "whole":
         return list(range(len(inst)))
-    if cfg.method == "random":
+    if cfg.method in ("random", "random+teacher"):
         return random_selection(len(inst), n, torch.Generator().manual_seed(instance_seed(cfg.seed, inst.name)))
     feats = extract_features(fe.to(device).eval(), inst.lr, device, amp=cfg.amp).mean(dim=(2, 3)).cpu()
     return herding(feats, n) if cfg.method == "herding" else kcenter(feats, n)
@@ -231,7 +240,8 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
         else:
             t = time.perf_counter()
             index = select(cfg, batch[0], nets.feature_extractor, device)
-            write_selection(folder, batch[0], index, cfg.method, cfg, time.perf_counter() - t, rank)
+            write_selection(folder, batch[0], index, cfg.method, cfg, time.perf_counter() - t, rank,
+                            nets.teacher if cfg.method in TEACHER_METHODS else None, device)
             if on_instance:
                 on_instance(batch[0].name)
         if bar is not None:

@@ -1,0 +1,117 @@
+"""Settings of a comparison (importable without torch, so that the CLI builds its flags from them).
+
+A comparison makes several training sets from one folder at one ratio, trains the same student on
+each with the same budget and seeds, and scores them. ``PRESETS`` are the scales it is meant to run
+at; the dataclass defaults are the ``cpu`` preset (see ``docs/compare.md`` for how it was found).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from ..methods import MethodConfig
+
+# The training sets a comparison can make, in table order. "random+teacher" is the control of IDC's
+# relabelling: IDC's initial patches (the same random real LR patches as "random") with HR targets
+# made by the teacher, so that IDC − (random+teacher) is what the condensation itself adds.
+SETS = ("whole", "random", "herding", "kcenter", "random+teacher", "idc")
+REFERENCES = ("bicubic", "teacher")  # rows without a student: the floor and the teacher itself
+TEACHER_SETS = ("herding", "kcenter", "random+teacher", "idc")  # the sets that need the teacher
+
+# IDC at the cpu preset (docs/compare.md: how it was tuned on the validation split)
+CPU_IDC: dict[str, Any] = {"iters": 100}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the README's first run: the embedded photos, a budget of minutes on a laptop CPU; tells nothing
+    "tiny": dict(scale=2, ratio=0.05, lr_patch=16, lr_stride=16, val_images=2, steps=60, eval_every=20,
+                 teacher_steps=120, seeds=[0, 1], idc={"iters": 6, "num_freqs": 256, "rlff_channels": 32,
+                                                        "num_groups": 4, "kmeans_iters": 5}),
+    # two CPU cores, about an hour for the IDC rows on CBSD432 (docs/compare.md: how it was chosen)
+    "cpu": {},
+    # the IDC paper's scale (×4, 64-pixel LR patches at stride 32, 10 %, EDSR-baseline; a GPU's budget)
+    "paper": dict(scale=4, ratio=0.1, lr_patch=64, lr_stride=32, model="edsr-baseline",
+                  teacher_model="edsr-baseline", steps=20000, batch_size=16, teacher_steps=200000, eval_every=1000,
+                  idc={"iters": 2000}),
+}
+
+
+@dataclass
+class CompareConfig(MethodConfig):
+    """One comparison.
+
+    Data: the training folder's images sorted by name; the last ``val_images`` are the validation
+    split (never trained on, condensed or selected from; the learning curves and every choice are
+    made on it), at most ``max_images`` of the others are the training split. Patches:
+    ``lr_patch``/``lr_stride`` LR pixels at ×``scale``; every set keeps ``ratio`` of each image's
+    patches (``max(1, round(ratio·N))``).
+    Student: ``model`` from each seed, ``steps`` AdamW steps of ``batch_size`` at peak ``lr``
+    (cosine), the same for every set; the validation split is scored every ``eval_every`` steps.
+    Teacher: ``teacher_model`` trained ``teacher_steps`` on all training patches (seed 0): the
+    feature network of IDC / herding / k-center and the teacher that labels IDC's and
+    random+teacher's HR targets. ``idc``: ``IDCConfig`` fields other than its defaults (the preset's
+    IDC); ``idc_tune``: more of them, for tuning: a row ``idc[k=v,...]`` of its own, so that variants
+    sit side by side in one folder. ``target_psnr``: the validation
+    PSNR-Y whose first crossing the steps-to-target table reports (default: the ``random`` row's
+    final mean).
+    """
+
+    sets: list[str] = field(default_factory=lambda: ["whole", "random", "random+teacher", "idc"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    scale: int = 2
+    ratio: float = 0.01
+    lr_patch: int = 16
+    lr_stride: int = 8
+    val_images: int = 32
+    max_images: int | None = None
+    model: str = "edsr-tiny"
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-4
+    eval_every: int = 200
+    teacher_model: str = "edsr-tiny"
+    teacher_steps: int = 6000
+    idc: dict[str, Any] = field(default_factory=lambda: dict(CPU_IDC))
+    idc_tune: dict[str, Any] = field(default_factory=dict)
+    target_psnr: float | None = None
+    # execution
+    device: str = "auto"
+    progress: bool = True
+
+    # what changes no finished row (sets, seeds and idc settings only add rows): the folder guard is the rest
+    EXECUTION: ClassVar[tuple[str, ...]] = ("device", "progress", "sets", "seeds", "idc_tune", "target_psnr")
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.sets if s not in SETS]
+        if bad or not self.sets:
+            raise ValueError(f"sets must be a non-empty list of {SETS}, got {self.sets}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        if self.scale not in (2, 3, 4, 8):
+            raise ValueError(f"scale must be 2, 3, 4 or 8, got {self.scale}")
+        if not 0.0 < self.ratio <= 1.0:
+            raise ValueError(f"ratio must lie in (0, 1], got {self.ratio}")
+        for name in ("lr_patch", "lr_stride", "val_images", "steps", "batch_size", "eval_every", "teacher_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_images is not None and self.max_images < 1:
+            raise ValueError(f"max_images must be >= 1, got {self.max_images}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def idc_label(self) -> str:
+        """The IDC row's name: ``idc``, or ``idc[k=v,...]`` for settings other than the defaults."""
+        return "idc" + (f"[{','.join(f'{k}={v}' for k, v in sorted(self.idc_tune.items()))}]" if self.idc_tune else "")
+
+    def row_name(self, kind: str) -> str:
+        return self.idc_label() if kind == "idc" else kind
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The field values of preset ``name`` (``ValueError`` naming the presets otherwise)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    return dict(PRESETS[name])
+
+
+FIELDS = tuple(f.name for f in fields(CompareConfig))
+__all__ = ["FIELDS", "PRESETS", "REFERENCES", "SETS", "TEACHER_SETS", "CompareConfig", "preset"]

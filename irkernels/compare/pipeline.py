@@ -1,0 +1,283 @@
+"""Does condensation pay off? Make each training set at one ratio, train the same student on each,
+score them: ``run(CompareConfig(...), out, data=folder, test=[...])``.
+
+Steps, each a function: split the folder (:func:`split_images`) → the patches of every training
+image (:func:`make_instances`) → the teacher (:func:`make_teacher`) → one training set per
+(set, seed) (:func:`make_set`) → the student trained on it with a validation learning curve
+(:func:`train_student`) → its scores (:func:`score_network`) → the summary and report
+(:mod:`.report`).
+
+The folder ``out``::
+
+    settings.json                the guard: a rerun with other settings is refused (overwrite clears)
+    cache/                       the teacher (irkernels.pretrained: reused for the same data/settings)
+    sets/<row>-seed<s>/          IDC's run folders (resumable per image, as ``idc`` is)
+    train/<row>-seed<s>/         the student's checkpoint (resumable per step), curve.json, weights
+    rows/<row>[-seed<s>].json    one finished row each, written atomically
+    compare.json, table.md, curves.png, report.html
+
+Resumable row by row and, inside a row, step by step: a rerun skips finished rows, resumes the
+one that was interrupted from its last checkpoint (its curve continues where the checkpoint is),
+and adds the rows of new sets or seeds. ``test`` folders are scored once per row, also for rows
+finished earlier (their weights are kept), so a comparison tuned on the validation split is then
+scored on the test sets by the same command with ``--test``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..configs import TrainConfig
+from ..data import (DegradationConfig, Image, PairSet, PatchConfig, load_folder, load_paired_folder,
+                    make_pairs_from_paired, sample_images)
+from ..devices import resolve_device
+from ..evaluate import METRICS, bicubic_upsampler, degraded_pairs, evaluate_images, folder_pairs
+from ..idc.config import IDCConfig
+from ..idc.instances import Instance, make_instances
+from ..idc.pipeline import Networks, relabel, run as run_idc, select
+from ..models import build_model, load_checkpoint
+from ..outputs import atomic_write_json
+from ..pretrained import PretrainConfig, pretrained_network
+from ..train import train
+from .config import REFERENCES, TEACHER_SETS, CompareConfig
+
+log = logging.getLogger(__name__)
+CURVE_METRICS = ("psnr_rgb", "psnr_y")  # what the learning curves score (SSIM would double their cost)
+
+ScoredSets = dict[str, list[tuple[str, torch.Tensor, torch.Tensor]]]
+
+
+@dataclass
+class CompareResult:
+    """Where the outputs are, and what this call did: ``rows_done`` rows finished by it,
+    ``rows_skipped`` found finished; ``summary`` is :func:`.report.summarise`'s dict."""
+
+    out: str
+    compare_json: str
+    report: str
+    curves: str
+    table: str
+    rows_done: int
+    rows_skipped: int
+    summary: dict
+
+    def text(self) -> str:
+        from .report import verdict_lines
+
+        return "\n".join([self.table, *verdict_lines(self.summary),
+                          f"rows: {self.rows_done} trained now, {self.rows_skipped} found finished",
+                          f"  compare.json: {self.compare_json}", f"  curves:       {self.curves}",
+                          f"  report:       {self.report}"])
+
+
+def split_images(cfg: CompareConfig, data: str | None) -> tuple[list[Image], list[Image]]:
+    """(training, validation) images: sorted by name, the last ``val_images`` held out, at most
+    ``max_images`` of the rest. ``ValueError`` when the folder cannot give both."""
+    images = load_folder(data) if data else sample_images()
+    images = sorted(images, key=lambda im: im.name)
+    if len(images) <= cfg.val_images:
+        raise ValueError(f"val_images: {data or 'the embedded photos'} holds {len(images)} images, not enough to "
+                         f"hold out {cfg.val_images} for validation and train on the rest")
+    train_images, val_images = images[:-cfg.val_images], images[-cfg.val_images:]
+    return train_images[:cfg.max_images] if cfg.max_images else train_images, val_images
+
+
+def idc_config(cfg: CompareConfig, kind: str, seed: int) -> IDCConfig:
+    """The ``IDCConfig`` of a set: the comparison's patches and ratio; for ``idc`` its settings
+    (``cfg.idc``, then the row's ``cfg.idc_tune``)."""
+    extra = {**cfg.idc, **cfg.idc_tune} if kind == "idc" else {}
+    return IDCConfig(method=kind, scale=cfg.scale, ratio=cfg.ratio, lr_patch=cfg.lr_patch, lr_stride=cfg.lr_stride,
+                     model=cfg.teacher_model, seed=seed, device=cfg.device, progress=cfg.progress, **extra)
+
+
+def pairs_of(instances: Sequence[Instance], picks: Sequence[Sequence[int]] | None = None) -> PairSet:
+    """The real LR/HR patches of ``instances`` (all, or ``picks[i]`` of instance ``i``)."""
+    if picks is None:
+        return PairSet(torch.cat([i.lr for i in instances]), torch.cat([i.hr for i in instances]),
+                       [i.name for i in instances for _ in range(len(i))])
+    return PairSet(torch.cat([i.lr[list(p)] for i, p in zip(instances, picks)]),
+                   torch.cat([i.hr[list(p)] for i, p in zip(instances, picks)]),
+                   [i.name for i, p in zip(instances, picks) for _ in p])
+
+
+def make_teacher(cfg: CompareConfig, instances: Sequence[Instance], cache: str) -> tuple[nn.Module, dict]:
+    """``teacher_model`` trained ``teacher_steps`` on every training patch (seed 0), or the cached one."""
+    pre = PretrainConfig(model=cfg.teacher_model, scale=cfg.scale, steps=cfg.teacher_steps,
+                         batch_size=cfg.batch_size, seed=0, device=cfg.device, progress=cfg.progress)
+    net, info = pretrained_network(pre, pairs_of(instances), cache)
+    return net.eval(), info
+
+
+def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], instances: Sequence[Instance],
+             teacher: nn.Module | None, teacher_info: dict | None, folder: str) -> PairSet:
+    """The training pairs of set ``kind`` for ``seed``.
+
+    ``whole`` / ``random`` / ``herding`` / ``kcenter`` pick real patches in memory as ``idc --method``
+    does (``random``: the patches IDC starts from for the same seed); ``random+teacher`` relabels the
+    random pick's LR patches with the teacher; ``idc`` condenses into the run folder ``folder``
+    (resumable per image) and reads its pairs back as stored (uint8 PNGs)."""
+    icfg = idc_config(cfg, kind, seed)
+    device = resolve_device(cfg.device)
+    if kind == "whole":
+        return pairs_of(instances)
+    if kind == "idc":
+        nets = Networks(teacher, teacher, {"feature_extractor": teacher_info, "teacher": teacher_info})
+        run_idc(icfg, folder, images=list(images), networks=nets)
+        return make_pairs_from_paired(load_paired_folder(folder, cfg.scale), cfg.scale,
+                                      PatchConfig(cfg.lr_patch * cfg.scale, cfg.lr_patch * cfg.scale))
+    picks = [select(icfg, i, teacher, device) for i in instances]
+    data = pairs_of(instances, picks)
+    if kind == "random+teacher":
+        data = PairSet(data.lq, relabel(teacher, data.lq, icfg, device), data.sources)
+    return data
+
+
+def score_network(run: Callable[[torch.Tensor], torch.Tensor], sets: ScoredSets, scale: int, device: torch.device,
+                  metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, float]]:
+    """Mean ``metrics`` per set (outputs rounded to uint8, ``scale`` border pixels cropped)."""
+    return {name: evaluate_images(run, triples, scale, device, metrics)["mean"] for name, triples in sets.items()}
+
+
+def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets, folder: str) -> tuple[nn.Module, dict]:
+    """``cfg.model`` from ``seed`` trained on ``data`` for ``cfg.steps``, the validation split scored
+    every ``eval_every`` steps into ``folder/curve.json``; resumes from ``folder/last.pt``.
+    Returns the network and ``{"curve": [{"step", metric...}], "train_s", "patches_per_s"}``."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(seed)
+    net = build_model(cfg.model, cfg.scale)
+    curve_path = os.path.join(folder, "curve.json")
+    curve: list[dict] = []
+    if os.path.exists(os.path.join(folder, "last.pt")) and os.path.exists(curve_path):
+        with open(curve_path) as fh:
+            curve = json.load(fh)
+
+    def on_step(done: int, model: nn.Module) -> None:
+        nonlocal curve
+        curve = [p for p in curve if p["step"] < done]  # points past the step resumed from are redone
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            model.eval()
+            curve.append({"step": done, **score_network(model, val, cfg.scale, device, CURVE_METRICS)["val"]})
+            atomic_write_json(curve_path, curve)
+
+    t = time.perf_counter()
+    result = train(net, data, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                                          seed=seed, ckpt_every=cfg.eval_every, device=cfg.device,
+                                          progress=cfg.progress, channels_last=True), on_step=on_step)
+    return net.eval(), {"curve": curve, "train_s": time.perf_counter() - t, "patches_per_s": result.patches_per_s,
+                        "resumed_from": result.start_step}
+
+
+def _read(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
+    """Refuse a folder holding another command's output or a comparison with other settings."""
+    import shutil
+
+    path = os.path.join(out, "settings.json")
+    settings = {"command": "compare", **cfg.settings()}
+    previous = _read(path)
+    if previous is not None and previous != settings and not overwrite:
+        diff = ", ".join(f"{k}: {previous.get(k)!r} → {settings.get(k)!r}" for k in sorted(set(previous) | set(settings))
+                         if previous.get(k) != settings.get(k))
+        raise FileExistsError(f"--out {out} holds a comparison with other settings ({diff}); choose another --out, "
+                              "or pass --overwrite to replace it")
+    if previous is None and os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out)) and not overwrite:
+        raise FileExistsError(f"--out {out} exists and does not hold a comparison; choose another --out, "
+                              "or pass --overwrite to replace it")
+    if overwrite and previous != settings:
+        for name in ("cache", "sets", "train", "rows"):
+            shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+    atomic_write_json(path, settings)
+
+
+def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence[str] = (),
+        overwrite: bool = False) -> CompareResult:
+    """Make, train and score every (set, seed) row of ``cfg`` not finished in ``out`` yet, score the
+    ``test`` folders for every row that lacks them, then write the table, curves and report."""
+    from .report import write_outputs
+
+    for folder in test:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"--test {folder!r} is not a folder")
+    _guard(cfg, out, overwrite)
+    device = resolve_device(cfg.device)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    train_images, val_images = split_images(cfg, data)
+    instances = make_instances(train_images, idc_config(cfg, "whole", 0))
+    deg = DegradationConfig("bicubic", scale=cfg.scale)
+    val = {"val": degraded_pairs(val_images, deg)}
+    tests = {os.path.basename(os.path.normpath(f)): folder_pairs(f, deg) for f in test}
+    rows_dir = os.path.join(out, "rows")
+    teacher: tuple[nn.Module, dict] | None = None
+
+    def get_teacher() -> tuple[nn.Module, dict]:
+        nonlocal teacher
+        if teacher is None:
+            t = time.perf_counter()
+            net, info = make_teacher(cfg, instances, os.path.join(out, "cache"))
+            teacher = (net, {**info, "seconds_here": time.perf_counter() - t})
+        return teacher
+
+    plan = [(r, None) for r in REFERENCES] + [(s, seed) for s in cfg.sets for seed in cfg.seeds]
+    done = skipped = 0
+    for kind, seed in plan:
+        name = kind if seed is None else f"{cfg.row_name(kind)}-seed{seed}"
+        path = os.path.join(rows_dir, f"{name}.json")
+        row = _read(path)
+        changed = row is None
+        if row is None:
+            row = {"row": cfg.row_name(kind), "kind": kind, "seed": seed, "device": device_name, "make_s": 0.0,
+                   "train_s": 0.0}
+            log.warning("compare: row %s", name)
+            if kind == "bicubic":
+                net = bicubic_upsampler(cfg.scale)
+            elif kind == "teacher":
+                net, info = get_teacher()
+                row.update(train_s=info.get("seconds", 0.0), steps=info["steps"], pairs=info["pairs"],
+                           reused=info.get("reused", False))
+            else:
+                t = time.perf_counter()
+                tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
+                pairs = make_set(kind, cfg, seed, train_images, instances, tnet, tinfo,
+                                 os.path.join(out, "sets", name))
+                row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
+                if kind == "idc":
+                    row["idc_settings"] = idc_config(cfg, kind, seed).settings()
+                net, info = train_student(cfg, pairs, seed, val, os.path.join(out, "train", name))
+                row.update(train_s=info["train_s"], curve=info["curve"], patches_per_s=info["patches_per_s"])
+            t = time.perf_counter()
+            row["val"] = score_network(net, val, cfg.scale, device)["val"]
+            row["score_s"] = time.perf_counter() - t
+            done += 1
+        else:
+            skipped += 1
+            net = None
+        missing = {k: v for k, v in tests.items() if k not in row.get("test", {})}
+        if missing:
+            net = net or _reload(kind, name, cfg, out, get_teacher)
+            row.setdefault("test", {}).update(score_network(net, missing, cfg.scale, device))
+        if missing or changed:
+            atomic_write_json(path, row)
+    return write_outputs(cfg, out, rows_dir, done, skipped, list(tests))
+
+
+def _reload(kind: str, name: str, cfg: CompareConfig, out: str, get_teacher) -> Callable:
+    """The network of a finished row, to score test sets added later."""
+    if kind == "bicubic":
+        return bicubic_upsampler(cfg.scale)
+    if kind == "teacher":
+        return get_teacher()[0]
+    torch.manual_seed(0)
+    return load_checkpoint(build_model(cfg.model, cfg.scale), os.path.join(out, "train", name, "model.safetensors")).eval()

@@ -1,0 +1,135 @@
+"""Does condensation pay off on your data? Make each training set at one ratio (whole, random,
+herding, kcenter, random+teacher, idc), train the same student on each with the same budget and
+seeds, score a validation split held out from --data every --eval-every steps and the --test
+folders once, and write a table (mean ± std over seeds, RGB and Y PSNR/SSIM, bicubic and the
+teacher as rows), learning curves (curves.png), the steps each set needs to reach a target PSNR,
+compare.json and report.html.
+
+Presets: --preset cpu (the defaults: ×2, ratio 1 %, 16-px LR patches, edsr-tiny, 2 CPU cores; the
+budget at which the rows differ, docs/compare.md), tiny (the embedded photos in a few minutes;
+tells nothing), paper (the IDC paper's ×4 / 10 % / EDSR-baseline scale, for a GPU). Flags given
+win over the preset.
+
+Resumable: re-running the same command skips finished rows and resumes the interrupted one;
+adding --sets, --seeds, --idc-tune variants or --test folders extends the folder.
+
+Examples:
+  python -m irkernels.pipeline compare --preset tiny --out runs/compare-tiny
+  python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu
+  python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu --idc-tune iters=200 lr=0.02
+  python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu --test Set5/ Set14/
+"""
+from __future__ import annotations
+
+import argparse
+
+from .options import UserError
+
+NAME = "compare"
+HELP = "does a condensed set train a network better than random patches? (table, curves, report)"
+
+# (field, flag help); defaults come from the config and the preset
+HELPS = {
+    "sets": "training sets to make, each a row (default: %(default)s)",
+    "seeds": "seeds of every set's student (and of the set itself) (default: %(default)s)",
+    "scale": "SR factor (default: %(default)s)",
+    "ratio": "share of each image's patches every set keeps (default: %(default)s)",
+    "lr_patch": "LR patch side in pixels; HR = × scale (default: %(default)s)",
+    "lr_stride": "LR stride of the patch grid (default: %(default)s)",
+    "val_images": "last images of --data (by name) held out as the validation split (default: %(default)s)",
+    "max_images": "use at most this many of the other images for training (default: all)",
+    "model": "the student network (default: %(default)s)",
+    "steps": "the student's optimizer steps, the same for every set (default: %(default)s)",
+    "batch_size": "the student's batch (default: %(default)s)",
+    "lr": "the student's peak AdamW learning rate, cosine to 1e-6 (default: %(default)s)",
+    "eval_every": "score the validation split every this many steps: the learning curves (default: %(default)s)",
+    "teacher_model": "the teacher / feature network (default: %(default)s)",
+    "teacher_steps": "its training steps on every training patch (default: %(default)s)",
+    "idc": "IDC settings as KEY=VALUE (IDCConfig fields), over the preset's (default: %(default)s)",
+    "idc_tune": "more IDC settings as KEY=VALUE: a variant row idc[KEY=VALUE,...] beside the others",
+    "target_psnr": "validation PSNR-Y of the steps-to-target table (default: the random row's final mean)",
+    "device": "auto, cpu, cuda, cuda:1, ... (default: %(default)s)",
+}
+
+
+def _key_values(items: list[str] | None, flag: str) -> dict:
+    """``["iters=50", "lr=0.02"]`` → typed ``IDCConfig`` fields (``UserError`` naming a bad one)."""
+    from ..idc.config import IDCConfig
+
+    defaults = IDCConfig().to_dict()
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.replace("-", "_")
+        if not sep or key not in defaults or key in ("method", "scale", "ratio", "lr_patch", "lr_stride", "seed"):
+            raise UserError(f"{flag} takes KEY=VALUE with KEY an IDC setting (see `idc --help`) other than the "
+                            f"comparison's own, got {item!r}")
+        kind = type(defaults[key]) if defaults[key] is not None else float
+        try:
+            out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else value if kind is str else kind(value)
+        except ValueError:
+            raise UserError(f"{flag} {item!r}: {key} takes a {kind.__name__}") from None
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from ..compare.config import PRESETS, SETS, CompareConfig
+    from ..models import MODEL_NAMES
+
+    defaults = CompareConfig()
+    p.add_argument("--data", help="training image folder (default: the embedded sample photos)")
+    p.add_argument("--test", nargs="+", default=[], metavar="DIR", help="test folders scored once per row (Set5/ Set14/)")
+    p.add_argument("--out", default="runs/compare", help="output folder (default: %(default)s)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="the scale to run at (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a folder holding a comparison with other settings")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
+    choices = {"sets": SETS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES), "scale": (2, 3, 4, 8)}
+    g = p.add_argument_group("comparison (defaults: the cpu preset)")
+    for f in fields(CompareConfig):
+        if f.name not in HELPS:
+            continue
+        value = getattr(defaults, f.name)
+        kw: dict = {"dest": f.name, "default": None, "help": HELPS[f.name].replace("%(default)s", _shown(value)),
+                    "choices": choices.get(f.name)}
+        if isinstance(value, list):
+            kw.update(nargs="+", type=int if f.name == "seeds" else str)
+        elif isinstance(value, dict):
+            kw.update(nargs="+", metavar="KEY=VALUE")
+        else:
+            kw["type"] = {"max_images": int, "target_psnr": float}.get(f.name, type(value) if value is not None else str)
+        g.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The ``CompareConfig``: the preset's values, then every flag given."""
+    from dataclasses import fields
+
+    from ..compare.config import CompareConfig, preset
+
+    values = preset(args.preset)
+    for f in fields(CompareConfig):
+        given = getattr(args, f.name, None)
+        if f.name in ("idc", "idc_tune"):
+            base = values.get(f.name, getattr(CompareConfig(), f.name)) if f.name == "idc" else {}
+            values[f.name] = {**base, **_key_values(given, "--" + f.name.replace("_", "-"))}
+        elif given is not None and f.name in HELPS:
+            values[f.name] = given
+    return CompareConfig(**values, progress=args.progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..compare.pipeline import run as run_compare
+
+    result = run_compare(config_from_args(args), args.out, data=args.data, test=args.test, overwrite=args.overwrite)
+    print(result.text())
+    return 0

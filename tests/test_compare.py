@@ -1,0 +1,252 @@
+"""The ``compare`` command on tiny real runs: every output made from trained students, resumed runs
+equal to uninterrupted ones, the folder guard, the checks that say whether a budget tells, and the
+``random+teacher`` control as an ``idc --method``."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from irkernels.compare.config import CompareConfig
+from irkernels.compare.report import checks, steps_to, summarise
+from irkernels.data import sample_images
+from irkernels.outputs import png_bytes
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny(**kw) -> CompareConfig:
+    """Six 64×96 images (two held out), ×2, 8-px LR patches: a whole comparison in seconds."""
+    base = dict(sets=["whole", "random", "random+teacher", "idc"], seeds=[0, 1], scale=2, ratio=0.2, lr_patch=8,
+                lr_stride=8, val_images=2, steps=6, batch_size=4, eval_every=3, teacher_steps=6, device="cpu",
+                progress=False, idc={"iters": 3, "num_freqs": 32, "rlff_channels": 8, "num_groups": 2,
+                                     "kmeans_iters": 2, "batch_instances": 2})
+    return CompareConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    for i, im in enumerate(sample_images(limit=6)):
+        crop = np.ascontiguousarray(im.pixels[40:104, 40:136])
+        (root / f"im{i}.png").write_bytes(png_bytes(torch.from_numpy(crop).permute(2, 0, 1).float() / 255))
+    return str(root)
+
+
+def _rows(out) -> dict:
+    rows = {}
+    for f in sorted(os.listdir(os.path.join(out, "rows"))):
+        with open(os.path.join(out, "rows", f)) as fh:
+            row = json.load(fh)
+        for key in ("make_s", "train_s", "score_s", "patches_per_s"):  # timings differ between runs
+            row.pop(key, None)
+        rows[f] = row
+    return rows
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(folder, tmp_path_factory):
+    from irkernels.compare.pipeline import run
+
+    out = str(tmp_path_factory.mktemp("cmp") / "a")
+    return run(tiny(), out, data=folder), out
+
+
+def test_outputs_come_from_trained_rows(uninterrupted):
+    result, out = uninterrupted
+    for name in ("compare.json", "table.md", "curves.png", "report.html"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    assert result.rows_done == 2 + 4 * 2 and result.rows_skipped == 0
+    rows = _rows(out)
+    assert sorted(rows) == sorted(["bicubic.json", "teacher.json"] + [f"{s}-seed{k}.json" for s in
+                                   ("whole", "random", "random+teacher", "idc") for k in (0, 1)])
+    # every student's curve: the validation split scored at steps 3 and 6, the last point its final PSNR
+    for name, row in rows.items():
+        if row["seed"] is not None:
+            assert [p["step"] for p in row["curve"]] == [3, 6]
+            assert row["curve"][-1]["psnr_y"] == pytest.approx(row["val"]["psnr_y"], abs=1e-9)
+    # random and random+teacher share LR patches (IDC's initial ones) and their count; whole has all of them
+    assert rows["random-seed0.json"]["pairs"] == rows["random+teacher-seed0.json"]["pairs"] \
+        == rows["idc-seed0.json"]["pairs"] < rows["whole-seed0.json"]["pairs"]
+    summary = json.load(open(os.path.join(out, "compare.json")))["summary"]
+    names = [e["row"] for e in summary["rows"]]
+    assert names == ["bicubic", "teacher", "whole", "random", "random+teacher", "idc"]
+    whole = next(e for e in summary["rows"] if e["row"] == "whole")
+    vals = [rows[f"whole-seed{k}.json"]["val"]["psnr_y"] for k in (0, 1)]
+    assert whole["scores"]["val"]["psnr_y"][0] == pytest.approx(np.mean(vals))
+    assert whole["scores"]["val"]["psnr_y"][1] == pytest.approx(np.std(vals, ddof=1))
+    table = open(os.path.join(out, "table.md")).read()
+    assert f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f}" in table
+    # the default target is the random row's final mean, which random's own seeds straddle or reach
+    assert summary["target_psnr"] == pytest.approx(np.mean([rows[f"random-seed{k}.json"]["val"]["psnr_y"]
+                                                            for k in (0, 1)]))
+    assert "students_beat_bicubic" in summary["checks"] and "whole_beats_random" in summary["checks"]
+
+
+def test_resumed_run_equals_uninterrupted(folder, uninterrupted, tmp_path, monkeypatch):
+    """Interrupted inside a student's training (after its first validation point) and resumed: every
+    row, curve and score equals the uninterrupted run's."""
+    import irkernels.compare.pipeline as pipeline
+
+    calls = {"n": 0}
+    real = pipeline.score_network
+
+    def interrupt_on_the_7th(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # bicubic, teacher, whole-seed0 (3, 6, final), whole-seed1 at step 3, then here
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out = str(tmp_path / "b")
+    monkeypatch.setattr(pipeline, "score_network", interrupt_on_the_7th)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(tiny(), out, data=folder)
+    monkeypatch.setattr(pipeline, "score_network", real)
+    assert sorted(os.listdir(os.path.join(out, "rows"))) == ["bicubic.json", "teacher.json", "whole-seed0.json"]
+    assert os.path.exists(os.path.join(out, "train", "whole-seed1", "last.pt"))  # resumed, not restarted
+    result = pipeline.run(tiny(), out, data=folder)
+    assert result.rows_skipped == 3
+    assert _rows(out) == _rows(uninterrupted[1])
+
+
+def test_rerun_skips_and_extends(folder, uninterrupted, tmp_path):
+    import shutil
+
+    from irkernels.compare.pipeline import run
+
+    out = str(tmp_path / "c")
+    shutil.copytree(uninterrupted[1], out)
+    again = run(tiny(), out, data=folder)
+    assert again.rows_done == 0 and again.rows_skipped == 10
+    more = run(tiny(sets=["random"], seeds=[0, 1, 2]), out, data=folder)
+    assert more.rows_done == 1 and [e["row"] for e in more.summary["rows"]] == ["bicubic", "teacher", "random"]
+    # a test folder given later is scored for every row from its kept weights
+    scored = run(tiny(sets=["whole"], seeds=[0]), out, data=folder, test=[folder])
+    assert scored.rows_done == 0
+    whole = json.load(open(os.path.join(out, "rows", "whole-seed0.json")))
+    assert set(whole["test"][os.path.basename(folder)]) == {"psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"}
+
+
+def test_other_settings_or_another_commands_folder_are_refused(folder, uninterrupted, tmp_path):
+    from irkernels.compare.pipeline import run
+
+    with pytest.raises(FileExistsError, match="other settings.*steps: 6 → 9"):
+        run(tiny(steps=9), uninterrupted[1], data=folder)
+    other = tmp_path / "idc-run"
+    other.mkdir()
+    (other / "manifest.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="does not hold a comparison"):
+        run(tiny(), str(other), data=folder)
+
+
+def test_idc_tune_adds_a_variant_row(folder, uninterrupted, tmp_path):
+    import shutil
+
+    from irkernels.compare.pipeline import run
+
+    out = str(tmp_path / "d")
+    shutil.copytree(uninterrupted[1], out)
+    res = run(tiny(sets=["idc"], seeds=[0], idc_tune={"lr": 0.05}), out, data=folder)
+    assert res.rows_done == 1
+    row = json.load(open(os.path.join(out, "rows", "idc[lr=0.05]-seed0.json")))
+    assert row["idc_settings"]["lr"] == 0.05 and row["idc_settings"]["iters"] == 3
+
+
+def test_steps_to_interpolates_between_points():
+    curve = [{"step": 10, "psnr_y": 20.0}, {"step": 20, "psnr_y": 22.0}, {"step": 30, "psnr_y": 23.0}]
+    assert steps_to(curve, 21.0) == pytest.approx(15.0)
+    assert steps_to(curve, 20.0) == 10.0
+    assert steps_to(curve, 19.0) == 10.0  # reached at the first point: no earlier one to interpolate from
+    assert steps_to(curve, 23.5) is None
+
+
+def _row(name, seed, psnr_y, curve=None):
+    val = {"psnr_rgb": psnr_y, "ssim_rgb": 0.5, "psnr_y": psnr_y, "ssim_y": 0.5}
+    return {"row": name, "kind": name, "seed": seed, "device": "cpu", "make_s": 0.0, "train_s": 0.0, "val": val,
+            **({"curve": curve} if curve else {})}
+
+
+def test_checks_say_when_a_budget_cannot_tell():
+    rows = [_row("bicubic", None, 30.0), _row("whole", 0, 31.0), _row("whole", 1, 31.2),
+            _row("random", 0, 30.9), _row("random", 1, 31.1)]
+    c = summarise(rows, None)["checks"]
+    assert c["students_beat_bicubic"]["ok"] and not c["whole_beats_random"]["ok"]  # gap 0.1 < 2 × 0.14
+    rows += [_row("idc", 0, 30.1), _row("idc", 1, 30.1)]
+    c = checks({e["row"]: e for e in summarise(rows, None)["rows"]})
+    assert not c["students_beat_bicubic"]["ok"] and c["students_beat_bicubic"]["short"] == {"idc": pytest.approx(0.1)}
+
+
+def test_cli_compare_and_its_errors(folder, tmp_path, capsys):
+    from irkernels.pipeline.__main__ import CommandFailed, main
+
+    out = str(tmp_path / "cli")
+    args = ["compare", "--data", folder, "--out", out, "--preset", "tiny", "--val-images", "2", "--steps", "2",
+            "--eval-every", "2", "--teacher-steps", "2", "--seeds", "0", "--sets", "random", "random+teacher",
+            "--lr-patch", "8", "--lr-stride", "8", "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| random+teacher | 1 |" in printed and "report:" in printed
+    with pytest.raises(CommandFailed):
+        main(args + ["--idc", "nonsense=1"])
+    assert "--idc takes KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(CommandFailed):
+        main(args + ["--steps", "3"])
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_random_plus_teacher_is_an_idc_method(photos, nets, tmp_path):
+    """``idc --method random+teacher``: random's LR patches, the teacher's HR targets of them."""
+    from irkernels.data import load_paired_folder
+    from irkernels.idc.config import IDCConfig
+    from irkernels.idc.pipeline import relabel, run
+    from irkernels.data.images import to_tensor
+
+    cfg = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, device="cpu", progress=False, model="edsr-tiny")
+    run(IDCConfig(method="random", **cfg), str(tmp_path / "r"), images=photos, networks=nets)
+    run(IDCConfig(method="random+teacher", **cfg), str(tmp_path / "rt"), images=photos, networks=nets)
+    random = load_paired_folder(str(tmp_path / "r"), 4)
+    relabelled = load_paired_folder(str(tmp_path / "rt"), 4)
+    assert [lr.name for lr, _ in random] == [lr.name for lr, _ in relabelled]
+    for (lr_a, hr_a), (lr_b, hr_b) in zip(random, relabelled):
+        assert np.array_equal(lr_a.pixels, lr_b.pixels)
+        want = relabel(nets.teacher, to_tensor(lr_b.pixels)[None], IDCConfig(**cfg), torch.device("cpu"))[0]
+        assert torch.equal(to_tensor(hr_b.pixels), want)
+        assert not np.array_equal(hr_a.pixels, hr_b.pixels)
+
+
+def test_greyscale_targets_are_scored_on_their_channel():
+    from irkernels.evaluate import image_scores
+    from irkernels.metrics import psnr
+
+    gen = torch.Generator().manual_seed(0)
+    grey = torch.randint(0, 256, (1, 24, 24), generator=gen, dtype=torch.uint8).expand(3, -1, -1).contiguous()
+    out = grey.clone()
+    out[0] = (out[0].int() + 3).clamp(0, 255).to(torch.uint8)  # an output with a colour cast
+    s = image_scores(out, grey, 2)
+    expected = float(psnr(out.double().mean(0), grey[0].double(), 2))
+    assert s["psnr_rgb"] == s["psnr_y"] == pytest.approx(expected)
+
+
+def test_train_on_step_sees_every_step_once_and_resumes(tmp_path):
+    from irkernels.configs import TrainConfig
+    from irkernels.data import PairSet
+    from irkernels.models.edsr import EDSR
+    from irkernels.train import train
+
+    gen = torch.Generator().manual_seed(0)
+    data = PairSet(torch.randint(0, 256, (8, 3, 4, 4), generator=gen, dtype=torch.uint8),
+                   torch.randint(0, 256, (8, 3, 8, 8), generator=gen, dtype=torch.uint8))
+    seen = []
+
+    def on_step(done, net):
+        assert net.training  # as the trainer left it, though the previous call switched it off
+        seen.append(done)
+        net.train(False)  # the trainer puts it back in train mode
+
+    cfg = dict(out_dir=str(tmp_path), batch_size=2, device="cpu", progress=False, ckpt_every=2)
+    torch.manual_seed(0)
+    train(EDSR(2, 1, 4), data, TrainConfig(steps=3, **cfg), on_step=on_step)
+    torch.manual_seed(0)
+    res = train(EDSR(2, 1, 4), data, TrainConfig(steps=5, **cfg), on_step=on_step)
+    assert seen == [1, 2, 3, 4, 5] and res.start_step == 3
