@@ -5,7 +5,7 @@ Every argument is ``compare``'s (``--preset``, ``--data``, ``--test``, ``--sets`
 …; see ``python -m irkernels.pipeline compare --help``) plus ``--name``, the stem of the results
 files. Without ``--test`` the validation split is the only scored set (tuning); with it, the test
 folders are scored once per row with the settings given. Figures measured without CUDA are filed
-as ``<name>_cpu.*`` and labelled CPU-scale.
+as ``<name>_cpu.*`` and labelled CPU-scale. On a GPU without ``--preset`` the paper preset runs.
 
   # CPU scale (2 cores): tune on the validation split, then score the test sets once
   python benchmarks/bench_idc_quality.py --data ../shared/data/train/CBSD432 --out runs/idc-quality-cpu \\
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     if "-h" in rest or "--help" in rest:
         print(__doc__)
         return
+    import torch
+
+    if "--preset" not in rest and torch.cuda.is_available():  # the GPU session's stage: the paper's scale
+        rest = ["--preset", "paper", *rest]
     name = args.name or ("idc_quality" if "--test" in rest else "idc_quality_val")
     print("wrote", *compare_results(rest, name, "IDC against the coreset baselines and its random+teacher control"))
 

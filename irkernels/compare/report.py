@@ -215,9 +215,22 @@ def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, done: int, skippe
         ("Learning curves", html_curves),
         (f"Steps to reach {summary['target_psnr']:.2f} dB PSNR-Y on val" if summary.get("target_psnr") else
          "Steps to target", table_html(steps_rows) if steps_rows else "<p>no curve yet</p>"),
+        ("Every row (device and seconds)", table_html(_row_details(rows))),
     ])
     return CompareResult(out=os.path.abspath(out), compare_json=json_path, report=report, curves=curves_path,
                          table=table, rows_done=done, rows_skipped=skipped, summary=summary)
+
+
+def _row_details(rows: list[dict]) -> list[dict]:
+    bicubic = next((r["val"]["psnr_y"] for r in rows if r["row"] == "bicubic"), None)
+    out = []
+    for r in sorted(rows, key=lambda r: (_order(r["row"]), r["seed"] if r["seed"] is not None else -1)):
+        gain = None if bicubic is None else r["val"]["psnr_y"] - bicubic
+        out.append({"row": r["row"], "seed": r["seed"], "pairs": r.get("pairs"), "device": r["device"],
+                    "make s": r["make_s"], "train s": r["train_s"], "score s": r.get("score_s"),
+                    "val PSNR-Y": r["val"]["psnr_y"], "vs bicubic (dB)": gain,
+                    "note": "BELOW bicubic" if gain is not None and gain < 0 else ""})
+    return out
 
 
 def _markdown_to_html(table: str) -> str:
