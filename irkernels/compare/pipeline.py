@@ -47,6 +47,7 @@ from ..outputs import atomic_write_json
 from ..pretrained import PretrainConfig, pretrained_network
 from ..train import train
 from .config import REFERENCES, TEACHER_SETS, CompareConfig
+from .report import verdict_lines, write_outputs
 
 log = logging.getLogger(__name__)
 CURVE_METRICS = ("psnr_rgb", "psnr_y")  # what the learning curves score (SSIM would double their cost)
@@ -69,8 +70,6 @@ class CompareResult:
     summary: dict
 
     def text(self) -> str:
-        from .report import verdict_lines
-
         return "\n".join([self.table, *verdict_lines(self.summary),
                           f"rows: {self.rows_done} trained now, {self.rows_skipped} found finished",
                           f"  compare.json: {self.compare_json}", f"  curves:       {self.curves}",
@@ -206,8 +205,6 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         overwrite: bool = False) -> CompareResult:
     """Make, train and score every (set, seed) row of ``cfg`` not finished in ``out`` yet, score the
     ``test`` folders for every row that lacks them, then write the table, curves and report."""
-    from .report import write_outputs
-
     for folder in test:
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"--test {folder!r} is not a folder")
@@ -272,7 +269,8 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             row.setdefault("test", {}).update(score_network(net, missing, cfg.scale, device))
         if missing or changed:
             atomic_write_json(path, row)
-    return write_outputs(cfg, out, rows_dir, done, skipped, list(tests))
+    return CompareResult(out=os.path.abspath(out), rows_done=done, rows_skipped=skipped,
+                         **write_outputs(cfg, out, rows_dir, list(tests)))
 
 
 def _reload(kind: str, name: str, cfg: CompareConfig, out: str, get_teacher) -> Callable:

@@ -176,12 +176,10 @@ def curves_figure(summary: dict, title: str):
     return fig
 
 
-def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, done: int, skipped: int, tests: list[str]):
-    """Summarise every finished row in ``rows_dir`` and write compare.json, table.md, curves.png and
-    report.html into ``out``; returns the :class:`CompareResult`."""
+def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str]) -> dict:
+    """Summarise the finished rows in ``rows_dir`` that ``cfg`` asks for and write compare.json,
+    table.md, curves.png and report.html into ``out``; returns their paths, the table and the summary."""
     import io
-
-    from .pipeline import CompareResult
 
     rows = []
     for f in sorted(os.listdir(rows_dir)) if os.path.isdir(rows_dir) else []:
@@ -217,8 +215,7 @@ def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, done: int, skippe
          "Steps to target", table_html(steps_rows) if steps_rows else "<p>no curve yet</p>"),
         ("Every row (device and seconds)", table_html(_row_details(rows))),
     ])
-    return CompareResult(out=os.path.abspath(out), compare_json=json_path, report=report, curves=curves_path,
-                         table=table, rows_done=done, rows_skipped=skipped, summary=summary)
+    return {"compare_json": json_path, "report": report, "curves": curves_path, "table": table, "summary": summary}
 
 
 def _row_details(rows: list[dict]) -> list[dict]:
