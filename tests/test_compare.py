@@ -250,3 +250,17 @@ def test_train_on_step_sees_every_step_once_and_resumes(tmp_path):
     torch.manual_seed(0)
     res = train(EDSR(2, 1, 4), data, TrainConfig(steps=5, **cfg), on_step=on_step)
     assert seen == [1, 2, 3, 4, 5] and res.start_step == 3
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, capsys):
+    import irkernels.compare.pipeline as pipeline
+    from irkernels.pipeline.__main__ import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--preset", "tiny", "--out", "unused"])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == "irkernels compare: interrupted; run the same command again to resume\n"

@@ -6,8 +6,9 @@ inside its ``add_arguments``/``run``, and only the chosen command's arguments ar
 
 User errors (a missing or empty folder, an unreadable image, a missing checkpoint, a run folder
 holding other settings, an invalid option value) end the command with ONE line on stderr and exit
-code 2, as argparse's own errors do; ``-v``/``--verbose`` shows the traceback instead. Any other
-exception is a bug and keeps its traceback.
+code 2, as argparse's own errors do; ``-v``/``--verbose`` shows the traceback instead. Ctrl-C ends
+it with one line saying how to resume and exit code 130. Any other exception is a bug and keeps its
+traceback.
 """
 from __future__ import annotations
 
@@ -95,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_yaml_defaults(subparsers[args.command], args.config)
             args = parser.parse_args(argv)
         return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        # every command writes atomically and resumes: finished work is kept
+        print(f"{PROG} {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
     except USER_ERRORS as exc:
         if args.verbose:
             raise
