@@ -151,6 +151,7 @@ def test_idc_tune_adds_a_variant_row(folder, uninterrupted, tmp_path):
     assert res.rows_done == 1
     row = json.load(open(os.path.join(out, "rows", "idc[lr=0.05]-seed0.json")))
     assert row["idc_settings"]["lr"] == 0.05 and row["idc_settings"]["iters"] == 3
+    assert [e["row"] for e in res.summary["rows"]] == ["bicubic", "teacher", "idc", "idc[lr=0.05]"]
 
 
 def test_steps_to_interpolates_between_points():

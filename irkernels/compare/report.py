@@ -177,7 +177,8 @@ def curves_figure(summary: dict, title: str):
 
 
 def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str]) -> dict:
-    """Summarise the finished rows in ``rows_dir`` that ``cfg`` asks for and write compare.json,
+    """Summarise the finished rows in ``rows_dir`` of ``cfg``'s sets and seeds (every ``idc[...]``
+    variant among them) and write compare.json,
     table.md, curves.png and report.html into ``out``; returns their paths, the table and the summary."""
     import io
 
@@ -186,8 +187,9 @@ def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str])
         if f.endswith(".json"):
             with open(os.path.join(rows_dir, f)) as fh:
                 rows.append(json.load(fh))
-    wanted = {cfg.row_name(s) for s in cfg.sets} | set(REFERENCES)
-    rows = [r for r in rows if r["row"] in wanted and (r["seed"] is None or r["seed"] in cfg.seeds)]
+    # the asked sets' rows, every IDC variant found in the folder included (tuning: side by side)
+    rows = [r for r in rows if (r["kind"] in cfg.sets or r["kind"] in REFERENCES)
+            and (r["seed"] is None or r["seed"] in cfg.seeds)]
     summary = summarise(rows, cfg.target_psnr)
     table = table_markdown(summary)
     title = (f"×{cfg.scale}, ratio {cfg.ratio}, {cfg.lr_patch}-px LR patches (stride {cfg.lr_stride}); "
