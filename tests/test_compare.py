@@ -149,7 +149,7 @@ def test_idc_tune_adds_a_variant_row(folder, uninterrupted, tmp_path):
     shutil.copytree(uninterrupted[1], out)
     res = run(tiny(sets=["idc"], seeds=[0], idc_tune={"lr": 0.05}), out, data=folder)
     assert res.rows_done == 1
-    row = json.load(open(os.path.join(out, "rows", "idc[lr=0.05]-seed0.json")))
+    row = json.load(open(os.path.join(out, "rows", "idc-lr0.05-seed0.json")))
     assert row["idc_settings"]["lr"] == 0.05 and row["idc_settings"]["iters"] == 3
     assert [e["row"] for e in res.summary["rows"]] == ["bicubic", "teacher", "idc", "idc[lr=0.05]"]
 

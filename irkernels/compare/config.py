@@ -105,6 +105,11 @@ class CompareConfig(MethodConfig):
     def row_name(self, kind: str) -> str:
         return self.idc_label() if kind == "idc" else kind
 
+    def row_stem(self, kind: str) -> str:
+        """The row's file and folder stem: its name without the characters shells and globs treat
+        specially (``idc[iters=200,lr=0.02]`` → ``idc-iters200-lr0.02``)."""
+        return self.row_name(kind).replace("[", "-").replace("]", "").replace("=", "").replace(",", "-")
+
 
 def preset(name: str) -> dict[str, Any]:
     """The field values of preset ``name`` (``ValueError`` naming the presets otherwise)."""

@@ -232,7 +232,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
     plan = [(r, None) for r in references] + [(s, seed) for s in cfg.sets for seed in cfg.seeds]
     done = skipped = 0
     for kind, seed in plan:
-        name = kind if seed is None else f"{cfg.row_name(kind)}-seed{seed}"
+        name = kind if seed is None else f"{cfg.row_stem(kind)}-seed{seed}"
         path = os.path.join(rows_dir, f"{name}.json")
         row = _read(path)
         changed = row is None
