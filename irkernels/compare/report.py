@@ -134,7 +134,7 @@ def table_markdown(summary: dict) -> str:
                 if s in e["scores"]:
                     mean, std = e["scores"][s][m]
                     d = LABELS[m][1]
-                    cells.append(f"{mean:.{d}f} ± {std:.{d}f}" if e["seeds"] else f"{mean:.{d}f}")
+                    cells.append(f"{mean:.{d}f} ± {std:.{d}f}" if len(e["seeds"]) > 1 else f"{mean:.{d}f}")
                 else:
                     cells.append("")
         if summary.get("target_psnr") is not None:
