@@ -139,8 +139,12 @@ def table_markdown(summary: dict) -> str:
                     cells.append("")
         if summary.get("target_psnr") is not None:
             st = e.get("steps_to_target")
-            cells.append("" if st is None else (f"{st['steps'][0]:.0f} ± {st['steps'][1]:.0f}" if st["reached"] == st["of"]
-                                                 else f"{st['reached']}/{st['of']} seeds reach it"))
+            if st is None:
+                cells.append("")
+            elif st["reached"] < st["of"]:
+                cells.append(f"{st['reached']}/{st['of']} seeds reach it")
+            else:
+                cells.append(f"{st['steps'][0]:.0f} ± {st['steps'][1]:.0f}" if st["of"] > 1 else f"{st['steps'][0]:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
