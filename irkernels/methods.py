@@ -54,6 +54,13 @@ class MethodConfig:
         return asdict(self)
 
 
+def next_train_command(out: str, scale: int) -> str:
+    """The ``next:`` line a method prints: train a network on the run folder it just wrote (``train``
+    picks a patch size that fits the folder's pairs, so this runs as printed)."""
+    out = os.path.normpath(out)  # "runs/idc/" → "runs/idc-trained", not a folder inside the run
+    return f"next: python -m irkernels.pipeline train --data {out} --scale {scale} --out {out}-trained"
+
+
 @dataclass
 class RunResult:
     """What a method's ``run`` returns: where its outputs are and how many.
@@ -74,8 +81,6 @@ class RunResult:
     def summary(self, next_step: bool = True) -> str:
         """What the CLI prints: counts, where the files are, and (``next_step``) the command that
         trains a network on them."""
-        from .pipeline.options import next_train_command
-
         if self.pairs is None:
             return f"{self.method}: this rank's units done in {self.out} (rank 0 writes the manifest and report)"
         return (f"{self.method}: {self.pairs} LR/HR pairs from {self.units} unit(s) in {self.out}"

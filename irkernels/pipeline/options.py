@@ -5,20 +5,12 @@ Light on imports (argparse only at module level), so that ``--help`` needs no to
 from __future__ import annotations
 
 import argparse
-import os
 
 SCALES = (1, 2, 3, 4, 8)  # SR factors the data, the trainer and the evaluation support
 
 
 class UserError(ValueError):
     """Bad input found by a command (not a bug): the CLI prints its message as one line, exit 2."""
-
-
-def next_train_command(out: str, scale: int) -> str:
-    """The ``next:`` line a method prints: train a network on the run folder it just wrote (``train``
-    picks a patch size that fits the folder's pairs, so this runs as printed)."""
-    out = os.path.normpath(out)  # "runs/idc/" → "runs/idc-trained", not a folder inside the run
-    return f"next: python -m irkernels.pipeline train --data {out} --scale {scale} --out {out}-trained"
 
 
 def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:
