@@ -54,13 +54,12 @@ def image_scores(sr: torch.Tensor, hq: torch.Tensor, crop_border: int, metrics: 
     """``metrics`` of one uint8 output against its uint8 target. A greyscale target (R = G = B, e.g.
     some Set14 images) is scored on its own channel against the output's channel mean, for the RGB
     and the Y columns alike: Y would add BT.601's 16 + 219/255·v offset and range (+1.3 dB PSNR)."""
-    if is_grey(hq):
+    y = not is_grey(hq)
+    if not y:
         sr, hq = sr.double().mean(0), hq[0].double()
-        values = {"psnr": lambda: psnr(sr, hq, crop_border), "ssim": lambda: ssim(sr, hq, crop_border)}
-        return {m: float(values[m.split("_")[0]]()) for m in metrics}
     fns = {"psnr_rgb": lambda: psnr(sr, hq, crop_border), "ssim_rgb": lambda: ssim(sr, hq, crop_border),
-           "psnr_y": lambda: psnr(sr, hq, crop_border, y_channel=True),
-           "ssim_y": lambda: ssim(sr, hq, crop_border, y_channel=True)}
+           "psnr_y": lambda: psnr(sr, hq, crop_border, y_channel=y),
+           "ssim_y": lambda: ssim(sr, hq, crop_border, y_channel=y)}
     return {m: float(fns[m]()) for m in metrics}
 
 

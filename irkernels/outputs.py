@@ -148,7 +148,7 @@ class RunFolder:
                     raise FileExistsError(
                         f"{self.root} holds the outputs of a run with other settings; choose another --out, "
                         f"or pass overwrite=True / --overwrite to replace them. Differences: "
-                        f"{_diff(previous, self.settings)}")
+                        f"{settings_diff(previous, self.settings)}")
                 self._clear()
         elif os.path.isdir(self.root) and any(not n.startswith(".") for n in os.listdir(self.root)) and not overwrite:
             raise FileExistsError(f"{self.root} exists and is not an irkernels run folder; choose another --out "
@@ -215,7 +215,8 @@ class RunFolder:
         return atomic_write_json(self.manifest_path, manifest)
 
 
-def _diff(a: Any, b: Any) -> str:
+def settings_diff(a: Any, b: Any) -> str:
+    """``"key: old → new, ..."`` for the keys where two settings dicts differ (the run folders' guards)."""
     if isinstance(a, dict) and isinstance(b, dict):
         keys = sorted(set(a) | set(b))
         return ", ".join(f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in keys if a.get(k) != b.get(k))

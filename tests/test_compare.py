@@ -92,14 +92,14 @@ def test_resumed_run_equals_uninterrupted(folder, uninterrupted, tmp_path, monke
     calls = {"n": 0}
     real = pipeline.score_network
 
-    def interrupt_on_the_7th(*args, **kwargs):
+    def interrupt_on_the_6th(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 7:  # bicubic, teacher, whole-seed0 (3, 6, final), whole-seed1 at step 3, then here
+        if calls["n"] == 6:  # bicubic, teacher, whole-seed0 (steps 3, 6), whole-seed1 at step 3, then here (step 6)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     out = str(tmp_path / "b")
-    monkeypatch.setattr(pipeline, "score_network", interrupt_on_the_7th)
+    monkeypatch.setattr(pipeline, "score_network", interrupt_on_the_6th)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(tiny(), out, data=folder)
     monkeypatch.setattr(pipeline, "score_network", real)

@@ -43,7 +43,7 @@ from ..idc.config import IDCConfig
 from ..idc.instances import Instance, make_instances
 from ..idc.pipeline import Networks, relabel, run as run_idc, select
 from ..models import build_model, load_checkpoint
-from ..outputs import atomic_write_json
+from ..outputs import atomic_write_json, settings_diff
 from ..pretrained import PretrainConfig, pretrained_network
 from ..train import train
 from .config import REFERENCES, TEACHER_SETS, CompareConfig
@@ -147,7 +147,8 @@ def score_network(run: Callable[[torch.Tensor], torch.Tensor], sets: ScoredSets,
 def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets, folder: str) -> tuple[nn.Module, dict]:
     """``cfg.model`` from ``seed`` trained on ``data`` for ``cfg.steps``, the validation split scored
     every ``eval_every`` steps into ``folder/curve.json``; resumes from ``folder/last.pt``.
-    Returns the network and ``{"curve": [{"step", metric...}], "train_s", "patches_per_s"}``."""
+    Returns the network and ``{"curve": [{"step", metric...}], "val", "train_s", "patches_per_s"}``
+    (``val``: every metric at the last step, the curve's last point)."""
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
     net = build_model(cfg.model, cfg.scale)
@@ -161,16 +162,18 @@ def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets,
         nonlocal curve
         curve = [p for p in curve if p["step"] < done]  # points past the step resumed from are redone
         if done % cfg.eval_every == 0 or done == cfg.steps:
-            model.eval()
-            curve.append({"step": done, **score_network(model, val, cfg.scale, device, CURVE_METRICS)["val"]})
+            model.eval()  # the last point has every metric: it is the row's validation score
+            metrics = METRICS if done == cfg.steps else CURVE_METRICS
+            curve.append({"step": done, **score_network(model, val, cfg.scale, device, metrics)["val"]})
             atomic_write_json(curve_path, curve)
 
     t = time.perf_counter()
     result = train(net, data, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                           seed=seed, ckpt_every=cfg.eval_every, device=cfg.device,
                                           progress=cfg.progress, channels_last=True), on_step=on_step)
-    return net.eval(), {"curve": curve, "train_s": time.perf_counter() - t, "patches_per_s": result.patches_per_s,
-                        "resumed_from": result.start_step}
+    train_s = time.perf_counter() - t
+    return net.eval(), {"curve": curve, "val": {m: curve[-1][m] for m in METRICS}, "train_s": train_s,
+                        "patches_per_s": result.patches_per_s}
 
 
 def _read(path: str) -> dict | None:
@@ -188,9 +191,8 @@ def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
     settings = {"command": "compare", **cfg.settings()}
     previous = _read(path)
     if previous is not None and previous != settings and not overwrite:
-        diff = ", ".join(f"{k}: {previous.get(k)!r} → {settings.get(k)!r}" for k in sorted(set(previous) | set(settings))
-                         if previous.get(k) != settings.get(k))
-        raise FileExistsError(f"--out {out} holds a comparison with other settings ({diff}); choose another --out, "
+        raise FileExistsError(f"--out {out} holds a comparison with other settings "
+                              f"({settings_diff(previous, settings)}); choose another --out, "
                               "or pass --overwrite to replace it")
     if previous is None and os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out)) and not overwrite:
         raise FileExistsError(f"--out {out} exists and does not hold a comparison; choose another --out, "
@@ -240,12 +242,16 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             row = {"row": cfg.row_name(kind), "kind": kind, "seed": seed, "device": device_name, "make_s": 0.0,
                    "train_s": 0.0}
             log.warning("compare: row %s (%d of %d)", name, plan.index((kind, seed)) + 1, len(plan))
-            if kind == "bicubic":
-                net = bicubic_upsampler(cfg.scale)
-            elif kind == "teacher":
-                net, info = get_teacher()
-                row.update(train_s=info.get("seconds", 0.0), steps=info["steps"], pairs=info["pairs"],
-                           reused=info.get("reused", False))
+            if kind in REFERENCES:
+                if kind == "bicubic":
+                    net = bicubic_upsampler(cfg.scale)
+                else:
+                    net, info = get_teacher()
+                    row.update(train_s=info.get("seconds", 0.0), steps=info["steps"], pairs=info["pairs"],
+                               reused=info.get("reused", False))
+                t = time.perf_counter()
+                row["val"] = score_network(net, val, cfg.scale, device)["val"]
+                row["score_s"] = time.perf_counter() - t
             else:
                 t = time.perf_counter()
                 tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
@@ -255,10 +261,8 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
                 if kind == "idc":
                     row["idc_settings"] = idc_config(cfg, kind, seed).settings()
                 net, info = train_student(cfg, pairs, seed, val, os.path.join(out, "train", name))
-                row.update(train_s=info["train_s"], curve=info["curve"], patches_per_s=info["patches_per_s"])
-            t = time.perf_counter()
-            row["val"] = score_network(net, val, cfg.scale, device)["val"]
-            row["score_s"] = time.perf_counter() - t
+                row.update(train_s=info["train_s"], curve=info["curve"], val=info["val"],
+                           patches_per_s=info["patches_per_s"])
             done += 1
         else:
             skipped += 1
@@ -279,5 +283,4 @@ def _reload(kind: str, name: str, cfg: CompareConfig, out: str, get_teacher) -> 
         return bicubic_upsampler(cfg.scale)
     if kind == "teacher":
         return get_teacher()[0]
-    torch.manual_seed(0)
     return load_checkpoint(build_model(cfg.model, cfg.scale), os.path.join(out, "train", name, "model.safetensors")).eval()

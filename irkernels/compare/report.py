@@ -119,13 +119,23 @@ def verdict_lines(summary: dict) -> list[str]:
     return lines
 
 
-def table_markdown(summary: dict) -> str:
-    """Mean ± std over seeds per row; columns: pairs, seconds, then every scored set's four metrics."""
+def _steps_cell(st: dict | None) -> str:
+    """A row's steps to the target: mean ± std over its seeds, or how many seeds reach it."""
+    if st is None:
+        return ""
+    if st["reached"] < st["of"]:
+        return f"{st['reached']}/{st['of']} seeds reach it"
+    return f"{st['steps'][0]:.0f} ± {st['steps'][1]:.0f}" if st["of"] > 1 else f"{st['steps'][0]:.0f}"
+
+
+def table_cells(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """The table's header and rows as text: mean ± std over seeds per row; columns: pairs,
+    seconds, every scored set's four metrics, the steps to the target."""
     splits = list(dict.fromkeys(s for e in summary["rows"] for s in e["scores"]))
     head = ["row", "seeds", "pairs", "make s", "train s"] + [f"{s} {LABELS[m][0]}" for s in splits for m in METRICS]
     if summary.get("target_psnr") is not None:
         head.append(f"steps to {summary['target_psnr']:.2f} dB")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for e in summary["rows"]:
         cells = [e["row"], str(len(e["seeds"]) or "–"), "" if e["pairs"] is None else str(e["pairs"]),
                  f"{e['make_s']:.0f}", f"{e['train_s']:.0f}"]
@@ -138,15 +148,15 @@ def table_markdown(summary: dict) -> str:
                 else:
                     cells.append("")
         if summary.get("target_psnr") is not None:
-            st = e.get("steps_to_target")
-            if st is None:
-                cells.append("")
-            elif st["reached"] < st["of"]:
-                cells.append(f"{st['reached']}/{st['of']} seeds reach it")
-            else:
-                cells.append(f"{st['steps'][0]:.0f} ± {st['steps'][1]:.0f}" if st["of"] > 1 else f"{st['steps'][0]:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            cells.append(_steps_cell(e.get("steps_to_target")))
+        body.append(cells)
+    return head, body
+
+
+def table_markdown(summary: dict) -> str:
+    head, body = table_cells(summary)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body]) + "\n"
 
 
 def curves_figure(summary: dict, title: str):
@@ -211,10 +221,11 @@ def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str])
                    "steps (mean ± std of those)": "" if e["steps_to_target"]["steps"] is None else
                    "{:.0f} ± {:.0f}".format(*e["steps_to_target"]["steps"])}
                   for e in summary["rows"] if "steps_to_target" in e]
+    head, body = table_cells(summary)
     report = write_report(os.path.join(out, "report.html"), "irkernels compare", [
         ("What was compared", f"<p>{title}. Validation: the last {cfg.val_images} images of the training folder "
                               f"(never trained on); test sets: {', '.join(tests) or 'none given'}.</p>"),
-        ("Scores (mean ± std over seeds)", _markdown_to_html(table) +
+        ("Scores (mean ± std over seeds)", table_html([dict(zip(head, cells)) for cells in body], head) +
          "".join(f"<p>{line}</p>" for line in verdict_lines(summary))),
         ("Learning curves", html_curves),
         (f"Steps to reach {summary['target_psnr']:.2f} dB PSNR-Y on val" if summary.get("target_psnr") else
@@ -234,10 +245,3 @@ def _row_details(rows: list[dict]) -> list[dict]:
                     "val PSNR-Y": r["val"]["psnr_y"], "vs bicubic (dB)": gain,
                     "note": "BELOW bicubic" if gain is not None and gain < 0 else ""})
     return out
-
-
-def _markdown_to_html(table: str) -> str:
-    lines = [ln.strip().strip("|").split("|") for ln in table.strip().splitlines()]
-    head, body = lines[0], lines[2:]
-    return table_html([dict(zip([h.strip() for h in head], [c.strip() for c in row])) for row in body],
-                      [h.strip() for h in head])
