@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from irkernels.compare.config import CompareConfig
-from irkernels.compare.report import checks, steps_to, summarise
+from irkernels.compare.report import checks, steps_to, summarise, verdict_lines
 from irkernels.data import sample_images
 from irkernels.outputs import png_bytes
 
@@ -154,6 +154,70 @@ def test_idc_tune_adds_a_variant_row(folder, uninterrupted, tmp_path):
     assert [e["row"] for e in res.summary["rows"]] == ["bicubic", "teacher", "idc", "idc[lr=0.05]"]
 
 
+TINY_TRIPLED = {"syn_size": 32, "latent.vae_steps": 0, "latent.steps": 2, "finetune.steps": 2, "finetune.batch_size": 2,
+                "num_freqs": 16}
+
+
+def test_tripled_sets_keep_whole_images_with_the_teacher_as_feature_network(folder, tmp_path):
+    from irkernels.compare.pipeline import run
+
+    out = str(tmp_path / "t")
+    res = run(tiny(sets=["random-images", "tripled", "tripled-no-cnn"], seeds=[0], ratio=0.5, tripled=TINY_TRIPLED),
+              out, data=folder)
+    rows = _rows(out)
+    # 4 training images of 64×96 at p = 0.5: 2 whole images of 4 × 6 HR patches (16 px) each;
+    # TripleD adds one distilled 32² crop per selected image (2 × 2 patches)
+    assert rows["random-images-seed0.json"]["pairs"] == 2 * 24
+    assert rows["tripled-seed0.json"]["pairs"] == rows["tripled-no-cnn-seed0.json"]["pairs"] == 2 * 24 + 2 * 4
+    settings = rows["tripled-no-cnn-seed0.json"]["tripled_settings"]
+    assert settings["task"] == "sr2" and settings["p"] == 0.5 and not settings["use_cnn"] and settings["use_latent"]
+    assert settings["latent"]["vae_steps"] == 0 and settings["finetune"]["steps"] == 2 and settings["syn_size"] == 32
+    manifest = json.load(open(os.path.join(out, "sets", "tripled-seed0", "manifest.json")))
+    assert manifest["num_selected"] == 2 and manifest["distillation_space"] == "pixel"
+    assert manifest["feature_network"]["steps"] == 6  # the comparison's teacher, not a network of its own
+    assert os.listdir(os.path.join(out, "cache")) == [os.path.basename(os.path.dirname(
+        manifest["feature_network"]["checkpoint"]))]
+    assert [e["row"] for e in res.summary["rows"]] == ["bicubic", "teacher", "random-images", "tripled",
+                                                        "tripled-no-cnn"]
+
+
+def test_a_same_size_task_compares_image_level_sets_against_the_degraded_input(folder, tmp_path):
+    from irkernels.compare.pipeline import run, task_instances, split_images
+
+    cfg = tiny(task="denoise25", sets=["whole", "random-images", "tripled-no-cnn"], seeds=[0], ratio=0.5,
+               tripled=TINY_TRIPLED)
+    inst = task_instances(cfg, split_images(cfg, folder)[0])[0]
+    assert inst.lr.shape == inst.hr.shape == (8 * 12, 3, 8, 8)  # ×1: the noisy patch and its clean target
+    noise = inst.lr.float() - inst.hr.float()
+    assert 20 < float(noise.std()) < 26  # σ = 25 levels, less where clipped at 0 and 255
+    out = str(tmp_path / "dn")
+    res = run(cfg, out, data=folder)
+    assert [e["row"] for e in res.summary["rows"]] == ["input", "teacher", "whole", "random-images", "tripled-no-cnn"]
+    rows = _rows(out)
+    assert 18 < rows["input.json"]["val"]["psnr_rgb"] < 23  # the noisy input itself (σ = 25: about 20 dB)
+    assert rows["tripled-no-cnn-seed0.json"]["tripled_settings"]["task"] == "denoise25"
+    assert rows["whole-seed0.json"]["pairs"] == 4 * 8 * 12  # 4 images of 64×96 in 8-px patches, at ×1
+    assert res.summary["checks"]["students_beat_bicubic"]["baseline"] == "input"
+    with pytest.raises(ValueError, match="SR methods"):
+        tiny(task="denoise25", sets=["idc"])
+
+
+def test_a_folder_made_before_a_field_existed_is_resumed(folder, uninterrupted, tmp_path):
+    import shutil
+
+    from irkernels.compare.pipeline import run
+
+    out = str(tmp_path / "old")
+    shutil.copytree(uninterrupted[1], out)
+    path = os.path.join(out, "settings.json")
+    settings = json.load(open(path))
+    del settings["tripled"]  # at its default: as a folder written before the field was added
+    json.dump(settings, open(path, "w"))
+    assert run(tiny(), out, data=folder).rows_skipped == 2 + 4 * 2
+    with pytest.raises(FileExistsError, match="tripled"):  # a value other than the default is still refused
+        run(tiny(tripled={"syn_size": 32}), out, data=folder)
+
+
 def test_steps_to_interpolates_between_points():
     curve = [{"step": 10, "psnr_y": 20.0}, {"step": 20, "psnr_y": 22.0}, {"step": 30, "psnr_y": 23.0}]
     assert steps_to(curve, 21.0) == pytest.approx(15.0)
@@ -176,6 +240,10 @@ def test_checks_say_when_a_budget_cannot_tell():
     rows += [_row("idc", 0, 30.1), _row("idc", 1, 30.1)]
     c = checks({e["row"]: e for e in summarise(rows, None)["rows"]})
     assert not c["students_beat_bicubic"]["ok"] and c["students_beat_bicubic"]["short"] == {"idc": pytest.approx(0.1)}
+    # one seed has no spread: a gap of 1 dB does not pass for "beyond the spread" (TripleD's control too)
+    c = summarise([_row("bicubic", None, 30.0), _row("whole", 0, 32.0), _row("random-images", 0, 31.0)], None)["checks"]
+    assert not c["whole_beats_random-images"]["ok"] and c["whole_beats_random-images"]["seeds"] == 1
+    assert any("one seed" in line for line in verdict_lines({"checks": c}))
 
 
 def test_cli_compare_and_its_errors(folder, tmp_path, capsys):
@@ -191,6 +259,14 @@ def test_cli_compare_and_its_errors(folder, tmp_path, capsys):
     with pytest.raises(CommandFailed):
         main(args + ["--idc", "nonsense=1"])
     assert "--idc takes KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(CommandFailed):
+        main(args + ["--tripled", "p=0.5"])  # the comparison's own ratio, not a TripleD setting
+    assert "--tripled takes KEY=VALUE" in capsys.readouterr().err
+    from irkernels.pipeline.__main__ import build_parser
+    from irkernels.pipeline.compare_cmd import config_from_args
+
+    parsed = build_parser(only="compare")[0].parse_args(args + ["--tripled", "finetune.steps=5", "syn_size=32"])
+    assert config_from_args(parsed).tripled == {"latent.vae_steps": 0, "finetune.steps": 5, "syn_size": 32}
     with pytest.raises(CommandFailed):
         main(args + ["--steps", "3"])
     assert "other settings" in capsys.readouterr().err

@@ -9,17 +9,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from ..data.config import DegradationConfig
 from ..methods import MethodConfig
+from ..tripled.config import TASKS as TRIPLED_TASKS
 
 # The training sets a comparison can make, in table order. "random+teacher" is the control of IDC's
 # relabelling: IDC's initial patches (the same random real LR patches as "random") with HR targets
 # made by the teacher, so that IDC − (random+teacher) is what the condensation itself adds.
-SETS = ("whole", "random", "herding", "kcenter", "random+teacher", "idc")
-REFERENCES = ("bicubic", "teacher")  # rows without a student: the floor and the teacher itself
-TEACHER_SETS = ("herding", "kcenter", "random+teacher", "idc")  # the sets that need the teacher
+# TripleD keeps whole images: "tripled" (the top-ratio images by complexity plus their distilled
+# crops) is compared with "random-images" (as many images drawn at random, the same p) and with its
+# two ablations; TRIPLED_SETS maps each TripleD row to the TripleDConfig fields it changes.
+TRIPLED_SETS: dict[str, dict[str, Any]] = {"tripled": {}, "tripled-no-latent": {"use_latent": False},
+                                           "tripled-no-cnn": {"use_cnn": False}}
+SETS = ("whole", "random", "herding", "kcenter", "random+teacher", "idc", "random-images", *TRIPLED_SETS)
+# rows without a student: the floor (bicubic up-sampling for SR, the degraded input itself for a
+# same-size task) and the teacher itself
+REFERENCES = ("bicubic", "input", "teacher")
+# "sr": bicubic ×scale, every set; the same-size tasks (TripleD's: denoise25, deblur, ...): the
+# image-level sets only (IDC and the patch coresets are SR methods)
+TASKS = ("sr", *(t for t, types in TRIPLED_TASKS.items() if len(types) == 1 and types[0][1].factor == 1))
+SAME_SIZE_SETS = ("whole", "random-images", *TRIPLED_SETS)
+# the sets that need the teacher (TripleD's feature network is the teacher too)
+TEACHER_SETS = ("herding", "kcenter", "random+teacher", "idc", *TRIPLED_SETS)
+RANDOM_CONTROLS = ("random", "random-images")  # "whole" must beat each by more than the seed spread
 
 # IDC at the cpu preset (docs/compare.md: how it was tuned on the validation split)
 CPU_IDC: dict[str, Any] = {"iters": 100, "batch_instances": 10}
+# TripleD at the cpu preset: its fallback tiny VAE reached 22.9 dB held-out PSNR after the default
+# 2000 steps (7.5 min a seed on 2 cores), below the 30 dB bar, so TripleD would distil in pixel space
+# anyway; the preset skips that training (an untrained VAE fails the bar at once) and says so.
+CPU_TRIPLED: dict[str, Any] = {"latent.vae_steps": 0}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the README's first run: the embedded photos, minutes on a laptop CPU; too small a budget to tell
@@ -39,6 +58,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 class CompareConfig(MethodConfig):
     """One comparison.
 
+    Task: ``sr`` (bicubic ×``scale``) or a same-size task (``denoise25``, ``deblur``, ``derain``,
+    ``jpeg``: ``scale`` is unused, the networks are ×1 and the floor row is the degraded input).
     Data: the training folder's images sorted by name; the last ``val_images`` are the validation
     split (never trained on, condensed or selected from; the learning curves and every choice are
     made on it), at most ``max_images`` of the others are the training split. Patches:
@@ -50,13 +71,15 @@ class CompareConfig(MethodConfig):
     feature network of IDC / herding / k-center and the teacher that labels IDC's and
     random+teacher's HR targets. ``idc``: ``IDCConfig`` fields other than its defaults (the preset's
     IDC); ``idc_tune``: more of them, for tuning: a row ``idc[k=v,...]`` of its own, so that variants
-    sit side by side in one folder. ``target_psnr``: the validation
+    sit side by side in one folder. ``tripled``: ``TripleDConfig`` fields other than its defaults
+    (its ``p`` is ``ratio``, its feature network the teacher, its task ``sr<scale>``). ``target_psnr``: the validation
     PSNR-Y whose first crossing the steps-to-target table reports (default: the ``random`` row's
     final mean).
     """
 
     sets: list[str] = field(default_factory=lambda: ["whole", "random", "random+teacher", "idc"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    task: str = "sr"
     scale: int = 2
     ratio: float = 0.01
     lr_patch: int = 16
@@ -72,6 +95,7 @@ class CompareConfig(MethodConfig):
     teacher_steps: int = 16000
     idc: dict[str, Any] = field(default_factory=lambda: dict(CPU_IDC))
     idc_tune: dict[str, Any] = field(default_factory=dict)
+    tripled: dict[str, Any] = field(default_factory=lambda: dict(CPU_TRIPLED))
     target_psnr: float | None = None
     # execution
     device: str = "auto"
@@ -97,6 +121,34 @@ class CompareConfig(MethodConfig):
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task != "sr" and set(self.sets) - set(SAME_SIZE_SETS):
+            raise ValueError(f"task {self.task} takes the sets {SAME_SIZE_SETS}, got "
+                             f"{sorted(set(self.sets) - set(SAME_SIZE_SETS))} (IDC and the coresets are SR methods)")
+        if self.task == "sr" and set(self.sets) & set(TRIPLED_SETS) and self.scale not in (2, 3, 4):
+            raise ValueError(f"the TripleD sets need scale 2, 3 or 4, got {self.scale}")
+
+    @property
+    def factor(self) -> int:
+        """Output side over input side: ``scale`` for SR, 1 for a same-size task."""
+        return self.scale if self.task == "sr" else 1
+
+    @property
+    def baseline(self) -> str:
+        """The floor row: bicubic up-sampling for SR, the degraded input itself otherwise."""
+        return "bicubic" if self.task == "sr" else "input"
+
+    @property
+    def crop_border(self) -> int:
+        """Pixels cropped from each side when scoring: the scale for SR (the benchmarks' rule), none otherwise."""
+        return self.scale if self.task == "sr" else 0
+
+    def degradation(self) -> DegradationConfig:
+        return DegradationConfig("bicubic", scale=self.scale) if self.task == "sr" else TRIPLED_TASKS[self.task][0][1]
+
+    def tripled_task(self) -> str:
+        return f"sr{self.scale}" if self.task == "sr" else self.task
 
     def idc_label(self) -> str:
         """The IDC row's name: ``idc``, or ``idc[k=v,...]`` for settings other than the defaults."""
@@ -119,4 +171,6 @@ def preset(name: str) -> dict[str, Any]:
 
 
 FIELDS = tuple(f.name for f in fields(CompareConfig))
-__all__ = ["FIELDS", "PRESETS", "REFERENCES", "SETS", "TEACHER_SETS", "CompareConfig", "preset"]
+__all__ = ["FIELDS", "PRESETS", "RANDOM_CONTROLS", "REFERENCES", "SAME_SIZE_SETS", "SETS", "TASKS", "TEACHER_SETS",
+           "TRIPLED_SETS",
+           "CompareConfig", "preset"]

@@ -29,24 +29,28 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from ..configs import TrainConfig
-from ..data import (DegradationConfig, Image, PairSet, PatchConfig, load_folder, load_paired_folder,
-                    make_pairs_from_paired, sample_images)
+from ..data import (Image, PairSet, PatchConfig, degrade, load_folder, load_paired_folder, make_pairs_from_paired,
+                    quantize, sample_images, to_float, to_tensor)
 from ..devices import resolve_device
 from ..evaluate import METRICS, bicubic_upsampler, degraded_pairs, evaluate_images, folder_pairs
 from ..idc.config import IDCConfig
-from ..idc.instances import Instance, make_instances
+from ..data.images import patch_origins
+from ..idc.instances import Instance, instance_seed, make_instances
 from ..idc.pipeline import Networks, relabel, run as run_idc, select
 from ..models import build_model, load_checkpoint
 from ..outputs import atomic_write_json, settings_diff
 from ..pretrained import PretrainConfig, pretrained_network
 from ..train import train
-from .config import REFERENCES, TEACHER_SETS, CompareConfig
+from ..tripled.config import TripleDConfig
+from ..tripled.pipeline import run as run_tripled
+from ..tripled.selection import selection_count
+from .config import REFERENCES, TEACHER_SETS, TRIPLED_SETS, CompareConfig
 from .report import verdict_lines, write_outputs
 
 log = logging.getLogger(__name__)
@@ -96,6 +100,37 @@ def idc_config(cfg: CompareConfig, kind: str, seed: int) -> IDCConfig:
                      model=cfg.teacher_model, seed=seed, device=cfg.device, progress=cfg.progress, **extra)
 
 
+def tripled_config(cfg: CompareConfig, kind: str, seed: int) -> TripleDConfig:
+    """The ``TripleDConfig`` of a TripleD set: task ``sr<scale>``, ``p`` = the ratio, the teacher's
+    architecture as feature network, ``cfg.tripled`` (a step's field as ``step.field``, e.g.
+    ``finetune.steps``), then the set's ablation."""
+    top: dict = {}
+    steps: dict[str, dict] = {}
+    for key, value in {**cfg.tripled, **TRIPLED_SETS[kind]}.items():
+        step, _, name = key.partition(".")
+        if name:
+            steps.setdefault(step, {})[name] = value
+        else:
+            top[key] = value
+    defaults = TripleDConfig()
+    top.update({step: replace(getattr(defaults, step), **values) for step, values in steps.items()})
+    return TripleDConfig(task=cfg.tripled_task(), p=cfg.ratio, feature_model=cfg.teacher_model, seed=seed,
+                         device=cfg.device, progress=cfg.progress, **top)
+
+
+def random_images(instances: Sequence[Instance], ratio: float, seed: int) -> list[Instance]:
+    """TripleD's control: as many whole images as TripleD keeps at ``ratio``, drawn at random (seeded)."""
+    k = selection_count(len(instances), ratio)
+    picks = torch.randperm(len(instances), generator=torch.Generator().manual_seed(seed))[:k]
+    return [instances[i] for i in sorted(picks.tolist())]
+
+
+def stored_pairs(folder: str, cfg: CompareConfig) -> PairSet:
+    """The pairs of a method's run folder as stored (uint8 PNGs), cut into the comparison's patches."""
+    return make_pairs_from_paired(load_paired_folder(folder, cfg.factor), cfg.factor,
+                                  PatchConfig(cfg.lr_patch * cfg.factor, cfg.lr_stride * cfg.factor))
+
+
 def pairs_of(instances: Sequence[Instance], picks: Sequence[Sequence[int]] | None = None) -> PairSet:
     """The real LR/HR patches of ``instances`` (all, or ``picks[i]`` of instance ``i``)."""
     if picks is None:
@@ -108,7 +143,7 @@ def pairs_of(instances: Sequence[Instance], picks: Sequence[Sequence[int]] | Non
 
 def make_teacher(cfg: CompareConfig, instances: Sequence[Instance], cache: str) -> tuple[nn.Module, dict]:
     """``teacher_model`` trained ``teacher_steps`` on every training patch (seed 0), or the cached one."""
-    pre = PretrainConfig(model=cfg.teacher_model, scale=cfg.scale, steps=cfg.teacher_steps,
+    pre = PretrainConfig(model=cfg.teacher_model, scale=cfg.factor, steps=cfg.teacher_steps,
                          batch_size=cfg.batch_size, seed=0, device=cfg.device, progress=cfg.progress)
     net, info = pretrained_network(pre, pairs_of(instances), cache)
     return net.eval(), info
@@ -120,17 +155,22 @@ def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], 
 
     ``whole`` / ``random`` / ``herding`` / ``kcenter`` pick real patches in memory as ``idc --method``
     does (``random``: the patches IDC starts from for the same seed); ``random+teacher`` relabels the
-    random pick's LR patches with the teacher; ``idc`` condenses into the run folder ``folder``
-    (resumable per image) and reads its pairs back as stored (uint8 PNGs)."""
-    icfg = idc_config(cfg, kind, seed)
-    device = resolve_device(cfg.device)
+    random pick's LR patches with the teacher; ``random-images`` keeps every patch of
+    :func:`random_images`; ``idc`` and the TripleD sets run their method into the run folder
+    ``folder`` (resumable) with the teacher as feature network, and read its pairs back as stored."""
     if kind == "whole":
         return pairs_of(instances)
+    if kind == "random-images":
+        return pairs_of(random_images(instances, cfg.ratio, seed))
+    if kind in TRIPLED_SETS:
+        run_tripled(tripled_config(cfg, kind, seed), folder, images=list(images), feature_net=(teacher, teacher_info))
+        return stored_pairs(folder, cfg)
+    icfg = idc_config(cfg, kind, seed)
+    device = resolve_device(cfg.device)
     if kind == "idc":
         nets = Networks(teacher, teacher, {"feature_extractor": teacher_info, "teacher": teacher_info})
         run_idc(icfg, folder, images=list(images), networks=nets)
-        return make_pairs_from_paired(load_paired_folder(folder, cfg.scale), cfg.scale,
-                                      PatchConfig(cfg.lr_patch * cfg.scale, cfg.lr_patch * cfg.scale))
+        return stored_pairs(folder, cfg)
     picks = [select(icfg, i, teacher, device) for i in instances]
     data = pairs_of(instances, picks)
     if kind == "random+teacher":
@@ -138,10 +178,35 @@ def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], 
     return data
 
 
-def score_network(run: Callable[[torch.Tensor], torch.Tensor], sets: ScoredSets, scale: int, device: torch.device,
-                  metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, float]]:
-    """Mean ``metrics`` per set (outputs rounded to uint8, ``scale`` border pixels cropped)."""
-    return {name: evaluate_images(run, triples, scale, device, metrics)["mean"] for name, triples in sets.items()}
+def score_network(run: Callable[[torch.Tensor], torch.Tensor], sets: ScoredSets, crop_border: int,
+                  device: torch.device, metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, float]]:
+    """Mean ``metrics`` per set (outputs rounded to uint8, ``crop_border`` pixels cropped)."""
+    return {name: evaluate_images(run, triples, crop_border, device, metrics)["mean"] for name, triples in sets.items()}
+
+
+def baseline_network(cfg: CompareConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The floor: bicubic up-sampling for SR, the degraded input itself for a same-size task."""
+    return bicubic_upsampler(cfg.scale) if cfg.task == "sr" else (lambda lq: lq)
+
+
+def task_instances(cfg: CompareConfig, images: Sequence[Image]) -> list[Instance]:
+    """Every training image's aligned patches: IDC's instances for SR (bicubic LR); for a same-size
+    task the degraded image (seeded per image, as a stored LQ folder would hold it) cut on the same grid."""
+    if cfg.task == "sr":
+        return make_instances(list(images), idc_config(cfg, "whole", 0))
+    deg, side, stride = cfg.degradation(), cfg.lr_patch, cfg.lr_stride
+    out = []
+    for im in images:
+        if min(im.pixels.shape[:2]) < side:
+            continue
+        hq = to_tensor(im.pixels)
+        lq = quantize(degrade(to_float(hq), deg, torch.Generator().manual_seed(instance_seed(deg.seed, im.name))))
+        origins = patch_origins(hq.shape[1], hq.shape[2], side, stride, im.name)
+        out.append(Instance(im.name, torch.stack([hq[:, y:y + side, x:x + side] for y, x in origins]),
+                            torch.stack([lq[:, y:y + side, x:x + side] for y, x in origins]), origins))
+    if not out:
+        raise ValueError(f"lr_patch: no training image is at least {side}x{side} pixels")
+    return out
 
 
 def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets, folder: str) -> tuple[nn.Module, dict]:
@@ -151,7 +216,7 @@ def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets,
     (``val``: every metric at the last step, the curve's last point)."""
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
-    net = build_model(cfg.model, cfg.scale)
+    net = build_model(cfg.model, cfg.factor)
     curve_path = os.path.join(folder, "curve.json")
     curve: list[dict] = []
     if os.path.exists(os.path.join(folder, "last.pt")) and os.path.exists(curve_path):
@@ -164,7 +229,7 @@ def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets,
         if done % cfg.eval_every == 0 or done == cfg.steps:
             model.eval()  # the last point has every metric: it is the row's validation score
             metrics = METRICS if done == cfg.steps else CURVE_METRICS
-            curve.append({"step": done, **score_network(model, val, cfg.scale, device, metrics)["val"]})
+            curve.append({"step": done, **score_network(model, val, cfg.crop_border, device, metrics)["val"]})
             atomic_write_json(curve_path, curve)
 
     t = time.perf_counter()
@@ -190,6 +255,9 @@ def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
     path = os.path.join(out, "settings.json")
     settings = {"command": "compare", **cfg.settings()}
     previous = _read(path)
+    if previous is not None:  # a field added since the folder was made reads as its default there
+        defaults = {"command": "compare", **CompareConfig().settings()}
+        previous = {**{k: v for k, v in settings.items() if k not in previous and v == defaults.get(k)}, **previous}
     if previous is not None and previous != settings and not overwrite:
         raise FileExistsError(f"--out {out} holds a comparison with other settings "
                               f"({settings_diff(previous, settings)}); choose another --out, "
@@ -214,8 +282,8 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
     device = resolve_device(cfg.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     train_images, val_images = split_images(cfg, data)
-    instances = make_instances(train_images, idc_config(cfg, "whole", 0))
-    deg = DegradationConfig("bicubic", scale=cfg.scale)
+    instances = task_instances(cfg, train_images)
+    deg = cfg.degradation()
     val = {"val": degraded_pairs(val_images, deg)}
     tests = {os.path.basename(os.path.normpath(f)): folder_pairs(f, deg) for f in test}
     rows_dir = os.path.join(out, "rows")
@@ -230,7 +298,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         return teacher
 
     # the teacher is a row (and trained) only when a set needs it
-    references = [r for r in REFERENCES if r != "teacher" or set(cfg.sets) & set(TEACHER_SETS)]
+    references = [cfg.baseline] + (["teacher"] if set(cfg.sets) & set(TEACHER_SETS) else [])
     plan = [(r, None) for r in references] + [(s, seed) for s in cfg.sets for seed in cfg.seeds]
     done = skipped = 0
     for kind, seed in plan:
@@ -243,14 +311,14 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
                    "train_s": 0.0}
             log.warning("compare: row %s (%d of %d)", name, plan.index((kind, seed)) + 1, len(plan))
             if kind in REFERENCES:
-                if kind == "bicubic":
-                    net = bicubic_upsampler(cfg.scale)
+                if kind != "teacher":
+                    net = baseline_network(cfg)
                 else:
                     net, info = get_teacher()
                     row.update(train_s=info.get("seconds", 0.0), steps=info["steps"], pairs=info["pairs"],
                                reused=info.get("reused", False))
                 t = time.perf_counter()
-                row["val"] = score_network(net, val, cfg.scale, device)["val"]
+                row["val"] = score_network(net, val, cfg.crop_border, device)["val"]
                 row["score_s"] = time.perf_counter() - t
             else:
                 t = time.perf_counter()
@@ -260,6 +328,8 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
                 row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
                 if kind == "idc":
                     row["idc_settings"] = idc_config(cfg, kind, seed).settings()
+                if kind in TRIPLED_SETS:
+                    row["tripled_settings"] = tripled_config(cfg, kind, seed).settings()
                 net, info = train_student(cfg, pairs, seed, val, os.path.join(out, "train", name))
                 row.update(train_s=info["train_s"], curve=info["curve"], val=info["val"],
                            patches_per_s=info["patches_per_s"])
@@ -270,7 +340,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         missing = {k: v for k, v in tests.items() if k not in row.get("test", {})}
         if missing:
             net = net or _reload(kind, name, cfg, out, get_teacher)
-            row.setdefault("test", {}).update(score_network(net, missing, cfg.scale, device))
+            row.setdefault("test", {}).update(score_network(net, missing, cfg.crop_border, device))
         if missing or changed:
             atomic_write_json(path, row)
     return CompareResult(out=os.path.abspath(out), rows_done=done, rows_skipped=skipped,
@@ -279,8 +349,8 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
 
 def _reload(kind: str, name: str, cfg: CompareConfig, out: str, get_teacher) -> Callable:
     """The network of a finished row, to score test sets added later."""
-    if kind == "bicubic":
-        return bicubic_upsampler(cfg.scale)
+    if kind in ("bicubic", "input"):
+        return baseline_network(cfg)
     if kind == "teacher":
         return get_teacher()[0]
-    return load_checkpoint(build_model(cfg.model, cfg.scale), os.path.join(out, "train", name, "model.safetensors")).eval()
+    return load_checkpoint(build_model(cfg.model, cfg.factor), os.path.join(out, "train", name, "model.safetensors")).eval()

@@ -1,5 +1,6 @@
 """Does condensation pay off on your data? Make each training set at one ratio (whole, random,
-herding, kcenter, random+teacher, idc), train the same student on each with the same budget and
+herding, kcenter, random+teacher, idc; and for TripleD, which keeps whole images: random-images,
+tripled, tripled-no-latent, tripled-no-cnn), train the same student on each with the same budget and
 seeds, score a validation split held out from --data every --eval-every steps and the --test
 folders once, and write a table (mean ± std over seeds, RGB and Y PSNR/SSIM, bicubic and the
 teacher as rows), learning curves (curves.png), the steps each set needs to reach a target PSNR,
@@ -18,6 +19,8 @@ Examples:
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu --idc-tune iters=200 lr=0.02
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu --test Set5/ Set14/
+  python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu \
+      --sets whole random-images tripled tripled-no-latent tripled-no-cnn
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ HELP = "does a condensed set train a network better than random patches? (table,
 HELPS = {
     "sets": "training sets to make, each a row (default: %(default)s)",
     "seeds": "seeds of every set's student (and of the set itself) (default: %(default)s)",
+    "task": "sr (bicubic ×--scale) or a same-size task for the image-level sets (default: %(default)s)",
     "scale": "SR factor (default: %(default)s)",
     "ratio": "share of each image's patches every set keeps (default: %(default)s)",
     "lr_patch": "LR patch side in pixels; HR = × scale (default: %(default)s)",
@@ -47,23 +51,43 @@ HELPS = {
     "teacher_steps": "its training steps on every training patch (default: %(default)s)",
     "idc": "IDC settings as KEY=VALUE (IDCConfig fields), over the preset's (default: %(default)s)",
     "idc_tune": "more IDC settings as KEY=VALUE: a variant row idc[KEY=VALUE,...] beside the others",
+    "tripled": "TripleD settings as KEY=VALUE (TripleDConfig fields; a step's as latent.steps=50, "
+               "finetune.steps=50), over the preset's (default: %(default)s)",
     "target_psnr": "validation PSNR-Y of the steps-to-target table (default: the random row's final mean)",
     "device": "auto, cpu, cuda, cuda:1, ... (default: %(default)s)",
 }
 
 
-def _key_values(items: list[str] | None, flag: str) -> dict:
-    """``["iters=50", "lr=0.02"]`` → typed ``IDCConfig`` fields (``UserError`` naming a bad one)."""
-    from ..idc.config import IDCConfig
+# the settings a comparison fixes for every method (its own flags), so not settable per method
+OWN = {"idc": ("method", "scale", "ratio", "lr_patch", "lr_stride", "seed"),
+       "tripled": ("task", "p", "seed", "feature_model", "feature_checkpoint", "use_latent", "use_cnn", "cache_dir")}
 
-    defaults = IDCConfig().to_dict()
+
+def _flat_defaults(method: str) -> dict:
+    """The method config's fields with their defaults; a step's (nested) field as ``step.field``."""
+    if method == "idc":
+        from ..idc.config import IDCConfig
+
+        return IDCConfig().to_dict()
+    from ..tripled.config import TripleDConfig
+
+    out = {}
+    for key, value in TripleDConfig().to_dict().items():
+        out.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) and value
+                   and key != "model_kwargs" else {key: value})
+    return out
+
+
+def _key_values(items: list[str] | None, flag: str, method: str) -> dict:
+    """``["iters=50", "lr=0.02"]`` → typed fields of ``method``'s config (``UserError`` naming a bad one)."""
+    defaults = _flat_defaults(method)
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.replace("-", "_")
-        if not sep or key not in defaults or key in ("method", "scale", "ratio", "lr_patch", "lr_stride", "seed"):
-            raise UserError(f"{flag} takes KEY=VALUE with KEY an IDC setting (see `idc --help`) other than the "
-                            f"comparison's own, got {item!r}")
+        if not sep or key not in defaults or key in OWN[method] or key in ("device", "progress"):
+            raise UserError(f"{flag} takes KEY=VALUE with KEY a {method} setting (see `{method} --help`) other than "
+                            f"the comparison's own, got {item!r}")
         kind = type(defaults[key]) if defaults[key] is not None else float
         try:
             out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else value if kind is str else kind(value)
@@ -75,7 +99,7 @@ def _key_values(items: list[str] | None, flag: str) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
-    from ..compare.config import PRESETS, SETS, CompareConfig
+    from ..compare.config import PRESETS, SETS, TASKS, CompareConfig
     from ..models import MODEL_NAMES
 
     defaults = CompareConfig()
@@ -85,7 +109,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="the scale to run at (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding a comparison with other settings")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
-    choices = {"sets": SETS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES), "scale": (2, 3, 4, 8)}
+    choices = {"sets": SETS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES), "scale": (2, 3, 4, 8),
+               "task": TASKS}
     g = p.add_argument_group("comparison (defaults: the cpu preset)")
     for f in fields(CompareConfig):
         if f.name not in HELPS:
@@ -119,9 +144,9 @@ def config_from_args(args: argparse.Namespace):
     values = preset(args.preset)
     for f in fields(CompareConfig):
         given = getattr(args, f.name, None)
-        if f.name in ("idc", "idc_tune"):
-            base = values.get(f.name, getattr(CompareConfig(), f.name)) if f.name == "idc" else {}
-            values[f.name] = {**base, **_key_values(given, "--" + f.name.replace("_", "-"))}
+        if f.name in ("idc", "idc_tune", "tripled"):
+            base = values.get(f.name, getattr(CompareConfig(), f.name)) if f.name != "idc_tune" else {}
+            values[f.name] = {**base, **_key_values(given, "--" + f.name.replace("_", "-"), f.name.split("_")[0])}
         elif given is not None and f.name in HELPS:
             values[f.name] = given
     return CompareConfig(**values, progress=args.progress)

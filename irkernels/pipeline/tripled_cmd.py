@@ -1,7 +1,7 @@
 """TripleD: distil a folder of clean images into a small LQ/HQ training set (score → select → latent
 distillation → CNN fine-tuning), optionally train and evaluate a restoration network on it.
 
-Tasks (how LQ inputs are made): sr4 = MATLAB bicubic ×4; denoise25 = Gaussian noise σ=25/255;
+Tasks (how LQ inputs are made): sr2/sr3/sr4 = MATLAB bicubic ×2/×3/×4; denoise25 = Gaussian noise σ=25/255;
 deblur = Gaussian blur σ=2 px; derain = synthetic rain (2 % drops, 15 px streaks); jpeg = JPEG q=30;
 allinone = denoise25 + deblur + derain + jpeg with the selected images dealt evenly over the four.
 

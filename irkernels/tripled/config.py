@@ -20,7 +20,7 @@ _SAME_SIZE = {
     "jpeg": DegradationConfig(kind="jpeg", jpeg_quality=30),
 }
 TASKS: dict[str, list[tuple[str, DegradationConfig]]] = {
-    "sr4": [("sr4", DegradationConfig(kind="bicubic", scale=4))],
+    **{f"sr{s}": [(f"sr{s}", DegradationConfig(kind="bicubic", scale=s))] for s in (2, 3, 4)},
     **{name: [(name, deg)] for name, deg in _SAME_SIZE.items()},
     "allinone": list(_SAME_SIZE.items()),
 }

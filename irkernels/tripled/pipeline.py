@@ -242,17 +242,20 @@ def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[to
 
 
 def distil(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], cfg: TripleDConfig,
-           feature_items: Sequence[str] | Sequence[Image] | None = None) -> tuple[torch.Tensor, dict]:
+           feature_items: Sequence[str] | Sequence[Image] | None = None,
+           network: tuple[torch.nn.Module, dict] | None = None) -> tuple[torch.Tensor, dict]:
     """Latent distillation then CNN fine-tuning of ``crops`` towards ``target_items``' features.
 
-    ``feature_items``: the images the feature network is pre-trained on (default ``target_items``).
+    ``feature_items``: the images the feature network is pre-trained on (default ``target_items``);
+    ``network``: the feature network and its record, given instead (no pre-training).
     Returns the synthetic images and a record: the feature network's and the VAE's records, losses,
     eq. 4's terms and the matching loss before and after each step, and 1-D feature projections
     (real / before / after the CNN) for the report.
     """
     device = resolve_device(cfg.device)
-    extractor, net_info = feature_network(cfg, feature_items if feature_items is not None else target_items)
-    extractor = extractor.to(device)
+    extractor, net_info = network or feature_network(cfg, feature_items if feature_items is not None
+                                                     else target_items)
+    extractor = extractor.eval().requires_grad_(False).to(device)
     targets = LazyTensors(target_items)
     target = feature_target(extractor, targets, cfg.num_freqs, cfg.seed, device, cfg.freq_std)
     record: dict = {"target": cfg.target, "target_images": len(targets), "feature_positions": target.count,
@@ -318,19 +321,27 @@ def _mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
-def run_settings(cfg: TripleDConfig, data: str | None) -> dict:
+def run_settings(cfg: TripleDConfig, data: str | None, images: Sequence[Image] | None = None) -> dict:
     """The run folder's guard: the method, where the images came from, and ``cfg.settings()``."""
-    return {"method": "tripled", "data": os.path.abspath(data) if data else "embedded", **cfg.settings()}
+    source = ({"data": "given", "images": [im.name for im in images]} if images is not None
+              else {"data": os.path.abspath(data) if data else "embedded"})
+    return {"method": "tripled", **source, **cfg.settings()}
 
 
-def run(cfg: TripleDConfig, out: str, *, data: str | None = None, overwrite: bool = False) -> TripleDResult:
-    """Run TripleD on the images of folder ``data`` (default: the embedded photos) into ``out``;
-    re-running the same call resumes (finished units are skipped)."""
-    items: list = list_images(data) if data else sample_images()
-    if data:
-        load_folder(data, max_images=1)  # a clear error now if nothing is readable
+def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
+        overwrite: bool = False, feature_net: tuple[torch.nn.Module, dict] | None = None) -> TripleDResult:
+    """Run TripleD on ``images`` / the images of folder ``data`` / the embedded photos into ``out``;
+    re-running the same call resumes (finished units are skipped). ``feature_net`` (network, record)
+    is the feature network given instead of ``cfg.feature_checkpoint`` or pre-training (API use, as
+    ``compare`` gives its teacher)."""
+    if images is not None:
+        items: list = list(images)
+    else:
+        items = list_images(data) if data else sample_images()
+        if data:
+            load_folder(data, max_images=1)  # a clear error now if nothing is readable
     types = task_types(cfg.task)
-    folder = RunFolder(out, run_settings(cfg, data), cfg.scale, overwrite=overwrite)
+    folder = RunFolder(out, run_settings(cfg, data, images), cfg.scale, overwrite=overwrite)
     finished_before = len(folder.done_units())
     cfg = cfg.for_run()
     names = [item_name(i) for i in items]
@@ -371,7 +382,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, overwrite: boo
                                             cfg.syn_per_image, cfg.seed)
     if not folder.is_done("synthetic") and crops is not None:
         target_items = [items[i] for i, _ in selected] if cfg.target == "subset" else items
-        synthetic, record = distil(crops, target_items, cfg, items)
+        synthetic, record = distil(crops, target_items, cfg, items, feature_net)
         written = []
         for k, (img, t) in enumerate(zip(synthetic, crop_types)):
             item = f"syn_{t}_{k:05d}" if multi else f"syn_{k:05d}"
