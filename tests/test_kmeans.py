@@ -108,6 +108,25 @@ def test_inertia_within_1pct_of_sklearn_on_photo_patches():
     assert float(ours.inertia) <= 1.01 * sk.inertia_
 
 
+def test_inertia_at_the_defaults_within_1pct_of_sklearn_on_a_sampled_photo():
+    """16,129 astronaut 8×8 patches (stride 4, 192-d): more points than ``init_sample_size(16)``, so
+    k-means++ seeds from a uniform 4096-point sample. Per seed the inertia varies with the local
+    minimum reached (measured over seeds 0–9: ours −0.6 … +1.7 % from scikit-learn's mean, seed std
+    0.71 %; scikit-learn's own seed std 0.38 %), so the defaults are compared over five seeds, mean
+    to mean (measured +0.5 %). Tried and not kept: an 8192-point sample (+0.87 %, one seed +4 %), 8
+    or 16 candidates per step (+0.51 %, +0.62 %); seeding from every point gives +0.25 % at 3.9× the
+    init time (0.37 s vs 0.095 s at N = 38,656, K = 32 on one CPU thread)."""
+    from irkernels.data import sample_images
+
+    img = torch.from_numpy(sample_images(include_sklearn=False, names=["astronaut"])[0].pixels.copy())
+    x = (img.permute(2, 0, 1).float() / 255).unfold(1, 8, 4).unfold(2, 8, 4).permute(1, 2, 0, 3, 4)
+    x = x.reshape(-1, 192).contiguous()
+    assert len(x) > kmeans_mod.init_sample_size(16)
+    ours = np.mean([float(kmeans(x, 16, seed=s, backend="torch").inertia) for s in range(5)])
+    sk = np.mean([KMeans(16, random_state=s).fit(x.numpy()).inertia_ for s in range(5)])
+    assert ours <= 1.01 * sk, ours / sk
+
+
 def test_ragged_padded_and_single_runs_agree():
     sizes, k, d = (40, 95, 61), 4, 6
     x, offsets = _ragged(sizes, d, seed=11)

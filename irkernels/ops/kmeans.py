@@ -538,7 +538,10 @@ def init_sample_size(k: int) -> int:
     k-means++ makes ``k`` passes over the points it sees; on a uniform sample of this size they
     cost about ``k · sample / N`` full passes (≈ 3.4 at N = 38,656, K = 32, instead of 32), and the
     Lloyd iterations then run on every point. Instances up to this size are seeded from all
-    their points (the plain greedy k-means++ of scikit-learn)."""
+    their points (the plain greedy k-means++ of scikit-learn). Quality, measured on 16,129
+    astronaut 8×8 patch descriptors at K = 16 (seeds 0–9): mean inertia +0.48 % over
+    scikit-learn's (+0.25 % seeding from every point; a sample twice as large did worse, +0.87 %),
+    see ``tests/test_kmeans.py``."""
     return max(4096, 128 * k)
 
 
