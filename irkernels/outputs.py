@@ -13,7 +13,7 @@ A run folder::
 Every file is written to a temporary name and renamed, so a killed run leaves no partial file under
 a final name. A unit without its record is redone (its PNGs are rewritten). A folder holding a
 manifest or records of *different* settings is never reused silently: ``RunFolder`` raises unless
-``overwrite=True``.
+``overwrite=True`` (``--overwrite``).
 """
 from __future__ import annotations
 
@@ -117,6 +117,31 @@ def versions() -> dict[str, str]:
     return out
 
 
+def made_by(folder: str) -> str | None:
+    """Which command's outputs ``folder`` holds: ``compare`` (its ``settings.json``), a method
+    (``idc``, ``tripled``: a run folder's recorded settings), ``train`` (``last.pt`` / ``log.csv``),
+    or ``None`` (missing, empty, or none of these). Commands refuse another command's folder."""
+    def read(path: str) -> dict:
+        try:
+            with open(path) as fh:
+                data = json.load(fh)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    if not os.path.isdir(folder):
+        return None
+    if os.path.exists(os.path.join(folder, "settings.json")):
+        return read(os.path.join(folder, "settings.json")).get("command") or "compare"
+    settings = os.path.join(folder, "records", "_settings.json")
+    if os.path.exists(settings) or os.path.exists(os.path.join(folder, "manifest.json")):
+        data = read(settings) or read(os.path.join(folder, "manifest.json")).get("settings") or {}
+        return str(data.get("method") or "a method")
+    if any(os.path.exists(os.path.join(folder, f)) for f in ("last.pt", "log.csv")):
+        return "train"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # the run folder
 # ---------------------------------------------------------------------------------------------
@@ -147,12 +172,16 @@ class RunFolder:
                 if not overwrite:
                     raise FileExistsError(
                         f"{self.root} holds the outputs of a run with other settings; choose another --out, "
-                        f"or pass overwrite=True / --overwrite to replace them. Differences: "
+                        f"or pass --overwrite to replace them. Differences: "
                         f"{settings_diff(previous, self.settings)}")
                 self._clear()
-        elif os.path.isdir(self.root) and any(not n.startswith(".") for n in os.listdir(self.root)) and not overwrite:
-            raise FileExistsError(f"{self.root} exists and is not an irkernels run folder; choose another --out "
-                                  "or pass overwrite=True / --overwrite")
+        elif os.path.isdir(self.root) and any(not n.startswith(".") for n in os.listdir(self.root)):
+            owner = made_by(self.root)
+            if owner is not None:  # another command's outputs: never mixed in, --overwrite or not
+                raise FileExistsError(f"{self.root} holds the output of `{owner}`; choose another --out")
+            if not overwrite:
+                raise FileExistsError(f"{self.root} exists and is not an irkernels run folder; choose another --out, "
+                                      "or pass --overwrite")
         for d in (self.hr_dir, self.lr_dir, self.records_dir):
             os.makedirs(d, exist_ok=True)
         atomic_write_json(settings_path, self.settings)

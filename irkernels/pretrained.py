@@ -52,16 +52,6 @@ def default_cache_dir() -> str:
     return os.path.join(root, "pretrained")
 
 
-def fingerprint(pairs: PairSet) -> str:
-    """sha256 of the pairs' shapes, dtypes and bytes (order matters: the trainer's draws depend on it)."""
-    digest = hashlib.sha256()
-    for tensor in (pairs.lq, pairs.hq):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{tuple(t.shape)}{t.dtype}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
 def build_checked(name: str, scale: int) -> nn.Module:
     """``build_model(name, scale)``, refusing a network whose scale differs or that has no ``features()``."""
     net = build_model(name, scale)
@@ -110,7 +100,7 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
     ``val``: held-out pairs (not part of the key); their ``patch_psnr`` goes into ``info["val"]``
     (cached beside the network with the pairs' fingerprint, recomputed for other pairs).
     """
-    key_fields = {**cfg.key_fields(), "data": fingerprint(pairs)}
+    key_fields = {**cfg.key_fields(), "data": pairs.fingerprint()}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
     folder = os.path.join(cache_dir or default_cache_dir(), f"{cfg.model}-x{cfg.scale}-{key}")
     path = os.path.join(folder, "model.safetensors")
@@ -122,7 +112,7 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
             info = json.load(fh)
         log.warning("reusing %s trained earlier on the same data and settings: %s", cfg.model, path)
         net = load_checkpoint(net, path)
-        if val is not None and (info.get("val") or {}).get("fingerprint") != fingerprint(val):
+        if val is not None and (info.get("val") or {}).get("fingerprint") != val.fingerprint():
             info["val"] = _val_score(net, val, cfg)
             if dist_info()[0] == 0:
                 atomic_write_json(info_path, info)
@@ -148,4 +138,4 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
 
 
 def _val_score(net: nn.Module, val: PairSet, cfg: PretrainConfig) -> dict:
-    return {"fingerprint": fingerprint(val), **patch_psnr(net, val, cfg.scale, resolve_device(cfg.device))}
+    return {"fingerprint": val.fingerprint(), **patch_psnr(net, val, cfg.scale, resolve_device(cfg.device))}

@@ -29,7 +29,7 @@ from torch import nn
 from .configs import TrainConfig  # noqa: F401  (re-exported)
 from .data.images import PairSet, to_float
 from .devices import resolve_device  # noqa: F401  (also re-exported here for older imports)
-from .models.checkpoint import save_checkpoint
+from .models.checkpoint import checkpoint_metadata, save_checkpoint
 from .outputs import atomic_path
 
 log = logging.getLogger(__name__)
@@ -191,9 +191,13 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     sampler = torch.Generator().manual_seed(cfg.seed)
 
     ckpt_path = os.path.join(cfg.out_dir, "last.pt")
+    data_fingerprint = data.fingerprint()
     start = 0
     if cfg.resume and os.path.exists(ckpt_path):
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if state.get("data", data_fingerprint) != data_fingerprint:  # resuming would mix two runs' steps
+            raise ValueError(f"--out {cfg.out_dir} holds a training run on other data (its last.pt has another "
+                             "fingerprint of the pairs); choose another --out, or pass --overwrite to start afresh")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -218,7 +222,8 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     def save(step: int) -> None:
         atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                            "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                           "rng": _rng_state(sampler), "step": step, "config": asdict(cfg)}, ckpt_path)
+                           "rng": _rng_state(sampler), "step": step, "config": asdict(cfg),
+                           "data": data_fingerprint}, ckpt_path)
 
     result = TrainResult(start_step=start)
     if device.type == "cuda":
@@ -293,7 +298,8 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     final = ema.module if ema is not None else model
     result.model_path = os.path.join(cfg.out_dir, "model.safetensors")
     if main_proc:
-        save_checkpoint(final, result.model_path)
+        # which network and factor the weights are for: ``eval --checkpoint`` reads them back
+        save_checkpoint(final, result.model_path, checkpoint_metadata(final))
     if tb is not None:
         tb.close()
     if distributed:

@@ -136,8 +136,13 @@ def test_other_settings_or_another_commands_folder_are_refused(folder, uninterru
     other = tmp_path / "idc-run"
     other.mkdir()
     (other / "manifest.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="holds the output of `a method`"):
+        run(tiny(), str(other), data=folder, overwrite=True)  # another command's folder: not even with overwrite
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="does not hold a comparison"):
-        run(tiny(), str(other), data=folder)
+        run(tiny(), str(stray), data=folder)
 
 
 def test_idc_tune_adds_a_variant_row(folder, uninterrupted, tmp_path):

@@ -311,11 +311,22 @@ def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(pipe, "DEMO_CONFIG", {**pipe.DEMO_CONFIG, "iters": 2, "pretrain_steps": 1,
                                               "pretrain_batch": 2, "progress": False})
     monkeypatch.setattr(pipe, "sample_images", lambda limit=None: [
-        Image(im.name, im.pixels[:128, :128]) for im in sample_images(limit=2)])
+        Image(im.name, im.pixels[:128, :128]) for im in sample_images(limit=2)][:limit])
     assert main() == 0
     out = capsys.readouterr().out
-    assert "report:" in out and (tmp_path / "runs" / "idc-demo" / "report.html").exists()
-    assert len(os.listdir(tmp_path / "runs" / "idc-demo" / "HR")) > 0
+    demo = tmp_path / "runs" / "idc-demo"
+    assert "report:" in out and (demo / "report.html").exists()
+    pairs = sorted(os.listdir(demo / "HR"))
+    assert len(pairs) > 0
+    # a demo of other settings does not delete this one; training into it is refused (never mixed)
+    from irkernels.pipeline.__main__ import CommandFailed
+
+    with pytest.raises(CommandFailed):
+        main(["demo", "--max-images", "1"])
+    assert "other settings" in capsys.readouterr().err and sorted(os.listdir(demo / "HR")) == pairs
+    with pytest.raises(CommandFailed):
+        main(["train", "--data", str(demo), "--scale", "4", "--out", str(demo), "--steps", "1"])
+    assert "holds the output of `idc`" in capsys.readouterr().err and not (demo / "last.pt").exists()
 
 
 def test_noise_init(photos, nets):

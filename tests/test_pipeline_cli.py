@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from irkernels.pipeline.__main__ import build_parser, main
+from irkernels.pipeline.__main__ import CommandFailed, build_parser, main
 
 
 def test_no_arguments_prints_help(capsys):
@@ -99,6 +99,32 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
     scores = json.loads(result.read_text())["sets"]["samples"]
     assert list(scores["images"]) == ["astronaut"]
     assert 5 < scores["mean"]["psnr_y"] < 60 and 0 < scores["mean"]["ssim_y"] <= 1
+
+    # the checkpoint names its network: --model may be left out, and the output says what it scored
+    assert main(["eval", "--checkpoint", str(out / "model.safetensors"), "--scale", "4", "--max-images", "1",
+                 "--json", str(result), "--device", "cpu"]) == 0
+    assert "scoring edsr-baseline with the weights in" in capsys.readouterr().out
+    assert json.loads(result.read_text())["sets"]["samples"]["mean"] == scores["mean"]
+    # a file that does not say, or a network of another architecture: one line, exit 2
+    from safetensors.torch import load_file, save_file
+
+    bare = tmp_path / "bare.safetensors"
+    save_file(load_file(str(out / "model.safetensors")), str(bare))
+    for args, message in ((["--checkpoint", str(bare)], "does not say which network it holds; pass --model"),
+                          (["--checkpoint", str(bare), "--model", "edsr-tiny"], "holds another network than EDSR")):
+        with pytest.raises(CommandFailed):
+            main(["eval", *args, "--scale", "4", "--max-images", "1", "--json", str(result), "--device", "cpu"])
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+
+    # other data in the same --out: refused (it would resume another run's steps); --overwrite starts afresh
+    with pytest.raises(CommandFailed):
+        main([a if a != "3" else "4" for a in argv] + ["--max-images", "1"])
+    assert "on other data" in capsys.readouterr().err
+    assert main(argv + ["--max-images", "1", "--overwrite"]) == 0
+    assert "trained 3 steps (0 before)" in capsys.readouterr().out
+    assert main(argv + ["--max-images", "1", "--no-resume"]) == 0  # the old name, deprecated
+    assert "trained 3 steps (0 before)" in capsys.readouterr().out
 
 
 def test_eval_bicubic_on_folder(tmp_path, capsys):

@@ -44,7 +44,7 @@ from ..data.images import patch_origins
 from ..idc.instances import Instance, instance_seed, make_instances
 from ..idc.pipeline import Networks, relabel, run as run_idc, select
 from ..models import build_model, load_checkpoint
-from ..outputs import atomic_write_json, settings_diff
+from ..outputs import atomic_write_json, made_by, settings_diff
 from ..pretrained import PretrainConfig, pretrained_network
 from ..train import train
 from ..tripled.config import TripleDConfig
@@ -262,9 +262,13 @@ def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
         raise FileExistsError(f"--out {out} holds a comparison with other settings "
                               f"({settings_diff(previous, settings)}); choose another --out, "
                               "or pass --overwrite to replace it")
-    if previous is None and os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out)) and not overwrite:
-        raise FileExistsError(f"--out {out} exists and does not hold a comparison; choose another --out, "
-                              "or pass --overwrite to replace it")
+    if previous is None and os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out)):
+        owner = made_by(out)
+        if owner is not None:  # another command's outputs: never mixed in, --overwrite or not
+            raise FileExistsError(f"--out {out} holds the output of `{owner}`; choose another --out")
+        if not overwrite:
+            raise FileExistsError(f"--out {out} exists and does not hold a comparison; choose another --out, "
+                                  "or pass --overwrite to replace it")
     if overwrite and previous != settings:
         for name in ("cache", "sets", "train", "rows"):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)

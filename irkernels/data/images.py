@@ -168,6 +168,17 @@ class PairSet:
     def __len__(self) -> int:
         return self.lq.shape[0]
 
+    def fingerprint(self) -> str:
+        """sha256 of the pairs' shapes, dtypes and bytes (order matters: a trainer's draws depend on it)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for tensor in (self.lq, self.hq):
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{tuple(t.shape)}{t.dtype}".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return digest.hexdigest()
+
 
 def make_pairs(images: list[Image], degradation: DegradationConfig, patches: PatchConfig) -> PairSet:
     """Crop HQ patches from ``images`` and degrade each image once to make the LQ patches.

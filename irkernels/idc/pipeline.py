@@ -269,13 +269,14 @@ DEMO_CONFIG = dict(model="edsr-tiny", scale=4, ratio=0.1, lr_patch=16, lr_stride
                    pretrain_batch=8, batch_instances=4, log_every=5)
 
 
-def demo(out: str = "runs/idc-demo", max_images: int = 4) -> IDCResult:
+def demo(out: str = "runs/idc-demo", max_images: int = 4, overwrite: bool = False) -> IDCResult:
     """What ``python -m irkernels.pipeline`` runs: IDC on a few embedded photos with a tiny teacher
     trained on them first — a few minutes on a CPU. Prints where the outputs and the report are,
-    and the command that trains on them."""
+    and the command that trains on them. A folder holding a demo of other settings (another
+    ``max_images``) is refused unless ``overwrite``; the same demo again resumes (or finds it done)."""
     logging.getLogger("irkernels").setLevel(logging.INFO)
     print(f"irkernels demo: IDC ×4 on {max_images} embedded sample photos (tiny EDSR teacher trained on them "
           f"first); outputs in {os.path.relpath(out)}\n(`python -m irkernels.pipeline --help` lists the commands)")
-    result = run(IDCConfig(**DEMO_CONFIG), out, max_images=max_images, overwrite=True)
+    result = run(IDCConfig(**DEMO_CONFIG), out, max_images=max_images, overwrite=overwrite)
     print(result.summary())
     return result

@@ -8,7 +8,8 @@ MODEL_NAMES = ("edsr-baseline", "edsr", "edsr-tiny", "swinir-light", "swinir-cla
                "tripled-cnn")  # the keys of registry.MODELS, in its order (tested)
 
 _EXPORTS = {
-    **dict.fromkeys(("load_checkpoint", "read_state_dict", "save_checkpoint"), ".checkpoint"),
+    **dict.fromkeys(("checkpoint_metadata", "load_checkpoint", "read_metadata", "read_state_dict", "save_checkpoint"),
+                    ".checkpoint"),
     **dict.fromkeys(("EDSR", "edsr", "edsr_baseline"), ".edsr"),
     **dict.fromkeys(("SwinIR", "swinir_classical", "swinir_lightweight"), ".swinir"),
     "TripleDCNN": ".tripled_cnn",

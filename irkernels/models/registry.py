@@ -35,7 +35,9 @@ def build_model(name: str, scale: int = 4) -> nn.Module:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
     if name.startswith("swinir-") and name != "swinir-restoration" and scale == 1:
         raise ValueError(f"{name} is an SR network; use swinir-restoration for scale 1")
-    return MODELS[name](scale)
+    net = MODELS[name](scale)
+    net.registry_name = name  # saved with the weights (checkpoint_metadata), so a file says what it holds
+    return net
 
 
 def model_scale(model: nn.Module) -> int:

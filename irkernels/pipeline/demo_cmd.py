@@ -16,8 +16,9 @@ HELP = "IDC on the embedded sample photos with small settings (a few CPU minutes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/idc-demo", help="output folder, replaced if it holds a demo (default: %(default)s)")
+    p.add_argument("--out", default="runs/idc-demo", help="output folder (default: %(default)s)")
     p.add_argument("--max-images", type=int, default=4, help="embedded photos to condense (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a demo of other settings in --out")
 
 
 def settings_line(config: dict) -> str:
@@ -31,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
     from ..idc.pipeline import DEMO_CONFIG, demo
 
     print(settings_line(DEMO_CONFIG))
-    demo(args.out, args.max_images)
+    demo(args.out, args.max_images, args.overwrite)
     return 0

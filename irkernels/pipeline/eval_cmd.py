@@ -2,18 +2,20 @@
 
 Each --test folder is a set (Set5/, Set14/, any folder of HQ images; LQ made with --degradation),
 or a BasicSR paired folder (HR/ + LR_bicubic/X{scale}/). Without --test, the embedded photos are
-scored. Outputs are rounded to uint8; the border crop defaults to the scale.
+scored. Outputs are rounded to uint8; the border crop defaults to the scale. A checkpoint written
+by `train` names its network, so --model may be left out; any other needs --model.
 
 Examples:
   python -m irkernels.pipeline eval --model bicubic --test Set5/ Set14/
-  python -m irkernels.pipeline eval --model edsr-baseline --checkpoint runs/train/model.safetensors \\
+  python -m irkernels.pipeline eval --checkpoint runs/train/model.safetensors \\
       --test Set5/ Set14/ --json results/edsr_x4.json
 """
 from __future__ import annotations
 
 import argparse
+import os
 
-from .options import add_degradation_arguments, degradation_from_args
+from .options import UserError, add_degradation_arguments, degradation_from_args
 
 NAME = "eval"
 HELP = "score a network or bicubic up-sampling on Set5/Set14/any folder (PSNR/SSIM, RGB and Y)"
@@ -23,9 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..models import MODEL_NAMES
 
     g = p.add_argument_group("what to evaluate")
-    g.add_argument("--model", choices=["bicubic", *sorted(MODEL_NAMES)], default="bicubic",
-                   help="network, or bicubic up-sampling as the baseline (default: %(default)s)")
-    g.add_argument("--checkpoint", help="weights for --model (.pth/.pt/.safetensors; official EDSR/SwinIR files load)")
+    g.add_argument("--model", choices=["bicubic", *sorted(MODEL_NAMES)],
+                   help="network, or bicubic up-sampling as the baseline (default: the network named in "
+                        "--checkpoint's metadata, as `train` writes it; bicubic without --checkpoint)")
+    g.add_argument("--checkpoint", help="weights (.pth/.pt/.safetensors; official EDSR/SwinIR files load with --model)")
     g.add_argument("--test", nargs="+", metavar="DIR", help="test set folders (default: the embedded photos)")
     g.add_argument("--max-images", type=int, help="score at most this many embedded photos (without --test)")
     g.add_argument("--crop-border", type=int, help="pixels cropped on each side before scoring (default: the SR scale; 0 for other degradations)")
@@ -35,19 +38,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_degradation_arguments(p)
 
 
+def model_name(args: argparse.Namespace) -> str:
+    """--model, else the network named in --checkpoint's metadata; ``UserError`` when a checkpoint
+    does not say and --model is not given (scoring bicubic instead would mislead)."""
+    from ..models import read_metadata
+
+    if args.model:
+        if args.model == "bicubic" and args.checkpoint:
+            raise UserError("--checkpoint: bicubic up-sampling has no weights; name the network with --model")
+        return args.model
+    if not args.checkpoint:
+        return "bicubic"
+    if not os.path.isfile(args.checkpoint):
+        raise UserError(f"--checkpoint {args.checkpoint!r} does not exist")
+    name = read_metadata(args.checkpoint).get("model")
+    if name is None:
+        raise UserError(f"--checkpoint {args.checkpoint!r} does not say which network it holds; pass --model")
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data import sample_images
     from ..evaluate import EvalConfig, evaluate, format_table
     from ..models import build_model, load_checkpoint
 
     deg = degradation_from_args(args)
+    name = model_name(args)
     model = None
-    if args.model != "bicubic":
-        model = build_model(args.model, deg.factor)
+    if name != "bicubic":
+        model = build_model(name, deg.factor)
         if args.checkpoint:
             load_checkpoint(model, args.checkpoint)
         else:
-            print(f"warning: no --checkpoint: {args.model} has random weights")
+            print(f"warning: no --checkpoint: {name} has random weights")
+    print(f"scoring {name}" + (f" with the weights in {args.checkpoint}" if args.checkpoint else ""))
     cfg = EvalConfig(sets=args.test or [], degradation=deg, crop_border=args.crop_border, device=args.device,
                      json_path=args.json)
     extra = None if args.test else {"samples": sample_images(limit=args.max_images)}

@@ -65,7 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=t.seed, help="seed of sampling, augmentation and noise (default: %(default)s)")
     g.add_argument("--ckpt-every", type=int, default=t.ckpt_every, help="steps between checkpoints (default: %(default)s)")
     g.add_argument("--log-every", type=int, default=t.log_every, help="steps between CSV log rows (default: %(default)s)")
-    g.add_argument("--no-resume", dest="resume", action="store_false", help="ignore --out/last.pt and start afresh")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start afresh, replacing the training run in --out (default: resume it)")
+    g.add_argument("--no-resume", action="store_true", help=argparse.SUPPRESS)  # deprecated: --overwrite
     g.add_argument("--tensorboard", action="store_true", help="also log to --out/tb (needs the tensorboard package)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
     g.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
@@ -110,7 +112,7 @@ def check_resumable(cfg, model) -> None:
         diff.insert(0, f"the network ({type(model).__name__} with other layers or sizes)")
     if diff:
         raise UserError(f"--out {cfg.out_dir} holds a training run with other settings ({'; '.join(diff)}); "
-                        "choose another --out, or pass --no-resume to start afresh there")
+                        "choose another --out, or pass --overwrite to start afresh there")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
     from ..models import build_model, load_checkpoint, model_scale
     from ..train import TrainConfig, dist_info, train
 
+    from ..outputs import made_by
+
+    if args.no_resume:
+        log.warning("--no-resume is deprecated and will be removed in the next release: use --overwrite")
+    owner = made_by(args.out)
+    if owner not in (None, "train"):  # a run folder's pairs would be mixed with checkpoints
+        raise UserError(f"--out {args.out} holds the output of `{owner}`; train into another --out "
+                        f"(e.g. {os.path.normpath(args.out)}-trained)")
     deg = degradation_from_args(args)
     paired = bool(args.data) and is_paired_folder(args.data)
     if paired:
@@ -145,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                       lr=args.lr, min_lr=args.min_lr, weight_decay=args.weight_decay, loss=args.loss,
                       grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
                       ema_decay=args.ema_decay, augment=args.augment, seed=args.seed, ckpt_every=args.ckpt_every,
-                      log_every=args.log_every, resume=args.resume, tensorboard=args.tensorboard,
+                      log_every=args.log_every, resume=not (args.overwrite or args.no_resume), tensorboard=args.tensorboard,
                       progress=args.progress, device=args.device)
     check_resumable(cfg, model)
     result = train(model, data, cfg)
