@@ -147,6 +147,16 @@ def test_bad_inputs_give_clear_errors(folder, tmp_path, extra, message):
         main(["tripled", "--data", str(folder), "--out", str(tmp_path / "o"), "--scorer", "entropy", *TINY, *extra])
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--vae", "missing/"], "--vae must be a local diffusers folder"),
+    (["--feature-checkpoint", "missing.safetensors"], "--feature-checkpoint 'missing.safetensors' does not exist"),
+])
+def test_missing_files_are_named_before_any_work(folder, tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["tripled", "--data", str(folder), "--out", str(tmp_path / "o"), "--scorer", "entropy", *TINY, *extra])
+    assert not (tmp_path / "o").exists()  # no run folder, no scoring, no pre-training
+
+
 def test_bad_folder_task_and_changed_settings(folder, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

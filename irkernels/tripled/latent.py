@@ -42,19 +42,25 @@ def tiny_autoencoder(latent_channels: int = 4) -> nn.Module:
                          layers_per_block=1, latent_channels=latent_channels, norm_num_groups=16, sample_size=64)
 
 
-def load_vae(path: str, subfolder: str | None = None) -> nn.Module:
-    """A diffusers ``AutoencoderKL`` from local folder ``path`` (``subfolder`` as above)."""
-    from diffusers import AutoencoderKL
-
+def vae_subfolder(path: str, subfolder: str | None = None) -> str | None:
+    """The sub-folder of local diffusers folder ``path`` that holds the VAE (``subfolder`` as above);
+    ``ValueError`` naming the flag when there is none, so that a run checks it before any work."""
     if not os.path.isdir(path):
-        raise ValueError(f"vae must be a local diffusers folder, {path!r} is not a directory")
+        raise ValueError(f"--vae must be a local diffusers folder, {path!r} is not a directory")
     if subfolder is None and not os.path.exists(os.path.join(path, "config.json")) \
             and os.path.exists(os.path.join(path, "vae", "config.json")):
         subfolder = "vae"
     where = os.path.join(path, subfolder) if subfolder else path
     if not os.path.exists(os.path.join(where, "config.json")):
-        raise ValueError(f"{where!r} holds no diffusers config.json (give the VAE folder, or --vae-subfolder)")
-    return AutoencoderKL.from_pretrained(path, subfolder=subfolder)
+        raise ValueError(f"--vae {where!r} holds no diffusers config.json (give the VAE folder, or --vae-subfolder)")
+    return subfolder
+
+
+def load_vae(path: str, subfolder: str | None = None) -> nn.Module:
+    """A diffusers ``AutoencoderKL`` from local folder ``path`` (``subfolder`` as above)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(path, subfolder=vae_subfolder(path, subfolder))
 
 
 def vae_factor(vae: nn.Module) -> int:

@@ -42,7 +42,7 @@ from .features import FeatureTarget, feature_target
 from .finetune import distribution_terms, finetune_images
 from .items import LazyTensors, item_name, load_item
 from .latent import (decode, distill_latents, encode, load_vae, matching_loss, random_crops, reconstruction_psnr,
-                     tiny_autoencoder, train_vae, vae_factor)
+                     tiny_autoencoder, train_vae, vae_factor, vae_subfolder)
 from .scoring import (ComplexityScorer, entropy_scores, load_scorer, random_crop_batch, save_scorer, score_images,
                       spearman, train_scorer)
 from .selection import deal_to_types, ranking, selection_count
@@ -328,12 +328,24 @@ def run_settings(cfg: TripleDConfig, data: str | None, images: Sequence[Image] |
     return {"method": "tripled", **source, **cfg.settings()}
 
 
+def check_paths(cfg: TripleDConfig) -> None:
+    """The files a run will read, checked before any work (a missing ``--vae`` used to fail only
+    after minutes of pre-training): the VAE folder, the scorer and feature-network checkpoints."""
+    if cfg.use_latent and cfg.latent.vae:
+        vae_subfolder(cfg.latent.vae, cfg.latent.subfolder)
+    for flag, path in (("--scorer-checkpoint", cfg.scorer == "vit" and cfg.scorer_checkpoint),
+                       ("--feature-checkpoint", cfg.feature_checkpoint)):
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f"{flag} {path!r} does not exist")
+
+
 def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
         overwrite: bool = False, feature_net: tuple[torch.nn.Module, dict] | None = None) -> TripleDResult:
     """Run TripleD on ``images`` / the images of folder ``data`` / the embedded photos into ``out``;
     re-running the same call resumes (finished units are skipped). ``feature_net`` (network, record)
     is the feature network given instead of ``cfg.feature_checkpoint`` or pre-training (API use, as
     ``compare`` gives its teacher)."""
+    check_paths(cfg)
     if images is not None:
         items: list = list(images)
     else:
