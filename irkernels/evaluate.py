@@ -28,6 +28,25 @@ def bicubic_upsampler(scale: int):
     return lambda lq: imresize(lq, float(scale)).clamp(0, 1)
 
 
+def baseline_network(deg: DegradationConfig):
+    """The floor every trained network is read against: bicubic up-sampling for SR, the degraded
+    input itself for a same-size task. Returns ``(name, run)``."""
+    if deg.kind == "bicubic":
+        return "bicubic", bicubic_upsampler(deg.scale)
+    return "degraded input", lambda lq: lq
+
+
+def versus_baseline(label: str, network: dict, baseline: dict, baseline_name: str) -> list[str]:
+    """One line per set of two ``evaluate`` results: the network's PSNR-Y next to the baseline's,
+    and the word BELOW when the network does worse (a finding to read, not to miss)."""
+    lines = []
+    for name, res in network["sets"].items():
+        ours, floor = res["mean"]["psnr_y"], baseline["sets"][name]["mean"]["psnr_y"]
+        lines.append(f"{name}: {label} {ours:.2f} dB PSNR-Y, {baseline_name} {floor:.2f} dB ({ours - floor:+.2f} dB)"
+                     + (f": BELOW {baseline_name}" if ours < floor else ""))
+    return lines
+
+
 def degraded_pairs(images: list[Image], deg: DegradationConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """(name, lq uint8 (3, h, w), hq uint8 (3, H, W)) with LQ made by ``deg`` (seeded) from mod-cropped HQ."""
     gen = torch.Generator().manual_seed(deg.seed)
@@ -95,6 +114,8 @@ def evaluate(model: nn.Module | None, cfg: EvalConfig, sets: dict[str, list[Imag
         if deg.kind != "bicubic":
             raise ValueError(f"the bicubic baseline (model=None) needs the bicubic degradation, got {deg.kind!r}")
         run = bicubic_upsampler(deg.scale)
+    elif not isinstance(model, nn.Module):  # a plain function, e.g. baseline_network's
+        run = model
     else:
         model = model.to(device).eval()
         run = model
@@ -102,7 +123,9 @@ def evaluate(model: nn.Module | None, cfg: EvalConfig, sets: dict[str, list[Imag
     all_sets.update({name: degraded_pairs(images, deg) for name, images in (sets or {}).items()})
     if not all_sets:
         raise ValueError("nothing to evaluate: give at least one test set")
-    results = {"config": {**asdict(cfg), "crop_border": crop, "model": type(model).__name__ if model else "bicubic"},
+    name = ("bicubic" if model is None else getattr(model, "registry_name", type(model).__name__)
+            if isinstance(model, nn.Module) else "baseline")
+    results = {"config": {**asdict(cfg), "crop_border": crop, "model": name},
                "sets": {name: evaluate_images(run, images, crop, device) for name, images in all_sets.items()}}
     if cfg.json_path:
         atomic_write_json(cfg.json_path, results)

@@ -53,11 +53,15 @@ def test_baseline_report_shows_real_pairs_and_mean_rgb_distribution(photos, nets
     assert "mean RGB" in _section(page, "Distributions") and "Losses" not in _sections(page)
 
 
-def test_report_networks_psnr_next_to_bicubic_and_checkpoint_relative(photos, tmp_path):
+def test_report_networks_psnr_next_to_bicubic_and_checkpoint_relative(photos, tmp_path, caplog):
     cfg = IDCConfig(**{**TINY, "model": "edsr-tiny", "pretrain_steps": 2, "pretrain_batch": 2, "iters": 2,
                        "teacher_val": 0.3, "pretrain_cache": str(tmp_path / "cache")})
     out = tmp_path / "runs" / "a"
     run(cfg, str(out), images=photos)
+    # a 2-step teacher is far below bicubic: said in one logged line and in the report
+    below = [r.getMessage() for r in caplog.records if "BELOW bicubic" in r.getMessage()]
+    assert len(below) == 1 and "held-out image(s)" in below[0]
+    assert "BELOW bicubic" in _section((out / "report.html").read_text(), "Networks")
     teacher = json.loads((out / "manifest.json").read_text())["networks"]["teacher"]
     bicubic = teacher["val_bicubic"]
     assert bicubic["pairs"] == teacher["val"]["pairs"] == 12 and 10 < bicubic["psnr_y"] < 60

@@ -85,6 +85,12 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "trained 3 steps" in text  # the flag won over the file's 50
+    # scored where it is made: on the image held out of the two (never trained on), next to bicubic
+    held = json.loads((out / "held_out.json").read_text())
+    assert len(held["images"]) == 1 and held["images"][0] in text
+    ours, floor = (held[k]["sets"]["held-out"]["mean"]["psnr_y"] for k in ("network", "bicubic"))
+    assert f"held-out: edsr-baseline {ours:.2f} dB PSNR-Y, bicubic {floor:.2f} dB" in text
+    assert ("BELOW bicubic" in text) == (ours < floor)  # 3 steps: below, and it says so
     assert (out / "model.safetensors").exists() and (out / "last.pt").exists()
     assert len((out / "log.csv").read_text().splitlines()) == 4
 
@@ -119,11 +125,11 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
 
     # other data in the same --out: refused (it would resume another run's steps); --overwrite starts afresh
     with pytest.raises(CommandFailed):
-        main([a if a != "3" else "4" for a in argv] + ["--max-images", "1"])
+        main([a if a != "3" else "4" for a in argv] + ["--stride", "48"])
     assert "on other data" in capsys.readouterr().err
-    assert main(argv + ["--max-images", "1", "--overwrite"]) == 0
+    assert main(argv + ["--stride", "48", "--overwrite"]) == 0
     assert "trained 3 steps (0 before)" in capsys.readouterr().out
-    assert main(argv + ["--max-images", "1", "--no-resume"]) == 0  # the old name, deprecated
+    assert main(argv + ["--stride", "48", "--no-resume"]) == 0  # the old name, deprecated
     assert "trained 3 steps (0 before)" in capsys.readouterr().out
 
 

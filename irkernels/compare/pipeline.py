@@ -38,7 +38,7 @@ from ..configs import TrainConfig
 from ..data import (Image, PairSet, PatchConfig, degrade, load_folder, load_paired_folder, make_pairs_from_paired,
                     quantize, sample_images, to_float, to_tensor)
 from ..devices import resolve_device
-from ..evaluate import METRICS, bicubic_upsampler, degraded_pairs, evaluate_images, folder_pairs
+from ..evaluate import METRICS, baseline_network, degraded_pairs, evaluate_images, folder_pairs
 from ..idc.config import IDCConfig
 from ..data.images import patch_origins
 from ..idc.instances import Instance, instance_seed, make_instances
@@ -184,11 +184,6 @@ def score_network(run: Callable[[torch.Tensor], torch.Tensor], sets: ScoredSets,
     return {name: evaluate_images(run, triples, crop_border, device, metrics)["mean"] for name, triples in sets.items()}
 
 
-def baseline_network(cfg: CompareConfig) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The floor: bicubic up-sampling for SR, the degraded input itself for a same-size task."""
-    return bicubic_upsampler(cfg.scale) if cfg.task == "sr" else (lambda lq: lq)
-
-
 def task_instances(cfg: CompareConfig, images: Sequence[Image]) -> list[Instance]:
     """Every training image's aligned patches: IDC's instances for SR (bicubic LR); for a same-size
     task the degraded image (seeded per image, as a stored LQ folder would hold it) cut on the same grid."""
@@ -316,7 +311,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             log.warning("compare: row %s (%d of %d)", name, plan.index((kind, seed)) + 1, len(plan))
             if kind in REFERENCES:
                 if kind != "teacher":
-                    net = baseline_network(cfg)
+                    net = baseline_network(cfg.degradation())[1]
                 else:
                     net, info = get_teacher()
                     row.update(train_s=info.get("seconds", 0.0), steps=info["steps"], pairs=info["pairs"],
@@ -354,7 +349,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
 def _reload(kind: str, name: str, cfg: CompareConfig, out: str, get_teacher) -> Callable:
     """The network of a finished row, to score test sets added later."""
     if kind in ("bicubic", "input"):
-        return baseline_network(cfg)
+        return baseline_network(cfg.degradation())[1]
     if kind == "teacher":
         return get_teacher()[0]
     return load_checkpoint(build_model(cfg.model, cfg.factor), os.path.join(out, "train", name, "model.safetensors")).eval()

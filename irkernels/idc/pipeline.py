@@ -102,6 +102,13 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
         info = {**info, "train_images": len(train_part), "val_images": [i.name for i in val_part]}
         if val is not None:  # the baseline the held-out PSNR is read against: bicubic on the same patches
             info["val_bicubic"] = patch_psnr(_Bicubic(cfg.scale), val, cfg.scale)
+            ours, floor = info["val"]["psnr_y"], info["val_bicubic"]["psnr_y"]
+            line = (f"the pre-trained {cfg.model} scores {ours:.2f} dB PSNR-Y on {len(val_part)} held-out image(s), "
+                    f"bicubic {floor:.2f} dB ({ours - floor:+.2f} dB)")
+            if ours < floor:  # its HR targets would be worse than bicubic's: say so where it is made
+                log.warning("%s: BELOW bicubic; give it more --pretrain-steps or a trained --teacher", line)
+            else:
+                log.info("%s", line)
         if need_fe and nets.feature_extractor is None:
             nets.feature_extractor, nets.info["feature_extractor"] = net, info
         if need_teacher and nets.teacher is None:

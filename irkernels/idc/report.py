@@ -130,10 +130,11 @@ def _networks_section(networks: dict, path: str) -> str:
                      "held-out images": len(info["val_images"]) if "val_images" in info else None,
                      "held-out patches": val.get("pairs"),
                      "PSNR RGB (dB)": val.get("psnr_rgb"), "bicubic PSNR RGB (dB)": bicubic.get("psnr_rgb"),
-                     "PSNR Y (dB)": val.get("psnr_y"), "bicubic PSNR Y (dB)": bicubic.get("psnr_y")})
+                     "PSNR Y (dB)": val.get("psnr_y"), "bicubic PSNR Y (dB)": bicubic.get("psnr_y"),
+                     "note": "BELOW bicubic" if val and bicubic and val["psnr_y"] < bicubic["psnr_y"] else None})
     columns = [c for c in ("role", "source", "model", "checkpoint", "pre-trained here", "steps", "train images",
                            "held-out images", "held-out patches", "PSNR RGB (dB)", "bicubic PSNR RGB (dB)",
-                           "PSNR Y (dB)", "bicubic PSNR Y (dB)") if any(r.get(c) is not None for r in rows)]
+                           "PSNR Y (dB)", "bicubic PSNR Y (dB)", "note") if any(r.get(c) is not None for r in rows)]
     return table_html(rows, columns)
 
 

@@ -9,7 +9,10 @@ Examples:
   python -m irkernels.pipeline train --data CBSD432/ --model edsr-baseline --scale 4 \\
       --patch-size 192 --batch-size 16 --accum-steps 4 --steps 20000 --test Set5/ Set14/
   torchrun --nproc-per-node 8 -m irkernels.pipeline train --data DIV2K/ --batch-size 64
-Outputs in --out: last.pt (exact resume), model.safetensors, log.csv, eval.json (with --test).
+Every network is scored next to the baseline (bicubic for SR, the degraded input otherwise): on
+--test, or else on the last --val-images image(s) of --data, held out of training; a network below
+it is said so. Outputs in --out: last.pt (exact resume), model.safetensors, log.csv, eval.json
+(with --test) or held_out.json.
 """
 from __future__ import annotations
 
@@ -67,11 +70,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-every", type=int, default=t.log_every, help="steps between CSV log rows (default: %(default)s)")
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh, replacing the training run in --out (default: resume it)")
-    g.add_argument("--no-resume", action="store_true", help=argparse.SUPPRESS)  # deprecated: --overwrite
+    g.add_argument("--no-resume", action="store_true",
+                   help="deprecated: the old name of --overwrite, removed in the next release")
     g.add_argument("--tensorboard", action="store_true", help="also log to --out/tb (needs the tensorboard package)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
     g.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
-    g.add_argument("--test", nargs="+", metavar="DIR", help="test sets to evaluate after training (Set5/ Set14/ ...)")
+    g.add_argument("--test", nargs="+", metavar="DIR",
+                   help="test sets scored after training, next to the baseline (bicubic, or the degraded input)")
+    g.add_argument("--val-images", type=int, default=1,
+                   help="without --test: hold out the last N images (or pairs) of --data by name, never trained on, "
+                        "and score the network next to the baseline on them; 0 = train on all (default: %(default)s)")
 
 
 def patch_size_for(hr_sides: dict[str, int], factor: int) -> int:
@@ -120,7 +128,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import (PatchConfig, is_paired_folder, load_folder, load_paired_folder, make_pairs,
                         make_pairs_from_paired, sample_images)
-    from ..evaluate import EvalConfig, evaluate, format_table
+    from dataclasses import replace
+
+    from ..data import to_tensor
+    from ..devices import resolve_device
+    from ..evaluate import (EvalConfig, baseline_network, degraded_pairs, evaluate, evaluate_images, format_table,
+                            versus_baseline)
+    from ..outputs import atomic_write_json
     from ..models import build_model, load_checkpoint, model_scale
     from ..train import TrainConfig, dist_info, train
 
@@ -132,15 +146,19 @@ def run(args: argparse.Namespace) -> int:
     if owner not in (None, "train"):  # a run folder's pairs would be mixed with checkpoints
         raise UserError(f"--out {args.out} holds the output of `{owner}`; train into another --out "
                         f"(e.g. {os.path.normpath(args.out)}-trained)")
+    if args.val_images < 0:
+        raise UserError(f"--val-images must be >= 0, got {args.val_images}")
     deg = degradation_from_args(args)
     paired = bool(args.data) and is_paired_folder(args.data)
     if paired:
         if deg.kind != "bicubic":
             raise UserError("a paired folder holds bicubic LR images; use --degradation bicubic")
         pairs = load_paired_folder(args.data, deg.scale)[: args.max_images]
+        pairs, held_out = hold_out(pairs, 0 if args.test else args.val_images, lambda p: p[1].name)
         sides = {hr.name: min(hr.pixels.shape[:2]) for _, hr in pairs}
     else:
         images = load_folder(args.data, args.max_images) if args.data else sample_images(limit=args.max_images)
+        images, held_out = hold_out(images, 0 if args.test else args.val_images, lambda im: im.name)
         sides = {im.name: min(im.pixels.shape[:2]) for im in images}
     size = args.patch_size or patch_size_for(sides, deg.factor)
     patches = PatchConfig(size, args.stride or size)
@@ -164,8 +182,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {result.steps} steps ({result.start_step} before) on {len(data)} patches: "
           f"last loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
           f"{result.patches_per_s:.1f} patches/s; weights in {result.model_path}")
+    baseline, floor = baseline_network(deg)
     if args.test:
-        res = evaluate(model, EvalConfig(sets=args.test, degradation=deg, device=args.device,
-                                         json_path=os.path.join(args.out, "eval.json")))
+        ev = EvalConfig(sets=args.test, degradation=deg, device=args.device, json_path=os.path.join(args.out, "eval.json"))
+        res = evaluate(model, ev)
         print(format_table(res))
+        scores = (res, evaluate(floor, replace(ev, json_path=None)))
+    elif held_out:
+        triples = ([(hr.name, to_tensor(lr.pixels), to_tensor(hr.pixels)) for lr, hr in held_out] if paired
+                   else degraded_pairs(held_out, deg))
+        crop = deg.scale if deg.kind == "bicubic" else 0
+        device = resolve_device(args.device)
+        scores = tuple({"sets": {"held-out": evaluate_images(run, triples, crop, device)}}
+                       for run in (model.eval(), floor))
+        atomic_write_json(os.path.join(args.out, "held_out.json"),
+                          {"images": [t[0] for t in triples], "network": scores[0], baseline: scores[1]})
+        print(f"held out of --data (never trained on): {', '.join(t[0] for t in triples)}")
+    else:
+        print(f"no held-out image to score against {baseline} (--val-images 0 or too few images): pass --test")
+        return 0
+    print("\n".join(versus_baseline(args.model, *scores, baseline)))
     return 0
+
+
+def hold_out(items: list, n: int, name) -> tuple[list, list]:
+    """(training, held-out): the last ``n`` of ``items`` by ``name`` held out when at least one is left."""
+    if n == 0 or len(items) <= n:
+        return items, []
+    ordered = sorted(items, key=name)
+    return ordered[:-n], ordered[-n:]
