@@ -140,6 +140,16 @@ def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, fli
     return total
 
 
+# A run whose remaining steps would take longer than LONG_STAGE_S says so, with its measured cost,
+# after ESTIMATE_AFTER_STEPS timed steps (the brief: stages over ~5 minutes print an estimate).
+LONG_STAGE_S = 300.0
+ESTIMATE_AFTER_STEPS = 5
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
 def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
           allowed: Callable[[int], torch.Tensor] | None = None,
           on_step: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
@@ -239,9 +249,18 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     timed_from = start + min(3, max(0, cfg.steps - start - 1))
     t_run = t_log = time.perf_counter()
     patches_since = 0
+    estimate_at = timed_from + ESTIMATE_AFTER_STEPS  # the step after which a long stage says what it costs
     for step in range(start, cfg.steps):
         if step == timed_from:
             t_run = time.perf_counter()
+        if step == estimate_at and main_proc:
+            per_step = (time.perf_counter() - t_run) / ESTIMATE_AFTER_STEPS
+            left = per_step * (cfg.steps - step)
+            if left > LONG_STAGE_S:
+                log.warning("training %s: about %s for the %d steps left (%.2f s a step, measured over %d steps on "
+                            "%s); fewer steps or a smaller network make it shorter",
+                            getattr(model, "registry_name", type(model).__name__), _duration(left),
+                            cfg.steps - step, per_step, ESTIMATE_AFTER_STEPS, device)
         if allowed is None:
             idx = torch.randint(len(data), (cfg.batch_size,), generator=sampler)
         else:

@@ -310,12 +310,18 @@ def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(sys, "argv", ["irkernels"])
     monkeypatch.setattr(pipe, "DEMO_CONFIG", {**pipe.DEMO_CONFIG, "iters": 2, "pretrain_steps": 1,
                                               "pretrain_batch": 2, "progress": False})
+    monkeypatch.setattr(pipe, "DEMO_STUDENT", {**pipe.DEMO_STUDENT, "steps": 2, "batch_size": 2})
     monkeypatch.setattr(pipe, "sample_images", lambda limit=None: [
-        Image(im.name, im.pixels[:128, :128]) for im in sample_images(limit=2)][:limit])
+        Image(im.name, im.pixels[:64, :64]) for im in sample_images(limit=5)][:limit])
     assert main() == 0
     out = capsys.readouterr().out
     demo = tmp_path / "runs" / "idc-demo"
     assert "report:" in out and (demo / "report.html").exists()
+    # the student is trained on the condensed pairs and scored next to bicubic on the photo kept out
+    photos = sample_images(limit=5)
+    assert (demo / "student" / "model.safetensors").exists()
+    assert f"{photos[-1].name}: edsr-tiny " in out and " dB PSNR-Y, bicubic " in out
+    assert "next: python -m irkernels.pipeline compare --preset tiny" in out
     pairs = sorted(os.listdir(demo / "HR"))
     assert len(pairs) > 0
     # a demo of other settings does not delete this one; training into it is refused (never mixed)
