@@ -258,7 +258,7 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
             left = per_step * (cfg.steps - step)
             if left > LONG_STAGE_S:
                 log.warning("training %s: about %s for the %d steps left (%.2f s a step, measured over %d steps on "
-                            "%s); fewer steps or a smaller network make it shorter",
+                            "%s); fewer steps (--steps, --pretrain-steps, --teacher-steps) or a smaller network make it shorter",
                             getattr(model, "registry_name", type(model).__name__), _duration(left),
                             cfg.steps - step, per_step, ESTIMATE_AFTER_STEPS, device)
         if allowed is None:
