@@ -19,37 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import write_results  # noqa: E402
-
-
-def compare_results(argv: list[str], name: str, title: str) -> tuple[str, str]:
-    """Run ``compare`` with ``argv`` and write its summary to ``benchmarks/results/<name>*``."""
-    from irkernels.compare.report import verdict_lines
-    from irkernels.pipeline.__main__ import build_parser
-    from irkernels.pipeline.compare_cmd import config_from_args
-    from irkernels.compare.pipeline import run
-
-    parser, _ = build_parser(only="compare")
-    args = parser.parse_args(["compare", *argv])
-    cfg = config_from_args(args)
-    result = run(cfg, args.out, data=args.data, test=args.test, overwrite=args.overwrite)
-    print(result.text())
-    rows = [{"row": e["row"], "seeds": e["seeds"], "pairs": e["pairs"], "device": e["device"],
-             "make_s": e["make_s"], "train_s": e["train_s"], "scores": e["scores"],
-             "steps_to_target": e.get("steps_to_target")} for e in result.summary["rows"]]
-    notes = (f"\n{title}. CPU-scale figures when the device column says cpu: a reduced protocol (docs/compare.md) "
-             f"whose rows are compared with each other, not with the paper's numbers.\n\n"
-             f"Command: `python benchmarks/bench_idc_quality.py {shlex.join(argv)}` (= `python -m irkernels.pipeline "
-             f"compare {shlex.join(argv)}`); preset {args.preset}, settings {cfg.settings()}.\n\n"
-             + "\n".join(f"- {line}" for line in verdict_lines(result.summary))
-             + (f"\n- target PSNR-Y of the steps column: {result.summary['target_psnr']:.2f} dB on val"
-                if result.summary.get("target_psnr") else "") + "\n")
-    return write_results(name, rows, result.table, notes)
+from benchmarks.common import compare_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     if "--preset" not in rest and torch.cuda.is_available():  # the GPU session's stage: the paper's scale
         rest = ["--preset", "paper", *rest]
     name = args.name or ("idc_quality" if "--test" in rest else "idc_quality_val")
-    print("wrote", *compare_results(rest, name, "IDC against the coreset baselines and its random+teacher control"))
+    print("wrote", *compare_results(rest, name, "IDC against the coreset baselines and its random+teacher control",
+                                    "benchmarks/bench_idc_quality.py"))
 
 
 if __name__ == "__main__":

@@ -145,3 +145,31 @@ def markdown(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def compare_results(argv: list[str], name: str, title: str, script: str) -> tuple[str, str]:
+    """Run ``compare`` with ``argv`` and write its summary to ``benchmarks/results/<name>*``
+    (``script``: the caller, named in the notes with the command it ran)."""
+    import shlex
+
+    from irkernels.compare.report import verdict_lines
+    from irkernels.pipeline.__main__ import build_parser
+    from irkernels.pipeline.compare_cmd import config_from_args
+    from irkernels.compare.pipeline import run
+
+    parser, _ = build_parser(only="compare")
+    args = parser.parse_args(["compare", *argv])
+    cfg = config_from_args(args)
+    result = run(cfg, args.out, data=args.data, test=args.test, overwrite=args.overwrite)
+    print(result.text())
+    rows = [{"row": e["row"], "seeds": e["seeds"], "pairs": e["pairs"], "device": e["device"],
+             "make_s": e["make_s"], "train_s": e["train_s"], "scores": e["scores"],
+             "steps_to_target": e.get("steps_to_target")} for e in result.summary["rows"]]
+    notes = (f"\n{title}. CPU-scale figures when the device column says cpu: a reduced protocol (docs/compare.md) "
+             f"whose rows are compared with each other, not with the paper's numbers.\n\n"
+             f"Command: `python {script} {shlex.join(argv)}` (= `python -m irkernels.pipeline "
+             f"compare {shlex.join(argv)}`); preset {args.preset}, settings {cfg.settings()}.\n\n"
+             + "\n".join(f"- {line}" for line in verdict_lines(result.summary))
+             + (f"\n- target PSNR-Y of the steps column: {result.summary['target_psnr']:.2f} dB on val"
+                if result.summary.get("target_psnr") else "") + "\n")
+    return write_results(name, rows, result.table, notes)

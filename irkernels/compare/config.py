@@ -72,9 +72,9 @@ class CompareConfig(MethodConfig):
     random+teacher's HR targets. ``idc``: ``IDCConfig`` fields other than its defaults (the preset's
     IDC); ``idc_tune``: more of them, for tuning: a row ``idc[k=v,...]`` of its own, so that variants
     sit side by side in one folder. ``tripled``: ``TripleDConfig`` fields other than its defaults
-    (its ``p`` is ``ratio``, its feature network the teacher, its task ``sr<scale>``). ``target_psnr``: the validation
-    PSNR-Y whose first crossing the steps-to-target table reports (default: the ``random`` row's
-    final mean).
+    (a step's as ``latent.steps``; its ``p`` is ``ratio``, its feature network the teacher, its task
+    ``sr<scale>`` or ``task``). ``target_psnr``: the validation PSNR-Y whose first crossing the
+    steps-to-target table reports (default: the ``random`` row's final mean, else ``random-images``').
     """
 
     sets: list[str] = field(default_factory=lambda: ["whole", "random", "random+teacher", "idc"])

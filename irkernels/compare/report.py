@@ -69,8 +69,9 @@ def summarise(rows: list[dict], target_psnr: float | None) -> dict:
         entry["_curves"] = curves
         table.append(entry)
     by_name = {e["row"]: e for e in table}
-    if target_psnr is None and "random" in by_name and "val" in by_name["random"]["scores"]:
-        target_psnr = by_name["random"]["scores"]["val"]["psnr_y"][0]
+    control = next((c for c in RANDOM_CONTROLS if "val" in by_name.get(c, {}).get("scores", {})), None)
+    if target_psnr is None and control is not None:  # random's final mean, else random-images'
+        target_psnr = by_name[control]["scores"]["val"]["psnr_y"][0]
     for e in table:
         curves = e.pop("_curves")
         if target_psnr is not None and curves:

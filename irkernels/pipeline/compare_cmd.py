@@ -53,7 +53,7 @@ HELPS = {
     "idc_tune": "more IDC settings as KEY=VALUE: a variant row idc[KEY=VALUE,...] beside the others",
     "tripled": "TripleD settings as KEY=VALUE (TripleDConfig fields; a step's as latent.steps=50, "
                "finetune.steps=50), over the preset's (default: %(default)s)",
-    "target_psnr": "validation PSNR-Y of the steps-to-target table (default: the random row's final mean)",
+    "target_psnr": "validation PSNR-Y of the steps-to-target table (default: the random row's final mean, else random-images')",
     "device": "auto, cpu, cuda, cuda:1, ... (default: %(default)s)",
 }
 
