@@ -23,20 +23,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import compare_results  # noqa: E402
+from benchmarks.common import compare_argv, compare_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
     p.add_argument("--name", default=None, help="results stem (default: idc_quality, idc_quality_val without --test)")
     args, rest = p.parse_known_args(argv)
-    if "-h" in rest or "--help" in rest:
-        print(__doc__)
+    rest = compare_argv(rest, __doc__)
+    if rest is None:
         return
-    import torch
-
-    if "--preset" not in rest and torch.cuda.is_available():  # the GPU session's stage: the paper's scale
-        rest = ["--preset", "paper", *rest]
     name = args.name or ("idc_quality" if "--test" in rest else "idc_quality_val")
     print("wrote", *compare_results(rest, name, "IDC against the coreset baselines and its random+teacher control",
                                     "benchmarks/bench_idc_quality.py"))

@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import compare_results  # noqa: E402
+from benchmarks.common import compare_argv, compare_results  # noqa: E402
 
 SETS = ["whole", "random-images", "tripled", "tripled-no-latent", "tripled-no-cnn"]
 
@@ -32,13 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", nargs="+", default=["sr", "denoise25"], help="compare --task values (default: sr denoise25)")
     p.add_argument("--out", default="runs/tripled-quality", help="folder stem: one comparison per task, <out>-<task>")
     args, rest = p.parse_known_args(argv)
-    if "-h" in rest or "--help" in rest:
-        print(__doc__)
+    rest = compare_argv(rest, __doc__)
+    if rest is None:
         return
-    import torch
-
-    if "--preset" not in rest and torch.cuda.is_available():  # the GPU session's stage: the paper's scale
-        rest = ["--preset", "paper", *rest]
     if "--sets" not in rest:
         rest = [*rest, "--sets", *SETS]
     for task in args.tasks:

@@ -173,3 +173,12 @@ def compare_results(argv: list[str], name: str, title: str, script: str) -> tupl
              + (f"\n- target PSNR-Y of the steps column: {result.summary['target_psnr']:.2f} dB on val"
                 if result.summary.get("target_psnr") else "") + "\n")
     return write_results(name, rows, result.table, notes)
+
+
+def compare_argv(rest: list[str], doc: str) -> list[str] | None:
+    """A quality bench's ``compare`` arguments: ``None`` after printing ``doc`` for ``-h``; on a GPU
+    without ``--preset``, the paper preset first (the GPU session's stage)."""
+    if "-h" in rest or "--help" in rest:
+        print(doc)
+        return None
+    return ["--preset", "paper", *rest] if "--preset" not in rest and torch.cuda.is_available() else rest
