@@ -2,7 +2,7 @@
 machine's device), its demo settings are the demo's, and every `next:` command the CLI prints runs.
 
 The printed `next:` commands are run as printed plus `--steps 1 --device cpu --no-progress` (flags
-given later win), and the demo at its smallest: one photo, with its iteration counts cut
+given later win; `compare` also with its teacher and IDC cut), and the demo at its smallest: one photo, with its iteration counts cut
 (``DEMO_SHRINK``) — what is checked is that the printed command fits the folder the run wrote.
 """
 import re
@@ -18,6 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SHRINK_TRAIN = ["--steps", "1", "--batch-size", "2", "--device", "cpu", "--no-progress"]
+SHRINK = {"train": SHRINK_TRAIN,  # per command; the compare preset's teacher and IDC cut as well
+          "compare": SHRINK_TRAIN + ["--teacher-steps", "1", "--idc", "iters=1", "--seeds", "0", "--max-images", "2"]}
 DEMO_SHRINK = {"iters": 2, "pretrain_steps": 1, "pretrain_batch": 2, "num_freqs": 16, "resample_every": 1,
                "reassign_every": 1, "log_every": 1}
 
@@ -61,7 +63,7 @@ def run_next(text: str) -> None:
     for command in commands:
         words = shlex.split(command)
         assert words[:3] == ["python", "-m", "irkernels.pipeline"], command
-        assert main(words[3:] + SHRINK_TRAIN) == 0, command
+        assert main(words[3:] + SHRINK[words[3]]) == 0, command
 
 
 def test_demo_next_command_runs(tmp_path, monkeypatch, capsys):
@@ -70,11 +72,12 @@ def test_demo_next_command_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for key, value in DEMO_SHRINK.items():
         monkeypatch.setitem(idc_pipeline.DEMO_CONFIG, key, value)
+    monkeypatch.setitem(idc_pipeline.DEMO_STUDENT, "steps", 1)
     assert main(["demo", "--max-images", "1"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("demo settings: ") and "iters=2" in text
     run_next(text)
-    assert "trained 1 steps" in capsys.readouterr().out
+    assert "rows: " in capsys.readouterr().out and (tmp_path / "runs" / "compare-tiny" / "table.md").exists()
 
 
 def test_idc_and_tripled_next_commands_run(tmp_path, monkeypatch, capsys):

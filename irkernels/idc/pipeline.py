@@ -324,6 +324,7 @@ def demo(out: str = "runs/idc-demo", max_images: int = 4, overwrite: bool = Fals
     print(f"student: {DEMO_STUDENT['model']} trained {DEMO_STUDENT['steps']} steps on the {len(pairs)} condensed "
           f"pairs ({trained.model_path})")
     print("\n".join(versus_baseline(DEMO_STUDENT["model"], scores[0], scores[1], "bicubic")))
-    print("next: python -m irkernels.pipeline compare --preset tiny --out runs/compare-tiny   "
-          "# IDC against random patches and the whole set, same student (about 4 min on 2 CPU cores)")
+    print("does the condensed set beat random patches and the whole set? (the same student on each, "
+          "about 4 min on 2 CPU cores)")
+    print("next: python -m irkernels.pipeline compare --preset tiny --out runs/compare-tiny")
     return result
