@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "backend_report": "._backend", "value_checks": "._checks",
+    "backend_report": ".ops._backend", "value_checks": "._checks",
     "CFStats": ".ops.ncfd", "cf_stats": ".ops.ncfd", "ncfd_from_stats": ".ops.ncfd", "ncfd_loss": ".ops.ncfd",
     "sample_frequencies": ".ops.ncfd",
     "assign_with_quotas": ".ops.grouping", "nearest_in_group": ".ops.grouping",

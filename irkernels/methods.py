@@ -1,11 +1,13 @@
-"""The contract every condensation method follows, and the registry that finds the methods.
+"""The contract every condensation method follows (the registry that finds them is the CLI's,
+``irkernels.pipeline.registry``).
 
 A method is a sub-package ``irkernels/<name>/`` plus one CLI file ``irkernels/pipeline/<name>_cmd.py``:
 
 ``config.py``
     One dataclass (a :class:`MethodConfig`), importable without torch, validated in
     ``__post_init__``. Its ``settings()`` is what determines the outputs (the execution knobs named
-    in ``EXECUTION`` left out, at every nesting level); the run folder keeps it as its guard.
+    in ``EXECUTION`` left out, at every nesting level); the run folder keeps it as its guard. Beside
+    it, ``METHOD = MethodSpec(...)``: the method's registration, next to the method.
 ``pipeline.py``
     ``run(cfg, out, *, data=None, overwrite=False, ...) -> RunResult``: data → networks → the method
     → outputs, each step a plain function. Outputs go to a :class:`irkernels.outputs.RunFolder`
@@ -16,17 +18,17 @@ A method is a sub-package ``irkernels/<name>/`` plus one CLI file ``irkernels/pi
     at a readable size with counts, before/after rows, a real-vs-synthetic distribution figure,
     paths relative to the report).
 ``<name>_cmd.py``
-    ``NAME``, ``HELP``, ``add_arguments(parser)``, ``run(args)`` as every command, and
-    ``METHOD = MethodSpec(...)``: the registration. :func:`registry` collects the ``METHOD`` of the
-    command modules, so adding a method edits nothing else.
+    ``NAME``, ``HELP``, ``add_arguments(parser)``, ``run(args)`` as every command, and ``METHOD``
+    (the config module's): ``irkernels.pipeline.registry`` collects the ``METHOD`` of the command
+    modules, so adding a method edits nothing else.
 
-Everything here imports without torch (the registry only names ``module:attribute`` strings).
+Everything here imports without torch (a registration only names ``module:attribute`` strings).
 """
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar
 
@@ -111,34 +113,4 @@ class MethodSpec:
         return _resolve(self.run)
 
 
-def registry(modules: Iterable | None = None) -> dict[str, MethodSpec]:
-    """Every registered method by name: the ``METHOD`` of each command module (default: those of
-    ``irkernels.pipeline``)."""
-    if modules is None:
-        from .pipeline import command_modules
-
-        modules = command_modules()
-    specs = [m.METHOD for m in modules if hasattr(m, "METHOD")]
-    out = {s.name: s for s in specs}
-    if len(out) != len(specs):
-        raise ValueError(f"two command modules register the same method name: {sorted(s.name for s in specs)}")
-    return out
-
-
-def get_method(name: str) -> MethodSpec:
-    methods = registry()
-    if name not in methods:
-        raise ValueError(f"method must be one of {sorted(methods)}, got {name!r}")
-    return methods[name]
-
-
-def run_method(name: str, cfg: MethodConfig, out: str, **kwargs: Any) -> RunResult:
-    """Run the registered method ``name`` with ``cfg`` (its config class) into ``out``; ``kwargs``
-    go to its ``run`` (``data=``, ``overwrite=``, ...)."""
-    spec = get_method(name)
-    if not isinstance(cfg, spec.config_class()):
-        raise TypeError(f"cfg must be a {spec.config_class().__name__} for method {name!r}, got {type(cfg).__name__}")
-    return spec.runner()(cfg, out, **kwargs)
-
-
-__all__ = ["MethodConfig", "MethodSpec", "RunResult", "get_method", "registry", "run_method"]
+__all__ = ["MethodConfig", "MethodSpec", "RunResult", "next_train_command"]

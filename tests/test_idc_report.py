@@ -7,7 +7,8 @@ import sys
 
 from irkernels.idc.config import IDCConfig
 from irkernels.idc.pipeline import IDCResult, run
-from irkernels.methods import RunResult, get_method
+from irkernels.methods import RunResult
+from irkernels.pipeline.registry import get_method
 
 TINY = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, iters=4, rlff_channels=16, num_freqs=32, num_groups=3,
             kmeans_iters=5, resample_every=2, reassign_every=2, warmup=0.25, assigning=0.25, backend="torch",

@@ -1,4 +1,5 @@
-"""The method contract (``irkernels.methods``): both methods are registered through their CLI files,
+"""The method contract (``irkernels.methods``) and the CLI's registry (``irkernels.pipeline.registry``):
+both methods register next to their config and through their CLI files,
 their configs split settings from execution knobs, and a third method is one sub-package plus one
 CLI file (shown with a toy method written here, run end to end through the CLI)."""
 import dataclasses
@@ -8,7 +9,8 @@ import textwrap
 import pytest
 
 import irkernels.pipeline as pipeline_pkg
-from irkernels.methods import MethodConfig, RunResult, get_method, registry, run_method
+from irkernels.methods import MethodConfig, RunResult
+from irkernels.pipeline.registry import get_method, registry, run_method
 from irkernels.pipeline.__main__ import main
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from irkernels._backend import interpreter_active
+from irkernels.ops._backend import interpreter_active
 from irkernels.ops import rlff as rlff_mod
 from irkernels.ops.rlff import RLFF, dft_filter_bank, reference_stats, rlff, rlff_reference, sample_rows, sampled_filters
 

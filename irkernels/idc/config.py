@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..methods import MethodConfig
+from ..methods import MethodConfig, MethodSpec
 
 # "random+teacher": the random pick's LR patches (the ones IDC starts from for the same seed) with HR
 # targets made by the teacher: the control that separates IDC's relabelling from its condensation
@@ -152,3 +152,8 @@ class IDCConfig(MethodConfig):
         ``⟨t, x⟩`` has about unit variance for unit-variance RLFF samples (N(0, I) would put the
         phase's std at ~sqrt(C_out) ≈ 11 rad, where the empirical characteristic function is noise)."""
         return self.freq_std if self.freq_std is not None else self.rlff_channels ** -0.5
+
+
+# the method's registration (the CLI's registry collects it through pipeline/idc_cmd.py)
+METHOD = MethodSpec(name="idc", help="condense a folder with IDC (or the random / herding / kcenter / whole baselines)",
+                    config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run")

@@ -31,7 +31,7 @@ import numbers
 import numpy as np
 import torch
 
-from .._backend import resolve_backend
+from ._backend import resolve_backend
 from .._checks import check_float_tensor, value_checks_enabled
 from . import _ext
 from ._segments import Segments, pack, sq_dists_to_sets

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._backend import interpreter_active, resolve_backend
+from ._backend import interpreter_active, resolve_backend
 from .._checks import value_checks_enabled
 from ._segments import Segments, device_offsets, pack, segment_sum, sq_dists_to_sets
 from .utils import check_precision, compute_dtype, dot_precision, next_power_of_2, tile_config, tl, triton

@@ -36,7 +36,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from .._backend import interpreter_active, resolve_backend
+from ._backend import interpreter_active, resolve_backend
 from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device
 from .utils import Precision, check_precision, compute_dtype, dot_precision, tl, triton
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._backend import resolve_backend
+from ._backend import resolve_backend
 from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device, value_checks_enabled
 from .utils import (cdiv, check_precision, compute_dtype, conv_precision_from_torch, dot_precision, next_power_of_2,
                     tile_config, tl, triton)

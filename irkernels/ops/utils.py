@@ -21,7 +21,7 @@ float64 inputs always compute in float64 (``"ieee"``), whatever ``precision`` sa
 backend computes in the input's compute dtype (:func:`compute_dtype`) and ignores ``precision``
 except where an op documents otherwise.
 
-``backend`` — ``"auto"`` | ``"triton"`` | ``"torch"`` (see :mod:`irkernels._backend`); an op with
+``backend`` — ``"auto"`` | ``"triton"`` | ``"torch"`` (see :mod:`irkernels.ops._backend`); an op with
 a compiled CUDA-extension kernel uses it under ``"auto"``/``"triton"`` on CUDA tensors when it is
 built, so the same string can be passed to every op unchanged.
 """

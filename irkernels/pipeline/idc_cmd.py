@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..idc.config import INITS, LOSS_SCALES, METHODS, REGROUPS, IDCConfig
-from ..methods import MethodSpec
+from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, IDCConfig
 from .options import SCALES
 
-NAME = "idc"
-HELP = "condense a folder with IDC (or the random / herding / kcenter / whole baselines)"
-METHOD = MethodSpec(name=NAME, help=HELP, config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run")
+NAME, HELP = METHOD.name, METHOD.help
 
 # (field, flag help); defaults and types come from IDCConfig
 OPTIONS = {

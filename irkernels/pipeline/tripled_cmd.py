@@ -18,12 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..methods import MethodSpec
+from ..tripled.config import METHOD
 
-NAME = "tripled"
-HELP = "TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)"
-METHOD = MethodSpec(name=NAME, help=HELP, config="irkernels.tripled.config:TripleDConfig",
-                    run="irkernels.tripled.pipeline:run")
+NAME, HELP = METHOD.name, METHOD.help
 
 
 def _json_dict(text: str) -> dict:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..configs import TrainConfig
 from ..data.config import DegradationConfig
-from ..methods import MethodConfig
+from ..methods import MethodConfig, MethodSpec
 from .selection import check_fraction
 
 # Task presets: each a list of (type name, degradation). Deblur is Gaussian σ = 2 px; JPEG quality 30;
@@ -242,5 +242,11 @@ class TrainSpec:
             raise ValueError(f"dynamic_epochs ({self.dynamic_epochs}) cannot exceed the training steps ({self.train.steps})")
 
 
-__all__ = ["TASKS", "FinetuneConfig", "LatentConfig", "PIXEL_WEIGHT", "ScorerConfig", "TrainSpec", "TripleDConfig",
+# the method's registration (the CLI's registry collects it through pipeline/tripled_cmd.py)
+METHOD = MethodSpec(name="tripled",
+                    help="TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)",
+                    config="irkernels.tripled.config:TripleDConfig", run="irkernels.tripled.pipeline:run")
+
+
+__all__ = ["METHOD", "TASKS", "FinetuneConfig", "LatentConfig", "PIXEL_WEIGHT", "ScorerConfig", "TrainSpec", "TripleDConfig",
            "check_differentiable", "task_types"]

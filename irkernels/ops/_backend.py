@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from .ops.utils import triton
+from .utils import triton
 
 Backend = Literal["auto", "triton", "torch"]
 _CHOICES = ("auto", "triton", "torch")
@@ -70,7 +70,7 @@ def backend_report() -> dict[str, object]:
         report["triton"] = triton.__version__
     if torch.cuda.is_available():
         report["device"] = torch.cuda.get_device_name()
-    from .ops._ext import extension_status
+    from ._ext import extension_status
 
     ext = extension_status()
     report["cuda_extension"] = ext.pop("cuda_extension")
