@@ -1,5 +1,8 @@
-"""Device resolution, in one place for the trainer, the evaluation and every method."""
+"""Device resolution and the torchrun process group, in one place for the trainer, the evaluation
+and every method."""
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -20,3 +23,26 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r} asked for, but there are {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def join_process_group(device: torch.device) -> tuple[torch.device, bool]:
+    """Under torchrun (world size > 1): join the process group (NCCL on CUDA, gloo otherwise) unless
+    it exists, and pin this rank's GPU. Returns the rank's device and whether this call created
+    the group (its creator destroys it). One process: ``(device, False)``, nothing done."""
+    _, world, local_rank = dist_info()
+    if world == 1:
+        return device, False
+    import torch.distributed as dist
+
+    owns_group = not dist.is_initialized()
+    if owns_group:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device, owns_group

@@ -23,8 +23,8 @@ from .data.images import PairSet, quantize
 from .metrics import psnr
 from .models import build_model, load_checkpoint, model_scale
 from .outputs import atomic_write_json
-from .devices import resolve_device
-from .train import TrainConfig, dist_info, train
+from .devices import dist_info, resolve_device
+from .train import TrainConfig, train
 
 log = logging.getLogger(__name__)
 

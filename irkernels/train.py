@@ -28,7 +28,7 @@ from torch import nn
 
 from .configs import TrainConfig  # noqa: F401  (re-exported)
 from .data.images import PairSet, to_float
-from .devices import resolve_device  # noqa: F401  (also re-exported here for older imports)
+from .devices import dist_info, join_process_group, resolve_device  # noqa: F401  (dist_info and resolve_device also re-exported here for older imports)
 from .models.checkpoint import checkpoint_metadata, save_checkpoint
 from .outputs import atomic_path
 
@@ -45,11 +45,6 @@ class TrainResult:
     patches_per_s: float = 0.0
     max_memory_mib: float | None = None
     model_path: str = ""
-
-
-def dist_info() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def augment(lq: torch.Tensor, hq: torch.Tensor, flips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,18 +164,9 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
 
     The final weights (the EMA's when ``ema_decay > 0``) are written to ``out_dir/model.safetensors``.
     """
-    rank, world, local_rank = dist_info()
+    rank, world, _ = dist_info()
     distributed = world > 1
-    device = resolve_device(cfg.device)
-    if distributed:
-        import torch.distributed as dist
-
-        owns_group = not dist.is_initialized()
-        if owns_group:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
+    device, owns_group = join_process_group(resolve_device(cfg.device))
     if cfg.batch_size % (world * cfg.accum_steps):
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by world size × accum_steps "
                          f"= {world} × {cfg.accum_steps}")

@@ -18,13 +18,12 @@ import torch
 from torch import nn
 
 from ..data import Image, PairSet, load_folder, quantize, sample_images
-from ..devices import resolve_device
+from ..devices import dist_info, join_process_group, resolve_device
 from ..evaluate import bicubic_upsampler
 from ..methods import RunResult
 from ..models import load_checkpoint
 from ..outputs import RunFolder
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
-from ..train import dist_info
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
 from .config import FEATURE_METHODS, TEACHER_METHODS, IDCConfig
@@ -206,14 +205,8 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     (``manifest``, ``report`` and ``pairs`` are ``None`` on ranks other than 0).
     """
     t0 = time.perf_counter()
-    rank, world, local_rank = dist_info()
-    device = resolve_device(cfg.device)
-    if world > 1:
-        if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
+    rank, world, _ = dist_info()
+    device, _ = join_process_group(resolve_device(cfg.device))
     source = "given" if images is not None else (os.path.abspath(data) if data else "embedded")
     if images is None:
         images = load_folder(data, max_images) if data else sample_images(limit=max_images)

@@ -131,12 +131,12 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..data import to_tensor
-    from ..devices import resolve_device
+    from ..devices import dist_info, resolve_device
     from ..evaluate import (EvalConfig, baseline_network, degraded_pairs, evaluate, evaluate_images, format_table,
                             versus_baseline)
     from ..outputs import atomic_write_json
     from ..models import build_model, load_checkpoint, model_scale
-    from ..train import TrainConfig, dist_info, train
+    from ..train import TrainConfig, train
 
     from ..outputs import made_by
 
