@@ -148,15 +148,16 @@ def _match_cuda(dist: torch.Tensor, offsets: torch.Tensor, quotas: torch.Tensor,
 # torch fallback's data-dependent rounds and the extension's launch stay out of the graph).
 @torch.library.custom_op("irkernels::quota_match", mutates_args=())
 def _quota_match(dist: torch.Tensor, inst: torch.Tensor, offsets: torch.Tensor, quotas: torch.Tensor,
-                 max_rows: int, use_extension: bool) -> torch.Tensor:
-    """Each patch's group (P,) int64 of the stable matching under ``quotas (B, K)``."""
-    if use_extension:
+                 max_rows: int, backend: str) -> torch.Tensor:
+    """Each patch's group (P,) int64 of the stable matching under ``quotas (B, K)``; ``backend``:
+    ``"cuda"`` (the compiled extension) or ``"torch"`` (:func:`assign_backend`'s answer)."""
+    if backend == "cuda":
         return _match_cuda(dist, offsets, quotas, max_rows)
     return _match_torch(dist, inst, quotas)
 
 
 @_quota_match.register_fake
-def _(dist, inst, offsets, quotas, max_rows, use_extension):
+def _quota_match_fake(dist, inst, offsets, quotas, max_rows, backend):
     return dist.new_empty((dist.shape[0],), dtype=torch.int64)
 
 
@@ -213,7 +214,7 @@ def assign_with_quotas(
     """
     seg, dist, quotas, n_assign = _prepare_assignment(desc, centroids, real_counts, fraction, offsets, lengths)
     name = assign_backend(seg.points.device, max(seg.sizes), dist.shape[1], backend)
-    group = _quota_match(dist, seg.instance_ids, seg.offsets, quotas, max(seg.sizes), name == "cuda")
+    group = _quota_match(dist, seg.instance_ids, seg.offsets, quotas, max(seg.sizes), name)
     return seg.unpack_rows(_keep_closest(dist, group, seg, n_assign), -1)
 
 

@@ -588,11 +588,13 @@ def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtyp
 # The assignment step as a torch.library custom op (traceable by torch.compile; no host sync):
 # packed points (P, D), centroids (B, K, D), the host-side instance sizes.
 @torch.library.custom_op("irkernels::kmeans_assign", mutates_args=())
-def _kmeans_assign_op(points: torch.Tensor, centroids: torch.Tensor, sizes: list[int], precision: str,
-                      use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _kmeans_assign(points: torch.Tensor, centroids: torch.Tensor, sizes: list[int], precision: str,
+                   backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centroid (labels int64, squared distance) of each packed point; ``backend``:
+    ``"triton"`` or ``"torch"``."""
     sizes = tuple(sizes)
     dev = points.device
-    if use_triton:
+    if backend == "triton":
         slots, plan = _launch_plan(sizes, dev)
         labels = torch.empty(points.shape[0], dtype=torch.int64, device=dev)
         min_dist = torch.empty(points.shape[0], dtype=torch.float32, device=dev)
@@ -607,9 +609,9 @@ def _kmeans_assign_op(points: torch.Tensor, centroids: torch.Tensor, sizes: list
     return labels, min_dist
 
 
-@_kmeans_assign_op.register_fake
-def _(points, centroids, sizes, precision, use_triton):
-    dtype = torch.float32 if use_triton else compute_dtype(points.dtype)
+@_kmeans_assign.register_fake
+def _kmeans_assign_fake(points, centroids, sizes, precision, backend):
+    dtype = torch.float32 if backend == "triton" else compute_dtype(points.dtype)
     return (points.new_empty((points.shape[0],), dtype=torch.int64),
             points.new_empty((points.shape[0],), dtype=dtype))
 
@@ -646,8 +648,8 @@ def kmeans_assign(x: torch.Tensor, centroids: torch.Tensor, *, offsets: torch.Te
     if centroids.device != seg.points.device:
         raise ValueError(f"centroids must be on {seg.points.device}, got {centroids.device}")
     k = centroids.shape[-2]
-    use_triton = resolve_backend(backend, seg.points.device) == "triton" and triton_supports(k, d)
-    labels, dist = _kmeans_assign_op(seg.points, centroids.reshape(b, k, d), list(seg.sizes), precision, use_triton)
+    name = "triton" if resolve_backend(backend, seg.points.device) == "triton" and triton_supports(k, d) else "torch"
+    labels, dist = _kmeans_assign(seg.points, centroids.reshape(b, k, d), list(seg.sizes), precision, name)
     return seg.unpack_rows(labels, -1), seg.unpack_rows(dist, 0.0)
 
 

@@ -596,7 +596,7 @@ def _rlff_fused(f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor | None, 
 
 
 @_rlff_fused.register_fake
-def _(f, rows, mean, std, kernel_size, patch_size, precision):
+def _rlff_fused_fake(f, rows, mean, std, kernel_size, patch_size, precision):
     n, c, h, w = f.shape
     tiles = -(-h // patch_size) * -(-w // patch_size)
     vec = f.new_empty((c,), dtype=compute_dtype(f.dtype))
@@ -614,7 +614,7 @@ def _rlff_fused_backward(grad_out: torch.Tensor, f: torch.Tensor, rows: torch.Te
 
 
 @_rlff_fused_backward.register_fake
-def _(grad_out, f, rows, mean, inv_std, batch_stats, kernel_size, patch_size, precision):
+def _rlff_fused_backward_fake(grad_out, f, rows, mean, inv_std, batch_stats, kernel_size, patch_size, precision):
     return torch.empty_like(f)
 
 
