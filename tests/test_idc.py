@@ -272,10 +272,13 @@ def test_triton_interpreter_pipeline_equals_reference_ops(photos, nets):
         # Not an element-wise bound: Adam's first steps move a pixel by about lr·sign(g), and a pixel
         # whose gradient is ~0 takes either sign depending on the fp32 summation order, which differs
         # between the interpreter's dots and torch's (and across torch/Triton releases: 2.14 + 3.8
-        # here, max 2.0e-3 on 1.6 % of the pixels; 2.15 + 3.9, max 1.35e-3). The trajectories agree
-        # (the losses above, to 1e-4) when the pixels agree on average and almost everywhere.
+        # here, max 2.0e-3 on 1.6 % of the pixels; 2.15 + 3.9, max 1.35e-3). Since Chf is computed
+        # from squared differences (no cancellation, ops/ncfd.py) its gradient is Φx − Φy itself, and
+        # the pixels beyond 5e-4 are 6.0 % on 2.14 + 3.8 (max 1.3e-3, mean 1.0e-4), hence 10 %. The
+        # trajectories agree (the losses above, to 1e-4) when the pixels agree on average and almost
+        # everywhere.
         diff = (b.synthetic - a.synthetic).abs()
-        assert diff.mean() < 2e-4 and (diff > 5e-4).float().mean() < 0.05, (diff.mean(), diff.max())
+        assert diff.mean() < 2e-4 and (diff > 5e-4).float().mean() < 0.10, (diff.mean(), diff.max())
 
 
 def test_torchrun_shards_instances_and_rank0_writes_manifest(photos, tmp_path):

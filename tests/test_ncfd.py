@@ -533,3 +533,37 @@ def test_cuda_grouped_call_without_value_checks_makes_no_host_sync():
         finally:
             torch.cuda.set_sync_debug_mode(0)
     assert torch.isfinite(y.grad).all()
+
+
+def test_small_discrepancy_is_computed_without_cancellation():
+    """Two sets 1e-4 apart: Chf ~ 1e-12, against terms ~ 1. ``ncfd_from_stats`` (float32 stats)
+    takes the squares of differences first and lands within 1e-3 of float64; the direct form of
+    the phase term, 2(|Φx||Φy| − cross) in float32, is off by more than 10× (measured: 2e-4 and
+    31×), which is why the rearranged form is the one computed."""
+    from irkernels.ops.ncfd import _modulus
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 8, generator=g)
+    y = x + 1e-4 * torch.randn(4000, 8, generator=g)
+    t = torch.randn(64, 8, generator=g) / 8 ** 0.5
+    ref = float(ncfd_loss_reference(x.double(), y.double(), t.double()))
+    sx, sy = cf_stats(x, t, backend="torch"), cf_stats(y, t, backend="torch")
+    assert sx.re.dtype == torch.float32
+    assert abs(float(ncfd_from_stats(sx, sy)) / ref - 1) < 1e-3
+    mx, my = _modulus(sx.re, sx.im), _modulus(sy.re, sy.im)
+    direct = torch.sqrt((0.5 * (mx - my) ** 2 + (mx * my - sx.re * sy.re - sx.im * sy.im)).clamp(min=1e-12)).mean()
+    assert float(direct) / ref > 10
+
+
+def test_tiles_follow_the_shared_environment_hook(monkeypatch):
+    """``IRKERNELS_NCFD_TILES`` replaces a kernel's tiles as ``IRKERNELS_<OP>_TILES`` does for every op."""
+    base = ncfd._block_sizes(8, "highest", torch.device("cpu"))
+    monkeypatch.setenv("IRKERNELS_NCFD_TILES", '{"fwd": [16, 16, 16, 2, 1]}')
+    tiles = ncfd._block_sizes(8, "highest", torch.device("cpu"))
+    assert tiles["fwd"] == (16, 16, 16, 2, 1) and tiles["bwd"] == base["bwd"]
+    monkeypatch.setenv("IRKERNELS_NCFD_TILES", '{"fwd": [16, 16]}')
+    with pytest.raises(ValueError, match="IRKERNELS_NCFD_TILES"):
+        ncfd._block_sizes(8, "highest", torch.device("cpu"))
+    monkeypatch.setenv("IRKERNELS_NCFD_TILES", '{"fwd_m": 64}')
+    with pytest.raises(ValueError, match="unknown tiles"):
+        ncfd._block_sizes(8, "highest", torch.device("cpu"))

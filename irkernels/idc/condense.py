@@ -397,7 +397,8 @@ def upsample(teacher: nn.Module, lr: torch.Tensor, device: torch.device, margin:
     Each patch is reflect-padded by ``margin`` LR pixels (at most ``min(h, w) − 1``, reflection's
     limit) and the ``margin·s`` HR border cropped off the output: a convolutional teacher then sees
     image-like context at the patch border instead of its own zero padding, which otherwise leaves
-    a washed-out frame a few pixels wide on every target (measured in tests/test_idc_quality.py).
+    a washed-out frame a few pixels wide on every target (tests/test_idc_training.py,
+    test_teacher_hr_borders_as_good_as_centres).
     """
     teacher = teacher.to(device).eval()
     h, w = lr.shape[-2:]

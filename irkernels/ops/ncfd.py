@@ -32,13 +32,14 @@ it is the test oracle and the benchmarks' baseline.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
 
 from ._backend import interpreter_active, resolve_backend
 from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device
-from .utils import Precision, check_precision, compute_dtype, dot_precision, tl, triton
+from .utils import Precision, check_precision, compute_dtype, dot_precision, tile_config, tl, triton
 
 Amplitude = Literal["modulus", "difference"]
 Reduction = Literal["none", "mean", "sum"]
@@ -322,7 +323,7 @@ def _block_sizes(D: int, precision: str, device: torch.device) -> dict:
     """
     block_d_full = max(16, triton.next_power_of_2(D))
     if device.type != "cuda":  # interpreter: small tiles keep the masked-edge tests meaningful
-        return dict(fwd=(32, 32, 16, 4, 1), bwd=(16, 16, block_d_full, 4, 1), bwd_t=(16, 16, block_d_full, 4, 1))
+        return _overridden((32, 32, 16, 4, 1), (16, 16, block_d_full, 4, 1), (16, 16, block_d_full, 4, 1))
     if precision == "fast":
         # BLOCK_D 16, not 32: at 32, Triton 3.6 reaches the 255-register cap and spills (3.8, 3.9 do not).
         fwd = (128, 64, 16, 8, 3)
@@ -338,7 +339,28 @@ def _block_sizes(D: int, precision: str, device: torch.device) -> dict:
         bwd = bwd_t = (16, 32, block_d_full, 4, 1)
     if block_d_full > 256:
         bwd = bwd_t = (16, 16, block_d_full, 4, 1)
-    return dict(fwd=fwd, bwd=bwd, bwd_t=bwd_t)
+    return _overridden(fwd, bwd, bwd_t)
+
+
+@dataclass(frozen=True)
+class NCFDTiles:
+    """``(BLOCK_N, BLOCK_T, BLOCK_D, num_warps, num_stages)`` of the forward kernel and of the two
+    backward kernels (``IRKERNELS_NCFD_TILES='{"fwd": [64, 64, 16, 8, 2]}'`` replaces one)."""
+
+    fwd: tuple
+    bwd: tuple
+    bwd_t: tuple
+
+
+def _overridden(fwd: tuple, bwd: tuple, bwd_t: tuple) -> dict:
+    """The chosen tiles with ``IRKERNELS_NCFD_TILES`` applied (the tuning hook every op shares)."""
+    tiles = tile_config(NCFDTiles, "ncfd", fwd=fwd, bwd=bwd, bwd_t=bwd_t)
+    out = {name: tuple(getattr(tiles, name)) for name in ("fwd", "bwd", "bwd_t")}
+    bad = [name for name, v in out.items() if len(v) != 5 or not all(isinstance(i, int) and i > 0 for i in v)]
+    if bad:
+        raise ValueError(f"IRKERNELS_NCFD_TILES: {bad} must each be 5 positive integers "
+                         "(BLOCK_N, BLOCK_T, BLOCK_D, num_warps, num_stages)")
+    return out
 
 
 def _forward_plan(N: int, T: int, G: int, grouped: bool, block_n: int, block_t: int, device: torch.device) -> dict:
@@ -661,13 +683,16 @@ def ncfd_from_stats(
         raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     if sx.re.shape != sy.re.shape:
         raise ValueError(f"stats must share (G, T): got {tuple(sx.re.shape)} and {tuple(sy.re.shape)}")
-    mod_x, mod_y = _modulus(sx.re, sx.im), _modulus(sy.re, sy.im)
-    cross = sx.re * sy.re + sx.im * sy.im
+    # Chf = α·amp + (1−α)·2(|Φx||Φy| − ReΦx ReΦy − ImΦx ImΦy), evaluated without subtracting the
+    # nearly equal |Φx||Φy| and the cross term: that phase term equals |Φx − Φy|² − (|Φx| − |Φy|)²,
+    # both squares of differences taken first. At α = 0.5 (the default, modulus amplitude) Chf is
+    # 0.5·|Φx − Φy|² exactly; tests/test_ncfd.py checks a small-Chf case against float64.
+    gap2 = (_modulus(sx.re, sx.im) - _modulus(sy.re, sy.im)) ** 2
+    diff2 = (sx.re - sy.re) ** 2 + (sx.im - sy.im) ** 2
     if amplitude == "modulus":
-        amp = (mod_x - mod_y) ** 2
+        chf = (2.0 * alpha - 1.0) * gap2 + (1.0 - alpha) * diff2
     else:
-        amp = (sx.re - sy.re) ** 2 + (sx.im - sy.im) ** 2
-    chf = alpha * amp + (1.0 - alpha) * 2.0 * (mod_x * mod_y - cross)
+        chf = diff2 - (1.0 - alpha) * gap2
     per_group = torch.sqrt(chf.clamp(min=eps)).mean(dim=1)
     valid = (sx.counts > 0) & (sy.counts > 0)
     per_group = torch.where(valid, per_group, torch.zeros_like(per_group))
