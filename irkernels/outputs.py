@@ -21,6 +21,7 @@ import base64
 import html
 import io
 import json
+import math
 import os
 import platform
 import secrets
@@ -273,7 +274,7 @@ def thumbnail(img: torch.Tensor, min_side: int = THUMBNAIL_SIDE) -> torch.Tensor
     least ``min_side``, nearest-neighbour (every stored pixel shown as a block, nothing invented)."""
     if img.dim() != 3:
         raise ValueError(f"img must be (3, h, w), got shape {tuple(img.shape)}")
-    factor = max(1, -(-min_side // min(img.shape[-2:])))
+    factor = max(1, math.ceil(min_side / min(img.shape[-2:])))
     return img.repeat_interleave(factor, -2).repeat_interleave(factor, -1) if factor > 1 else img
 
 
@@ -357,10 +358,11 @@ def cf_modulus(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """``|φ_x(t)|`` per frequency: the modulus of the empirical characteristic function
     ``mean_n exp(i⟨t_j, x_n⟩)`` of features ``x`` ``(N, D)`` at frequencies ``t`` ``(T, D)``;
     float64 ``(T,)`` on the CPU (a report figure, not a hot path)."""
+    from .ops.ncfd import cf_modulus as modulus, cf_stats  # not at module level: it loads the kernels
+
     if x.dim() != 2 or t.dim() != 2 or x.shape[1] != t.shape[1]:
         raise ValueError(f"x must be (N, D) and t (T, D) with the same D, got {tuple(x.shape)} and {tuple(t.shape)}")
-    phase = x.detach().double().cpu() @ t.detach().double().cpu().T
-    return torch.sqrt(phase.cos().mean(0) ** 2 + phase.sin().mean(0) ** 2)
+    return modulus(cf_stats(x.detach().double().cpu(), t.detach().double().cpu(), backend="torch"))[0]
 
 
 def distribution_figure_html(real: torch.Tensor, synthetic: torch.Tensor, t: torch.Tensor | None = None,

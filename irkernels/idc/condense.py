@@ -33,6 +33,8 @@ from ..ops.grouping import assign_with_quotas, nearest_in_group
 from ..ops.kmeans import kmeans
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats, sample_frequencies
 from ..ops.rlff import reference_stats, rlff, sample_rows
+from ..ops._segments import device_offsets
+from ..ops.utils import cdiv
 from .config import IDCConfig
 from .instances import Instance, instance_seed
 
@@ -103,10 +105,6 @@ def _pool_instances(s: CFStats, b: int, groups: int) -> CFStats:
     re = (s.re.view(b, groups, -1) * w).sum(1) / denom
     im = (s.im.view(b, groups, -1) * w).sum(1) / denom
     return CFStats(re, im, total)
-
-
-def _offsets(sizes: list[int], device: torch.device) -> torch.Tensor:
-    return torch.tensor([0] + sizes, device=device).cumsum(0)
 
 
 def _contingency(inst: torch.Tensor, old: torch.Tensor, new: torch.Tensor, b: int, k: int) -> torch.Tensor:
@@ -251,7 +249,7 @@ class Condenser:
         n_real = [len(inst) for inst in instances]
         h, w = instances[0].lr.shape[-2:]
         p = cfg.rlff_patch
-        tiles = -(-h // p) * -(-w // p)
+        tiles = cdiv(h, p) * cdiv(w, p)
         feats, means, stds = [], [], []
         for inst in instances:
             f = extract_features(self.net, inst.lr, dev, amp=cfg.amp)
@@ -271,10 +269,10 @@ class Condenser:
             unit=(torch.zeros(c, device=dev), torch.full((c,), rms, device=dev)),
             syn_mean=torch.stack(means)[img_inst_syn][:, :, None, None],
             syn_inv_std=1.0 / torch.stack(stds)[img_inst_syn][:, :, None, None],
-            real_patch_offsets=_offsets([n * tiles for n in n_real], dev),
+            real_patch_offsets=device_offsets(tuple(n * tiles for n in n_real), dev),
             real_patch_inst=torch.repeat_interleave(torch.arange(b, device=dev),
                                                     torch.tensor(n_real, device=dev) * tiles),
-            syn_patch_offsets=_offsets([n * tiles for n in n_syn], dev),
+            syn_patch_offsets=device_offsets(tuple(n * tiles for n in n_syn), dev),
             syn_patch_inst=img_inst_syn.repeat_interleave(tiles))
 
     def init_synthetic(self, instances: list[Instance], n_syn: list[int],

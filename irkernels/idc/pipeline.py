@@ -22,6 +22,7 @@ from ..devices import dist_info, join_process_group, resolve_device
 from ..evaluate import bicubic_upsampler
 from ..methods import RunResult
 from ..models import load_checkpoint
+from ..ops.utils import cdiv
 from ..outputs import RunFolder
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
 from .baselines import herding, kcenter, random_selection
@@ -118,7 +119,7 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
 def num_groups(cfg: IDCConfig, instances: list[Instance]) -> int:
     """Groups per instance: ``cfg.num_groups``, capped by the smallest instance's RLFF patch count
     over the WHOLE run (not the batch or shard), so every instance sees the same K wherever it runs."""
-    tiles = (-(-cfg.lr_patch // cfg.rlff_patch)) ** 2
+    tiles = cdiv(cfg.lr_patch, cfg.rlff_patch) ** 2
     return max(1, min(cfg.num_groups, min(len(i) for i in instances) * tiles))
 
 

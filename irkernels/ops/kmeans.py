@@ -22,7 +22,8 @@ import torch
 from ._backend import interpreter_active, resolve_backend
 from .._checks import value_checks_enabled
 from ._segments import Segments, device_offsets, pack, segment_sum, sq_dists_to_sets
-from .utils import check_precision, compute_dtype, dot_precision, next_power_of_2, tile_config, tl, triton
+from .utils import (cdiv, check_precision, compute_dtype, dot_precision, next_power_of_2, sm_count, tile_config, tl,
+                    triton)
 
 
 class KMeansResult(NamedTuple):
@@ -202,10 +203,10 @@ def _launch_plan(sizes: tuple[int, ...], device: torch.device) -> tuple[int, lis
     # ~4 programs per SM on a GPU, at least 4 tiles each: a program accumulates several tiles
     # in registers, which keeps the partial-sum traffic small next to the point traffic.
     total = sum(sizes)
-    programs = 4 * (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4)
-    chunk = max(4 * _TILE_ROWS, -(-total // programs))
-    chunk = min(64 * _TILE_ROWS, -(-chunk // _TILE_ROWS) * _TILE_ROWS)
-    slots_per_instance = max(-(-n // chunk) for n in sizes)
+    programs = 4 * sm_count(device)
+    chunk = max(4 * _TILE_ROWS, cdiv(total, programs))
+    chunk = min(64 * _TILE_ROWS, cdiv(chunk, _TILE_ROWS) * _TILE_ROWS)
+    slots_per_instance = max(cdiv(n, chunk) for n in sizes)
     inst, start, end, slot = [], [], [], []
     s = 0
     for b, n in enumerate(sizes):

@@ -39,7 +39,7 @@ import torch
 
 from ._backend import interpreter_active, resolve_backend
 from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device
-from .utils import Precision, check_precision, compute_dtype, dot_precision, tile_config, tl, triton
+from .utils import Precision, check_precision, compute_dtype, dot_precision, sm_count, tile_config, tl, triton
 
 Amplitude = Literal["modulus", "difference"]
 Reduction = Literal["none", "mean", "sum"]
@@ -281,12 +281,6 @@ if triton is not None:
         tl.atomic_add(DT + offs_t[:, None] * D + offs_d[None, :], acc, mask=t_mask[:, None] & d_mask[None, :])
 
 
-def _sm_count(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 4  # interpreter: programs run one after another; few, large chunks are fastest
-
-
 def _dot_precisions(precision: str) -> tuple[str, str]:
     """``(phase, sum)`` dot precisions: the phase GEMM ⟨x, t⟩ (the sin/cos argument) and the
     reductions (one-hot sums, backward GEMMs). ``"fast"`` keeps the phase in 3×TF32: a TF32 phase
@@ -370,7 +364,7 @@ def _forward_plan(N: int, T: int, G: int, grouped: bool, block_n: int, block_t: 
     g_block = min(_MAX_GROUP_BLOCK, max(16, triton.next_power_of_2(G))) if grouped else 16
     n_tblocks = triton.cdiv(T, block_t)
     n_gblocks = triton.cdiv(G, g_block) if grouped else 1
-    n_splits = max(1, min(triton.cdiv(4 * _sm_count(device), n_tblocks * n_gblocks),
+    n_splits = max(1, min(triton.cdiv(4 * sm_count(device), n_tblocks * n_gblocks),
                           triton.cdiv(N, block_n * n_gblocks),
                           _PARTIAL_BYTES // (2 * G * T * 4)))
     return dict(g_block=g_block, grid=(n_tblocks, n_splits, n_gblocks))
@@ -439,7 +433,7 @@ def _triton_grads(x, t, groups, coef_re, coef_im, need_x: bool, need_t: bool, pr
         dt32 = torch.zeros((T, D), device=x.device, dtype=torch.float32)
         block_n, block_t, block_d, warps, stages = sizes["bwd_t"]
         n_tblocks = triton.cdiv(T, block_t)
-        n_chunks = max(1, min(triton.cdiv(4 * _sm_count(x.device), n_tblocks), triton.cdiv(N, block_n)))
+        n_chunks = max(1, min(triton.cdiv(4 * sm_count(x.device), n_tblocks), triton.cdiv(N, block_n)))
         rows_per_chunk = triton.cdiv(triton.cdiv(N, n_chunks), block_n) * block_n
         _cf_grad_freqs_kernel[(n_tblocks, triton.cdiv(N, rows_per_chunk))](
             x, t, gid, coef_re, coef_im, dt32, N, D, T, rows_per_chunk,
@@ -648,6 +642,11 @@ def _stats(x, t, groups, num_groups, precision, backend, names: tuple[str, str],
     inv = 1.0 / counts.clamp(min=1).to(sums.dtype)
     re, im = sums[0] * inv[:, None], sums[1] * inv[:, None]
     return CFStats(re, im, counts)
+
+
+def cf_modulus(stats: CFStats) -> torch.Tensor:
+    """``|Φ(t)|`` per group and frequency ``(G, T)`` of ``stats`` (the one place it is computed)."""
+    return _modulus(stats.re, stats.im)
 
 
 def _modulus(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:

@@ -187,7 +187,7 @@ def rlff_conv_reference(f: torch.Tensor, weight: torch.Tensor, patch_size: int,
         mean, std = (s.detach().to(x.dtype) for s in stats)
     x = (x - mean[:, None, None]) / std[:, None, None]
     y = F.conv2d(x, weight.to(x.dtype), padding=kernel_size // 2)
-    hp, wp = -(-h // p), -(-w // p)
+    hp, wp = cdiv(h, p), cdiv(w, p)
     y = F.pad(y, (0, wp * p - w, 0, hp * p - h))
     y = y.reshape(n, c_out, hp, p, wp, p).permute(0, 2, 4, 3, 5, 1)
     return y.reshape(n * hp * wp, p * p, c_out).to(f.dtype)
@@ -528,7 +528,7 @@ def _rlff_forward_triton(f: torch.Tensor, weight: torch.Tensor, mean: torch.Tens
     n, c, h, w = f.shape
     p = patch_size
     kk, c_out = kernel_size * kernel_size, weight.shape[1]
-    hp, wp = -(-h // p), -(-w // p)
+    hp, wp = cdiv(h, p), cdiv(w, p)
     m_out = n * hp * wp * p * p
     out = _empty((n * hp * wp, p * p, c_out), f.dtype, f.device)
     cfg = _tiles(f.dtype, c, c_out, f.device.type == "cuda")
@@ -555,8 +555,8 @@ def _rlff_backward_triton(grad_out: torch.Tensor, f: torch.Tensor, weight: torch
     n, c, h, w = f.shape
     p = patch_size
     c_out = weight.shape[1]
-    wp = -(-w // p)
-    hpwp = -(-h // p) * wp
+    wp = cdiv(w, p)
+    hpwp = cdiv(h, p) * wp
     m_in = n * h * w
     cfg = _tiles(f.dtype, c, c_out, f.device.type == "cuda")
     grid = (cdiv(m_in, cfg.bwd_m), cdiv(c, cfg.bwd_c))
@@ -598,7 +598,7 @@ def _rlff_fused(f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor | None, 
 @_rlff_fused.register_fake
 def _rlff_fused_fake(f, rows, mean, std, kernel_size, patch_size, precision):
     n, c, h, w = f.shape
-    tiles = -(-h // patch_size) * -(-w // patch_size)
+    tiles = cdiv(h, patch_size) * cdiv(w, patch_size)
     vec = f.new_empty((c,), dtype=compute_dtype(f.dtype))
     return f.new_empty((n * tiles, patch_size * patch_size, rows.shape[0])), vec, torch.empty_like(vec)
 

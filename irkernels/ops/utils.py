@@ -81,6 +81,14 @@ def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA ``device`` (launch grids size themselves by it); 4 for the
+    interpreter, whose programs run one after another (few, large chunks are fastest there)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
 def tile_config(tiles_cls: type, op: str, **tiles: int) -> object:
     """An op's frozen tile dataclass ``tiles_cls(**tiles)``, with the fields named in the JSON
     environment variable ``IRKERNELS_<OP>_TILES`` (e.g. ``IRKERNELS_RLFF_TILES='{"fwd_m": 64}'``)

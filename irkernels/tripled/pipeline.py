@@ -33,6 +33,7 @@ from ..data.images import (Image, PairSet, PatchConfig, list_images, load_folder
 from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..methods import RunResult
+from ..ops.ncfd import cf_modulus
 from ..outputs import RunFolder, atomic_write_json
 from ..devices import resolve_device
 from ..pretrained import PretrainConfig, pretrained_network
@@ -309,7 +310,7 @@ def distil(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], c
 
 def cf_modulus_median(target: FeatureTarget) -> float:
     """Median over frequencies of the real set's empirical CF modulus ``|Φ(t)|``."""
-    return float(torch.sqrt(target.cf.re.double() ** 2 + target.cf.im.double() ** 2).median())
+    return float(cf_modulus(target.cf).double().median())
 
 
 def _mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
