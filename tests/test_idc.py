@@ -344,3 +344,14 @@ def test_noise_init(photos, nets):
     assert res.init_index is None and res.synthetic.shape == (cfg.num_synthetic(12), 3, 8, 8)
     assert torch.isfinite(res.history).all() and 0 <= res.synthetic.min() and res.synthetic.max() <= 1
     assert res.synthetic.std() > 0.1  # uniform noise, not a copy of real patches
+
+
+def test_condenser_sets_cudnn_benchmark_only_inside_its_run(photos, nets, monkeypatch):
+    """cuDNN's kernel timing is on for the condensation loop and the process-wide flag is left as
+    the caller had it (it used to be switched on for good when a Condenser was made on a GPU)."""
+    seen = []
+    monkeypatch.setattr(Condenser, "_run", lambda self, instances, k: seen.append(torch.backends.cudnn.benchmark))
+    before = torch.backends.cudnn.benchmark
+    cfg = tiny_cfg(iters=1)
+    Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(make_instances(photos[:1], cfg), 2)
+    assert seen == [True] and torch.backends.cudnn.benchmark == before

@@ -176,16 +176,23 @@ class Condenser:
 
     def __init__(self, net: nn.Module, cfg: IDCConfig, device: torch.device, progress: bool = False):
         self.net = net.to(device).eval().requires_grad_(False)
-        if device.type == "cuda":  # cuDNN's fastest conv layout; shapes are fixed, so let it pick kernels
+        if device.type == "cuda":  # cuDNN's fastest conv layout (its kernels picked per run(): benchmark)
             self.net = self.net.to(memory_format=torch.channels_last)
-            torch.backends.cudnn.benchmark = True
         self.cfg = cfg
         self.device = device
         self.progress = progress
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, instances: list[Instance], k: int) -> list[CondenseResult]:
-        """Condense ``instances`` (one batch) with ``k`` groups per instance; returns one result each."""
+        """Condense ``instances`` (one batch) with ``k`` groups per instance; returns one result each.
+        cuDNN picks its conv kernels by timing them (``benchmark``) inside this call only: the shapes
+        are fixed for its whole loop, and the process-wide setting is left as the caller had it."""
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=True,
+                                        deterministic=torch.backends.cudnn.deterministic,
+                                        allow_tf32=torch.backends.cudnn.allow_tf32):
+            return self._run(instances, k)
+
+    def _run(self, instances: list[Instance], k: int) -> list[CondenseResult]:
         cfg, dev = self.cfg, self.device
         start_time = time.perf_counter()
         batch = self.prepare_batch(instances, k)
