@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from ..configs import TrainConfig
     from ..tripled.config import TrainSpec
     from ..tripled.pipeline import run as run_tripled
-    from ..tripled.pipeline import train_dynamic, train_on_output
+    from ..tripled.training import train_dynamic, train_on_output
 
     cfg = config_from_args(args)
     result = run_tripled(cfg, args.out, data=args.data, overwrite=args.overwrite)

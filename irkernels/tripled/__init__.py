@@ -2,13 +2,14 @@
 ``scoring`` (ViT complexity scorer, entropy labels), ``selection`` (top-p%, per-type balance,
 dynamic sampler), ``features`` (real-set feature statistics), ``latent`` (VAE latent distillation),
 ``finetune`` (the 8-layer CNN, eq. 4); ``config`` holds the settings, ``pipeline`` runs them end to
-end into a paired run folder, ``report`` writes its report.html. Names are imported on first use."""
+end into a paired run folder, ``report`` writes its report.html, ``training`` trains a network on it. Names are imported on first use."""
 from .._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(("TASKS", "FinetuneConfig", "LatentConfig", "ScorerConfig", "TrainSpec", "TripleDConfig"),
                     ".config"),
-    **dict.fromkeys(("TripleDResult", "run", "train_dynamic", "train_on_output"), ".pipeline"),
+    **dict.fromkeys(("TripleDResult", "run"), ".pipeline"),
+    **dict.fromkeys(("train_dynamic", "train_on_output"), ".training"),
     **dict.fromkeys(("distribution_terms", "finetune_images", "gaussian_kl"), ".finetune"),
     **dict.fromkeys(("distill_latents", "load_vae", "tiny_autoencoder", "train_vae"), ".latent"),
     **dict.fromkeys(("ComplexityScorer", "image_entropy", "load_scorer", "save_scorer", "score_images",
