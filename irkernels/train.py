@@ -28,7 +28,8 @@ from torch import nn
 
 from .configs import TrainConfig  # noqa: F401  (re-exported)
 from .data.images import PairSet, to_float
-from .devices import dist_info, join_process_group, resolve_device  # noqa: F401  (dist_info and resolve_device also re-exported here for older imports)
+# dist_info and resolve_device are also re-exported here, for older imports
+from .devices import dist_info, join_process_group, resolve_device  # noqa: F401
 from .models.checkpoint import checkpoint_metadata, save_checkpoint
 from .outputs import atomic_path
 
@@ -165,152 +166,213 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     The final weights (the EMA's when ``ema_decay > 0``) are written to ``out_dir/model.safetensors``.
     """
     rank, world, _ = dist_info()
-    distributed = world > 1
-    device, owns_group = join_process_group(resolve_device(cfg.device))
     if cfg.batch_size % (world * cfg.accum_steps):
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by world size × accum_steps "
                          f"= {world} × {cfg.accum_steps}")
+    device, owns_group = join_process_group(resolve_device(cfg.device))
     main_proc = rank == 0
     os.makedirs(cfg.out_dir, exist_ok=True)
     torch.manual_seed(cfg.seed + rank)
-
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
-    ema = None
-    if cfg.ema_decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.min_lr)
+    opt = _Optimisation(model, cfg)
     sampler = torch.Generator().manual_seed(cfg.seed)
-
     ckpt_path = os.path.join(cfg.out_dir, "last.pt")
     data_fingerprint = data.fingerprint()
-    start = 0
-    if cfg.resume and os.path.exists(ckpt_path):
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if state.get("data", data_fingerprint) != data_fingerprint:  # resuming would mix two runs' steps
-            raise ValueError(f"--out {cfg.out_dir} holds a training run on other data (its last.pt has another "
-                             "fingerprint of the pairs); choose another --out, or pass --overwrite to start afresh")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        _set_rng_state(sampler, state["rng"])
-        start = int(state["step"])
-        if main_proc:
-            log.info("resumed from %s at step %d", ckpt_path, start)
+    start = _resume(ckpt_path, cfg, data_fingerprint, model, opt, sampler) if cfg.resume else 0
+    if start and main_proc:
+        log.info("resumed from %s at step %d", ckpt_path, start)
 
     net = model
-    if distributed:
+    if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = cfg.amp and device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
-    csv_log = CsvLog(os.path.join(cfg.out_dir, "log.csv"), start) if main_proc else None
-    tb = _tensorboard(cfg) if main_proc else None
-
-    def save(step: int) -> None:
-        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                           "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                           "rng": _rng_state(sampler), "step": step, "config": asdict(cfg),
-                           "data": data_fingerprint}, ckpt_path)
-
+    logger = _Logger(cfg, start, device) if main_proc else None
     result = TrainResult(start_step=start)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     per_rank = cfg.batch_size // world
-    progress = None
-    if cfg.progress and main_proc:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True)
     model.train()
-    # throughput is timed after a few warm-up steps (allocator, cuDNN autotuning, lazy init)
-    timed_from = start + min(3, max(0, cfg.steps - start - 1))
-    t_run = t_log = time.perf_counter()
-    patches_since = 0
-    estimate_at = timed_from + ESTIMATE_AFTER_STEPS  # the step after which a long stage says what it costs
+    clock = _Clock(start, cfg.steps)
     for step in range(start, cfg.steps):
-        if step == timed_from:
-            t_run = time.perf_counter()
-        if step == estimate_at and main_proc:
-            per_step = (time.perf_counter() - t_run) / ESTIMATE_AFTER_STEPS
-            left = per_step * (cfg.steps - step)
-            if left > LONG_STAGE_S:
-                log.warning("training %s: about %s for the %d steps left (%.2f s a step, measured over %d steps on "
-                            "%s); fewer steps (--steps, --pretrain-steps, --teacher-steps) or a smaller network make it shorter",
-                            getattr(model, "registry_name", type(model).__name__), _duration(left),
-                            cfg.steps - step, per_step, ESTIMATE_AFTER_STEPS, device)
-        if allowed is None:
-            idx = torch.randint(len(data), (cfg.batch_size,), generator=sampler)
-        else:
-            pool = allowed(step)
-            idx = pool[torch.randint(len(pool), (cfg.batch_size,), generator=sampler)]
-        flips = torch.rand((cfg.batch_size, 3), generator=sampler) < 0.5
+        clock.tick(step, model, device, main_proc)
+        idx, flips = _draw(step, len(data), cfg, sampler, allowed)
         idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         step_loss = accumulate_gradients(net, data.lq[idx].to(device, non_blocking=True),
                                          data.hq[idx].to(device, non_blocking=True),
                                          flips.to(device) if cfg.augment else None, cfg.accum_steps, loss_fn,
-                                         autocast, memory_format, distributed)
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-        opt.step()
-        sched.step()
-        if ema is not None:
-            ema.update_parameters(model)
-        if distributed:
+                                         autocast, memory_format, world > 1)
+        opt.step(model)
+        if world > 1:
             torch.distributed.all_reduce(step_loss)
             step_loss /= world
         loss_value = float(step_loss)
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; lower lr or enable grad_clip")
         result.losses.append(loss_value)
-        patches_since += cfg.batch_size
         done = step + 1
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss_value:.4f}")
-        if main_proc and (done % cfg.log_every == 0 or done == cfg.steps):
-            now = time.perf_counter()
-            mem = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-            row = {"step": done, "loss": loss_value, "lr": sched.get_last_lr()[0],
-                   "patches_per_s": patches_since / max(now - t_log, 1e-9), "max_memory_mib": mem}
-            csv_log.write(row)
-            if tb is not None:
-                for key in ("loss", "lr", "patches_per_s"):
-                    tb.add_scalar(key, row[key], done)
-            t_log, patches_since = now, 0
+        if logger is not None:
+            logger.step(done, loss_value, opt.sched.get_last_lr()[0])
         if on_step is not None and main_proc:
-            on_step(done, ema.module if ema is not None else model)
+            on_step(done, opt.trained(model))
             model.train()
         if main_proc and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            save(done)
-    if progress is not None:
-        progress.close()
+            atomic_torch_save({**opt.state(model), "rng": _rng_state(sampler), "step": done, "config": asdict(cfg),
+                               "data": data_fingerprint}, ckpt_path)
+    if logger is not None:
+        logger.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         result.max_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
     result.steps = cfg.steps - start
-    timed = cfg.steps - timed_from
-    result.patches_per_s = timed * cfg.batch_size / (time.perf_counter() - t_run) if timed > 0 else 0.0
-    final = ema.module if ema is not None else model
+    result.patches_per_s = clock.patches_per_s(cfg.batch_size)
+    final = opt.trained(model)
     result.model_path = os.path.join(cfg.out_dir, "model.safetensors")
     if main_proc:
         # which network and factor the weights are for: ``eval --checkpoint`` reads them back
         save_checkpoint(final, result.model_path, checkpoint_metadata(final))
-    if tb is not None:
-        tb.close()
-    if distributed:
+    if world > 1:
         torch.distributed.barrier()
         if owns_group:
             torch.distributed.destroy_process_group()
-    if ema is not None:
-        model.load_state_dict(ema.module.state_dict())
+    if opt.ema is not None:
+        model.load_state_dict(opt.ema.module.state_dict())
     return result
+
+
+class _Optimisation:
+    """AdamW on the trainable parameters, the cosine schedule, gradient clipping and the weights'
+    EMA (when ``ema_decay > 0``): one optimizer step and the state a checkpoint keeps."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
+        self.ema = None
+        if cfg.ema_decay:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.steps, eta_min=cfg.min_lr)
+        self.grad_clip = cfg.grad_clip
+
+    def zero_grad(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+
+    def step(self, model: nn.Module) -> None:
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update_parameters(model)
+
+    def trained(self, model: nn.Module) -> nn.Module:
+        """The network the run produces: the EMA's when there is one."""
+        return self.ema.module if self.ema is not None else model
+
+    def state(self, model: nn.Module) -> dict:
+        return {"model": model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def load(self, model: nn.Module, state: dict) -> None:
+        model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+
+
+def _resume(path: str, cfg: TrainConfig, data_fingerprint: str, model: nn.Module, opt: _Optimisation,
+            sampler: torch.Generator) -> int:
+    """Load ``path`` (when it exists) into the model, optimizer and sampler; the step it was saved at
+    (0 without one). ``ValueError`` when it was written on other data."""
+    if not os.path.exists(path):
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("data", data_fingerprint) != data_fingerprint:  # resuming would mix two runs' steps
+        raise ValueError(f"--out {cfg.out_dir} holds a training run on other data (its last.pt has another "
+                         "fingerprint of the pairs); choose another --out, or pass --overwrite to start afresh")
+    opt.load(model, state)
+    _set_rng_state(sampler, state["rng"])
+    return int(state["step"])
+
+
+def _draw(step: int, n: int, cfg: TrainConfig, sampler: torch.Generator,
+          allowed: Callable[[int], torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole batch's patch indices and flips for ``step`` (every rank draws the same, then takes
+    its slice), from ``allowed(step)`` when given."""
+    if allowed is None:
+        idx = torch.randint(n, (cfg.batch_size,), generator=sampler)
+    else:
+        pool = allowed(step)
+        idx = pool[torch.randint(len(pool), (cfg.batch_size,), generator=sampler)]
+    return idx, torch.rand((cfg.batch_size, 3), generator=sampler) < 0.5
+
+
+class _Clock:
+    """Throughput, timed after a few warm-up steps (allocator, cuDNN autotuning, lazy init), and the
+    one-time estimate of a long run's cost after ``ESTIMATE_AFTER_STEPS`` timed steps."""
+
+    def __init__(self, start: int, steps: int) -> None:
+        self.steps = steps
+        self.timed_from = start + min(3, max(0, steps - start - 1))
+        self.estimate_at = self.timed_from + ESTIMATE_AFTER_STEPS
+        self.t_run = time.perf_counter()
+
+    def tick(self, step: int, model: nn.Module, device: torch.device, main_proc: bool) -> None:
+        if step == self.timed_from:
+            self.t_run = time.perf_counter()
+        if step == self.estimate_at and main_proc:
+            per_step = (time.perf_counter() - self.t_run) / ESTIMATE_AFTER_STEPS
+            left = per_step * (self.steps - step)
+            if left > LONG_STAGE_S:
+                log.warning("training %s: about %s for the %d steps left (%.2f s a step, measured over %d steps on "
+                            "%s); fewer steps (--steps, --pretrain-steps, --teacher-steps) or a smaller network "
+                            "make it shorter", getattr(model, "registry_name", type(model).__name__),
+                            _duration(left), self.steps - step, per_step, ESTIMATE_AFTER_STEPS, device)
+
+    def patches_per_s(self, batch_size: int) -> float:
+        timed = self.steps - self.timed_from
+        return timed * batch_size / (time.perf_counter() - self.t_run) if timed > 0 else 0.0
+
+
+class _Logger:
+    """The main process's progress bar, ``log.csv`` rows every ``log_every`` steps and TensorBoard."""
+
+    def __init__(self, cfg: TrainConfig, start: int, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.csv = CsvLog(os.path.join(cfg.out_dir, "log.csv"), start)
+        self.tb = _tensorboard(cfg)
+        self.bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True)
+        self.t_log, self.patches = time.perf_counter(), 0
+
+    def step(self, done: int, loss: float, lr: float) -> None:
+        self.patches += self.cfg.batch_size
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+        if done % self.cfg.log_every == 0 or done == self.cfg.steps:
+            now = time.perf_counter()
+            mem = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
+            row = {"step": done, "loss": loss, "lr": lr, "patches_per_s": self.patches / max(now - self.t_log, 1e-9),
+                   "max_memory_mib": mem}
+            self.csv.write(row)
+            if self.tb is not None:
+                for key in ("loss", "lr", "patches_per_s"):
+                    self.tb.add_scalar(key, row[key], done)
+            self.t_log, self.patches = now, 0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()

@@ -2,7 +2,8 @@
 ``scoring`` (ViT complexity scorer, entropy labels), ``selection`` (top-p%, per-type balance,
 dynamic sampler), ``features`` (real-set feature statistics), ``latent`` (VAE latent distillation),
 ``finetune`` (the 8-layer CNN, eq. 4); ``config`` holds the settings, ``pipeline`` runs them end to
-end into a paired run folder, ``report`` writes its report.html, ``training`` trains a network on it. Names are imported on first use."""
+end into a paired run folder, ``report`` writes its report.html, ``training`` trains a network
+on it. Names are imported on first use."""
 from .._lazy import lazy_exports
 
 _EXPORTS = {
