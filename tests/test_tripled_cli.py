@@ -266,3 +266,19 @@ def test_same_seed_same_output(folder, tmp_path):
                      "--scorer", "entropy"]) == 0
         runs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")})
     assert len(runs[0]) == 8 and runs[0] == runs[1]
+
+
+def test_backend_flag_reaches_the_feature_matching(folder, tmp_path, monkeypatch):
+    """``--backend`` (as idc's): the feature target and every matching against it run that backend."""
+    import irkernels.tripled.features as features
+    import irkernels.tripled.latent as latent
+
+    seen = []
+    for module in (features, latent):
+        real = module.cf_stats
+        monkeypatch.setattr(module, "cf_stats", lambda *a, real=real, **kw: seen.append(kw.get("backend")) or real(*a, **kw))
+    main(["tripled", "--data", str(folder), "--out", str(tmp_path / "o"), "--scorer", "entropy", *TINY,
+          "--backend", "torch"])
+    assert seen and set(seen) == {"torch"}
+    with pytest.raises(SystemExit):
+        main(["tripled", "--data", str(folder), "--out", str(tmp_path / "p"), *TINY, "--backend", "cuda"])

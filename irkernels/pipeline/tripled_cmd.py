@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace a run folder made with other settings")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice (default: %(default)s)")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    g.add_argument("--backend", choices=("auto", "triton", "torch"), default=d.backend,
+                   help="ops backend of the feature matching: auto (Triton on GPUs), triton or torch, as idc's "
+                        "(default: %(default)s)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
     g = p.add_argument_group("complexity scorer")
     g.add_argument("--scorer", choices=("vit", "entropy"), default=d.scorer,
@@ -130,7 +133,7 @@ def config_from_args(args: argparse.Namespace):
                           steps=args.latent_steps, lr=args.latent_lr, batch_size=args.latent_batch, seed=args.seed)
     finetune = FinetuneConfig(steps=args.cnn_steps, lr=args.cnn_lr, channels=args.cnn_channels,
                               pixel_weight=args.pixel_weight, restoration_weight=args.restoration_weight, seed=args.seed)
-    return TripleDConfig(task=args.task, p=args.p, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
+    return TripleDConfig(task=args.task, p=args.p, backend=args.backend, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
                          scorer_cfg=scorer, scorer_images=args.scorer_images, score_batch=args.score_batch,
                          num_workers=args.workers, feature_model=args.feature_model,
                          feature_checkpoint=args.feature_checkpoint, pretrain_steps=args.pretrain_steps,

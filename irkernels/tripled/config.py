@@ -151,7 +151,8 @@ class TripleDConfig(MethodConfig):
     matched; without a checkpoint it is first trained on all the images' LQ/HQ pairs
     (``pretrain_steps`` steps of ``pretrain_batch`` ``pretrain_patch``² HQ patches) through
     ``irkernels.pretrained`` (cached in ``cache_dir``, shared with other runs and methods).
-    ``freq_std``: std of the CF frequencies (default ``1/√C``, see ``features``). The sub-configs'
+    ``freq_std``: std of the CF frequencies (default ``1/√C``, see ``features``). ``backend``: the
+    ops backend of the feature matching (``auto``: Triton on CUDA, as IDC's ``--backend``). The sub-configs'
     ``device``/``progress`` are the run's: ``for_run()`` sets them (on a copy)."""
 
     task: str = "sr4"
@@ -180,14 +181,17 @@ class TripleDConfig(MethodConfig):
     use_cnn: bool = True
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
+    backend: str = "auto"
     device: str = "auto"
     progress: bool = True
 
-    EXECUTION = ("device", "progress", "num_workers", "score_batch", "cache_dir")
+    EXECUTION = ("backend", "device", "progress", "num_workers", "score_batch", "cache_dir")
 
     def __post_init__(self) -> None:
         task_types(self.task)
         check_fraction("p", self.p)
+        if self.backend not in ("auto", "triton", "torch"):
+            raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {self.backend!r}")
         if self.scorer not in ("vit", "entropy"):
             raise ValueError(f"scorer must be 'vit' or 'entropy', got {self.scorer!r}")
         if self.target not in ("subset", "all"):

@@ -23,13 +23,15 @@ from ..ops.ncfd import CFStats, cf_stats, sample_frequencies
 @dataclass
 class FeatureTarget:
     """Statistics of the real set's features: channel ``mean``/``var`` ``(C,)`` float64 (raw
-    features), ``freqs`` ``(T, C)`` and the CF statistics ``cf`` of the standardised samples."""
+    features), ``freqs`` ``(T, C)`` and the CF statistics ``cf`` of the standardised samples;
+    ``backend``: the ops backend every matching against it uses (``"auto"``, ``"triton"``, ``"torch"``)."""
 
     mean: torch.Tensor
     var: torch.Tensor
     freqs: torch.Tensor
     cf: CFStats
     count: int
+    backend: str = "auto"
 
     @property
     def std(self) -> torch.Tensor:
@@ -68,7 +70,8 @@ def feature_samples(feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, 
 
 @torch.no_grad()
 def feature_target(extractor: nn.Module, images: Sequence[torch.Tensor], num_freqs: int = 256, seed: int = 0,
-                   device: torch.device | str = "cpu", freq_std: float | None = None) -> FeatureTarget:
+                   device: torch.device | str = "cpu", freq_std: float | None = None,
+                   backend: str = "auto") -> FeatureTarget:
     """Statistics of ``extractor.features`` over ``images`` (each ``(3, H, W)`` or ``(N, 3, H, W)``
     float in [0, 1], any sizes; a lazy sequence that reads files is fine): two streaming passes
     (moments, then CF statistics at seeded frequencies of std ``freq_std``, default ``1/√C`` over
@@ -101,12 +104,12 @@ def feature_target(extractor: nn.Module, images: Sequence[torch.Tensor], num_fre
     re = im_ = None
     for b in batches():
         samples = feature_samples(extractor.features(b), mean, std, live=live)
-        st = cf_stats(samples, freqs)
+        st = cf_stats(samples, freqs, backend=backend)
         w = samples.shape[0] / total
         re = st.re * w if re is None else re + st.re * w
         im_ = st.im * w if im_ is None else im_ + st.im * w
     counts = torch.full((1,), total, dtype=torch.int64, device=re.device)
-    return FeatureTarget(mean.cpu(), var.cpu(), freqs, CFStats(re, im_, counts), total)
+    return FeatureTarget(mean.cpu(), var.cpu(), freqs, CFStats(re, im_, counts), total, backend)
 
 
 __all__ = ["FeatureTarget", "feature_samples", "feature_target", "live_channels"]

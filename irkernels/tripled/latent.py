@@ -151,7 +151,7 @@ def matching_loss(images: torch.Tensor, extractor: nn.Module, target: FeatureTar
     samples = target.samples(extractor.features(images), max_samples, generator)
     freqs = target.freqs.to(samples.device)
     cf = CFStats(target.cf.re.to(samples.device), target.cf.im.to(samples.device), target.cf.counts.to(samples.device))
-    return ncfd_from_stats(cf, cf_stats(samples, freqs))
+    return ncfd_from_stats(cf, cf_stats(samples, freqs, backend=target.backend))
 
 
 def distill_latents(images: torch.Tensor, vae: nn.Module | None, extractor: nn.Module, target: FeatureTarget,

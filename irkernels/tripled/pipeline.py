@@ -256,7 +256,7 @@ def distil(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], c
                                                      else target_items)
     extractor = extractor.eval().requires_grad_(False).to(device)
     targets = LazyTensors(target_items)
-    target = feature_target(extractor, targets, cfg.num_freqs, cfg.seed, device, cfg.freq_std)
+    target = feature_target(extractor, targets, cfg.num_freqs, cfg.seed, device, cfg.freq_std, cfg.backend)
     record: dict = {"target": cfg.target, "target_images": len(targets), "feature_positions": target.count,
                     "feature_network": net_info, "cf_modulus_median": cf_modulus_median(target),
                     "freq_std": float(target.freqs.std())}
