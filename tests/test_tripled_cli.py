@@ -276,7 +276,8 @@ def test_backend_flag_reaches_the_feature_matching(folder, tmp_path, monkeypatch
     seen = []
     for module in (features, latent):
         real = module.cf_stats
-        monkeypatch.setattr(module, "cf_stats", lambda *a, real=real, **kw: seen.append(kw.get("backend")) or real(*a, **kw))
+        monkeypatch.setattr(module, "cf_stats",
+                            lambda *a, real=real, **kw: seen.append(kw.get("backend")) or real(*a, **kw))
     main(["tripled", "--data", str(folder), "--out", str(tmp_path / "o"), "--scorer", "entropy", *TINY,
           "--backend", "torch"])
     assert seen and set(seen) == {"torch"}
