@@ -218,12 +218,13 @@ class RunFolder:
     def done_units(self) -> list[str]:
         return sorted(n[:-5] for n in os.listdir(self.records_dir) if n.endswith(".json") and not n.startswith("_"))
 
-    def write_pair(self, item: str, lr: torch.Tensor, hr: torch.Tensor) -> None:
-        """One LR/HR pair as PNGs (``(3, h, w)`` and ``(3, h·s, w·s)`` floats in [0, 1])."""
-        if hr.shape[-2:] != (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale):
-            raise ValueError(f"hr must be scale={self.scale} times lr: got lr {tuple(lr.shape)}, hr {tuple(hr.shape)}")
-        atomic_write_bytes(os.path.join(self.lr_dir, f"{item}.png"), png_bytes(lr))
-        atomic_write_bytes(os.path.join(self.hr_dir, f"{item}.png"), png_bytes(hr))
+    def write_pair(self, item: str, lq: torch.Tensor, hq: torch.Tensor) -> None:
+        """One LQ/HQ pair as PNGs (``(3, h, w)`` and ``(3, h·s, w·s)`` floats in [0, 1]) in the
+        BasicSR layout's ``LR_bicubic/X{s}/`` and ``HR/`` (for SR, LQ is the LR image)."""
+        if hq.shape[-2:] != (lq.shape[-2] * self.scale, lq.shape[-1] * self.scale):
+            raise ValueError(f"hq must be scale={self.scale} times lq: got lq {tuple(lq.shape)}, hq {tuple(hq.shape)}")
+        atomic_write_bytes(os.path.join(self.lr_dir, f"{item}.png"), png_bytes(lq))
+        atomic_write_bytes(os.path.join(self.hr_dir, f"{item}.png"), png_bytes(hq))
 
     def finish_unit(self, unit: str, record: Mapping[str, Any]) -> None:
         """Mark ``unit`` finished (call after its pairs are written)."""

@@ -96,7 +96,7 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
     def fail(*a, **k):
         raise AssertionError("finished work was redone")
 
-    monkeypatch.setattr(tripled_pipeline, "distil", fail)
+    monkeypatch.setattr(tripled_pipeline, "distill", fail)
     monkeypatch.setattr(tripled_pipeline, "train_scorer", fail)
     monkeypatch.setattr(scoring, "train_scorer", fail)
     (out / "manifest.json").unlink()

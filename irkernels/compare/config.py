@@ -36,7 +36,7 @@ RANDOM_CONTROLS = ("random", "random-images")  # "whole" must beat each by more 
 # IDC at the cpu preset (docs/compare.md: how it was tuned on the validation split)
 CPU_IDC: dict[str, Any] = {"iters": 100, "batch_instances": 10}
 # TripleD at the cpu preset: its fallback tiny VAE reached 22.9 dB held-out PSNR after the default
-# 2000 steps (7.5 min a seed on 2 cores), below the 30 dB bar, so TripleD would distil in pixel space
+# 2000 steps (7.5 min a seed on 2 cores), below the 30 dB bar, so TripleD would distill in pixel space
 # anyway; the preset skips that training (an untrained VAE fails the bar at once) and says so.
 CPU_TRIPLED: dict[str, Any] = {"latent.vae_steps": 0}
 

@@ -1,4 +1,4 @@
-"""TripleD: distil a folder of clean images into a small LQ/HQ training set (score → select → latent
+"""TripleD: distill a folder of clean images into a small LQ/HQ training set (score → select → latent
 distillation → CNN fine-tuning), optionally train and evaluate a restoration network on it.
 
 Tasks (how LQ inputs are made): sr2/sr3/sr4 = MATLAB bicubic ×2/×3/×4; denoise25 = Gaussian noise σ=25/255;

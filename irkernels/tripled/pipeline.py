@@ -240,7 +240,7 @@ def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[to
     return vae, record
 
 
-def distil(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], cfg: TripleDConfig,
+def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], cfg: TripleDConfig,
            feature_items: Sequence[str] | Sequence[Image] | None = None,
            network: tuple[torch.nn.Module, dict] | None = None) -> tuple[torch.Tensor, dict]:
     """Latent distillation then CNN fine-tuning of ``crops`` towards ``target_items``' features.
@@ -393,7 +393,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
                                             cfg.syn_per_image, cfg.seed)
     if not folder.is_done("synthetic") and crops is not None:
         target_items = [items[i] for i, _ in selected] if cfg.target == "subset" else items
-        synthetic, record = distil(crops, target_items, cfg, items, feature_net)
+        synthetic, record = distill(crops, target_items, cfg, items, feature_net)
         written = []
         for k, (img, t) in enumerate(zip(synthetic, crop_types)):
             item = f"syn_{t}_{k:05d}" if multi else f"syn_{k:05d}"
@@ -418,5 +418,5 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
                          np.asarray(records["scores"]["scores"]), selected, folder, crops)
 
 
-__all__ = ["TASKS", "TripleDConfig", "TripleDResult", "distil", "feature_network", "get_scorer", "run",
+__all__ = ["TASKS", "TripleDConfig", "TripleDResult", "distill", "feature_network", "get_scorer", "run",
            "run_settings", "synthetic_crops", "task_types"]
