@@ -28,12 +28,22 @@ def bicubic_upsampler(scale: int):
     return lambda lq: imresize(lq, float(scale)).clamp(0, 1)
 
 
-def baseline_network(deg: DegradationConfig):
-    """The floor every trained network is read against: bicubic up-sampling for SR, the degraded
-    input itself for a same-size task. Returns ``(name, run)``."""
-    if deg.kind == "bicubic":
-        return "bicubic", bicubic_upsampler(deg.scale)
-    return "degraded input", lambda lq: lq
+class Baseline(nn.Module):
+    """The floor every trained network is read against, as a module (scored by the same code as a
+    network): bicubic up-sampling ×``scale`` for SR, the degraded input itself for ``scale`` 1."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.upsample = bicubic_upsampler(scale) if scale > 1 else None
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        return self.upsample(lq) if self.upsample is not None else lq
+
+
+def baseline_network(deg: DegradationConfig) -> tuple[str, Baseline]:
+    """``(name, Baseline)`` of a degradation: bicubic for SR, the degraded input otherwise."""
+    return ("bicubic" if deg.kind == "bicubic" else "degraded input"), Baseline(deg.factor)
 
 
 def versus_baseline(label: str, network: dict, baseline: dict, baseline_name: str) -> list[str]:

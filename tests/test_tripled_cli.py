@@ -77,6 +77,10 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
     assert np.allclose(scores, entropy_scores(sorted(str(p) for p in folder.iterdir())))
     syn = units["synthetic"]
     assert {"initial", "after_latent", "after_cnn", "latent_losses", "cnn_losses", "projection"} <= set(syn)
+    # the feature network pre-trained here is scored where it is made: on img7 (held out), next to bicubic
+    net = syn["feature_network"]
+    assert net["val_images"] == ["img7"] and net["val_baseline"]["name"] == "bicubic"
+    assert net["val"]["pairs"] == net["val_baseline"]["pairs"] > 0 and 5 < net["val_baseline"]["psnr_y"] < 60
     # a 2-step VAE is far below the 30 dB bar: said in the manifest and report, pixel space used
     assert manifest["vae"]["trusted"] is False and manifest["vae"]["reconstruction_psnr"] < 30
     assert manifest["distillation_space"] == syn["distillation_space"] == "pixel"

@@ -6,7 +6,7 @@ _EXPORTS = {
     **dict.fromkeys(("DegradationConfig", "KINDS", "PatchConfig"), ".config"),
     **dict.fromkeys(("add_gaussian_noise", "bicubic_downsample", "degrade", "gaussian_blur", "gaussian_kernel",
                      "imresize", "jpeg", "motion_blur", "motion_kernel", "rain_streaks"), ".degrade"),
-    **dict.fromkeys(("Image", "PairSet", "crop_patches", "is_paired_folder", "list_images", "load_folder",
+    **dict.fromkeys(("Image", "PairSet", "crop_patches", "hold_out_last", "is_paired_folder", "list_images", "load_folder",
                      "load_paired_folder", "make_pairs", "make_pairs_from_paired", "modcrop", "quantize",
                      "read_image", "to_float", "to_tensor"), ".images"),
     "sample_images": ".samples",

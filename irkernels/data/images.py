@@ -180,6 +180,16 @@ class PairSet:
         return digest.hexdigest()
 
 
+def hold_out_last(items: list, n: int, key) -> tuple[list, list]:
+    """(training, held-out): the last ``n`` of ``items`` by ``key`` held out, never trained on, when
+    at least one item is left to train on; else ``(items, [])`` in their order. Every held-out
+    split of the package is this one (a pre-trained network's, ``train --val-images``'s)."""
+    if n <= 0 or len(items) <= n:
+        return list(items), []
+    ordered = sorted(items, key=key)
+    return ordered[:-n], ordered[-n:]
+
+
 def make_pairs(images: list[Image], degradation: DegradationConfig, patches: PatchConfig) -> PairSet:
     """Crop HQ patches from ``images`` and degrade each image once to make the LQ patches.
 

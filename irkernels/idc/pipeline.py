@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..data import Image, PairSet, load_folder, quantize, sample_images
+from ..data import Image, PairSet, hold_out_last, load_folder, quantize, sample_images
 from ..devices import dist_info, join_process_group, resolve_device
-from ..evaluate import bicubic_upsampler
+from ..evaluate import Baseline
 from ..methods import RunResult
 from ..models import load_checkpoint
 from ..ops.utils import cdiv
@@ -50,17 +50,6 @@ class IDCResult(RunResult):
     groups: int = 0
 
 
-class _Bicubic(nn.Module):
-    """Bicubic up-sampling as a module, so that it is scored by the same ``patch_psnr`` as a network."""
-
-    def __init__(self, scale: int):
-        super().__init__()
-        self.upsample = bicubic_upsampler(scale)
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        return self.upsample(lr)
-
-
 def _barrier(world: int) -> None:
     if world > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -69,9 +58,7 @@ def _barrier(world: int) -> None:
 def teacher_split(instances: list[Instance], val_share: float) -> tuple[list[Instance], list[Instance]]:
     """(train, validation) instances of the pre-training: the last ``ceil(val_share·n)`` by name are
     held out (none when ``val_share`` is 0 or there is only one image)."""
-    ordered = sorted(instances, key=lambda i: i.name)
-    n_val = math.ceil(val_share * len(ordered)) if len(ordered) > 1 else 0
-    return ordered[:len(ordered) - n_val], ordered[len(ordered) - n_val:]
+    return hold_out_last(instances, math.ceil(val_share * len(instances)), lambda i: i.name)
 
 
 def _pairs(instances: list[Instance]) -> PairSet:
@@ -101,7 +88,7 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
         net, info = pretrained_network(pre, _pairs(train_part), cfg.pretrain_cache, val=val)
         info = {**info, "train_images": len(train_part), "val_images": [i.name for i in val_part]}
         if val is not None:  # the baseline the held-out PSNR is read against: bicubic on the same patches
-            info["val_bicubic"] = patch_psnr(_Bicubic(cfg.scale), val, cfg.scale)
+            info["val_bicubic"] = patch_psnr(Baseline(cfg.scale), val, cfg.scale)
             ours, floor = info["val"]["psnr_y"], info["val_bicubic"]["psnr_y"]
             line = (f"the pre-trained {cfg.model} scores {ours:.2f} dB PSNR-Y on {len(val_part)} held-out image(s), "
                     f"bicubic {floor:.2f} dB ({ours - floor:+.2f} dB)")

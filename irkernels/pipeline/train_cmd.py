@@ -126,7 +126,7 @@ def check_resumable(cfg, model) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data import (PatchConfig, is_paired_folder, load_folder, load_paired_folder, make_pairs,
+    from ..data import (PatchConfig, hold_out_last, is_paired_folder, load_folder, load_paired_folder, make_pairs,
                         make_pairs_from_paired, sample_images)
     from dataclasses import replace
 
@@ -154,11 +154,11 @@ def run(args: argparse.Namespace) -> int:
         if deg.kind != "bicubic":
             raise UserError("a paired folder holds bicubic LR images; use --degradation bicubic")
         pairs = load_paired_folder(args.data, deg.scale)[: args.max_images]
-        pairs, held_out = hold_out(pairs, 0 if args.test else args.val_images, lambda p: p[1].name)
+        pairs, held_out = hold_out_last(pairs, 0 if args.test else args.val_images, lambda p: p[1].name)
         sides = {hr.name: min(hr.pixels.shape[:2]) for _, hr in pairs}
     else:
         images = load_folder(args.data, args.max_images) if args.data else sample_images(limit=args.max_images)
-        images, held_out = hold_out(images, 0 if args.test else args.val_images, lambda im: im.name)
+        images, held_out = hold_out_last(images, 0 if args.test else args.val_images, lambda im: im.name)
         sides = {im.name: min(im.pixels.shape[:2]) for im in images}
     size = args.patch_size or patch_size_for(sides, deg.factor)
     patches = PatchConfig(size, args.stride or size)
@@ -204,10 +204,3 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(versus_baseline(args.model, *scores, baseline)))
     return 0
 
-
-def hold_out(items: list, n: int, name) -> tuple[list, list]:
-    """(training, held-out): the last ``n`` of ``items`` by ``name`` held out when at least one is left."""
-    if n == 0 or len(items) <= n:
-        return items, []
-    ordered = sorted(items, key=name)
-    return ordered[:-n], ordered[-n:]

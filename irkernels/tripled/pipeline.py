@@ -26,15 +26,16 @@ import torch
 
 from ..data.config import DegradationConfig
 from ..data.degrade import degrade
-from ..data.images import (Image, PairSet, PatchConfig, list_images, load_folder, make_pairs, modcrop, quantize,
-                           to_float, to_tensor)
+from ..data.images import (Image, PairSet, PatchConfig, hold_out_last, list_images, load_folder, make_pairs, modcrop,
+                           quantize, to_float, to_tensor)
 from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..methods import RunResult
 from ..ops.ncfd import cf_modulus
 from ..outputs import RunFolder
 from ..devices import resolve_device
-from ..pretrained import PretrainConfig, pretrained_network
+from ..evaluate import baseline_network
+from ..pretrained import PretrainConfig, patch_psnr, pretrained_network
 from .config import TASKS, TripleDConfig, check_differentiable, task_types
 from .report import write_tripled_report
 from .features import FeatureTarget, feature_target
@@ -67,6 +68,9 @@ class TripleDResult(RunResult):
     selected: list[tuple[int, str]]
     folder: RunFolder
     crops: torch.Tensor | None  # the crops the synthetic images started from (for the report)
+
+
+FEATURE_VAL = 0.05  # share of the images held out of the feature network's pre-training, as IDC's teacher_val
 
 
 def _seeded(*parts: int) -> torch.Generator:
@@ -164,15 +168,31 @@ def pretrain_pairs(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig) -
 def feature_network(cfg: TripleDConfig, items: Sequence[str] | Sequence[Image]) -> tuple[torch.nn.Module, dict]:
     """The frozen network whose features are matched and a record of where it came from:
     ``cfg.feature_checkpoint``, else ``cfg.feature_model`` trained on ``items`` first
-    (``irkernels.pretrained.pretrained_network``, cached and reused when settings and data match)."""
+    (``irkernels.pretrained.pretrained_network``, cached and reused when settings and data match).
+    Pre-trained here, it is scored where it is made: the last ``FEATURE_VAL`` share of ``items`` by
+    name is held out of its training, and its PSNR there is logged and recorded next to the
+    baseline's (bicubic, or the degraded input), with a warning when it is below."""
     if cfg.feature_checkpoint:
         torch.manual_seed(cfg.seed)
         net = load_checkpoint(build_model(cfg.feature_model, cfg.scale), cfg.feature_checkpoint)
         info = {"model": cfg.feature_model, "checkpoint": os.path.abspath(cfg.feature_checkpoint)}
     else:
+        train_items, val_items = hold_out_last(list(items), math.ceil(FEATURE_VAL * len(items)), item_name)
         pre = PretrainConfig(model=cfg.feature_model, scale=cfg.scale, steps=cfg.pretrain_steps,
                              batch_size=cfg.pretrain_batch, seed=cfg.seed, device=cfg.device, progress=cfg.progress)
-        net, info = pretrained_network(pre, pretrain_pairs(items, cfg), cfg.cache_dir)
+        val = pretrain_pairs(val_items, cfg) if val_items else None
+        net, info = pretrained_network(pre, pretrain_pairs(train_items, cfg), cfg.cache_dir, val=val)
+        if val is not None:
+            name, floor = baseline_network(task_types(cfg.task)[0][1])  # one floor for all same-size types
+            info = {**info, "val_images": [item_name(i) for i in val_items],
+                    "val_baseline": {"name": name, **patch_psnr(floor, val, cfg.scale)}}
+            ours, base = info["val"]["psnr_y"], info["val_baseline"]["psnr_y"]
+            line = (f"the pre-trained {cfg.feature_model} scores {ours:.2f} dB PSNR-Y ({cfg.task}) on {len(val_items)} "
+                    f"held-out image(s), {name} {base:.2f} dB ({ours - base:+.2f} dB)")
+            if ours < base:
+                log.warning("%s: BELOW %s; give it more --pretrain-steps or a --feature-checkpoint", line, name)
+            else:
+                log.info("%s", line)
     return net.eval().requires_grad_(False), info
 
 
