@@ -452,6 +452,93 @@ def _lloyd(seg: Segments, centroids: torch.Tensor, step, iters: int, tol: float 
     return labels, inertia, centroids, n_iter
 
 
+def init_sample_size(k: int) -> int:
+    """Points per instance that ``init="k-means++"`` seeds from: ``max(4096, 128·k)``. Greedy
+    k-means++ makes ``k`` passes over the points it sees; on a uniform sample of this size they
+    cost about ``k · sample / N`` full passes (≈ 3.4 at N = 38,656, K = 32, instead of 32), and the
+    Lloyd iterations then run on every point. Instances up to this size are seeded from all
+    their points (the plain greedy k-means++ of scikit-learn). Quality, measured on 16,129
+    astronaut 8×8 patch descriptors at K = 16 (seeds 0–9): mean inertia +0.48 % over
+    scikit-learn's (+0.25 % seeding from every point; a sample twice as large did worse, +0.87 %),
+    see ``tests/test_kmeans.py``."""
+    return max(4096, 128 * k)
+
+
+def _init_sample(seg: Segments, k: int, generator: torch.Generator) -> Segments:
+    """``seg`` itself when every instance fits :func:`init_sample_size`; else a packed batch of
+    a uniform sample (without replacement, in point order) of each larger instance."""
+    m = init_sample_size(k)
+    if max(seg.sizes) <= m:
+        return seg
+    picks = [torch.arange(s, s + n) if n <= m else torch.randperm(n, generator=generator)[:m].sort().values + s
+             for s, n in zip(seg.starts, seg.sizes)]
+    sizes = tuple(min(n, m) for n in seg.sizes)
+    offsets = torch.tensor((0,) + tuple(torch.tensor(sizes).cumsum(0).tolist()), device=seg.points.device)
+    points = seg.points[torch.cat(picks).to(seg.points.device)]
+    return Segments(points, offsets, sizes, "packed")
+
+
+def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtype: torch.dtype,
+                       step, make_step) -> list[torch.Tensor]:
+    d, b = seg.points.shape[1], seg.num_instances
+    if isinstance(init, torch.Tensor):
+        want = (k, d) if seg.layout == "single" else (b, k, d)
+        if tuple(init.shape) != want or not init.dtype.is_floating_point:
+            raise ValueError(f"init tensor must be floating point of shape {want}, got {init.dtype} {tuple(init.shape)}")
+        if init.device != seg.points.device:
+            raise ValueError(f"init must be on {seg.points.device}, got {init.device}")
+        if value_checks_enabled() and not bool(torch.isfinite(init).all()):
+            raise ValueError("init contains NaN or Inf")
+        return [init.reshape(b, k, d).to(dtype).clone()]
+    if init not in ("k-means++", "random"):
+        raise ValueError(f"init must be 'k-means++', 'random' or a tensor, got {init!r}")
+    out = []
+    for run in range(n_init):
+        gen = torch.Generator().manual_seed(seed + run)
+        if init == "random":
+            out.append(_random_init(seg, k, gen, dtype))
+            continue
+        sample = _init_sample(seg, k, gen)
+        dists = make_step(sample).dists if sample is not seg else step.dists
+        out.append(_kmeans_plus_plus(sample, k, gen, dtype, dists))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# custom op: the assignment step (traceable by torch.compile; no host sync):
+# packed points (P, D), centroids (B, K, D), the host-side instance sizes.
+@torch.library.custom_op("irkernels::kmeans_assign", mutates_args=())
+def _kmeans_assign(points: torch.Tensor, centroids: torch.Tensor, sizes: list[int], precision: str,
+                   backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centroid (labels int64, squared distance) of each packed point; ``backend``:
+    ``"triton"`` or ``"torch"``."""
+    sizes = tuple(sizes)
+    dev = points.device
+    if backend == "triton":
+        slots, plan = _launch_plan(sizes, dev)
+        labels = torch.empty(points.shape[0], dtype=torch.int64, device=dev)
+        min_dist = torch.empty(points.shape[0], dtype=torch.float32, device=dev)
+        part_inertia = torch.empty(len(sizes) * slots, dtype=torch.float32, device=dev)
+        active = torch.ones(len(sizes), dtype=torch.int8, device=dev)
+        _launch_assign(points, centroids.to(torch.float32).contiguous(), active, plan, labels, min_dist, part_inertia,
+                       dot_precision(precision, torch.float32))
+        return labels, min_dist
+    seg = Segments(points, device_offsets(sizes, dev), sizes, "packed")
+    dtype = compute_dtype(points.dtype)
+    min_dist, labels = sq_dists_to_sets(seg, centroids.to(dtype)).min(dim=1)
+    return labels, min_dist
+
+
+@_kmeans_assign.register_fake
+def _kmeans_assign_fake(points, centroids, sizes, precision, backend):
+    dtype = torch.float32 if backend == "triton" else compute_dtype(points.dtype)
+    return (points.new_empty((points.shape[0],), dtype=torch.int64),
+            points.new_empty((points.shape[0],), dtype=dtype))
+
+
+# ----------------------------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------------------------
 def kmeans(
     x: torch.Tensor,
     k: int,
@@ -532,89 +619,6 @@ def kmeans(
     labels, centroids, inertia, n_iter = best
     return KMeansResult(seg.unpack_rows(labels, -1), seg.unpack_instances(centroids),
                         seg.unpack_instances(inertia.to(centroids.dtype)), seg.unpack_instances(n_iter))
-
-
-def init_sample_size(k: int) -> int:
-    """Points per instance that ``init="k-means++"`` seeds from: ``max(4096, 128·k)``. Greedy
-    k-means++ makes ``k`` passes over the points it sees; on a uniform sample of this size they
-    cost about ``k · sample / N`` full passes (≈ 3.4 at N = 38,656, K = 32, instead of 32), and the
-    Lloyd iterations then run on every point. Instances up to this size are seeded from all
-    their points (the plain greedy k-means++ of scikit-learn). Quality, measured on 16,129
-    astronaut 8×8 patch descriptors at K = 16 (seeds 0–9): mean inertia +0.48 % over
-    scikit-learn's (+0.25 % seeding from every point; a sample twice as large did worse, +0.87 %),
-    see ``tests/test_kmeans.py``."""
-    return max(4096, 128 * k)
-
-
-def _init_sample(seg: Segments, k: int, generator: torch.Generator) -> Segments:
-    """``seg`` itself when every instance fits :func:`init_sample_size`; else a packed batch of
-    a uniform sample (without replacement, in point order) of each larger instance."""
-    m = init_sample_size(k)
-    if max(seg.sizes) <= m:
-        return seg
-    picks = [torch.arange(s, s + n) if n <= m else torch.randperm(n, generator=generator)[:m].sort().values + s
-             for s, n in zip(seg.starts, seg.sizes)]
-    sizes = tuple(min(n, m) for n in seg.sizes)
-    offsets = torch.tensor((0,) + tuple(torch.tensor(sizes).cumsum(0).tolist()), device=seg.points.device)
-    points = seg.points[torch.cat(picks).to(seg.points.device)]
-    return Segments(points, offsets, sizes, "packed")
-
-
-def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtype: torch.dtype,
-                       step, make_step) -> list[torch.Tensor]:
-    d, b = seg.points.shape[1], seg.num_instances
-    if isinstance(init, torch.Tensor):
-        want = (k, d) if seg.layout == "single" else (b, k, d)
-        if tuple(init.shape) != want or not init.dtype.is_floating_point:
-            raise ValueError(f"init tensor must be floating point of shape {want}, got {init.dtype} {tuple(init.shape)}")
-        if init.device != seg.points.device:
-            raise ValueError(f"init must be on {seg.points.device}, got {init.device}")
-        if value_checks_enabled() and not bool(torch.isfinite(init).all()):
-            raise ValueError("init contains NaN or Inf")
-        return [init.reshape(b, k, d).to(dtype).clone()]
-    if init not in ("k-means++", "random"):
-        raise ValueError(f"init must be 'k-means++', 'random' or a tensor, got {init!r}")
-    out = []
-    for run in range(n_init):
-        gen = torch.Generator().manual_seed(seed + run)
-        if init == "random":
-            out.append(_random_init(seg, k, gen, dtype))
-            continue
-        sample = _init_sample(seg, k, gen)
-        dists = make_step(sample).dists if sample is not seg else step.dists
-        out.append(_kmeans_plus_plus(sample, k, gen, dtype, dists))
-    return out
-
-
-# The assignment step as a torch.library custom op (traceable by torch.compile; no host sync):
-# packed points (P, D), centroids (B, K, D), the host-side instance sizes.
-@torch.library.custom_op("irkernels::kmeans_assign", mutates_args=())
-def _kmeans_assign(points: torch.Tensor, centroids: torch.Tensor, sizes: list[int], precision: str,
-                   backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centroid (labels int64, squared distance) of each packed point; ``backend``:
-    ``"triton"`` or ``"torch"``."""
-    sizes = tuple(sizes)
-    dev = points.device
-    if backend == "triton":
-        slots, plan = _launch_plan(sizes, dev)
-        labels = torch.empty(points.shape[0], dtype=torch.int64, device=dev)
-        min_dist = torch.empty(points.shape[0], dtype=torch.float32, device=dev)
-        part_inertia = torch.empty(len(sizes) * slots, dtype=torch.float32, device=dev)
-        active = torch.ones(len(sizes), dtype=torch.int8, device=dev)
-        _launch_assign(points, centroids.to(torch.float32).contiguous(), active, plan, labels, min_dist, part_inertia,
-                       dot_precision(precision, torch.float32))
-        return labels, min_dist
-    seg = Segments(points, device_offsets(sizes, dev), sizes, "packed")
-    dtype = compute_dtype(points.dtype)
-    min_dist, labels = sq_dists_to_sets(seg, centroids.to(dtype)).min(dim=1)
-    return labels, min_dist
-
-
-@_kmeans_assign.register_fake
-def _kmeans_assign_fake(points, centroids, sizes, precision, backend):
-    dtype = torch.float32 if backend == "triton" else compute_dtype(points.dtype)
-    return (points.new_empty((points.shape[0],), dtype=torch.int64),
-            points.new_empty((points.shape[0],), dtype=dtype))
 
 
 def kmeans_assign(x: torch.Tensor, centroids: torch.Tensor, *, offsets: torch.Tensor | None = None,
