@@ -152,48 +152,6 @@ def _validate(f: object, kernel_size: int, out_channels: int, patch_size: int, r
 
 
 # ----------------------------------------------------------------------------------------------
-# Plain-torch reference (CPU path and test oracle)
-# ----------------------------------------------------------------------------------------------
-def _stats_torch(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (mean, biased var) over ``(N, h, w)`` in fp32 (fp64 for fp64 input)."""
-    var, mean = torch.var_mean(f.to(compute_dtype(f.dtype)), dim=(0, 2, 3), correction=0)
-    return mean, var
-
-
-def rlff_reference(f: torch.Tensor, rows: torch.Tensor, kernel_size: int, patch_size: int,
-                   stats: Stats | None = None) -> torch.Tensor:
-    """RLFF in plain torch, differentiable by autograd (through the batch statistics too).
-
-    ``f (N, c, h, w)``, ``rows (C_out,)`` → ``(N', p·p, C_out)`` of ``f.dtype``; computes in fp32
-    (fp64 for fp64 input). Memory: the normalised input, the conv output ``(N, C_out, h, w)`` and
-    its padded, permuted copy (about twice the output); no chunking since the output itself is the
-    same size as the intermediates.
-    """
-    weight = sampled_filters(rows, f.shape[1], kernel_size, compute_dtype(f.dtype))
-    return rlff_conv_reference(f, weight, patch_size, stats)
-
-
-def rlff_conv_reference(f: torch.Tensor, weight: torch.Tensor, patch_size: int,
-                        stats: Stats | None = None) -> torch.Tensor:
-    """:func:`rlff_reference` with the sampled filters ``weight (C_out, c, k, k)`` already built
-    (what an eager user would cache per step; the benchmarks' eager baseline)."""
-    n, c, h, w = f.shape
-    c_out, kernel_size, p = weight.shape[0], weight.shape[-1], patch_size
-    x = f.to(compute_dtype(f.dtype))
-    if stats is None:
-        mean, var = _stats_torch(x)
-        std = torch.sqrt(var + BN_EPS)
-    else:
-        mean, std = (s.detach().to(x.dtype) for s in stats)
-    x = (x - mean[:, None, None]) / std[:, None, None]
-    y = F.conv2d(x, weight.to(x.dtype), padding=kernel_size // 2)
-    hp, wp = cdiv(h, p), cdiv(w, p)
-    y = F.pad(y, (0, wp * p - w, 0, hp * p - h))
-    y = y.reshape(n, c_out, hp, p, wp, p).permute(0, 2, 4, 3, 5, 1)
-    return y.reshape(n * hp * wp, p * p, c_out).to(f.dtype)
-
-
-# ----------------------------------------------------------------------------------------------
 # Triton kernels
 # ----------------------------------------------------------------------------------------------
 if triton is not None:
@@ -582,6 +540,51 @@ def _rlff_backward_triton(grad_out: torch.Tensor, f: torch.Tensor, weight: torch
     return grad_f
 
 
+# ----------------------------------------------------------------------------------------------
+# Plain-torch reference (CPU path and test oracle)
+# ----------------------------------------------------------------------------------------------
+def _stats_torch(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (mean, biased var) over ``(N, h, w)`` in fp32 (fp64 for fp64 input)."""
+    var, mean = torch.var_mean(f.to(compute_dtype(f.dtype)), dim=(0, 2, 3), correction=0)
+    return mean, var
+
+
+def rlff_reference(f: torch.Tensor, rows: torch.Tensor, kernel_size: int, patch_size: int,
+                   stats: Stats | None = None) -> torch.Tensor:
+    """RLFF in plain torch, differentiable by autograd (through the batch statistics too).
+
+    ``f (N, c, h, w)``, ``rows (C_out,)`` → ``(N', p·p, C_out)`` of ``f.dtype``; computes in fp32
+    (fp64 for fp64 input). Memory: the normalised input, the conv output ``(N, C_out, h, w)`` and
+    its padded, permuted copy (about twice the output); no chunking since the output itself is the
+    same size as the intermediates.
+    """
+    weight = sampled_filters(rows, f.shape[1], kernel_size, compute_dtype(f.dtype))
+    return rlff_conv_reference(f, weight, patch_size, stats)
+
+
+def rlff_conv_reference(f: torch.Tensor, weight: torch.Tensor, patch_size: int,
+                        stats: Stats | None = None) -> torch.Tensor:
+    """:func:`rlff_reference` with the sampled filters ``weight (C_out, c, k, k)`` already built
+    (what an eager user would cache per step; the benchmarks' eager baseline)."""
+    n, c, h, w = f.shape
+    c_out, kernel_size, p = weight.shape[0], weight.shape[-1], patch_size
+    x = f.to(compute_dtype(f.dtype))
+    if stats is None:
+        mean, var = _stats_torch(x)
+        std = torch.sqrt(var + BN_EPS)
+    else:
+        mean, std = (s.detach().to(x.dtype) for s in stats)
+    x = (x - mean[:, None, None]) / std[:, None, None]
+    y = F.conv2d(x, weight.to(x.dtype), padding=kernel_size // 2)
+    hp, wp = cdiv(h, p), cdiv(w, p)
+    y = F.pad(y, (0, wp * p - w, 0, hp * p - h))
+    y = y.reshape(n, c_out, hp, p, wp, p).permute(0, 2, 4, 3, 5, 1)
+    return y.reshape(n * hp * wp, p * p, c_out).to(f.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Custom ops
+# ----------------------------------------------------------------------------------------------
 # The fused path as torch.library custom ops (as flash-attention's interface registers its
 # kernels): torch.compile sees one opaque node with a shape-only fake, and autograd goes through
 # register_autograd. Statistics are constants when given, differentiated through (BatchNorm's
