@@ -155,9 +155,11 @@ class RunFolder:
             ``records/_settings.json``; a later run with other settings in the same folder raises
             ``FileExistsError`` unless ``overwrite=True`` (which then clears the folder's outputs).
         scale: SR factor: LR images go to ``LR_bicubic/X{scale}/`` (use 1 for same-size tasks).
+        renamed: old setting name → new one, for folders written before a rename (they resume).
     """
 
-    def __init__(self, root: str, settings: Mapping[str, Any], scale: int, *, overwrite: bool = False):
+    def __init__(self, root: str, settings: Mapping[str, Any], scale: int, *, overwrite: bool = False,
+                 renamed: Mapping[str, str] | None = None):
         if scale < 1:
             raise ValueError(f"scale must be >= 1, got {scale}")
         self.root = os.path.abspath(root)
@@ -169,6 +171,8 @@ class RunFolder:
         settings_path = os.path.join(self.records_dir, "_settings.json")
         if os.path.exists(settings_path) or os.path.exists(self.manifest_path):
             previous = self._previous_settings(settings_path)
+            if isinstance(previous, dict):  # a folder written before a setting was renamed is the same run
+                previous = {(renamed or {}).get(k, k): v for k, v in previous.items()}
             if previous != self.settings:
                 if not overwrite:
                     raise FileExistsError(

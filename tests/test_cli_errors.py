@@ -93,7 +93,7 @@ def test_missing_checkpoint(command, inputs, tmp_path, capsys):
 @pytest.mark.parametrize("command, first, second", [
     ("train", ["--lr", "1e-3"], ["--lr", "2e-3"]),
     ("idc", ["--ratio", "0.1"], ["--ratio", "0.5"]),
-    ("tripled", ["--p", "0.5"], ["--p", "1"]),
+    ("tripled", ["--ratio", "0.5"], ["--ratio", "1"]),
 ])
 def test_run_folder_with_other_settings(command, first, second, inputs, tmp_path, capsys):
     assert main(argv_for(command, tmp_path, inputs / "grey", first)) == 0

@@ -175,7 +175,7 @@ def test_tripled_sets_keep_whole_images_with_the_teacher_as_feature_network(fold
     assert rows["random-images-seed0.json"]["pairs"] == 2 * 24
     assert rows["tripled-seed0.json"]["pairs"] == rows["tripled-no-cnn-seed0.json"]["pairs"] == 2 * 24 + 2 * 4
     settings = rows["tripled-no-cnn-seed0.json"]["tripled_settings"]
-    assert settings["task"] == "sr2" and settings["p"] == 0.5 and not settings["use_cnn"] and settings["use_latent"]
+    assert settings["task"] == "sr2" and settings["ratio"] == 0.5 and not settings["use_cnn"] and settings["use_latent"]
     assert settings["latent"]["vae_steps"] == 0 and settings["finetune"]["steps"] == 2 and settings["syn_size"] == 32
     manifest = json.load(open(os.path.join(out, "sets", "tripled-seed0", "manifest.json")))
     assert manifest["num_selected"] == 2 and manifest["distillation_space"] == "pixel"
@@ -265,7 +265,7 @@ def test_cli_compare_and_its_errors(folder, tmp_path, capsys):
         main(args + ["--idc", "nonsense=1"])
     assert "--idc takes KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(CommandFailed):
-        main(args + ["--tripled", "p=0.5"])  # the comparison's own ratio, not a TripleD setting
+        main(args + ["--tripled", "ratio=0.5"])  # the comparison's own ratio, not a TripleD setting
     assert "--tripled takes KEY=VALUE" in capsys.readouterr().err
     from irkernels.pipeline.__main__ import build_parser
     from irkernels.pipeline.compare_cmd import config_from_args

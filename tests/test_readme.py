@@ -92,7 +92,7 @@ def test_idc_and_tripled_next_commands_run(tmp_path, monkeypatch, capsys):
     assert main(["idc", "--method", "random", "--data", str(photos), "--lr-patch", "8", "--lr-stride", "8",
                  "--device", "cpu", "--no-progress"]) == 0
     run_next(capsys.readouterr().out)
-    assert main(["tripled", "--data", str(photos), "--scorer", "entropy", "--no-latent", "--no-cnn", "--p", "0.5",
+    assert main(["tripled", "--data", str(photos), "--scorer", "entropy", "--no-latent", "--no-cnn", "--ratio", "0.5",
                  "--device", "cpu", "--no-progress"]) == 0
     run_next(capsys.readouterr().out)
     assert (tmp_path / "runs" / "idc-trained" / "model.safetensors").exists()

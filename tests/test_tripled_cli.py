@@ -56,7 +56,7 @@ def test_help_documents_every_option(capsys):
 
 def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--scorer", "vit", *TINY]
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--ratio", "0.25", "--scorer", "vit", *TINY]
     assert main(argv) == 0
     assert "selected 2 of 8 images" in capsys.readouterr().out
     hr = sorted(p.name for p in (out / "HR").iterdir())
@@ -122,7 +122,7 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
 
 def test_allinone_balance_and_training(folder, tmp_path, capsys):
     out = tmp_path / "aio"
-    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "allinone", "--p", "0.7",
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "allinone", "--ratio", "0.7",
                  "--scorer", "entropy", "--no-latent", "--no-cnn", "--device", "cpu", "--no-progress",
                  "--train-steps", "1", "--batch-size", "2", "--patch-size", "32", "--test", str(folder)]) == 0
     text = capsys.readouterr().out
@@ -140,8 +140,8 @@ def test_allinone_balance_and_training(folder, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--p", "0"], "p must be a fraction"),
-    (["--p", "1.5"], "p must be a fraction"),
+    (["--ratio", "0"], "ratio must be a fraction"),
+    (["--ratio", "1.5"], "ratio must be a fraction"),
     (["--syn-size", "64"], "smaller than the synthetic crop size"),
     (["--syn-size", "30"], "multiple of the scale 4"),
     (["--pretrain-steps", "0"], "pretrain_steps"),
@@ -173,19 +173,35 @@ def test_bad_folder_task_and_changed_settings(folder, tmp_path, capsys):
             "--no-cnn", "--device", "cpu", "--no-progress"]
     assert main(base) == 0
     with pytest.raises(SystemExit, match="other settings"):
-        main([*base, "--p", "0.5"])
-    assert main([*base, "--p", "0.5", "--overwrite"]) == 0
+        main([*base, "--ratio", "0.5"])
+    assert main([*base, "--ratio", "0.5", "--overwrite"]) == 0
     (folder / "img7.png").rename(folder / "img7.bak")  # the folder changed under the same settings
     try:
         with pytest.raises(SystemExit, match="images in .* changed"):
-            main([*base, "--p", "0.5"])
+            main([*base, "--ratio", "0.5"])
     finally:
         (folder / "img7.bak").rename(folder / "img7.png")
 
 
+def test_ratio_is_the_name_and_p_still_works_for_a_release(folder, tmp_path, caplog):
+    """``--ratio`` (as idc and compare say it); ``--p`` still works with a deprecation warning, and a
+    folder written when the setting was called ``p`` resumes instead of being refused."""
+    out = tmp_path / "o"
+    base = ["tripled", "--data", str(folder), "--out", str(out), "--scorer", "entropy", "--no-latent", "--no-cnn",
+            "--device", "cpu", "--no-progress"]
+    assert main([*base, "--ratio", "0.25"]) == 0
+    settings_path = out / "records" / "_settings.json"
+    settings = json.loads(settings_path.read_text())
+    settings["p"] = settings.pop("ratio")  # as the previous release wrote it
+    settings_path.write_text(json.dumps(settings))
+    assert main([*base, "--p", "0.25"]) == 0
+    assert any("--p is deprecated" in r.getMessage() for r in caplog.records)
+    assert json.loads(settings_path.read_text())["ratio"] == 0.25  # resumed, and written with the new name
+
+
 def test_dynamic_selection_training_is_one_run(folder, tmp_path, capsys):
     out = tmp_path / "dyn"
-    argv = ["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", "--no-latent",
+    argv = ["tripled", "--data", str(folder), "--out", str(out), "--ratio", "0.25", "--no-latent",
             "--no-cnn", "--device", "cpu", "--no-progress", "--train-steps", "3", "--dynamic-epochs", "2",
             "--q-start", "0.75", "--batch-size", "2", "--patch-size", "32", "--test", str(folder)]
     assert main(argv) == 0
@@ -214,7 +230,7 @@ def test_loaded_vae_is_used_when_it_passes_the_bar(folder, tmp_path):
     torch.manual_seed(0)
     tiny_autoencoder().save_pretrained(str(tmp_path / "vae"))
     out = tmp_path / "vae_run"
-    assert main(["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", *TINY,
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--ratio", "0.25", *TINY,
                  "--vae", str(tmp_path / "vae"), "--vae-min-psnr", "0"]) == 0
     syn = json.loads((out / "records" / "synthetic.json").read_text())
     assert syn["distillation_space"] == "latent" and syn["vae"]["source"] == str(tmp_path / "vae")
@@ -231,7 +247,7 @@ def test_restoration_loss_through_the_pipeline(folder, tmp_path, capsys):
     torch.manual_seed(0)
     ckpt = save_checkpoint(TripleDCNN(), str(tmp_path / "cnn.safetensors"))
     out = tmp_path / "rest"
-    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "denoise25", "--p", "0.25", *TINY,
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "denoise25", "--ratio", "0.25", *TINY,
                  "--feature-model", "tripled-cnn", "--no-latent", "--feature-checkpoint", ckpt,
                  "--restoration-weight", "0.5"]) == 0
     syn = json.loads((out / "records" / "synthetic.json").read_text())
@@ -251,7 +267,7 @@ def test_end_to_end_on_cuda_matches_cpu_selection(folder, tmp_path, capsys):
 
     out = tmp_path / "gpu"
     tiny = [a if a != "cpu" else "cuda" for a in TINY]
-    assert main(["tripled", "--data", str(folder), "--out", str(out), "--p", "0.25", *tiny]) == 0
+    assert main(["tripled", "--data", str(folder), "--out", str(out), "--ratio", "0.25", *tiny]) == 0
     assert len(list((out / "HR").iterdir())) == 4 and (out / "report.html").exists()
     scorer = load_scorer(str(out / "scorer.safetensors"))
     paths = sorted(str(p) for p in folder.iterdir())
@@ -266,7 +282,7 @@ def test_same_seed_same_output(folder, tmp_path):
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "derain", "--p", "0.25", *TINY,
+        assert main(["tripled", "--data", str(folder), "--out", str(out), "--task", "derain", "--ratio", "0.25", *TINY,
                      "--scorer", "entropy"]) == 0
         runs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")})
     assert len(runs[0]) == 8 and runs[0] == runs[1]

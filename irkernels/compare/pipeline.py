@@ -101,7 +101,7 @@ def idc_config(cfg: CompareConfig, kind: str, seed: int) -> IDCConfig:
 
 
 def tripled_config(cfg: CompareConfig, kind: str, seed: int) -> TripleDConfig:
-    """The ``TripleDConfig`` of a TripleD set: task ``sr<scale>``, ``p`` = the ratio, the teacher's
+    """The ``TripleDConfig`` of a TripleD set: task ``sr<scale>``, the comparison's ratio, the teacher's
     architecture as feature network, ``cfg.tripled`` (a step's field as ``step.field``, e.g.
     ``finetune.steps``), then the set's ablation."""
     top: dict = {}
@@ -114,7 +114,7 @@ def tripled_config(cfg: CompareConfig, kind: str, seed: int) -> TripleDConfig:
             top[key] = value
     defaults = TripleDConfig()
     top.update({step: replace(getattr(defaults, step), **values) for step, values in steps.items()})
-    return TripleDConfig(task=cfg.tripled_task(), p=cfg.ratio, feature_model=cfg.teacher_model, seed=seed,
+    return TripleDConfig(task=cfg.tripled_task(), ratio=cfg.ratio, feature_model=cfg.teacher_model, seed=seed,
                          device=cfg.device, progress=cfg.progress, **top)
 
 

@@ -60,7 +60,7 @@ HELPS = {
 
 # the settings a comparison fixes for every method (its own flags), so not settable per method
 OWN = {"idc": ("method", "scale", "ratio", "lr_patch", "lr_stride", "seed"),
-       "tripled": ("task", "p", "seed", "feature_model", "feature_checkpoint", "use_latent", "use_cnn", "cache_dir")}
+       "tripled": ("task", "ratio", "seed", "feature_model", "feature_checkpoint", "use_latent", "use_cnn", "cache_dir")}
 
 
 def _flat_defaults(method: str) -> dict:

@@ -6,8 +6,8 @@ deblur = Gaussian blur σ=2 px; derain = synthetic rain (2 % drops, 15 px streak
 allinone = denoise25 + deblur + derain + jpeg with the selected images dealt evenly over the four.
 
 Examples:
-  python -m irkernels.pipeline tripled --out runs/tripled          # embedded photos, sr4, p = 2 %
-  python -m irkernels.pipeline tripled --data CBSD432/ --task denoise25 --p 0.02 --out runs/dn25 \\
+  python -m irkernels.pipeline tripled --out runs/tripled          # embedded photos, sr4, ratio (p) = 2 %
+  python -m irkernels.pipeline tripled --data CBSD432/ --task denoise25 --ratio 0.02 --out runs/dn25 \\
       --train-steps 20000 --test Set5/ Set14/
   python -m irkernels.pipeline tripled --data DIV2K/ --vae sd3-medium/ --scorer-checkpoint scorer.safetensors
 Outputs in --out: HR/ + LR_bicubic/X{s}/ (read back by `train --data OUT`), records/, manifest.json,
@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 from ..tripled.config import METHOD
 
 NAME, HELP = METHOD.name, METHOD.help
+log = logging.getLogger(__name__)
 
 
 def _json_dict(text: str) -> dict:
@@ -41,7 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data and task")
     g.add_argument("--data", help="folder of clean images (default: the embedded scikit-image/scikit-learn photos)")
     g.add_argument("--task", choices=sorted(TASKS), default=d.task, help="restoration task (default: %(default)s)")
-    g.add_argument("--p", type=float, default=d.p, help="fraction of images kept, in (0, 1] (default: %(default)s)")
+    g.add_argument("--ratio", type=float, default=d.ratio,
+                   help="fraction of images kept (TripleD's p), in (0, 1] (default: %(default)s)")
+    g.add_argument("--p", type=float, dest="p_deprecated",
+                   help="deprecated: the old name of --ratio, removed in the next release")
     g.add_argument("--out", default="runs/tripled", help="output run folder (default: %(default)s)")
     g.add_argument("--overwrite", action="store_true", help="replace a run folder made with other settings")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice (default: %(default)s)")
@@ -133,7 +138,11 @@ def config_from_args(args: argparse.Namespace):
                           steps=args.latent_steps, lr=args.latent_lr, batch_size=args.latent_batch, seed=args.seed)
     finetune = FinetuneConfig(steps=args.cnn_steps, lr=args.cnn_lr, channels=args.cnn_channels,
                               pixel_weight=args.pixel_weight, restoration_weight=args.restoration_weight, seed=args.seed)
-    return TripleDConfig(task=args.task, p=args.p, backend=args.backend, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
+    if args.p_deprecated is not None:
+        log.warning("--p is deprecated and will be removed in the next release: use --ratio (the name idc and "
+                    "compare use)")
+    ratio = args.ratio if args.p_deprecated is None else args.p_deprecated
+    return TripleDConfig(task=args.task, ratio=ratio, backend=args.backend, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
                          scorer_cfg=scorer, scorer_images=args.scorer_images, score_batch=args.score_batch,
                          num_workers=args.workers, feature_model=args.feature_model,
                          feature_checkpoint=args.feature_checkpoint, pretrain_steps=args.pretrain_steps,

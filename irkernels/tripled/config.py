@@ -140,7 +140,8 @@ class FinetuneConfig:
 
 @dataclass
 class TripleDConfig(MethodConfig):
-    """One TripleD run. ``scorer``: ``entropy`` (exact full-resolution entropy, the default: it
+    """One TripleD run. ``ratio``: the fraction of images kept (the paper's p; ``ratio`` as in IDC
+    and ``compare``). ``scorer``: ``entropy`` (exact full-resolution entropy, the default: it
     ranks better per second than the ViT, docs/tripled.md) or ``vit`` (a trained
     ``ComplexityScorer``; ``scorer_checkpoint`` loads one instead of training). A ViT whose Spearman
     correlation with exact entropy on ``scorer_check_crops`` crops of held-out images is below
@@ -156,7 +157,7 @@ class TripleDConfig(MethodConfig):
     ``device``/``progress`` are the run's: ``for_run()`` sets them (on a copy)."""
 
     task: str = "sr4"
-    p: float = 0.02
+    ratio: float = 0.02
     scorer: str = "entropy"
     scorer_checkpoint: str | None = None
     scorer_cfg: ScorerConfig = field(default_factory=ScorerConfig)
@@ -189,7 +190,7 @@ class TripleDConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         task_types(self.task)
-        check_fraction("p", self.p)
+        check_fraction("ratio", self.ratio)
         if self.backend not in ("auto", "triton", "torch"):
             raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {self.backend!r}")
         if self.scorer not in ("vit", "entropy"):
@@ -229,7 +230,7 @@ class TrainSpec:
     run's), network ``model`` on ``patch_size``² HR patches, ``test`` folders to evaluate on.
     ``dynamic_epochs > 0`` trains instead on the whole input with the epoch-wise dynamic selection
     (``DynamicSampler``: ``train.steps`` split evenly over the epochs of one run, pool
-    ``q_start`` → ``p``, ``q_schedule``)."""
+    ``q_start`` → ``ratio``, ``q_schedule``)."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
     model: str = "edsr-baseline"

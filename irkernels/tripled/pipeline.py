@@ -372,7 +372,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
         if data:
             load_folder(data, max_images=1)  # a clear error now if nothing is readable
     types = task_types(cfg.task)
-    folder = RunFolder(out, run_settings(cfg, data, images), cfg.scale, overwrite=overwrite)
+    folder = RunFolder(out, run_settings(cfg, data, images), cfg.scale, overwrite=overwrite, renamed={"p": "ratio"})
     finished_before = len(folder.done_units())
     cfg = cfg.for_run()
     names = [item_name(i) for i in items]
@@ -388,7 +388,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
     else:
         scores, info = complexity_scores(items, cfg, os.path.join(folder.root, "scorer.safetensors"))
         type_names = [t for t, _ in types]
-        k = selection_count(len(items), cfg.p, minimum=min(len(type_names), len(items)))
+        k = selection_count(len(items), cfg.ratio, minimum=min(len(type_names), len(items)))
         selected = deal_to_types(ranking(scores)[:k], type_names)
         folder.finish_unit("scores", {"names": names, "scores": scores, "selected": selected, "scorer": cfg.scorer,
                                       "scorer_info": {k2: v for k2, v in info.items() if k2 != "losses"},

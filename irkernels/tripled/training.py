@@ -91,7 +91,7 @@ def train_dynamic(result: TripleDResult, cfg: TripleDConfig, spec: TrainSpec) ->
     learning-rate schedule run on across epochs, and a restart resumes mid-epoch from
     ``OUT/train_dynamic/last.pt``. Evaluation → ``OUT/eval_dynamic.json``, then the report is re-written."""
     items, root = result.items, result.out
-    sampler = DynamicSampler(np.asarray(result.scores), cfg.p, spec.q_start, spec.dynamic_epochs, spec.q_schedule, cfg.seed)
+    sampler = DynamicSampler(np.asarray(result.scores), cfg.ratio, spec.q_start, spec.dynamic_epochs, spec.q_schedule, cfg.seed)
     types = task_types(cfg.task)
     type_names = [t for t, _ in types]
     images = [load_item(i) for i in items]
