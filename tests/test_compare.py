@@ -284,7 +284,7 @@ def test_random_plus_teacher_is_an_idc_method(photos, nets, tmp_path):
     from irkernels.idc.pipeline import relabel, run
     from irkernels.data.images import to_tensor
 
-    cfg = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, device="cpu", progress=False, model="edsr-tiny")
+    cfg = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, device="cpu", progress=False, feature_model="edsr-tiny")
     run(IDCConfig(method="random", **cfg), str(tmp_path / "r"), images=photos, networks=nets)
     run(IDCConfig(method="random+teacher", **cfg), str(tmp_path / "rt"), images=photos, networks=nets)
     random = load_paired_folder(str(tmp_path / "r"), 4)

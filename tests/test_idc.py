@@ -197,7 +197,7 @@ def test_bad_inputs(photos, nets, tmp_path):
 
 def test_pretrains_when_no_checkpoint_scores_it_and_reuses_it_across_runs(photos, tmp_path, caplog):
     cache = str(tmp_path / "cache")
-    cfg = tiny_cfg(model="edsr-tiny", pretrain_steps=2, pretrain_batch=2, iters=2, pretrain_cache=cache,
+    cfg = tiny_cfg(feature_model="edsr-tiny", pretrain_steps=2, pretrain_batch=2, iters=2, cache_dir=cache,
                    teacher_val=0.3)
     with caplog.at_level("WARNING", logger="irkernels.pretrained"):
         run(cfg, str(tmp_path / "a"), images=photos)
@@ -228,7 +228,7 @@ def test_cli_help_documents_every_option_and_bare_main_prints_help(capsys):
     assert main([]) == 0 and "idc" in capsys.readouterr().out
 
 
-def test_cli_runs_a_baseline(photos, tmp_path, capsys):
+def test_cli_runs_a_baseline(photos, tmp_path, capsys, caplog):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for p in photos[:2]:
@@ -241,6 +241,19 @@ def test_cli_runs_a_baseline(photos, tmp_path, capsys):
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["settings"]["ratio"] == 0.25 and manifest["settings"]["lr_patch"] == 8
     assert manifest["settings"]["method"] == "random" and manifest["num_pairs"] == 2 * 3
+    # the feature network's flags are TripleD's names now; the old ones work for a release, with a
+    # warning, and a folder written under the old names resumes instead of being refused
+    settings_path = tmp_path / "o" / "records" / "_settings.json"
+    settings = json.loads(settings_path.read_text())
+    assert settings["feature_model"] == "edsr-baseline" and "model" not in settings
+    settings["model"] = settings.pop("feature_model")  # as the previous release wrote it
+    settings_path.write_text(json.dumps(settings))
+    argv = ["idc", "--config", str(config), "--data", str(folder), "--out", str(tmp_path / "o"), "--ratio", "0.25",
+            "--no-progress", "--device", "cpu"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--model", "edsr-baseline"]) == 0
+    assert "(2 already finished)" in capsys.readouterr().out
+    assert any("--model is deprecated" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.cuda

@@ -55,8 +55,8 @@ def test_baseline_report_shows_real_pairs_and_mean_rgb_distribution(photos, nets
 
 
 def test_report_networks_psnr_next_to_bicubic_and_checkpoint_relative(photos, tmp_path, caplog):
-    cfg = IDCConfig(**{**TINY, "model": "edsr-tiny", "pretrain_steps": 2, "pretrain_batch": 2, "iters": 2,
-                       "teacher_val": 0.3, "pretrain_cache": str(tmp_path / "cache")})
+    cfg = IDCConfig(**{**TINY, "feature_model": "edsr-tiny", "pretrain_steps": 2, "pretrain_batch": 2, "iters": 2,
+                       "teacher_val": 0.3, "cache_dir": str(tmp_path / "cache")})
     out = tmp_path / "runs" / "a"
     run(cfg, str(out), images=photos)
     # a 2-step teacher is far below bicubic: said in one logged line and in the report

@@ -97,7 +97,8 @@ def idc_config(cfg: CompareConfig, kind: str, seed: int) -> IDCConfig:
     (``cfg.idc``, then the row's ``cfg.idc_tune``)."""
     extra = {**cfg.idc, **cfg.idc_tune} if kind == "idc" else {}
     return IDCConfig(method=kind, scale=cfg.scale, ratio=cfg.ratio, lr_patch=cfg.lr_patch, lr_stride=cfg.lr_stride,
-                     model=cfg.teacher_model, seed=seed, device=cfg.device, progress=cfg.progress, **extra)
+                     feature_model=cfg.teacher_model, seed=seed, device=cfg.device, progress=cfg.progress,
+                     **extra)
 
 
 def tripled_config(cfg: CompareConfig, kind: str, seed: int) -> TripleDConfig:

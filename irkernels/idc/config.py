@@ -33,9 +33,10 @@ class IDCConfig(MethodConfig):
     start on one scale and ``w_*`` are relative weights; ``"none"`` uses them as computed.
     Groups: ``regroup="warm"`` starts each re-draw's k-means from the previous partition (the
     groups keep their identity); ``"fresh"`` re-seeds k-means++ at every re-draw.
-    Networks: a missing teacher/feature extractor is ``model`` trained for ``pretrain_steps`` on the
-    real patches of all but the last ``teacher_val`` share of the images (by name; its PSNR on those
-    is recorded), cached in ``pretrain_cache`` (default ``$IRKERNELS_CACHE/pretrained``). The
+    Networks (the vocabulary TripleD uses too): a missing teacher/feature network is
+    ``feature_model`` trained for ``pretrain_steps`` on the real patches of all but the last
+    ``teacher_val`` share of the images (by name; its PSNR on those is recorded), cached in
+    ``cache_dir`` (default ``$IRKERNELS_CACHE/pretrained``); ``feature_checkpoint`` loads it instead. The
     teacher up-samples each synthetic patch reflect-padded by ``teacher_margin`` LR pixels and
     crops the margin off again, so that its borders get the context its centre gets.
     """
@@ -69,8 +70,8 @@ class IDCConfig(MethodConfig):
     seed: int = 0
     amp: bool = True
     # networks (feature extractor = teacher unless checkpoints say otherwise)
-    model: str = "edsr-baseline"
-    feature_extractor: str | None = None
+    feature_model: str = "edsr-baseline"
+    feature_checkpoint: str | None = None
     teacher: str | None = None
     teacher_model: str | None = None
     pretrain_steps: int = 10 * STUDENT_STEPS
@@ -83,9 +84,12 @@ class IDCConfig(MethodConfig):
     device: str = "auto"
     log_every: int = 10
     progress: bool = True
-    pretrain_cache: str | None = None
+    cache_dir: str | None = None
 
-    EXECUTION: ClassVar[tuple[str, ...]] = ("batch_instances", "backend", "device", "log_every", "progress", "pretrain_cache")
+    EXECUTION: ClassVar[tuple[str, ...]] = ("batch_instances", "backend", "device", "log_every", "progress", "cache_dir")
+    # old field name → new one (run folders written before the rename resume; the old flags warn)
+    RENAMED: ClassVar[dict[str, str]] = {"model": "feature_model", "feature_extractor": "feature_checkpoint",
+                                         "pretrain_cache": "cache_dir"}
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

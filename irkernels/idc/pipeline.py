@@ -66,31 +66,31 @@ def _pairs(instances: list[Instance]) -> PairSet:
 
 
 def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.device) -> Networks:
-    """Load the checkpoints given; when one is needed and not given, ``cfg.model`` trained on the
+    """Load the checkpoints given; when one is needed and not given, ``cfg.feature_model`` trained on the
     real patches of the training split (``pretrained_network``: cached by settings + data, so a
     restart, another run or another method on the same data reuses it), scored on the held-out
     split (``teacher_split``)."""
     need_fe = cfg.method in FEATURE_METHODS
     need_teacher = cfg.method in TEACHER_METHODS
     nets = Networks()
-    if need_fe and cfg.feature_extractor:
-        nets.feature_extractor = load_checkpoint(build_checked(cfg.model, cfg.scale), cfg.feature_extractor)
-        nets.info["feature_extractor"] = {"model": cfg.model, "checkpoint": os.path.abspath(cfg.feature_extractor)}
+    if need_fe and cfg.feature_checkpoint:
+        nets.feature_extractor = load_checkpoint(build_checked(cfg.feature_model, cfg.scale), cfg.feature_checkpoint)
+        nets.info["feature_extractor"] = {"model": cfg.feature_model, "checkpoint": os.path.abspath(cfg.feature_checkpoint)}
     if need_teacher and cfg.teacher:
-        name = cfg.teacher_model or cfg.model
+        name = cfg.teacher_model or cfg.feature_model
         nets.teacher = load_checkpoint(build_checked(name, cfg.scale), cfg.teacher)
         nets.info["teacher"] = {"model": name, "checkpoint": os.path.abspath(cfg.teacher)}
     if (need_fe and nets.feature_extractor is None) or (need_teacher and nets.teacher is None):
         train_part, val_part = teacher_split(instances, cfg.teacher_val)
-        pre = PretrainConfig(model=cfg.model, scale=cfg.scale, steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
+        pre = PretrainConfig(model=cfg.feature_model, scale=cfg.scale, steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
                              seed=cfg.seed, device=cfg.device, progress=cfg.progress)
         val = _pairs(val_part) if val_part else None
-        net, info = pretrained_network(pre, _pairs(train_part), cfg.pretrain_cache, val=val)
+        net, info = pretrained_network(pre, _pairs(train_part), cfg.cache_dir, val=val)
         info = {**info, "train_images": len(train_part), "val_images": [i.name for i in val_part]}
         if val is not None:  # the baseline the held-out PSNR is read against: bicubic on the same patches
             info["val_bicubic"] = patch_psnr(Baseline(cfg.scale), val, cfg.scale)
             ours, floor = info["val"]["psnr_y"], info["val_bicubic"]["psnr_y"]
-            line = (f"the pre-trained {cfg.model} scores {ours:.2f} dB PSNR-Y on {len(val_part)} held-out image(s), "
+            line = (f"the pre-trained {cfg.feature_model} scores {ours:.2f} dB PSNR-Y on {len(val_part)} held-out image(s), "
                     f"bicubic {floor:.2f} dB ({ours - floor:+.2f} dB)")
             if ours < floor:  # its HR targets would be worse than bicubic's: say so where it is made
                 log.warning("%s: BELOW bicubic; give it more --pretrain-steps or a trained --teacher", line)
@@ -201,10 +201,10 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     instances = make_instances(images, cfg)
     settings = {**cfg.settings(), "data": source, "images": [i.name for i in instances]}
     if rank == 0:  # rank 0 creates (or, with overwrite, clears) the folder before the others look at it
-        folder = RunFolder(out, settings, cfg.scale, overwrite=overwrite)
+        folder = RunFolder(out, settings, cfg.scale, overwrite=overwrite, renamed=IDCConfig.RENAMED)
     _barrier(world)
     if rank != 0:
-        folder = RunFolder(out, settings, cfg.scale)
+        folder = RunFolder(out, settings, cfg.scale, renamed=IDCConfig.RENAMED)
     nets = networks or prepare_networks(cfg, instances, device)
     mine = [inst for inst in instances[rank::world] if not folder.is_done(inst.name)]
     skipped = len(instances[rank::world]) - len(mine)
@@ -256,7 +256,7 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
 # held-out image, then a student trained on the condensed pairs and scored next to bicubic on a
 # photo the demo never condenses. ×4 with a 100-step teacher (the first demo) left both the teacher
 # (24.3 vs 27.3 dB) and the student of its `next:` command below bicubic; see docs/idc.md, "Demo".
-DEMO_CONFIG = dict(model="edsr-tiny", scale=2, ratio=0.1, lr_patch=16, lr_stride=16, iters=80, num_groups=8,
+DEMO_CONFIG = dict(feature_model="edsr-tiny", scale=2, ratio=0.1, lr_patch=16, lr_stride=16, iters=80, num_groups=8,
                    rlff_channels=64, num_freqs=512, resample_every=25, reassign_every=10, pretrain_steps=2000,
                    pretrain_batch=16, batch_instances=4, log_every=5)
 DEMO_STUDENT = dict(model="edsr-tiny", steps=1000, batch_size=16, lr=3e-4)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 
 from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, IDCConfig
-from .options import SCALES
+from .options import SCALES, add_renamed_flags, take_renamed_flags
 
 NAME, HELP = METHOD.name, METHOD.help
 
@@ -59,19 +59,19 @@ OPTIONS = {
         ("seed", "seed of everything random (default: %(default)s)"),
     ],
     "networks": [
-        ("model", "network to pre-train when no checkpoint is given, and the architecture of "
-                  "--feature-extractor (default: %(default)s)"),
-        ("feature_extractor", "checkpoint of the frozen feature extractor (.pth/.pt/.safetensors)"),
+        ("feature_model", "feature network to pre-train when no checkpoint is given, and the architecture of "
+                          "--feature-checkpoint (default: %(default)s)"),
+        ("feature_checkpoint", "checkpoint of the frozen feature network (.pth/.pt/.safetensors)"),
         ("teacher", "checkpoint of the teacher that up-samples the synthetic LR patches"),
-        ("teacher_model", "architecture of --teacher (default: --model)"),
+        ("teacher_model", "architecture of --teacher (default: --feature-model)"),
         ("pretrain_steps", "steps of the pre-training when a network is missing (default: %(default)s)"),
         ("pretrain_batch", "batch size of that pre-training (per rank) (default: %(default)s)"),
         ("teacher_val", "share of the images (last by name) held out from that pre-training to score it "
                         "(default: %(default)s)"),
         ("teacher_margin", "LR pixels of reflected context around each patch the teacher up-samples "
                            "(default: %(default)s)"),
-        ("pretrain_cache", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
-                           "~/.cache/irkernels/pretrained)"),
+        ("cache_dir", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
+                      "~/.cache/irkernels/pretrained)"),
     ],
     "execution": [
         ("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),
@@ -86,7 +86,7 @@ SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no Ã
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..models import MODEL_NAMES
 
-    choices = {"init": INITS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
+    choices = {"init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
                "backend": ("auto", "triton", "torch"), "scale": SCALES_IDC, "loss_scale": LOSS_SCALES,
                "regroup": REGROUPS}
     defaults = IDCConfig()
@@ -108,10 +108,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 kind = float
             g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=value, help=text,
                            choices=choices.get(name))
+    add_renamed_flags(p, IDCConfig.RENAMED)
 
 
 def config_from_args(args: argparse.Namespace) -> IDCConfig:
     """The ``IDCConfig`` of the parsed flags."""
+    take_renamed_flags(args, IDCConfig.RENAMED)
     fields = {name: getattr(args, name) for options in OPTIONS.values() for name, _ in options}
     return IDCConfig(method=args.method, progress=args.progress, amp=args.amp, **fields)
 

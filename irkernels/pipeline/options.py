@@ -64,3 +64,25 @@ def degradation_from_args(args: argparse.Namespace):
                              blur_sigma=args.blur_sigma, motion_length=args.motion_length,
                              motion_angle=args.motion_angle, jpeg_quality=args.jpeg_quality,
                              rain_density=args.rain_density, rain_length=args.rain_length, seed=args.seed)
+
+
+def add_renamed_flags(p: argparse.ArgumentParser, renamed: dict[str, str], types: dict[str, type] | None = None) -> None:
+    """Old flag names (``{old field: new field}``) that keep working for one release: each sets
+    ``renamed_<old>``, which :func:`take_renamed_flags` moves to the new field with a warning."""
+    g = p.add_argument_group("renamed (the old names work until the next release)")
+    for old, new in renamed.items():
+        g.add_argument("--" + old.replace("_", "-"), dest="renamed_" + old, type=(types or {}).get(old, str),
+                       help=f"deprecated: the old name of --{new.replace('_', '-')}")
+
+
+def take_renamed_flags(args: argparse.Namespace, renamed: dict[str, str]) -> None:
+    """Move every old-named flag given to its new field, logging one deprecation warning each."""
+    import logging
+
+    for old, new in renamed.items():
+        value = getattr(args, "renamed_" + old, None)
+        if value is not None:
+            logging.getLogger("irkernels").warning(
+                "--%s is deprecated and will be removed in the next release: use --%s",
+                old.replace("_", "-"), new.replace("_", "-"))
+            setattr(args, new, value)

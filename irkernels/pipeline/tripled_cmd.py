@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 
 from ..tripled.config import METHOD
+from .options import add_renamed_flags, take_renamed_flags
 
 NAME, HELP = METHOD.name, METHOD.help
-log = logging.getLogger(__name__)
+RENAMED = {"p": "ratio"}  # old flag → new one (works until the next release, with a warning)
 
 
 def _json_dict(text: str) -> dict:
@@ -45,8 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task", choices=sorted(TASKS), default=d.task, help="restoration task (default: %(default)s)")
     g.add_argument("--ratio", type=float, default=d.ratio,
                    help="fraction of images kept (TripleD's p), in (0, 1] (default: %(default)s)")
-    g.add_argument("--p", type=float, dest="p_deprecated",
-                   help="deprecated: the old name of --ratio, removed in the next release")
+
     g.add_argument("--out", default="runs/tripled", help="output run folder (default: %(default)s)")
     g.add_argument("--overwrite", action="store_true", help="replace a run folder made with other settings")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice (default: %(default)s)")
@@ -123,7 +122,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "top q %% (q shrinking to p) (default: %(default)s = off)")
     g.add_argument("--q-start", type=float, default=t.q_start, help="dynamic selection's first pool fraction (default: %(default)s)")
     g.add_argument("--q-schedule", choices=("linear", "cosine"), default=t.q_schedule,
-                   help="how q shrinks to p over the epochs (default: %(default)s)")
+                   help="how q shrinks to --ratio over the epochs (default: %(default)s)")
+    add_renamed_flags(p, RENAMED, {"p": float})
 
 
 def config_from_args(args: argparse.Namespace):
@@ -138,11 +138,8 @@ def config_from_args(args: argparse.Namespace):
                           steps=args.latent_steps, lr=args.latent_lr, batch_size=args.latent_batch, seed=args.seed)
     finetune = FinetuneConfig(steps=args.cnn_steps, lr=args.cnn_lr, channels=args.cnn_channels,
                               pixel_weight=args.pixel_weight, restoration_weight=args.restoration_weight, seed=args.seed)
-    if args.p_deprecated is not None:
-        log.warning("--p is deprecated and will be removed in the next release: use --ratio (the name idc and "
-                    "compare use)")
-    ratio = args.ratio if args.p_deprecated is None else args.p_deprecated
-    return TripleDConfig(task=args.task, ratio=ratio, backend=args.backend, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
+    take_renamed_flags(args, RENAMED)
+    return TripleDConfig(task=args.task, ratio=args.ratio, backend=args.backend, scorer=args.scorer, scorer_checkpoint=args.scorer_checkpoint,
                          scorer_cfg=scorer, scorer_images=args.scorer_images, score_batch=args.score_batch,
                          num_workers=args.workers, feature_model=args.feature_model,
                          feature_checkpoint=args.feature_checkpoint, pretrain_steps=args.pretrain_steps,
