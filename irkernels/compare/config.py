@@ -19,8 +19,11 @@ from ..tripled.config import TASKS as TRIPLED_TASKS
 # TripleD keeps whole images: "tripled" (the top-ratio images by complexity plus their distilled
 # crops) is compared with "random-images" (as many images drawn at random, the same p) and with its
 # two ablations; TRIPLED_SETS maps each TripleD row to the TripleDConfig fields it changes.
+# "tripled-selection" keeps the selected images alone (no distilled crops): TripleD's selection
+# against random-images with the same images' count, as random+teacher is IDC's control.
 TRIPLED_SETS: dict[str, dict[str, Any]] = {"tripled": {}, "tripled-no-latent": {"use_latent": False},
-                                           "tripled-no-cnn": {"use_cnn": False}}
+                                           "tripled-no-cnn": {"use_cnn": False},
+                                           "tripled-selection": {"use_latent": False, "use_cnn": False}}
 SETS = ("whole", "random", "herding", "kcenter", "random+teacher", "idc", "random-images", *TRIPLED_SETS)
 # rows without a student: the floor (bicubic up-sampling for SR, the degraded input itself for a
 # same-size task) and the teacher itself
