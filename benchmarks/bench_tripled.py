@@ -1,7 +1,7 @@
 """TripleD quality (the paper's sr4 / denoise25 comparison at our scale): a thin caller of
 ``python -m irkernels.pipeline compare`` that runs, for each ``--tasks`` entry, the sets ``whole
-random-images tripled tripled-no-latent tripled-no-cnn`` (TripleD at p = ``--ratio`` against as
-many random whole images, and its two ablations) into ``<--out>-<task>`` and files the table under
+random-images tripled-selection tripled tripled-no-latent tripled-no-cnn`` (TripleD at p =
+``--ratio`` against as many random whole images, its selection alone, and its two ablations) into ``<--out>-<task>`` and files the table under
 ``benchmarks/results/tripled_quality_<task>*`` (``_cpu`` without CUDA, labelled CPU-scale).
 
 Every other argument is ``compare``'s (``--preset``, ``--data``, ``--test``, ``--seeds``,
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import compare_argv, compare_results  # noqa: E402
 
-SETS = ["whole", "random-images", "tripled", "tripled-no-latent", "tripled-no-cnn"]
+SETS = ["whole", "random-images", "tripled-selection", "tripled", "tripled-no-latent", "tripled-no-cnn"]
 
 
 def main(argv: list[str] | None = None) -> None:
