@@ -1,6 +1,6 @@
 """Does condensation pay off on your data? Make each training set at one ratio (whole, random,
 herding, kcenter, random+teacher, idc; and for TripleD, which keeps whole images: random-images,
-tripled, tripled-no-latent, tripled-no-cnn), train the same student on each with the same budget and
+tripled-selection, tripled, tripled-no-latent, tripled-no-cnn), train the same student on each with the same budget and
 seeds, score a validation split held out from --data every --eval-every steps and the --test
 folders once, and write a table (mean ± std over seeds, RGB and Y PSNR/SSIM, bicubic and the
 teacher as rows), learning curves (curves.png), the steps each set needs to reach a target PSNR,
@@ -20,7 +20,7 @@ Examples:
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu --idc-tune iters=200 lr=0.02
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu --test Set5/ Set14/
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu \
-      --sets whole random-images tripled tripled-no-latent tripled-no-cnn
+      --sets whole random-images tripled-selection tripled tripled-no-latent tripled-no-cnn
 """
 from __future__ import annotations
 
