@@ -28,7 +28,7 @@ TOO_SMALL = {"train": "short side, below the 32 px", "eval": "s is 4x4: too smal
              "idc": "no image is at least 32x32", "tripled": "smaller than the synthetic crop size"}
 # the same missing file given where each command takes a checkpoint
 CHECKPOINT_FLAGS = {"train": ["--init"], "eval": ["--model", "edsr-tiny", "--checkpoint"],
-                    "idc": ["--method", "idc", "--teacher"], "tripled": ["--scorer", "vit", "--scorer-checkpoint"]}
+                    "idc": ["--method", "idc", "--teacher-checkpoint"], "tripled": ["--scorer", "vit", "--scorer-checkpoint"]}
 
 
 @pytest.fixture(scope="module")

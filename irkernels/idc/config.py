@@ -72,7 +72,7 @@ class IDCConfig(MethodConfig):
     # networks (feature extractor = teacher unless checkpoints say otherwise)
     feature_model: str = "edsr-baseline"
     feature_checkpoint: str | None = None
-    teacher: str | None = None
+    teacher_checkpoint: str | None = None
     teacher_model: str | None = None
     pretrain_steps: int = 10 * STUDENT_STEPS
     pretrain_batch: int = 16
@@ -89,7 +89,7 @@ class IDCConfig(MethodConfig):
     EXECUTION: ClassVar[tuple[str, ...]] = ("batch_instances", "backend", "device", "log_every", "progress", "cache_dir")
     # old field name → new one (run folders written before the rename resume; the old flags warn)
     RENAMED: ClassVar[dict[str, str]] = {"model": "feature_model", "feature_extractor": "feature_checkpoint",
-                                         "pretrain_cache": "cache_dir"}
+                                         "teacher": "teacher_checkpoint", "pretrain_cache": "cache_dir"}
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

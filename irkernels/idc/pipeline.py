@@ -76,10 +76,10 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
     if need_fe and cfg.feature_checkpoint:
         nets.feature_extractor = load_checkpoint(build_checked(cfg.feature_model, cfg.scale), cfg.feature_checkpoint)
         nets.info["feature_extractor"] = {"model": cfg.feature_model, "checkpoint": os.path.abspath(cfg.feature_checkpoint)}
-    if need_teacher and cfg.teacher:
+    if need_teacher and cfg.teacher_checkpoint:
         name = cfg.teacher_model or cfg.feature_model
-        nets.teacher = load_checkpoint(build_checked(name, cfg.scale), cfg.teacher)
-        nets.info["teacher"] = {"model": name, "checkpoint": os.path.abspath(cfg.teacher)}
+        nets.teacher = load_checkpoint(build_checked(name, cfg.scale), cfg.teacher_checkpoint)
+        nets.info["teacher"] = {"model": name, "checkpoint": os.path.abspath(cfg.teacher_checkpoint)}
     if (need_fe and nets.feature_extractor is None) or (need_teacher and nets.teacher is None):
         train_part, val_part = teacher_split(instances, cfg.teacher_val)
         pre = PretrainConfig(model=cfg.feature_model, scale=cfg.scale, steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
@@ -93,7 +93,7 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
             line = (f"the pre-trained {cfg.feature_model} scores {ours:.2f} dB PSNR-Y on {len(val_part)} held-out image(s), "
                     f"bicubic {floor:.2f} dB ({ours - floor:+.2f} dB)")
             if ours < floor:  # its HR targets would be worse than bicubic's: say so where it is made
-                log.warning("%s: BELOW bicubic; give it more --pretrain-steps or a trained --teacher", line)
+                log.warning("%s: BELOW bicubic; give it more --pretrain-steps or a trained --teacher-checkpoint", line)
             else:
                 log.info("%s", line)
         if need_fe and nets.feature_extractor is None:

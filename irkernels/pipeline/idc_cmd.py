@@ -3,15 +3,16 @@
 Per image: HR patches (--lr-patch × --scale, stride --lr-stride × --scale), bicubic LR, n = max(1,
 round(ratio·N)) synthetic LR patches optimised so that their RLFF features match the real patches'
 at the instance, group and pair level; a teacher network up-samples them into HR targets.
-Without --feature-extractor/--teacher, --model is first trained on the real patches (cached by
-settings and data under $IRKERNELS_CACHE/pretrained, or --pretrain-cache, and reused by later runs). Output: OUT/HR/, OUT/LR_bicubic/X{s}/ (BasicSR layout: `train --data OUT` reads
+Without --feature-checkpoint/--teacher-checkpoint, --feature-model is first trained on the real
+patches (cached by settings and data under $IRKERNELS_CACHE/pretrained, or --cache-dir, and reused by
+later runs). Output: OUT/HR/, OUT/LR_bicubic/X{s}/ (BasicSR layout: `train --data OUT` reads
 it), OUT/manifest.json, OUT/report.html. Re-running the same command resumes (finished images are
 skipped); torchrun shards the images across ranks.
 
 Examples:
   python -m irkernels.pipeline idc --data CBSD432/ --scale 4 --ratio 0.1 --iters 2000 --out runs/idc
-  python -m irkernels.pipeline idc --data DIV2K_HR/ --feature-extractor fe.pth --teacher t.pth \\
-      --model swinir-light --batch-instances 16 --out runs/idc-div2k
+  python -m irkernels.pipeline idc --data DIV2K_HR/ --feature-checkpoint fe.pth --teacher-checkpoint t.pth \\
+      --feature-model swinir-light --batch-instances 16 --out runs/idc-div2k
   python -m irkernels.pipeline idc --method herding --data CBSD432/ --out runs/herding
   torchrun --nproc-per-node 8 -m irkernels.pipeline idc --data DIV2K_HR/ --out runs/idc
 """
@@ -62,8 +63,8 @@ OPTIONS = {
         ("feature_model", "feature network to pre-train when no checkpoint is given, and the architecture of "
                           "--feature-checkpoint (default: %(default)s)"),
         ("feature_checkpoint", "checkpoint of the frozen feature network (.pth/.pt/.safetensors)"),
-        ("teacher", "checkpoint of the teacher that up-samples the synthetic LR patches"),
-        ("teacher_model", "architecture of --teacher (default: --feature-model)"),
+        ("teacher_checkpoint", "checkpoint of the teacher that up-samples the synthetic LR patches"),
+        ("teacher_model", "architecture of --teacher-checkpoint (default: --feature-model)"),
         ("pretrain_steps", "steps of the pre-training when a network is missing (default: %(default)s)"),
         ("pretrain_batch", "batch size of that pre-training (per rank) (default: %(default)s)"),
         ("teacher_val", "share of the images (last by name) held out from that pre-training to score it "
