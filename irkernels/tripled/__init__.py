@@ -9,7 +9,8 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(("TASKS", "FinetuneConfig", "LatentConfig", "ScorerConfig", "TrainSpec", "TripleDConfig"),
                     ".config"),
-    **dict.fromkeys(("TripleDResult", "run"), ".pipeline"),
+    "run": ".pipeline",
+    "TripleDResult": ".result",
     **dict.fromkeys(("train_dynamic", "train_on_output"), ".training"),
     **dict.fromkeys(("distribution_terms", "finetune_images", "gaussian_kl"), ".finetune"),
     **dict.fromkeys(("distill_latents", "load_vae", "tiny_autoencoder", "train_vae"), ".latent"),

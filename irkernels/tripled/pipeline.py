@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -30,7 +30,6 @@ from ..data.images import (Image, PairSet, PatchConfig, hold_out_last, list_imag
                            quantize, to_float, to_tensor)
 from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
-from ..methods import RunResult
 from ..ops.ncfd import cf_modulus
 from ..outputs import RunFolder
 from ..devices import resolve_device
@@ -38,6 +37,7 @@ from ..evaluate import baseline_network
 from ..pretrained import PretrainConfig, patch_psnr, pretrained_network
 from .config import TASKS, TripleDConfig, check_differentiable, task_types
 from .report import write_tripled_report
+from .result import TripleDResult
 from .features import FeatureTarget, feature_target
 from .finetune import distribution_terms, finetune_images
 from .items import LazyTensors, item_name, load_item
@@ -55,19 +55,6 @@ def differentiable_degradation(deg: DegradationConfig):
     through bicubic, noise, blur and rain; JPEG goes through PIL and has none)."""
     check_differentiable(deg)
     return lambda x: degrade(x, deg, _seeded(deg.seed, 11))
-
-
-@dataclass
-class TripleDResult(RunResult):
-    """``RunResult`` plus what training on the result needs: the input ``items`` (paths or
-    ``Image``), their ``names`` and complexity ``scores``, and the ``selected`` (index, type) pairs."""
-
-    items: list
-    names: list[str]
-    scores: np.ndarray
-    selected: list[tuple[int, str]]
-    folder: RunFolder
-    crops: torch.Tensor | None  # the crops the synthetic images started from (for the report)
 
 
 FEATURE_VAL = 0.05  # share of the images held out of the feature network's pre-training, as IDC's teacher_val

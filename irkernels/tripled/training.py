@@ -19,8 +19,8 @@ from ..outputs import atomic_write_json
 from ..train import train
 from .config import TrainSpec, TripleDConfig, task_types
 from .items import item_name, load_item
-from .pipeline import TripleDResult
 from .report import write_tripled_report
+from .result import TripleDResult
 from .selection import DynamicSampler, deal_to_types
 
 
