@@ -67,10 +67,15 @@ def degraded_pairs(images: list[Image], deg: DegradationConfig) -> list[tuple[st
     return out
 
 
+def stored_triples(pairs: list[tuple[Image, Image]]) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, lq, hq) uint8 triples of stored (LR, HR) image pairs, scored as they are."""
+    return [(hr.name, to_tensor(lr.pixels), to_tensor(hr.pixels)) for lr, hr in pairs]
+
+
 def folder_pairs(folder: str, deg: DegradationConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """A test set's (name, lq, hq) triples: stored pairs for a paired folder, else degraded HQ images."""
     if deg.kind == "bicubic" and is_paired_folder(folder):
-        return [(hr.name, to_tensor(lr.pixels), to_tensor(hr.pixels)) for lr, hr in load_paired_folder(folder, deg.scale)]
+        return stored_triples(load_paired_folder(folder, deg.scale))
     return degraded_pairs(load_folder(folder), deg)
 
 

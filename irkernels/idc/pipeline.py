@@ -273,7 +273,7 @@ def demo(out: str = "runs/idc-demo", max_images: int = 4, overwrite: bool = Fals
 
     from ..data import PatchConfig, load_paired_folder, make_pairs_from_paired
     from ..data.config import DegradationConfig
-    from ..evaluate import baseline_network, degraded_pairs, evaluate_images, versus_baseline
+    from ..evaluate import EvalConfig, baseline_network, evaluate, versus_baseline
     from ..models import build_model
     from ..train import TrainConfig, train
 
@@ -299,9 +299,8 @@ def demo(out: str = "runs/idc-demo", max_images: int = 4, overwrite: bool = Fals
     trained = train(student, pairs, TrainConfig(out_dir=student_dir, seed=0, device=cfg.device,
                                                 progress=cfg.progress, **spec))
     deg = DegradationConfig("bicubic", scale=cfg.scale)
-    triples, device = degraded_pairs(photos[-1:], deg), resolve_device(cfg.device)
-    scores = [{"sets": {photos[-1].name: evaluate_images(net, triples, cfg.scale, device)}}
-              for net in (student.eval(), baseline_network(deg)[1])]
+    ev = EvalConfig(sets=[], degradation=deg, device=cfg.device)
+    scores = [evaluate(net, ev, {photos[-1].name: photos[-1:]}) for net in (student, baseline_network(deg)[1])]
     print(f"student: {DEMO_STUDENT['model']} trained {DEMO_STUDENT['steps']} steps on the {len(pairs)} condensed "
           f"pairs ({trained.model_path})")
     print("\n".join(versus_baseline(DEMO_STUDENT["model"], scores[0], scores[1], "bicubic")))

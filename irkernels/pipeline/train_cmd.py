@@ -130,10 +130,9 @@ def run(args: argparse.Namespace) -> int:
                         make_pairs_from_paired, sample_images)
     from dataclasses import replace
 
-    from ..data import to_tensor
     from ..devices import dist_info, resolve_device
     from ..evaluate import (EvalConfig, baseline_network, degraded_pairs, evaluate, evaluate_images, format_table,
-                            versus_baseline)
+                            stored_triples, versus_baseline)
     from ..outputs import atomic_write_json
     from ..models import build_model, load_checkpoint, model_scale
     from ..train import TrainConfig, train
@@ -189,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(res))
         scores = (res, evaluate(floor, replace(ev, json_path=None)))
     elif held_out:
-        triples = ([(hr.name, to_tensor(lr.pixels), to_tensor(hr.pixels)) for lr, hr in held_out] if paired
-                   else degraded_pairs(held_out, deg))
+        triples = stored_triples(held_out) if paired else degraded_pairs(held_out, deg)
         crop = deg.scale if deg.kind == "bicubic" else 0
         device = resolve_device(args.device)
         scores = tuple({"sets": {"held-out": evaluate_images(run, triples, crop, device)}}
