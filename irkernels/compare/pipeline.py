@@ -40,8 +40,7 @@ from ..data import (Image, PairSet, PatchConfig, degrade, load_folder, load_pair
 from ..devices import resolve_device
 from ..evaluate import METRICS, baseline_network, degraded_pairs, evaluate_images, folder_pairs
 from ..idc.config import IDCConfig
-from ..data.images import patch_origins
-from ..idc.instances import Instance, instance_seed, make_instances
+from ..idc.instances import Instance, cut_instance, instance_seed, make_instances
 from ..idc.pipeline import Networks, relabel, run as run_idc, select
 from ..models import build_model, load_checkpoint
 from ..outputs import atomic_write_json, made_by, settings_diff
@@ -197,9 +196,7 @@ def task_instances(cfg: CompareConfig, images: Sequence[Image]) -> list[Instance
             continue
         hq = to_tensor(im.pixels)
         lq = quantize(degrade(to_float(hq), deg, torch.Generator().manual_seed(instance_seed(deg.seed, im.name))))
-        origins = patch_origins(hq.shape[1], hq.shape[2], side, stride, im.name)
-        out.append(Instance(im.name, torch.stack([hq[:, y:y + side, x:x + side] for y, x in origins]),
-                            torch.stack([lq[:, y:y + side, x:x + side] for y, x in origins]), origins))
+        out.append(cut_instance(im.name, hq, lq, 1, side, stride))
     if not out:
         raise ValueError(f"lr_patch: no training image is at least {side}x{side} pixels")
     return out

@@ -35,14 +35,19 @@ def instance_seed(seed: int, name: str) -> int:
 def make_instance(image: Image, cfg: IDCConfig) -> Instance:
     """Mod-crop, bicubic-downsample the whole image once (MATLAB-style; so the patches' borders are
     the benchmark's), quantise to uint8 as a stored LR image would be, and crop both grids."""
-    hr_img = modcrop(image.pixels, cfg.scale)
-    origins = patch_origins(hr_img.shape[0], hr_img.shape[1], cfg.hr_patch, cfg.hr_stride, image.name)
-    hr = to_tensor(hr_img)
-    lr = quantize(bicubic_downsample(to_float(hr), cfg.scale))
-    s, ph, pl = cfg.scale, cfg.hr_patch, cfg.lr_patch
-    hr_p = torch.stack([hr[:, y:y + ph, x:x + ph] for y, x in origins])
-    lr_p = torch.stack([lr[:, y // s:y // s + pl, x // s:x // s + pl] for y, x in origins])
-    return Instance(image.name, hr_p, lr_p, origins)
+    hr = to_tensor(modcrop(image.pixels, cfg.scale))
+    return cut_instance(image.name, hr, quantize(bicubic_downsample(to_float(hr), cfg.scale)), cfg.scale,
+                        cfg.hr_patch, cfg.hr_stride)
+
+
+def cut_instance(name: str, hr: torch.Tensor, lr: torch.Tensor, scale: int, hr_patch: int, hr_stride: int) -> Instance:
+    """The aligned patches of one image pair ``hr (3, H, W)`` / ``lr (3, H/s, W/s)`` uint8 on the
+    HR grid of ``hr_patch`` at ``hr_stride`` (``patch_origins``), the LR ones at ``1/scale``."""
+    origins = patch_origins(hr.shape[1], hr.shape[2], hr_patch, hr_stride, name)
+    pl = hr_patch // scale
+    hr_p = torch.stack([hr[:, y:y + hr_patch, x:x + hr_patch] for y, x in origins])
+    lr_p = torch.stack([lr[:, y // scale:y // scale + pl, x // scale:x // scale + pl] for y, x in origins])
+    return Instance(name, hr_p, lr_p, origins)
 
 
 def make_instances(images: list[Image], cfg: IDCConfig) -> list[Instance]:
