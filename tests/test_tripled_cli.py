@@ -142,7 +142,6 @@ def test_allinone_balance_and_training(folder, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--ratio", "0"], "ratio must be a fraction"),
     (["--ratio", "1.5"], "ratio must be a fraction"),
-    (["--syn-size", "64"], "smaller than the synthetic crop size"),
     (["--syn-size", "30"], "multiple of the scale 4"),
     (["--pretrain-steps", "0"], "pretrain_steps"),
 ])
@@ -154,8 +153,11 @@ def test_bad_inputs_give_clear_errors(folder, tmp_path, extra, message):
 @pytest.mark.parametrize("extra, message", [
     (["--vae", "missing/"], "--vae must be a local diffusers folder"),
     (["--feature-checkpoint", "missing.safetensors"], "--feature-checkpoint 'missing.safetensors' does not exist"),
+    (["--syn-size", "64"], r"smaller than the synthetic crop size 64x64: pass --syn-size \d+ or less"),
 ])
 def test_missing_files_are_named_before_any_work(folder, tmp_path, extra, message):
+    """Missing files and images too small for --syn-size (read from the headers) end the run before
+    the run folder, the scoring or the pre-training."""
     with pytest.raises(SystemExit, match=message):
         main(["tripled", "--data", str(folder), "--out", str(tmp_path / "o"), "--scorer", "entropy", *TINY, *extra])
     assert not (tmp_path / "o").exists()  # no run folder, no scoring, no pre-training

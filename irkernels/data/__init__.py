@@ -8,7 +8,7 @@ _EXPORTS = {
                      "imresize", "jpeg", "motion_blur", "motion_kernel", "rain_streaks"), ".degrade"),
     **dict.fromkeys(("Image", "PairSet", "crop_patches", "hold_out_last", "is_paired_folder", "list_images", "load_folder",
                      "load_paired_folder", "make_pairs", "make_pairs_from_paired", "modcrop", "quantize",
-                     "read_image", "to_float", "to_tensor"), ".images"),
+                     "read_image", "read_size", "to_float", "to_tensor"), ".images"),
     "sample_images": ".samples",
 }
 __all__ = sorted(_EXPORTS)

@@ -58,6 +58,14 @@ def read_image(path: str) -> np.ndarray:
         return to_rgb_uint8(np.asarray(im.convert("RGB")), os.path.basename(path))
 
 
+def read_size(path: str) -> tuple[int, int]:
+    """``(H, W)`` of the image at ``path``, from its header only (no pixels decoded)."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as im:
+        return im.height, im.width
+
+
 def list_images(folder: str) -> list[str]:
     """Sorted image paths directly inside ``folder``; ``ValueError`` if it is missing or holds none."""
     if not os.path.isdir(folder):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..data.images import Image, modcrop, read_image, to_float, to_tensor
+from ..data.images import Image, modcrop, read_image, read_size, to_float, to_tensor
 
 
 class LazyTensors:
@@ -32,3 +32,8 @@ def item_name(item: str | Image) -> str:
 
 def load_item(item: str | Image) -> Image:
     return item if isinstance(item, Image) else Image(item_name(item), read_image(item))
+
+
+def item_size(item: str | Image) -> tuple[int, int]:
+    """``(H, W)`` of an input, a path's from its header (cheap on a DIV2K-size folder)."""
+    return item.pixels.shape[:2] if isinstance(item, Image) else read_size(item)

@@ -40,7 +40,7 @@ from .report import write_tripled_report
 from .result import TripleDResult
 from .features import FeatureTarget, feature_target
 from .finetune import distribution_terms, finetune_images
-from .items import LazyTensors, item_name, load_item
+from .items import LazyTensors, item_name, item_size, load_item
 from .latent import (decode, distill_latents, encode, load_vae, matching_loss, random_crops, reconstruction_psnr,
                      tiny_autoencoder, train_vae, vae_factor, vae_subfolder)
 from .scoring import (ComplexityScorer, entropy_scores, load_scorer, random_crop_batch, save_scorer, score_images,
@@ -345,6 +345,18 @@ def check_paths(cfg: TripleDConfig) -> None:
             raise FileNotFoundError(f"{flag} {path!r} does not exist")
 
 
+def check_sizes(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig) -> None:
+    """Every input can give a ``syn_size``² synthetic crop, checked from the headers before any work
+    (the first selected image too small used to fail only after scoring)."""
+    if not (cfg.use_latent or cfg.use_cnn):
+        return
+    sizes = {item_name(i): item_size(i) for i in items}
+    name, (h, w) = min(sizes.items(), key=lambda kv: min(kv[1]))
+    if min(h, w) < cfg.syn_size:
+        raise ValueError(f"image {name!r} is {w}x{h}, smaller than the synthetic crop size {cfg.syn_size}x{cfg.syn_size}: "
+                         f"pass --syn-size {min(h, w) - min(h, w) % cfg.scale} or less, or remove the image")
+
+
 def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
         overwrite: bool = False, feature_net: tuple[torch.nn.Module, dict] | None = None) -> TripleDResult:
     """Run TripleD on ``images`` / the images of folder ``data`` / the embedded photos into ``out``;
@@ -358,6 +370,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
         items = list_images(data) if data else sample_images()
         if data:
             load_folder(data, max_images=1)  # a clear error now if nothing is readable
+    check_sizes(items, cfg)
     types = task_types(cfg.task)
     folder = RunFolder(out, run_settings(cfg, data, images), cfg.scale, overwrite=overwrite, renamed={"p": "ratio"})
     finished_before = len(folder.done_units())
