@@ -12,8 +12,7 @@ pay for importing torch and Triton.
 from __future__ import annotations
 
 from ._lazy import lazy_exports
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it
 _EXPORTS = {

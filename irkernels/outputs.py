@@ -103,7 +103,7 @@ def png_bytes(img: torch.Tensor | np.ndarray) -> bytes:
 
 def versions() -> dict[str, str]:
     """Versions of what produced a run (recorded in manifests and results)."""
-    from . import __version__
+    from ._version import __version__
 
     out = {"irkernels": __version__, "torch": torch.__version__, "numpy": np.__version__,
            "python": platform.python_version()}

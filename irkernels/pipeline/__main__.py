@@ -42,7 +42,7 @@ class CommandFailed(SystemExit):
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The parser and its sub-parsers by name. ``only``: build the arguments of that command alone
     (``""``: of none; listing the commands in ``--help`` needs just their ``NAME`` and ``HELP``)."""
-    from irkernels import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="Restoration data, training, evaluation and dataset condensation. "
