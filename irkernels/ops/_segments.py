@@ -27,15 +27,17 @@ _SIZES_SEEN_MAX = 64
 
 
 @dataclass(frozen=True)
-class Segments:
-    """A packed batch: ``points (P, D)``, ``offsets (B+1,)`` int64 on the points' device, the
-    per-instance sizes on the host, and how to give results back in the caller's layout."""
+class Packing:
+    """How packed rows split into instances, instance after instance: ``offsets (B+1,)`` int64 on
+    the rows' device, the per-instance ``sizes`` on the host, and the instance of every row."""
 
-    points: torch.Tensor
     offsets: torch.Tensor
     sizes: tuple[int, ...]
-    layout: str  # "single" | "padded" | "packed"
-    padded_len: int = 0  # N of a (B, N, D) input
+
+    @classmethod
+    def of(cls, sizes: tuple[int, ...], device: torch.device) -> Packing:
+        sizes = tuple(int(n) for n in sizes)
+        return cls(device_offsets(sizes, device), sizes)
 
     @property
     def num_instances(self) -> int:
@@ -56,11 +58,21 @@ class Segments:
         host-to-device copy, no sync); computed once per batch."""
         ids = self.__dict__.get("_instance_ids")
         if ids is None:
-            dev = self.points.device
+            dev = self.offsets.device
             ids = torch.repeat_interleave(torch.arange(len(self.sizes), device=dev), self.offsets.diff(),
-                                          output_size=self.points.shape[0])
+                                          output_size=sum(self.sizes))
             object.__setattr__(self, "_instance_ids", ids)  # frozen dataclass: a private cache
         return ids
+
+
+@dataclass(frozen=True, kw_only=True)
+class Segments(Packing):
+    """A packed batch of points: ``points (P, D)`` with the ``Packing`` of its instances, and how to
+    give results back in the caller's layout."""
+
+    points: torch.Tensor
+    layout: str = "packed"  # "single" | "padded" | "packed"
+    padded_len: int = 0  # N of a (B, N, D) input
 
     def unpack_rows(self, values: torch.Tensor, fill: float | int) -> torch.Tensor:
         """Per-row results ``(P, ...)`` back in the caller's layout (padding rows get ``fill``)."""
@@ -119,7 +131,7 @@ def pack(x: object, *, offsets: torch.Tensor | None = None, lengths: torch.Tenso
         # (traced under torch.compile, where the offsets become a graph constant instead)
         make = device_offsets.__wrapped__ if torch.compiler.is_compiling() else device_offsets
         offs = make(tuple(sizes), x.device)
-    return Segments(points, offs, tuple(sizes), layout, padded_len)
+    return Segments(offs, tuple(sizes), points=points, layout=layout, padded_len=padded_len)
 
 
 def _packed_sizes(offsets: torch.Tensor, total: int) -> tuple[int, ...]:

@@ -475,7 +475,7 @@ def _init_sample(seg: Segments, k: int, generator: torch.Generator) -> Segments:
     sizes = tuple(min(n, m) for n in seg.sizes)
     offsets = torch.tensor((0,) + tuple(torch.tensor(sizes).cumsum(0).tolist()), device=seg.points.device)
     points = seg.points[torch.cat(picks).to(seg.points.device)]
-    return Segments(points, offsets, sizes, "packed")
+    return Segments(offsets, sizes, points=points)
 
 
 def _initial_centroids(init, seg: Segments, k: int, n_init: int, seed: int, dtype: torch.dtype,
@@ -523,7 +523,7 @@ def _kmeans_assign(points: torch.Tensor, centroids: torch.Tensor, sizes: list[in
         _launch_assign(points, centroids.to(torch.float32).contiguous(), active, plan, labels, min_dist, part_inertia,
                        dot_precision(precision, torch.float32))
         return labels, min_dist
-    seg = Segments(points, device_offsets(sizes, dev), sizes, "packed")
+    seg = Segments(device_offsets(sizes, dev), sizes, points=points)
     dtype = compute_dtype(points.dtype)
     min_dist, labels = sq_dists_to_sets(seg, centroids.to(dtype)).min(dim=1)
     return labels, min_dist
