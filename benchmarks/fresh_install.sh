@@ -16,6 +16,11 @@ git -C "$repo" archive HEAD | tar -x -C "$work" --one-top-level=src || exit 1
 cd "$work/src" || exit 1
 unset PIP_FIND_LINKS PIP_CONSTRAINT PIP_EXTRA_INDEX_URL PIP_INDEX_URL
 export PIP_CONFIG_FILE=/dev/null PIP_NO_CACHE_DIR=1  # as on a machine that never downloaded torch
+# a new user's home: no pre-trained networks cached from earlier runs (~/.cache/irkernels), no
+# matplotlib or Triton caches
+export HOME=$work/home XDG_CACHE_HOME=$work/home/.cache
+unset IRKERNELS_CACHE TRITON_CACHE_DIR
+mkdir -p "$HOME"
 python3 -m venv "$work/venv" && . "$work/venv/bin/activate" || exit 1
 
 # timed NAME CMD: run CMD (a shell line), append NAME, exit status, seconds, load before/after to the rows
@@ -28,7 +33,7 @@ timed() {
     rc=$?
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rc" "$(echo "$(date +%s.%N) - $start" | bc)" "$load0" \
         "$(cut -d' ' -f1 /proc/loadavg)" "$line" >> "$rows"
-    tail -3 "$work/$name.log"
+    tr "\r" "\n" < "$work/$name.log" | grep -v "^$" | tail -3
 }
 
 timed install "pip install ."
