@@ -1,8 +1,11 @@
 """The trainer's and the evaluation's settings, importable without torch so that the CLI builds its
-flags from their defaults fast; ``irkernels.train`` and ``irkernels.evaluate`` use and re-export them."""
+flags from their defaults fast; ``irkernels.train`` and ``irkernels.evaluate`` use and re-export them.
+``path_value`` / ``with_paths``: a nested setting named by its dotted path (``latent.steps``), the
+one way the CLI and ``compare`` set them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .data.config import DegradationConfig
 
@@ -53,3 +56,28 @@ class EvalConfig:
     crop_border: int | None = None
     device: str = "auto"
     json_path: str | None = None
+
+
+def path_value(config: Any, path: str) -> Any:
+    """The value of the field at dotted ``path`` of a (nested) dataclass: ``latent.steps``."""
+    for name in path.split("."):
+        config = getattr(config, name)
+    return config
+
+
+def with_paths(config: Any, values: dict[str, Any], _within: str = "") -> Any:
+    """A copy of dataclass ``config`` with each dotted path of ``values`` set (``{"ratio": 0.1,
+    "latent.steps": 3}``), nested configs copied too; every changed level is validated again by its
+    ``__post_init__``. ``TypeError`` naming the path when a field does not exist."""
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in values.items():
+        name, _, rest = path.partition(".")
+        if not hasattr(config, name):
+            raise TypeError(f"{type(config).__name__} has no field {name!r} (in {_within + path!r})")
+        if rest:
+            nested.setdefault(name, {})[rest] = value
+        else:
+            top[name] = value
+    top.update({name: with_paths(getattr(config, name), inner, f"{_within}{name}.") for name, inner in nested.items()})
+    return replace(config, **top) if top else config

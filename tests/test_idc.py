@@ -47,16 +47,20 @@ def test_run_keeps_no_state_in_the_condenser(photos, nets):
 
 def test_loop_reduces_each_loss(photos, nets):
     # one draw of rows/frequencies and one assignment of every patch: the three losses are then
-    # fixed functions of the pixels and each must go down
-    cfg = tiny_cfg(iters=40, warmup=0.0, assigning=0.0, resample_every=1000, reassign_every=1000, lr=0.02,
-                   loss_scale="none")  # unscaled: each term on its own must descend
-    inst = make_instances(photos[:2], cfg)
-    results = Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(inst, 3)
-    for res in results:
-        first, last = res.history[0], res.history[-1]
-        assert (first > 0).all(), first
-        assert (last < 0.9 * first).all(), (first, last)
-        assert res.synthetic.min() >= 0 and res.synthetic.max() <= 1
+    # fixed functions of the pixels, and Adam on their (unscaled) sum brings each one down. Not every
+    # term in every run: one draw out of 12 instance-runs (seeds 0-5) raised L_pair 1.34x while the
+    # sum fell, so the claim is on the median over 4 seeds × 2 images (measured 0.78, 0.78, 0.69).
+    ratios = []
+    for seed in range(4):
+        cfg = tiny_cfg(iters=40, warmup=0.0, assigning=0.0, resample_every=1000, reassign_every=1000, lr=0.02,
+                       loss_scale="none", seed=seed)
+        for res in Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(make_instances(photos[:2], cfg), 3):
+            first, last = res.history[0], res.history[-1]
+            assert (first > 0).all(), first
+            assert res.synthetic.min() >= 0 and res.synthetic.max() <= 1
+            ratios.append(last / first)
+    median = torch.stack(ratios).median(dim=0).values
+    assert (median < 0.9).all(), median
 
 
 def test_batched_equals_one_at_a_time(photos, nets):

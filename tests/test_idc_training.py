@@ -89,14 +89,18 @@ def test_group_stability_counts_renamed_groups_as_kept():
 
 
 def test_warm_regroup_keeps_more_patches_in_their_group(photos, net):
-    keep = {}
-    for mode in ("warm", "fresh"):
-        cfg = tiny_cfg(iters=40, resample_every=8, reassign_every=4, lr=0.02, regroup=mode)
-        res = Condenser(net, cfg, torch.device("cpu")).run(make_instances(photos[:2], cfg), 3)
-        assert all(r.group_keep["redraws"] == 4 for r in res)
-        keep[mode] = [r.group_keep for r in res]
-    for warm, fresh in zip(keep["warm"], keep["fresh"]):
-        assert warm["real"] > fresh["real"] + 0.05, (warm, fresh)
+    # a statistical claim, so over 4 seeds × 2 images: warm kept 0.73 of the real patches in their
+    # group on average, fresh 0.67 (seeds 0-3; 0.78 vs 0.68 over seeds 0-5), though not in every run
+    keep: dict[str, list] = {"warm": [], "fresh": []}
+    for seed in range(4):
+        for mode in keep:
+            cfg = tiny_cfg(iters=40, resample_every=8, reassign_every=4, lr=0.02, regroup=mode, seed=seed)
+            res = Condenser(net, cfg, torch.device("cpu")).run(make_instances(photos[:2], cfg), 3)
+            assert all(r.group_keep["redraws"] == 4 for r in res)
+            keep[mode] += [r.group_keep for r in res]
+    mean = {mode: sum(k["real"] for k in ks) / len(ks) for mode, ks in keep.items()}
+    assert mean["warm"] > mean["fresh"] + 0.03, mean
+    for warm in keep["warm"]:
         assert warm["real_same_id"] >= warm["real"] - 0.1  # warm: the groups keep their names too
 
 

@@ -29,22 +29,23 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..configs import TrainConfig
+from ..configs import TrainConfig, with_paths
 from ..data import (Image, PairSet, PatchConfig, degrade, load_folder, load_paired_folder, make_pairs_from_paired,
                     quantize, sample_images, to_float, to_tensor)
 from ..devices import resolve_device
 from ..evaluate import METRICS, baseline_network, degraded_pairs, evaluate_images, folder_pairs
 from ..idc.config import IDCConfig
-from ..idc.instances import Instance, cut_instance, instance_seed, make_instances
+from ..idc.instances import Instance, cut_instance, make_instances
 from ..idc.pipeline import Networks, relabel, run as run_idc, select
 from ..models import build_model, load_checkpoint
 from ..outputs import atomic_write_json, made_by, settings_diff
 from ..pretrained import PretrainConfig, pretrained_network
+from ..seeds import seeded_generator
 from ..train import train
 from ..tripled.config import TripleDConfig
 from ..tripled.pipeline import run as run_tripled
@@ -104,18 +105,9 @@ def tripled_config(cfg: CompareConfig, kind: str, seed: int) -> TripleDConfig:
     """The ``TripleDConfig`` of a TripleD set: task ``sr<scale>``, the comparison's ratio, the teacher's
     architecture as feature network, ``cfg.tripled`` (a step's field as ``step.field``, e.g.
     ``finetune.steps``), then the set's ablation."""
-    top: dict = {}
-    steps: dict[str, dict] = {}
-    for key, value in {**cfg.tripled, **TRIPLED_SETS[kind]}.items():
-        step, _, name = key.partition(".")
-        if name:
-            steps.setdefault(step, {})[name] = value
-        else:
-            top[key] = value
-    defaults = TripleDConfig()
-    top.update({step: replace(getattr(defaults, step), **values) for step, values in steps.items()})
-    return TripleDConfig(task=cfg.tripled_task(), ratio=cfg.ratio, feature_model=cfg.teacher_model, seed=seed,
-                         device=cfg.device, progress=cfg.progress, **top)
+    own = {"task": cfg.tripled_task(), "ratio": cfg.ratio, "feature_model": cfg.teacher_model, "seed": seed,
+           "device": cfg.device, "progress": cfg.progress}
+    return with_paths(TripleDConfig(), {**own, **cfg.tripled, **TRIPLED_SETS[kind]})
 
 
 def random_images(instances: Sequence[Instance], ratio: float, seed: int) -> list[Instance]:
@@ -195,7 +187,7 @@ def task_instances(cfg: CompareConfig, images: Sequence[Image]) -> list[Instance
         if min(im.pixels.shape[:2]) < side:
             continue
         hq = to_tensor(im.pixels)
-        lq = quantize(degrade(to_float(hq), deg, torch.Generator().manual_seed(instance_seed(deg.seed, im.name))))
+        lq = quantize(degrade(to_float(hq), deg, seeded_generator(deg.seed, im.name)))
         out.append(cut_instance(im.name, hq, lq, 1, side, stride))
     if not out:
         raise ValueError(f"lr_patch: no training image is at least {side}x{side} pixels")

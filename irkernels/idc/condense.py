@@ -33,10 +33,11 @@ from ..ops.grouping import assign_with_quotas, nearest_in_group
 from ..ops.kmeans import kmeans
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats, sample_frequencies
 from ..ops.rlff import reference_stats, rlff, sample_rows
-from ..ops._segments import device_offsets
+from ..ops._segments import Packing
 from ..ops.utils import cdiv
+from ..seeds import derive_seed, seeded_generator
 from .config import IDCConfig
-from .instances import Instance, instance_seed
+from .instances import Instance
 
 LOSS_NAMES = ("ins", "group", "pair")
 
@@ -121,16 +122,14 @@ class _Batch:
     that say which instance every image and patch belongs to (packed: instance after instance)."""
 
     k: int  # groups per instance
-    seeds: list[int]  # per instance (``instance_seed``)
+    seeds: list[int]  # per instance: ``derive_seed(run seed, image name)``
     n_syn: list[int]  # synthetic patches per instance
     feats: torch.Tensor  # (ΣN, C, h', w') real features, each instance normalised with its own statistics
     unit: tuple[torch.Tensor, torch.Tensor]  # (C,) mean and std given to RLFF as its "stats"
     syn_mean: torch.Tensor  # (Σn, C, 1, 1) the reference mean of each synthetic image's instance
     syn_inv_std: torch.Tensor  # (Σn, C, 1, 1) 1 / its reference std
-    real_patch_offsets: torch.Tensor  # (B+1,) where each instance's RLFF patches start (ΣN·tiles in all)
-    real_patch_inst: torch.Tensor  # (ΣN·tiles,) instance of every real RLFF patch
-    syn_patch_offsets: torch.Tensor  # (B+1,)
-    syn_patch_inst: torch.Tensor  # (Σn·tiles,)
+    real_patches: Packing  # the real RLFF patches: N·tiles per instance
+    syn_patches: Packing  # the synthetic ones: n·tiles per instance
 
     @property
     def b(self) -> int:
@@ -201,7 +200,7 @@ class Condenser:
         opt = torch.optim.Adam([y], lr=cfg.lr)
         weights = torch.tensor([cfg.w_ins, cfg.w_group, cfg.w_pair], device=dev)
 
-        unassigned = torch.full((len(batch.syn_patch_inst),), -1, dtype=torch.long, device=dev)
+        unassigned = torch.full((len(batch.syn_patches.instance_ids),), -1, dtype=torch.long, device=dev)
         groups = self._grouping(batch, unassigned, unassigned)
         scales = torch.ones(b, 3, device=dev)
         started = torch.zeros(b, 3, dtype=torch.bool, device=dev)
@@ -223,7 +222,7 @@ class Condenser:
                     previous = real
                     real = self._real_side(batch, step // cfg.resample_every, previous)
                     if previous is not None:
-                        real_cont.append(_contingency(batch.real_patch_inst, previous.labels, real.labels, b, k))
+                        real_cont.append(_contingency(batch.real_patches.instance_ids, previous.labels, real.labels, b, k))
                         syn_cont.append(None)
                     if bar is not None and history:  # re-draws sync anyway: show the losses then
                         bar.set_postfix({n: f"{v:.4f}" for n, v in zip(LOSS_NAMES, history[-1].mean(0).tolist())})
@@ -231,7 +230,7 @@ class Condenser:
                 if step >= warmup and (regroup or (step - warmup) % cfg.reassign_every == 0):
                     new = self._reassign(batch, syn.detach(), real, cfg.assigned_fraction(step))
                     if regroup and real_cont and step > warmup:
-                        syn_cont[-1] = _contingency(batch.syn_patch_inst, groups.labels, new.labels, b, k)
+                        syn_cont[-1] = _contingency(batch.syn_patches.instance_ids, groups.labels, new.labels, b, k)
                     groups = new
                 losses = self._losses(batch, syn, real, groups)  # (B, 3)
                 if cfg.loss_scale == "phase-start":
@@ -270,17 +269,14 @@ class Condenser:
         # features are already normalised; RLFF's "stats" only rescale so that each RLFF channel (a sum
         # of c·k² unit-variance terms with cos/sin weights) has about unit variance
         rms = (c * cfg.rlff_kernel ** 2 / 2) ** 0.5
-        img_inst_syn = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(n_syn, device=dev))
+        img_inst_syn = Packing.of(n_syn, dev).instance_ids  # instance of every synthetic image
         return _Batch(
-            k=k, seeds=[instance_seed(cfg.seed, inst.name) for inst in instances], n_syn=n_syn, feats=feats,
+            k=k, seeds=[derive_seed(cfg.seed, inst.name) for inst in instances], n_syn=n_syn, feats=feats,
             unit=(torch.zeros(c, device=dev), torch.full((c,), rms, device=dev)),
             syn_mean=torch.stack(means)[img_inst_syn][:, :, None, None],
             syn_inv_std=1.0 / torch.stack(stds)[img_inst_syn][:, :, None, None],
-            real_patch_offsets=device_offsets(tuple(n * tiles for n in n_real), dev),
-            real_patch_inst=torch.repeat_interleave(torch.arange(b, device=dev),
-                                                    torch.tensor(n_real, device=dev) * tiles),
-            syn_patch_offsets=device_offsets(tuple(n * tiles for n in n_syn), dev),
-            syn_patch_inst=img_inst_syn.repeat_interleave(tiles))
+            real_patches=Packing.of([n * tiles for n in n_real], dev),
+            syn_patches=Packing.of([n * tiles for n in n_syn], dev))
 
     def init_synthetic(self, instances: list[Instance], n_syn: list[int],
                        seeds: list[int]) -> tuple[torch.Tensor, list[list[int] | None]]:
@@ -304,11 +300,11 @@ class Condenser:
         """Re-draw ``draw``: RLFF rows and frequencies, the real RLFF patches, their k-means groups
         (warm-started from ``previous`` under ``regroup="warm"``) and per-group statistics."""
         cfg, dev = self.cfg, self.device
-        b, k, offs, inst = batch.b, batch.k, batch.real_patch_offsets, batch.real_patch_inst
+        b, k, offs, inst = batch.b, batch.k, batch.real_patches.offsets, batch.real_patches.instance_ids
         c = batch.feats.shape[1]
-        draw_seed = cfg.seed * 7919 + draw  # the same draw for every instance: batch-independent
+        draw_seed = derive_seed(cfg.seed, "draw", draw)  # the same draw for every instance: batch-independent
         rows = sample_rows(c, cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
-        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=torch.Generator().manual_seed(draw_seed),
+        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=seeded_generator(draw_seed),
                                device=dev) * cfg.frequency_std()
         patches = rlff(batch.feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels,
                        patch_size=cfg.rlff_patch, rows=rows, stats=batch.unit, backend=cfg.backend)
@@ -320,7 +316,7 @@ class Condenser:
             sums = torch.zeros(b * k, desc.shape[1], device=dev, dtype=desc.dtype).index_add_(0, key, desc)
             init = (sums / previous.counts.reshape(-1, 1).clamp(min=1)).view(b, k, -1)
         else:  # k-means++ seeding per instance (its own seed)
-            init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=batch.seeds[i] + draw,
+            init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=derive_seed(batch.seeds[i], "kmeans", draw),
                                        backend=cfg.backend).centroids for i in range(b)])
         km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
         counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
@@ -341,16 +337,16 @@ class Condenser:
         the quotas, and pair each with its nearest real patch of the group."""
         cfg = self.cfg
         labels = assign_with_quotas(syn.mean(1), real.centroids, real.counts, fraction,
-                                    offsets=batch.syn_patch_offsets, backend=cfg.backend)
+                                    offsets=batch.syn_patches.offsets, backend=cfg.backend)
         local = nearest_in_group(syn.flatten(1), labels, real.patches.flatten(1), real.labels,
-                                 syn_offsets=batch.syn_patch_offsets, real_offsets=batch.real_patch_offsets,
+                                 syn_offsets=batch.syn_patches.offsets, real_offsets=batch.real_patches.offsets,
                                  backend=cfg.backend)
-        pairs = torch.where(local >= 0, local + batch.real_patch_offsets[batch.syn_patch_inst], -1)
+        pairs = torch.where(local >= 0, local + batch.real_patches.offsets[batch.syn_patches.instance_ids], -1)
         return self._grouping(batch, labels, pairs)
 
     def _grouping(self, batch: _Batch, labels: torch.Tensor, pairs: torch.Tensor) -> _Grouping:
         """Index tensors of one assignment, built once per re-assignment (no host sync per step)."""
-        k, inst = batch.k, batch.syn_patch_inst
+        k, inst = batch.k, batch.syn_patches.instance_ids
         gid_patch = inst * (k + 1) + torch.where(labels >= 0, labels, k)
         assigned = torch.nonzero(pairs >= 0).flatten()
         key = gid_patch[assigned]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import warnings
-import zlib
 from dataclasses import dataclass
 
 import torch
@@ -24,12 +23,6 @@ class Instance:
 
     def __len__(self) -> int:
         return self.hr.shape[0]
-
-
-def instance_seed(seed: int, name: str) -> int:
-    """A per-instance seed that depends only on the run seed and the image name, so an instance's
-    result does not depend on which other instances share its batch, rank or order."""
-    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
 
 
 def make_instance(image: Image, cfg: IDCConfig) -> Instance:

@@ -25,10 +25,11 @@ from ..models import load_checkpoint
 from ..ops.utils import cdiv
 from ..outputs import RunFolder
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
+from ..seeds import seeded_generator
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
 from .config import FEATURE_METHODS, TEACHER_METHODS, IDCConfig
-from .instances import Instance, instance_seed, make_instances
+from .instances import Instance, make_instances
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def select(cfg: IDCConfig, inst: Instance, fe: nn.Module | None, device: torch.d
     if cfg.method == "whole":
         return list(range(len(inst)))
     if cfg.method in ("random", "random+teacher"):
-        return random_selection(len(inst), n, torch.Generator().manual_seed(instance_seed(cfg.seed, inst.name)))
+        return random_selection(len(inst), n, seeded_generator(cfg.seed, inst.name))
     feats = extract_features(fe.to(device).eval(), inst.lr, device, amp=cfg.amp).mean(dim=(2, 3)).cpu()
     return herding(feats, n) if cfg.method == "herding" else kcenter(feats, n)
 

@@ -154,7 +154,7 @@ class TripleDConfig(MethodConfig):
     ``irkernels.pretrained`` (cached in ``cache_dir``, shared with other runs and methods).
     ``freq_std``: std of the CF frequencies (default ``1/√C``, see ``features``). ``backend``: the
     ops backend of the feature matching (``auto``: Triton on CUDA, as IDC's ``--backend``). The sub-configs'
-    ``device``/``progress`` are the run's: ``for_run()`` sets them (on a copy)."""
+    ``device``/``progress``/``seed`` are the run's: ``for_run()`` sets them (on a copy)."""
 
     task: str = "sr4"
     ratio: float = 0.02
@@ -217,9 +217,10 @@ class TripleDConfig(MethodConfig):
         return task_types(self.task)[0][1].factor
 
     def for_run(self) -> TripleDConfig:
-        """A copy whose step configs (scorer, latent, fine-tuning) run on this run's ``device`` and
-        show progress bars when it does; the caller's objects are left as they were."""
-        return replace(self, **{name: replace(getattr(self, name), device=self.device, progress=self.progress)
+        """A copy whose step configs (scorer, latent, fine-tuning) take this run's ``seed``, run on its
+        ``device`` and show progress bars when it does; the caller's objects are left as they were."""
+        return replace(self, **{name: replace(getattr(self, name), seed=self.seed, device=self.device,
+                                              progress=self.progress)
                                 for name in ("scorer_cfg", "latent", "finetune")})
 
 

@@ -32,6 +32,7 @@ from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..ops.ncfd import cf_modulus
 from ..outputs import RunFolder
+from ..seeds import derive_seed, seeded_generator
 from ..devices import resolve_device
 from ..evaluate import baseline_network
 from ..pretrained import PretrainConfig, patch_psnr, pretrained_network
@@ -54,14 +55,10 @@ def differentiable_degradation(deg: DegradationConfig):
     """``x ↦ degrade(x, deg)`` with a fixed seed, for the CNN's restoration loss (gradients flow
     through bicubic, noise, blur and rain; JPEG goes through PIL and has none)."""
     check_differentiable(deg)
-    return lambda x: degrade(x, deg, _seeded(deg.seed, 11))
+    return lambda x: degrade(x, deg, seeded_generator(deg.seed, "restoration-loss"))
 
 
 FEATURE_VAL = 0.05  # share of the images held out of the feature network's pre-training, as IDC's teacher_val
-
-
-def _seeded(*parts: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(parts)).generate_state(1)[0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,7 +69,7 @@ def scorer_split(n: int, seed: int) -> tuple[list[int], list[int]]:
     least one, at most 64) is held out; with a single image both are that image."""
     if n < 2:
         return list(range(n)), list(range(n))
-    held = sorted(random.Random(seed + 1).sample(range(n), min(64, max(1, n // 5))))
+    held = sorted(random.Random(derive_seed(seed, "scorer-split")).sample(range(n), min(64, max(1, n // 5))))
     rest = sorted(set(range(n)) - set(held))
     return rest, held
 
@@ -107,7 +104,7 @@ def heldout_spearman(scorer: ComplexityScorer, images: Sequence[Image], cfg: Tri
     seeded random crops of the held-out ``images`` (sides as in the scorer's training)."""
     sc = cfg.scorer_cfg
     crops, entropy = random_crop_batch(images, cfg.scorer_check_crops, sc.crop_min, sc.crop_max, scorer.img_size,
-                                       np.random.default_rng([cfg.seed, 9]))
+                                       np.random.default_rng(derive_seed(cfg.seed, "scorer-check")))
     dev = resolve_device(cfg.device)
     scorer = scorer.to(dev).eval()
     pred = torch.cat([scorer(crops[i:i + cfg.score_batch].to(dev)).cpu() for i in range(0, len(crops), cfg.score_batch)])
@@ -205,7 +202,7 @@ def _projection_samples(extractor, images: torch.Tensor, target: FeatureTarget, 
     """Standardised features of ``images`` projected on ``axis`` (``count`` random positions)."""
     with torch.no_grad():
         feats = torch.cat([extractor.features(images[i:i + 8].to(device)).cpu() for i in range(0, len(images), 8)])
-    s = target.samples(feats, count, _seeded(seed, 7))
+    s = target.samples(feats, count, seeded_generator(seed, "projection"))
     return (s @ axis).tolist()
 
 
@@ -217,7 +214,7 @@ def vae_split(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[list
     train_idx = [i for i in range(n) if i not in held] or held
     crop = cfg.latent.vae_crop
     check = random_crops([targets[i] for i in held], cfg.latent.vae_check_crops, crop,
-                         np.random.default_rng([cfg.seed, 13]))
+                         np.random.default_rng(derive_seed(cfg.seed, "vae-check")))
     return [targets[i] for i in train_idx[:64]], check
 
 
@@ -272,7 +269,7 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
         with torch.no_grad():
             feats = torch.cat([extractor.features(images[i:i + 8].to(device)) for i in range(0, len(images), 8)])
             l2, kl = distribution_terms(feats, target)
-            ncfd = matching_loss(images.to(device), extractor, target, cfg.latent.max_samples, _seeded(cfg.seed, 3))
+            ncfd = matching_loss(images.to(device), extractor, target, cfg.latent.max_samples, seeded_generator(cfg.seed, "matching"))
         return {"l2": float(l2), "kl": float(kl), "ncfd": float(ncfd)}
 
     record["initial"] = measure(crops)
@@ -303,10 +300,10 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
     # Figure 12: project standardised features on the real set's first principal axis.
     with torch.no_grad():
         real = torch.cat([target.samples(extractor.features(targets[i][None].to(device)).cpu(), 4096,
-                                         _seeded(cfg.seed, 5, i)) for i in range(min(len(targets), 16))])
+                                         seeded_generator(cfg.seed, "projection-axis", i)) for i in range(min(len(targets), 16))])
     axis = torch.linalg.svd(real - real.mean(0), full_matrices=False).Vh[0]
     record["projection"] = {
-        "real": (real[torch.randperm(len(real), generator=_seeded(cfg.seed, 6))[:2000]] @ axis).tolist(),
+        "real": (real[torch.randperm(len(real), generator=seeded_generator(cfg.seed, "real-sample"))[:2000]] @ axis).tolist(),
         "before_cnn": _projection_samples(extractor, before_cnn, target, axis, 2000, cfg.seed, device),
         "after_cnn": _projection_samples(extractor, synthetic, target, axis, 2000, cfg.seed, device),
     }
@@ -363,6 +360,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
     re-running the same call resumes (finished units are skipped). ``feature_net`` (network, record)
     is the feature network given instead of ``cfg.feature_checkpoint`` or pre-training (API use, as
     ``compare`` gives its teacher)."""
+    cfg = cfg.for_run()  # before the settings guard: it records the step seeds that run
     check_paths(cfg)
     if images is not None:
         items: list = list(images)
@@ -374,7 +372,6 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
     types = task_types(cfg.task)
     folder = RunFolder(out, run_settings(cfg, data, images), cfg.scale, overwrite=overwrite, renamed={"p": "ratio"})
     finished_before = len(folder.done_units())
-    cfg = cfg.for_run()
     names = [item_name(i) for i in items]
     if len(set(names)) != len(names):
         raise ValueError(f"image names in {data!r} must be unique (ignoring the extension)")
@@ -402,7 +399,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
         if folder.is_done(unit):
             continue
         hq = to_float(to_tensor(modcrop(im.pixels, cfg.scale)))
-        lq = quantize(degrade(hq, degradations[t], _seeded(cfg.seed, idx, 1))).float() / 255
+        lq = quantize(degrade(hq, degradations[t], seeded_generator(cfg.seed, "real-lq", idx))).float() / 255
         item = f"real_{t}_{im.name}" if multi else f"real_{im.name}"
         folder.write_pair(item, lq, hq)
         folder.finish_unit(unit, {"item": item, "source": im.name, "type": t, "score": float(scores[idx])})
@@ -417,7 +414,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
         written = []
         for k, (img, t) in enumerate(zip(synthetic, crop_types)):
             item = f"syn_{t}_{k:05d}" if multi else f"syn_{k:05d}"
-            lq = quantize(degrade(img, degradations[t], _seeded(cfg.seed, k, 2))).float() / 255
+            lq = quantize(degrade(img, degradations[t], seeded_generator(cfg.seed, "synthetic-lq", k))).float() / 255
             folder.write_pair(item, lq, img)
             written.append(item)
         folder.finish_unit("synthetic", {"items": written, **record})

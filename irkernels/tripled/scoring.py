@@ -27,6 +27,7 @@ from torch import nn
 
 from ..data.images import Image, read_image, to_float, to_tensor
 from ..devices import resolve_device
+from ..seeds import derive_seed
 from .config import ScorerConfig  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def train_scorer(images: Sequence[Image], cfg: ScorerConfig) -> tuple[Complexity
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     scorer = ComplexityScorer(cfg.backbone, cfg.img_size, cfg.model_kwargs).to(device)
-    _, probe = random_crop_batch(images, 512, cfg.crop_min, cfg.crop_max, 8, np.random.default_rng(cfg.seed + 1))
+    _, probe = random_crop_batch(images, 512, cfg.crop_min, cfg.crop_max, 8, np.random.default_rng(derive_seed(cfg.seed, "entropy-probe")))
     whole = [image_entropy(im.pixels) for im in images]
     lo, hi = float(min(probe.min(), min(whole))), float(max(probe.max(), max(whole)))
     scorer.entropy_range = (lo, hi)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..seeds import derive_seed
+
 
 def check_fraction(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or not 0 < value <= 1:
@@ -89,7 +91,7 @@ def deal_to_types(selected: Sequence[int], types: Sequence[str]) -> list[tuple[i
 @dataclass
 class DynamicSampler:
     """Epoch-wise dynamic selection: epoch ``e`` draws ``k = selection_count(n, p)`` images at random
-    (without replacement, seeded by ``(seed, e)``) from the top ``q(e)`` fraction, where ``q`` goes
+    (without replacement, seeded by ``derive_seed(seed, "epoch", e)``) from the top ``q(e)`` fraction, where ``q`` goes
     from ``q_start`` at epoch 0 to ``p`` at the last epoch (``schedule`` linear or cosine), so the
     bar rises as training proceeds.
     """
@@ -129,7 +131,7 @@ class DynamicSampler:
 
     def indices(self, epoch: int) -> np.ndarray:
         """The ``k`` indices of ``epoch``, sorted."""
-        rng = np.random.default_rng([self.seed, epoch])
+        rng = np.random.default_rng(derive_seed(self.seed, "epoch", epoch))
         return np.sort(rng.choice(self.pool(epoch), size=self.k, replace=False))
 
 
