@@ -21,64 +21,70 @@ from __future__ import annotations
 import argparse
 
 from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, IDCConfig
-from .options import SCALES, add_renamed_flags, take_renamed_flags
+from ..configs import with_paths
+from .options import SCALES, Flag, add_config_flags, add_renamed_flags, config_fields, take_renamed_flags
 
 NAME, HELP = METHOD.name, METHOD.help
 
-# (field, flag help); defaults and types come from IDCConfig
+# The flags of IDCConfig's fields, by group (types and defaults come from the dataclass)
 OPTIONS = {
+    "method": [
+        Flag("method", "idc, or a baseline that picks real patches at the same ratio (default: %(default)s)"),
+    ],
     "data": [
-        ("scale", "SR factor (default: %(default)s)"),
-        ("ratio", "condensation ratio r: n = max(1, round(r·N)) patches per image (default: %(default)s)"),
-        ("lr_patch", "LR patch size in pixels; HR patch = this × scale (default: %(default)s)"),
-        ("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
+        Flag("scale", "SR factor (default: %(default)s)"),
+        Flag("ratio", "condensation ratio r: n = max(1, round(r·N)) patches per image (default: %(default)s)"),
+        Flag("lr_patch", "LR patch size in pixels; HR patch = this × scale (default: %(default)s)"),
+        Flag("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
     ],
     "condensation (--method idc)": [
-        ("init", "synthetic init: real (random real LR patches) or noise (uniform noise) (default: %(default)s)"),
-        ("iters", "optimisation iterations per instance (default: %(default)s)"),
-        ("lr", "Adam learning rate on the pixels (default: %(default)s)"),
-        ("warmup", "fraction of --iters with the instance loss only (default: %(default)s)"),
-        ("assigning", "fraction of --iters over which the assigned share of patches grows to 1 (default: %(default)s)"),
-        ("reassign_every", "re-assign groups and pairs every this many steps (default: %(default)s)"),
-        ("resample_every", "re-draw RLFF rows and frequencies (and re-cluster the real side) every this many "
+        Flag("init", "synthetic init: real (random real LR patches) or noise (uniform noise) (default: %(default)s)"),
+        Flag("iters", "optimisation iterations per instance (default: %(default)s)"),
+        Flag("lr", "Adam learning rate on the pixels (default: %(default)s)"),
+        Flag("warmup", "fraction of --iters with the instance loss only (default: %(default)s)"),
+        Flag("assigning", "fraction of --iters over which the assigned share of patches grows to 1 (default: %(default)s)"),
+        Flag("reassign_every", "re-assign groups and pairs every this many steps (default: %(default)s)"),
+        Flag("resample_every", "re-draw RLFF rows and frequencies (and re-cluster the real side) every this many "
                            "steps (default: %(default)s)"),
-        ("w_ins", "weight of the instance-level loss (default: %(default)s)"),
-        ("w_group", "weight of the group-level loss (default: %(default)s)"),
-        ("w_pair", "weight of the pair-wise loss (default: %(default)s)"),
-        ("loss_scale", "phase-start: scale L_group and L_pair to L_ins where each starts; none: as computed "
+        Flag("w_ins", "weight of the instance-level loss (default: %(default)s)"),
+        Flag("w_group", "weight of the group-level loss (default: %(default)s)"),
+        Flag("w_pair", "weight of the pair-wise loss (default: %(default)s)"),
+        Flag("loss_scale", "phase-start: scale L_group and L_pair to L_ins where each starts; none: as computed "
                        "(default: %(default)s)"),
-        ("num_groups", "k-means groups per instance (capped by the smallest instance) (default: %(default)s)"),
-        ("kmeans_iters", "Lloyd iterations of the grouping (default: %(default)s)"),
-        ("regroup", "warm: a re-draw's k-means starts from the previous groups; fresh: new k-means++ "
+        Flag("num_groups", "k-means groups per instance (capped by the smallest instance) (default: %(default)s)"),
+        Flag("kmeans_iters", "Lloyd iterations of the grouping (default: %(default)s)"),
+        Flag("regroup", "warm: a re-draw's k-means starts from the previous groups; fresh: new k-means++ "
                     "(default: %(default)s)"),
-        ("rlff_kernel", "RLFF kernel size k (default: %(default)s)"),
-        ("rlff_channels", "RLFF sampled output channels C_out (default: %(default)s)"),
-        ("rlff_patch", "RLFF patch size p (default: %(default)s)"),
-        ("num_freqs", "frequencies T of the characteristic-function loss (default: %(default)s)"),
-        ("freq_std", "std of the frequencies (default: 1/sqrt(rlff-channels))"),
-        ("alpha", "amplitude/phase balance of the CF discrepancy (default: %(default)s)"),
-        ("seed", "seed of everything random (default: %(default)s)"),
+        Flag("rlff_kernel", "RLFF kernel size k (default: %(default)s)"),
+        Flag("rlff_channels", "RLFF sampled output channels C_out (default: %(default)s)"),
+        Flag("rlff_patch", "RLFF patch size p (default: %(default)s)"),
+        Flag("num_freqs", "frequencies T of the characteristic-function loss (default: %(default)s)"),
+        Flag("freq_std", "std of the frequencies (default: 1/sqrt(rlff-channels))"),
+        Flag("alpha", "amplitude/phase balance of the CF discrepancy (default: %(default)s)"),
+        Flag("seed", "seed of everything random (default: %(default)s)"),
     ],
     "networks": [
-        ("feature_model", "feature network to pre-train when no checkpoint is given, and the architecture of "
+        Flag("feature_model", "feature network to pre-train when no checkpoint is given, and the architecture of "
                           "--feature-checkpoint (default: %(default)s)"),
-        ("feature_checkpoint", "checkpoint of the frozen feature network (.pth/.pt/.safetensors)"),
-        ("teacher_checkpoint", "checkpoint of the teacher that up-samples the synthetic LR patches"),
-        ("teacher_model", "architecture of --teacher-checkpoint (default: --feature-model)"),
-        ("pretrain_steps", "steps of the pre-training when a network is missing (default: %(default)s)"),
-        ("pretrain_batch", "batch size of that pre-training (per rank) (default: %(default)s)"),
-        ("teacher_val", "share of the images (last by name) held out from that pre-training to score it "
+        Flag("feature_checkpoint", "checkpoint of the frozen feature network (.pth/.pt/.safetensors)"),
+        Flag("teacher_checkpoint", "checkpoint of the teacher that up-samples the synthetic LR patches"),
+        Flag("teacher_model", "architecture of --teacher-checkpoint (default: --feature-model)"),
+        Flag("pretrain_steps", "steps of the pre-training when a network is missing (default: %(default)s)"),
+        Flag("pretrain_batch", "batch size of that pre-training (per rank) (default: %(default)s)"),
+        Flag("teacher_val", "share of the images (last by name) held out from that pre-training to score it "
                         "(default: %(default)s)"),
-        ("teacher_margin", "LR pixels of reflected context around each patch the teacher up-samples "
+        Flag("teacher_margin", "LR pixels of reflected context around each patch the teacher up-samples "
                            "(default: %(default)s)"),
-        ("cache_dir", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
+        Flag("cache_dir", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
                       "~/.cache/irkernels/pretrained)"),
     ],
     "execution": [
-        ("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),
-        ("backend", "ops backend: auto (Triton/CUDA on GPUs), triton or torch (default: %(default)s)"),
-        ("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
-        ("log_every", "steps between loss-curve points (default: %(default)s)"),
+        Flag("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),
+        Flag("backend", "ops backend: auto (Triton/CUDA on GPUs), triton or torch (default: %(default)s)"),
+        Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
+        Flag("log_every", "steps between loss-curve points (default: %(default)s)"),
+        Flag("amp", "run the feature extractor in float32 on CUDA (default: bf16 autocast; CPU is always fp32)", "no-amp"),
+        Flag("progress", "no tqdm progress bars", "no-progress"),
     ],
 }
 SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no ×1
@@ -87,36 +93,20 @@ SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no �
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..models import MODEL_NAMES
 
-    choices = {"init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
-               "backend": ("auto", "triton", "torch"), "scale": SCALES_IDC, "loss_scale": LOSS_SCALES,
-               "regroup": REGROUPS}
-    defaults = IDCConfig()
-    p.add_argument("--method", choices=METHODS, default="idc",
-                   help="idc, or a baseline that picks real patches at the same ratio (default: %(default)s)")
     p.add_argument("--data", help="folder of images (default: the embedded sample photos)")
     p.add_argument("--max-images", type=int, help="use at most this many images")
     p.add_argument("--out", default="runs/idc", help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding a run with other settings")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
-    p.add_argument("--no-amp", dest="amp", action="store_false",
-                   help="run the feature extractor in float32 on CUDA (default: bf16 autocast; CPU is always fp32)")
-    for title, options in OPTIONS.items():
-        g = p.add_argument_group(title)
-        for name, text in options:
-            value = getattr(defaults, name)
-            kind = {int: int, float: float}.get(type(value), str)
-            if name == "freq_std":
-                kind = float
-            g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=value, help=text,
-                           choices=choices.get(name))
+    add_config_flags(p, IDCConfig(), OPTIONS, {
+        "method": METHODS, "init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
+        "backend": ("auto", "triton", "torch"), "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS})
     add_renamed_flags(p, IDCConfig.RENAMED)
 
 
 def config_from_args(args: argparse.Namespace) -> IDCConfig:
     """The ``IDCConfig`` of the parsed flags."""
     take_renamed_flags(args, IDCConfig.RENAMED)
-    fields = {name: getattr(args, name) for options in OPTIONS.values() for name, _ in options}
-    return IDCConfig(method=args.method, progress=args.progress, amp=args.amp, **fields)
+    return with_paths(IDCConfig(), config_fields(args, OPTIONS))
 
 
 def run(args: argparse.Namespace) -> int:

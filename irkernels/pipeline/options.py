@@ -5,6 +5,13 @@ Light on imports (argparse only at module level), so that ``--help`` needs no to
 from __future__ import annotations
 
 import argparse
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..configs import path_value, with_paths
 
 SCALES = (1, 2, 3, 4, 8)  # SR factors the data, the trainer and the evaluation support
 
@@ -35,35 +42,114 @@ def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:
     parser.set_defaults(**values)
 
 
+@dataclass(frozen=True)
+class Flag:
+    """The command-line flag of one config field. ``path``: the field, a nested config's as
+    ``latent.steps``; ``help``: its text (``%(default)s`` is the field's default); ``name``: the flag
+    when it is not the field's own name (``cnn-steps``; ``no-latent`` for a True-by-default field);
+    ``metavar``: how the help shows its value(s)."""
+
+    path: str
+    help: str
+    name: str | None = None
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return self.name or self.path.rsplit(".", 1)[-1].replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        """Where argparse puts the value: the flag with underscores (``--no-x`` flags: the field's name)."""
+        return self.path.rsplit(".", 1)[-1] if self.flag.startswith("no-") else self.flag.replace("-", "_")
+
+
+def _field_type(config: Any, path: str) -> Any:
+    """The declared type of the field at ``path`` (``X | None`` → ``X``)."""
+    owner, _, name = path.rpartition(".")
+    if owner:
+        config = path_value(config, owner)
+    hint = typing.get_type_hints(type(config))[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
+
+
+def json_object(text: str) -> dict:
+    """argparse type of a JSON object flag (``'{"depth": 6}'``)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def add_config_flags(p: argparse.ArgumentParser, defaults: Any, groups: dict[str, list[Flag]],
+                     choices: dict[str, Sequence] | None = None) -> None:
+    """Add one flag per ``Flag`` of ``groups`` (argument-group title → flags), its type and default
+    read from the field of dataclass ``defaults``: a bool becomes ``--name`` (False by default) or
+    ``--no-name`` (True), a ``dict`` a JSON object, a ``list`` one or more values. The parsed value
+    lands in ``args.<Flag.dest>``; ``choices``: per path."""
+    for title, flags in groups.items():
+        g = p.add_argument_group(title)
+        for f in flags:
+            value, kind = path_value(defaults, f.path), _field_type(defaults, f.path)
+            if kind is bool:
+                if value != f.flag.startswith("no-"):
+                    raise ValueError(f"{f.path} defaults to {value}: its flag is --{'no-' * value}<name>")
+                g.add_argument("--" + f.flag, dest=f.dest, default=value, help=f.help,
+                               action="store_false" if value else "store_true")
+                continue
+            kw: dict[str, Any] = {"dest": f.dest, "default": value, "help": f.help, "choices": (choices or {}).get(f.path)}
+            origin = typing.get_origin(kind) or kind
+            if origin is dict:
+                kw.update(type=json_object, default=dict(value))
+            elif origin is list:
+                (item,) = typing.get_args(kind)
+                kw.update(nargs="+", type=item, default=list(value))
+            elif kind in (int, float, str):
+                kw["type"] = kind
+            else:
+                raise TypeError(f"no flag type for {f.path} ({kind})")
+            g.add_argument("--" + f.flag, metavar=f.metavar, **kw)
+
+
+def config_fields(args: argparse.Namespace, groups: dict[str, list[Flag]]) -> dict[str, Any]:
+    """``{path: parsed value}`` of the flags :func:`add_config_flags` added (for ``configs.with_paths``)."""
+    return {f.path: getattr(args, f.dest) for flags in groups.values() for f in flags}
+
+
+DEGRADATION_OPTIONS = {
+    "degradation (how LQ inputs are made from HQ images)": [
+        Flag("kind", "bicubic: MATLAB-style ×scale down-sampling (SR); noise: Gaussian noise; blur: Gaussian blur; "
+                     "motion: linear motion blur; jpeg: JPEG compression; rain: synthetic rain streaks "
+                     "(default: %(default)s)", "degradation"),
+        Flag("scale", "SR factor for --degradation bicubic; other degradations keep the size (default: %(default)s)"),
+        Flag("noise_sigma", "Gaussian noise std on the [0, 255] scale (default: %(default)s)"),
+        Flag("blur_sigma", "Gaussian blur std in pixels (default: %(default)s)"),
+        Flag("motion_length", "motion blur length in pixels (default: %(default)s)"),
+        Flag("motion_angle", "motion blur direction in degrees (default: %(default)s)"),
+        Flag("jpeg_quality", "JPEG quality 1-100 (default: %(default)s)"),
+        Flag("rain_density", "rain drops per pixel (default: %(default)s)"),
+        Flag("rain_length", "rain streak length in pixels (default: %(default)s)"),
+    ],
+}
+
+
 def add_degradation_arguments(parser: argparse.ArgumentParser) -> None:
     from ..data.config import KINDS, DegradationConfig
 
-    g = parser.add_argument_group("degradation (how LQ inputs are made from HQ images)")
-    d = DegradationConfig()
-    g.add_argument("--degradation", choices=KINDS, default=d.kind,
-                   help="bicubic: MATLAB-style ×scale down-sampling (SR); noise: Gaussian noise; blur: Gaussian blur; "
-                        "motion: linear motion blur; jpeg: JPEG compression; rain: synthetic rain streaks "
-                        "(default: %(default)s)")
-    g.add_argument("--scale", type=int, default=d.scale, choices=SCALES,
-                   help="SR factor for --degradation bicubic; other degradations keep the size (default: %(default)s)")
-    g.add_argument("--noise-sigma", type=float, default=d.noise_sigma,
-                   help="Gaussian noise std on the [0, 255] scale (default: %(default)s)")
-    g.add_argument("--blur-sigma", type=float, default=d.blur_sigma, help="Gaussian blur std in pixels (default: %(default)s)")
-    g.add_argument("--motion-length", type=int, default=d.motion_length, help="motion blur length in pixels (default: %(default)s)")
-    g.add_argument("--motion-angle", type=float, default=d.motion_angle, help="motion blur direction in degrees (default: %(default)s)")
-    g.add_argument("--jpeg-quality", type=int, default=d.jpeg_quality, help="JPEG quality 1-100 (default: %(default)s)")
-    g.add_argument("--rain-density", type=float, default=d.rain_density, help="rain drops per pixel (default: %(default)s)")
-    g.add_argument("--rain-length", type=int, default=d.rain_length, help="rain streak length in pixels (default: %(default)s)")
+    add_config_flags(parser, DegradationConfig(), DEGRADATION_OPTIONS, {"kind": KINDS, "scale": SCALES})
 
 
 def degradation_from_args(args: argparse.Namespace):
-    """The ``DegradationConfig`` of the degradation flags."""
+    """The ``DegradationConfig`` of the degradation flags (seeded by ``--seed``)."""
     from ..data.config import DegradationConfig
 
-    return DegradationConfig(kind=args.degradation, scale=args.scale, noise_sigma=args.noise_sigma,
-                             blur_sigma=args.blur_sigma, motion_length=args.motion_length,
-                             motion_angle=args.motion_angle, jpeg_quality=args.jpeg_quality,
-                             rain_density=args.rain_density, rain_length=args.rain_length, seed=args.seed)
+    return with_paths(DegradationConfig(), {**config_fields(args, DEGRADATION_OPTIONS), "seed": args.seed})
 
 
 def add_renamed_flags(p: argparse.ArgumentParser, renamed: dict[str, str], types: dict[str, type] | None = None) -> None:

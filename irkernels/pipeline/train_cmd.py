@@ -21,7 +21,8 @@ import logging
 import os
 from dataclasses import asdict
 
-from .options import UserError, add_degradation_arguments, degradation_from_args
+from .options import (Flag, UserError, add_config_flags, add_degradation_arguments, add_renamed_flags, config_fields,
+                      degradation_from_args, take_renamed_flags)
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,37 @@ NAME = "train"
 HELP = "train a restoration network (EDSR, SwinIR, TripleD CNN) on a folder or the embedded photos"
 
 
+# The flags of TrainConfig's fields (types and defaults from the dataclass)
+OPTIONS = {
+    "training": [
+        Flag("out_dir", "output folder (default: %(default)s)", "out"),
+        Flag("steps", "optimizer steps (default: %(default)s)"),
+        Flag("batch_size", "patches per optimizer step, split over ranks and --accum-steps (default: %(default)s)"),
+        Flag("accum_steps", "gradient accumulation: micro-batches per step (default: %(default)s)"),
+        Flag("lr", "AdamW peak learning rate (default: %(default)s)"),
+        Flag("min_lr", "cosine schedule's final lr (default: %(default)s)"),
+        Flag("weight_decay", "AdamW weight decay (default: %(default)s)"),
+        Flag("loss", "pixel loss (default: %(default)s)"),
+        Flag("grad_clip", "max gradient norm, 0 = off (default: %(default)s)"),
+        Flag("ema_decay", "EMA decay of the weights, 0 = off (e.g. 0.999) (default: %(default)s)"),
+        Flag("amp", "disable bf16 autocast (only used on CUDA anyway)", "no-amp"),
+        Flag("channels_last", "keep NCHW memory layout", "no-channels-last"),
+        Flag("augment", "disable random flips/transposes", "no-augment"),
+        Flag("seed", "seed of sampling, augmentation and noise (default: %(default)s)"),
+        Flag("ckpt_every", "steps between checkpoints (default: %(default)s)"),
+        Flag("log_every", "steps between CSV log rows (default: %(default)s)"),
+        Flag("tensorboard", "also log to --out/tb (needs the tensorboard package)"),
+        Flag("progress", "no tqdm progress bar", "no-progress"),
+        Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
+    ],
+}
+RENAMED = {"ema": "ema_decay"}  # old flag → new one (works until the next release, with a warning)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..configs import TrainConfig
     from ..models import MODEL_NAMES
 
-    t = TrainConfig()
     g = p.add_argument_group("data")
     g.add_argument("--data", help="image folder or paired folder (HR/ + LR_bicubic/X{s}/); default: embedded photos")
     g.add_argument("--max-images", type=int, help="use at most this many images of --data")
@@ -48,38 +75,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=sorted(MODEL_NAMES), default="edsr-baseline", help="network (default: %(default)s)")
     g.add_argument("--init", metavar="CKPT", help="start from these weights (.pth/.pt/.safetensors)")
-    g = p.add_argument_group("training")
-    g.add_argument("--out", default=t.out_dir, help="output folder (default: %(default)s)")
-    g.add_argument("--steps", type=int, default=t.steps, help="optimizer steps (default: %(default)s)")
-    g.add_argument("--batch-size", type=int, default=t.batch_size,
-                   help="patches per optimizer step, split over ranks and --accum-steps (default: %(default)s)")
-    g.add_argument("--accum-steps", type=int, default=t.accum_steps,
-                   help="gradient accumulation: micro-batches per step (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=t.lr, help="AdamW peak learning rate (default: %(default)s)")
-    g.add_argument("--min-lr", type=float, default=t.min_lr, help="cosine schedule's final lr (default: %(default)s)")
-    g.add_argument("--weight-decay", type=float, default=t.weight_decay, help="AdamW weight decay (default: %(default)s)")
-    g.add_argument("--loss", choices=("l1", "l2"), default=t.loss, help="pixel loss (default: %(default)s)")
-    g.add_argument("--grad-clip", type=float, default=t.grad_clip, help="max gradient norm, 0 = off (default: %(default)s)")
-    g.add_argument("--ema", dest="ema_decay", type=float, default=t.ema_decay,
-                   help="EMA decay of the weights, 0 = off (e.g. 0.999) (default: %(default)s)")
-    g.add_argument("--no-amp", dest="amp", action="store_false", help="disable bf16 autocast (only used on CUDA anyway)")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW memory layout")
-    g.add_argument("--no-augment", dest="augment", action="store_false", help="disable random flips/transposes")
-    g.add_argument("--seed", type=int, default=t.seed, help="seed of sampling, augmentation and noise (default: %(default)s)")
-    g.add_argument("--ckpt-every", type=int, default=t.ckpt_every, help="steps between checkpoints (default: %(default)s)")
-    g.add_argument("--log-every", type=int, default=t.log_every, help="steps between CSV log rows (default: %(default)s)")
+    add_config_flags(p, TrainConfig(), OPTIONS, {"loss": ("l1", "l2")})
+    g = p.add_argument_group("run folder and scoring")
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh, replacing the training run in --out (default: resume it)")
     g.add_argument("--no-resume", action="store_true",
                    help="deprecated: the old name of --overwrite, removed in the next release")
-    g.add_argument("--tensorboard", action="store_true", help="also log to --out/tb (needs the tensorboard package)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
-    g.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     g.add_argument("--test", nargs="+", metavar="DIR",
                    help="test sets scored after training, next to the baseline (bicubic, or the degraded input)")
     g.add_argument("--val-images", type=int, default=1,
                    help="without --test: hold out the last N images (or pairs) of --data by name, never trained on, "
                         "and score the network next to the baseline on them; 0 = train on all (default: %(default)s)")
+    add_renamed_flags(p, RENAMED, {"ema": float})
 
 
 def patch_size_for(hr_sides: dict[str, int], factor: int) -> int:
@@ -135,10 +142,12 @@ def run(args: argparse.Namespace) -> int:
                             stored_triples, versus_baseline)
     from ..outputs import atomic_write_json
     from ..models import build_model, load_checkpoint, model_scale
+    from ..configs import with_paths
     from ..train import TrainConfig, train
 
     from ..outputs import made_by
 
+    take_renamed_flags(args, RENAMED)
     if args.no_resume:
         log.warning("--no-resume is deprecated and will be removed in the next release: use --overwrite")
     owner = made_by(args.out)
@@ -168,12 +177,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--model {args.model} up-scales ×{model_scale(model)} but the data needs ×{deg.factor}")
     if args.init:
         load_checkpoint(model, args.init)
-    cfg = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, accum_steps=args.accum_steps,
-                      lr=args.lr, min_lr=args.min_lr, weight_decay=args.weight_decay, loss=args.loss,
-                      grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
-                      ema_decay=args.ema_decay, augment=args.augment, seed=args.seed, ckpt_every=args.ckpt_every,
-                      log_every=args.log_every, resume=not (args.overwrite or args.no_resume), tensorboard=args.tensorboard,
-                      progress=args.progress, device=args.device)
+    cfg = with_paths(TrainConfig(), {**config_fields(args, OPTIONS), "resume": not (args.overwrite or args.no_resume)})
     check_resumable(cfg, model)
     result = train(model, data, cfg)
     if dist_info()[0] != 0:
