@@ -9,10 +9,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 
 import pytest
 
-from irkernels.configs import TrainConfig, path_value, with_paths
+from irkernels.configs import EvalConfig, TrainConfig, path_value, with_paths
 from irkernels.data.config import DegradationConfig
 from irkernels.idc.config import IDCConfig
-from irkernels.pipeline import idc_cmd, train_cmd, tripled_cmd
+from irkernels.pipeline import eval_cmd, idc_cmd, train_cmd, tripled_cmd
 from irkernels.pipeline.__main__ import build_parser
 from irkernels.pipeline.options import DEGRADATION_OPTIONS, Flag, add_config_flags, config_fields
 from irkernels.seeds import derive_seed, seeded_generator
@@ -30,6 +30,7 @@ def parse(command: str, *argv: str) -> argparse.Namespace:
     ("idc", idc_cmd.OPTIONS, IDCConfig()),
     ("train", train_cmd.OPTIONS, TrainConfig()),
     ("train", DEGRADATION_OPTIONS, DegradationConfig()),
+    ("eval", eval_cmd.OPTIONS, EvalConfig()),
 ])
 def test_flag_defaults_are_the_config_defaults(command, tables, defaults):
     """No flag restates a default by hand: parsing nothing gives the dataclass's own values."""

@@ -15,13 +15,25 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import UserError, add_degradation_arguments, degradation_from_args
+from .options import Flag, UserError, add_config_flags, add_degradation_arguments, config_fields, degradation_from_args
 
 NAME = "eval"
 HELP = "score a network or bicubic up-sampling on Set5/Set14/any folder (PSNR/SSIM, RGB and Y)"
 
 
+# The flags of EvalConfig's fields (its degradation: the degradation flags; its JSON path: --json)
+OPTIONS = {
+    "scoring": [
+        Flag("sets", "test set folders (default: the embedded photos)", "test", metavar="DIR"),
+        Flag("crop_border", "pixels cropped on each side before scoring (default: the SR scale; 0 for other "
+                            "degradations)"),
+        Flag("device", "auto, cpu, cuda, ... (default: %(default)s)"),
+    ],
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..configs import EvalConfig
     from ..models import MODEL_NAMES
 
     g = p.add_argument_group("what to evaluate")
@@ -29,12 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="network, or bicubic up-sampling as the baseline (default: the network named in "
                         "--checkpoint's metadata, as `train` writes it; bicubic without --checkpoint)")
     g.add_argument("--checkpoint", help="weights (.pth/.pt/.safetensors; official EDSR/SwinIR files load with --model)")
-    g.add_argument("--test", nargs="+", metavar="DIR", help="test set folders (default: the embedded photos)")
     g.add_argument("--max-images", type=int, help="score at most this many embedded photos (without --test)")
-    g.add_argument("--crop-border", type=int, help="pixels cropped on each side before scoring (default: the SR scale; 0 for other degradations)")
     g.add_argument("--json", default="eval.json", help="where the results JSON is written (default: %(default)s)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed of random degradations (default: %(default)s)")
+    add_config_flags(p, EvalConfig(), OPTIONS)
     add_degradation_arguments(p)
 
 
@@ -58,6 +68,7 @@ def model_name(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..configs import with_paths
     from ..data import sample_images
     from ..evaluate import EvalConfig, evaluate, format_table
     from ..models import build_model, load_checkpoint
@@ -72,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"warning: no --checkpoint: {name} has random weights")
     print(f"scoring {name}" + (f" with the weights in {args.checkpoint}" if args.checkpoint else ""))
-    cfg = EvalConfig(sets=args.test or [], degradation=deg, crop_border=args.crop_border, device=args.device,
-                     json_path=args.json)
+    cfg = with_paths(EvalConfig(), {**config_fields(args, OPTIONS), "degradation": deg, "json_path": args.json})
     extra = None if args.test else {"samples": sample_images(limit=args.max_images)}
     print(format_table(evaluate(model, cfg, extra)))
     print(f"results written to {args.json}")
