@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from .options import Flag, UserError, add_config_flags, add_degradation_arguments, config_fields, degradation_from_args
+from .options import (DEVICE, Flag, UserError, add_config_flags, add_degradation_arguments, config_fields,
+                      degradation_from_args)
 
 NAME = "eval"
 HELP = "score a network or bicubic up-sampling on Set5/Set14/any folder (PSNR/SSIM, RGB and Y)"
@@ -27,7 +28,7 @@ OPTIONS = {
         Flag("sets", "test set folders (default: the embedded photos)", "test", metavar="DIR"),
         Flag("crop_border", "pixels cropped on each side before scoring (default: the SR scale; 0 for other "
                             "degradations)"),
-        Flag("device", "auto, cpu, cuda, ... (default: %(default)s)"),
+        DEVICE,
     ],
 }
 

@@ -22,7 +22,8 @@ import argparse
 
 from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, IDCConfig
 from ..configs import with_paths
-from .options import SCALES, Flag, add_config_flags, add_renamed_flags, config_fields, take_renamed_flags
+from .options import (BACKEND, BACKENDS, DEVICE, PROGRESS, SCALES, Flag, add_config_flags, add_renamed_flags,
+                      config_fields, take_renamed_flags)
 
 NAME, HELP = METHOD.name, METHOD.help
 
@@ -80,11 +81,11 @@ OPTIONS = {
     ],
     "execution": [
         Flag("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),
-        Flag("backend", "ops backend: auto (Triton/CUDA on GPUs), triton or torch (default: %(default)s)"),
-        Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
+        BACKEND,
+        DEVICE,
         Flag("log_every", "steps between loss-curve points (default: %(default)s)"),
         Flag("amp", "run the feature extractor in float32 on CUDA (default: bf16 autocast; CPU is always fp32)", "no-amp"),
-        Flag("progress", "no tqdm progress bars", "no-progress"),
+        PROGRESS,
     ],
 }
 SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no ×1
@@ -99,7 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding a run with other settings")
     add_config_flags(p, IDCConfig(), OPTIONS, {
         "method": METHODS, "init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
-        "backend": ("auto", "triton", "torch"), "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS})
+        "backend": BACKENDS, "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS})
     add_renamed_flags(p, IDCConfig.RENAMED)
 
 

@@ -64,6 +64,13 @@ class Flag:
         return self.path.rsplit(".", 1)[-1] if self.flag.startswith("no-") else self.flag.replace("-", "_")
 
 
+# the flags every command words the same way
+DEVICE = Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+PROGRESS = Flag("progress", "no tqdm progress bars", "no-progress")
+BACKEND = Flag("backend", "ops backend: auto (Triton/CUDA on GPUs), triton or torch (default: %(default)s)")
+BACKENDS = ("auto", "triton", "torch")
+
+
 def _field_type(config: Any, path: str) -> Any:
     """The declared type of the field at ``path`` (``X | None`` → ``X``)."""
     owner, _, name = path.rpartition(".")

@@ -21,8 +21,8 @@ import logging
 import os
 from dataclasses import asdict
 
-from .options import (Flag, UserError, add_config_flags, add_degradation_arguments, add_renamed_flags, config_fields,
-                      degradation_from_args, take_renamed_flags)
+from .options import (DEVICE, PROGRESS, Flag, UserError, add_config_flags, add_degradation_arguments,
+                      add_renamed_flags, config_fields, degradation_from_args, take_renamed_flags)
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ OPTIONS = {
         Flag("ckpt_every", "steps between checkpoints (default: %(default)s)"),
         Flag("log_every", "steps between CSV log rows (default: %(default)s)"),
         Flag("tensorboard", "also log to --out/tb (needs the tensorboard package)"),
-        Flag("progress", "no tqdm progress bar", "no-progress"),
-        Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
+        PROGRESS,
+        DEVICE,
     ],
 }
 RENAMED = {"ema": "ema_decay"}  # old flag → new one (works until the next release, with a warning)

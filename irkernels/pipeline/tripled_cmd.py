@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 
 from ..tripled.config import METHOD
-from .options import Flag, add_config_flags, add_renamed_flags, config_fields, take_renamed_flags
+from .options import (BACKEND, BACKENDS, DEVICE, PROGRESS, Flag, add_config_flags, add_renamed_flags,
+                      config_fields, take_renamed_flags)
 
 NAME, HELP = METHOD.name, METHOD.help
 RENAMED = {"p": "ratio"}  # old flag → new one (works until the next release, with a warning)
@@ -30,10 +31,9 @@ OPTIONS = {
         Flag("task", "restoration task (default: %(default)s)"),
         Flag("ratio", "fraction of images kept (TripleD's p), in (0, 1] (default: %(default)s)"),
         Flag("seed", "seed of every random choice (default: %(default)s)"),
-        Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
-        Flag("backend", "ops backend of the feature matching: auto (Triton on GPUs), triton or torch, as idc's "
-                        "(default: %(default)s)"),
-        Flag("progress", "no tqdm progress bars", "no-progress"),
+        DEVICE,
+        BACKEND,
+        PROGRESS,
     ],
     "complexity scorer": [
         Flag("scorer", "entropy: exact full-resolution entropy; vit: a timm network trained on entropy labels, "
@@ -114,7 +114,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/tripled", help="output run folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a run folder made with other settings")
     add_config_flags(p, TripleDConfig(), OPTIONS, {
-        "task": sorted(TASKS), "backend": ("auto", "triton", "torch"), "scorer": ("vit", "entropy"),
+        "task": sorted(TASKS), "backend": BACKENDS, "scorer": ("vit", "entropy"),
         "feature_model": sorted(MODEL_NAMES), "target": ("subset", "all")})
     p.add_argument("--train-steps", type=int, default=0, help="train --model on the output this many steps (0 = no)")
     add_config_flags(p, TrainSpec(), TRAIN_OPTIONS, {"model": sorted(MODEL_NAMES), "q_schedule": ("linear", "cosine")})
