@@ -106,11 +106,21 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
     assert list(scores["images"]) == ["astronaut"]
     assert 5 < scores["mean"]["psnr_y"] < 60 and 0 < scores["mean"]["ssim_y"] <= 1
 
-    # the checkpoint names its network: --model may be left out, and the output says what it scored
-    assert main(["eval", "--checkpoint", str(out / "model.safetensors"), "--scale", "4", "--max-images", "1",
+    # the checkpoint names its network and its scale: --model and --scale may be left out, the output
+    # says what it scored, and reads the network next to bicubic
+    assert main(["eval", "--checkpoint", str(out / "model.safetensors"), "--max-images", "1",
                  "--json", str(result), "--device", "cpu"]) == 0
-    assert "scoring edsr-baseline with the weights in" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "scoring edsr-baseline with the weights in" in text
     assert json.loads(result.read_text())["sets"]["samples"]["mean"] == scores["mean"]
+    ours = scores["mean"]["psnr_y"]
+    line = next(x for x in text.splitlines() if x.startswith("samples: "))
+    assert line.startswith(f"samples: edsr-baseline {ours:.2f} dB PSNR-Y, bicubic ")
+    assert line.endswith("BELOW bicubic") == ("(-" in line)  # 3 steps: below, and it says so
+    with pytest.raises(CommandFailed):  # a scale the checkpoint's network cannot do
+        main(["eval", "--checkpoint", str(out / "model.safetensors"), "--scale", "2", "--max-images", "1",
+              "--json", str(result), "--device", "cpu"])
+    assert "holds a ×4 network (its metadata says so) but --scale is 2" in capsys.readouterr().err
     # a file that does not say, or a network of another architecture: one line, exit 2
     from safetensors.torch import load_file, save_file
 

@@ -3,7 +3,9 @@
 Each --test folder is a set (Set5/, Set14/, any folder of HQ images; LQ made with --degradation),
 or a BasicSR paired folder (HR/ + LR_bicubic/X{scale}/). Without --test, the embedded photos are
 scored. Outputs are rounded to uint8; the border crop defaults to the scale. A checkpoint written
-by `train` names its network, so --model may be left out; any other needs --model.
+by `train` names its network and scale, so --model and --scale may be left out; any other needs
+--model (and --scale unless ×4). A network is printed next to its baseline (bicubic, or the
+degraded input), with BELOW when it does worse.
 
 Examples:
   python -m irkernels.pipeline eval --model bicubic --test Set5/ Set14/
@@ -18,6 +20,7 @@ import os
 from .options import (DEVICE, Flag, UserError, add_config_flags, add_degradation_arguments, config_fields,
                       degradation_from_args)
 
+SR_SCALE = 4  # --scale without a checkpoint that names one
 NAME = "eval"
 HELP = "score a network or bicubic up-sampling on Set5/Set14/any folder (PSNR/SSIM, RGB and Y)"
 
@@ -47,6 +50,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of random degradations (default: %(default)s)")
     add_config_flags(p, EvalConfig(), OPTIONS)
     add_degradation_arguments(p)
+    # --scale: a checkpoint written by `train` says its scale, so its default is the checkpoint's
+    scale = next(a for a in p._actions if a.dest == "scale")
+    scale.default = None
+    scale.help = f"SR factor for --degradation bicubic (default: --checkpoint's, as `train` writes it; else {SR_SCALE})"
+
+
+def checkpoint_scale(args: argparse.Namespace) -> int:
+    """--scale, else the scale in --checkpoint's metadata, else ``SR_SCALE``; ``UserError`` when
+    --scale contradicts the checkpoint (its network cannot up-sample by another factor)."""
+    from ..models import read_metadata
+
+    saved = read_metadata(args.checkpoint).get("scale") if args.checkpoint and args.model != "bicubic" else None
+    if args.scale is None:
+        return int(saved) if saved else SR_SCALE
+    if saved and int(saved) != args.scale and args.degradation == "bicubic":
+        raise UserError(f"--checkpoint {args.checkpoint!r} holds a ×{saved} network (its metadata says so) but "
+                        f"--scale is {args.scale}; leave --scale out or pass --scale {saved}")
+    return args.scale
 
 
 def model_name(args: argparse.Namespace) -> str:
@@ -69,13 +90,16 @@ def model_name(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from ..configs import with_paths
     from ..data import sample_images
-    from ..evaluate import EvalConfig, evaluate, format_table
+    from ..evaluate import EvalConfig, baseline_network, evaluate, format_table, versus_baseline
     from ..models import build_model, load_checkpoint
 
-    deg = degradation_from_args(args)
     name = model_name(args)
+    args.scale = checkpoint_scale(args)
+    deg = degradation_from_args(args)
     model = None
     if name != "bicubic":
         model = build_model(name, deg.factor)
@@ -86,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"scoring {name}" + (f" with the weights in {args.checkpoint}" if args.checkpoint else ""))
     cfg = with_paths(EvalConfig(), {**config_fields(args, OPTIONS), "degradation": deg, "json_path": args.json})
     extra = None if args.test else {"samples": sample_images(limit=args.max_images)}
-    print(format_table(evaluate(model, cfg, extra)))
+    scores = evaluate(model, cfg, extra)
+    print(format_table(scores))
     print(f"results written to {args.json}")
+    if model is not None:  # a network is read next to its baseline, as train and the methods print it
+        baseline, floor = baseline_network(deg)
+        print("\n".join(versus_baseline(name, scores, evaluate(floor, replace(cfg, json_path=None), extra), baseline)))
     return 0

@@ -5,7 +5,7 @@ Data: --data is a folder of images (LQ made on the fly by --degradation) or a Ba
 are used, so this runs on a fresh machine.
 
 Examples:
-  python -m irkernels.pipeline train --steps 200 --out runs/demo
+  python -m irkernels.pipeline train --model edsr-tiny --scale 2 --steps 1000 --out runs/demo
   python -m irkernels.pipeline train --data CBSD432/ --model edsr-baseline --scale 4 \\
       --patch-size 192 --batch-size 16 --accum-steps 4 --steps 20000 --test Set5/ Set14/
   torchrun --nproc-per-node 8 -m irkernels.pipeline train --data DIV2K/ --batch-size 64
