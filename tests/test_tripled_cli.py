@@ -101,7 +101,6 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
         raise AssertionError("finished work was redone")
 
     monkeypatch.setattr(tripled_pipeline, "distill", fail)
-    monkeypatch.setattr(tripled_pipeline, "train_scorer", fail)
     monkeypatch.setattr(scoring, "train_scorer", fail)
     (out / "manifest.json").unlink()
     assert main(argv) == 0
@@ -109,7 +108,7 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
     # an unfinished unit is redone: remove one real pair's record, the scorer file is reused
     (out / "records" / "real-00001.json").unlink()
     (out / "records" / "scores.json").unlink()
-    monkeypatch.setattr(tripled_pipeline, "score_images", lambda *a, **k: scores)
+    monkeypatch.setattr(scoring, "score_images", lambda *a, **k: scores)
     assert main(argv) == 0
     assert (out / "records" / "real-00001.json").exists()
     capsys.readouterr()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -27,8 +28,9 @@ from torch import nn
 
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats
 from ..devices import resolve_device
+from ..seeds import derive_seed
 from .features import FeatureTarget
-from .config import LatentConfig  # noqa: F401  (re-exported)
+from .config import LatentConfig, TripleDConfig
 
 log = logging.getLogger(__name__)
 
@@ -206,5 +208,46 @@ def distill_latents(images: torch.Tensor, vae: nn.Module | None, extractor: nn.M
     return out, losses
 
 
+# ---------------------------------------------------------------------------------------------
+# the VAE a run trusts
+# ---------------------------------------------------------------------------------------------
+def vae_split(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Training images for the fallback VAE (up to 64) and ``vae_check_crops`` seeded crops of
+    held-out images (every eighth image, at least one; a single image serves both)."""
+    n = len(targets)
+    held = list(range(7, n, 8)) or [n - 1]
+    train_idx = [i for i in range(n) if i not in held] or held
+    crop = cfg.latent.vae_crop
+    check = random_crops([targets[i] for i in held], cfg.latent.vae_check_crops, crop,
+                         np.random.default_rng(derive_seed(cfg.seed, "vae-check")))
+    return [targets[i] for i in train_idx[:64]], check
+
+
+def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[torch.nn.Module | None, dict]:
+    """The VAE for latent distillation and its record (``source``, ``reconstruction_psnr`` on
+    held-out crops, ``trusted``, training history): a loaded or fallback one that reaches
+    ``cfg.latent.vae_min_psnr``, else ``None`` (pixel-space distillation) after a loud warning."""
+    lat = cfg.latent
+    train_images, check = vae_split(targets, cfg)
+    if lat.vae:
+        vae = load_vae(lat.vae, lat.subfolder).to(resolve_device(cfg.device))
+        record = {"source": os.path.abspath(lat.vae), "reconstruction_psnr": reconstruction_psnr(vae, check)}
+    else:
+        torch.manual_seed(cfg.seed)
+        vae = tiny_autoencoder()
+        fit = train_vae(vae, train_images, lat, check)
+        record = {"source": "tiny AutoencoderKL trained here", "reconstruction_psnr": fit["psnr"],
+                  "steps": fit["steps"], "psnr_history": fit["psnr_history"], "losses": fit["losses"]}
+    record.update(min_psnr=lat.vae_min_psnr, check_crops=len(check), crop=lat.vae_crop,
+                  trusted=record["reconstruction_psnr"] >= lat.vae_min_psnr)
+    if not record["trusted"]:
+        record["warning"] = (f"VAE NOT TRUSTED: its reconstruction PSNR on held-out crops is "
+                             f"{record['reconstruction_psnr']:.2f} dB, below the bar of {lat.vae_min_psnr:.1f} dB; "
+                             "distilling in pixel space instead (give a better --vae DIR, or more --vae-steps)")
+        log.warning(record["warning"])
+        return None, record
+    return vae, record
+
+
 __all__ = ["LatentConfig", "decode", "distill_latents", "encode", "load_vae", "matching_loss", "random_crops",
-           "reconstruction_psnr", "tiny_autoencoder", "train_vae", "vae_factor"]
+           "reconstruction_psnr", "tiny_autoencoder", "train_vae", "trusted_vae", "vae_factor", "vae_split"]

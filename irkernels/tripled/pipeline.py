@@ -7,17 +7,15 @@ written as ``syn_*`` pairs). The scorer checkpoint ``OUT/scorer.safetensors`` is
 recorded settings match. Output items: ``real_[<type>_]<name>`` and ``syn_[<type>_]<k>``.
 
 It follows the method contract of ``irkernels.methods``: ``run(cfg, out, data=...)`` →
-``TripleDResult``; the settings are in ``config``, the report in ``report``. Training a network on
-the result is ``training``'s (``train_on_output`` / ``train_dynamic``).
+``TripleDResult``; the settings are in ``config``, the report in ``report``. Each step's run-level
+function is in its step's module (``scoring.complexity_scores``, ``latent.trusted_vae``, ...);
+training a network on the result is ``training``'s (``train_on_output`` / ``train_dynamic``).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import random
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -32,7 +30,7 @@ from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..ops.ncfd import cf_modulus
 from ..outputs import RunFolder
-from ..seeds import derive_seed, seeded_generator
+from ..seeds import seeded_generator
 from ..devices import resolve_device
 from ..evaluate import baseline_network
 from ..pretrained import PretrainConfig, patch_psnr, pretrained_network
@@ -42,10 +40,8 @@ from .result import TripleDResult
 from .features import FeatureTarget, feature_target
 from .finetune import distribution_terms, finetune_images
 from .items import LazyTensors, item_name, item_size, load_item
-from .latent import (decode, distill_latents, encode, load_vae, matching_loss, random_crops, reconstruction_psnr,
-                     tiny_autoencoder, train_vae, vae_factor, vae_subfolder)
-from .scoring import (ComplexityScorer, entropy_scores, load_scorer, random_crop_batch, save_scorer, score_images,
-                      spearman, train_scorer)
+from .latent import decode, distill_latents, encode, matching_loss, trusted_vae, vae_factor, vae_subfolder
+from .scoring import complexity_scores
 from .selection import deal_to_types, ranking, selection_count
 
 log = logging.getLogger(__name__)
@@ -64,78 +60,6 @@ FEATURE_VAL = 0.05  # share of the images held out of the feature network's pre-
 # ---------------------------------------------------------------------------------------------
 # steps
 # ---------------------------------------------------------------------------------------------
-def scorer_split(n: int, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded split of ``n`` images into (training, held-out) for the scorer check: a fifth (at
-    least one, at most 64) is held out; with a single image both are that image."""
-    if n < 2:
-        return list(range(n)), list(range(n))
-    held = sorted(random.Random(derive_seed(seed, "scorer-split")).sample(range(n), min(64, max(1, n // 5))))
-    rest = sorted(set(range(n)) - set(held))
-    return rest, held
-
-
-def get_scorer(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, path: str,
-               train_idx: Sequence[int]) -> tuple[ComplexityScorer, dict]:
-    """The scorer: ``cfg.scorer_checkpoint``, else ``path`` when its recorded settings match, else a
-    new one trained on up to ``cfg.scorer_images`` of ``items[train_idx]`` (seeded choice) and saved to ``path``."""
-    if cfg.scorer_checkpoint:
-        return load_scorer(cfg.scorer_checkpoint), {"checkpoint": cfg.scorer_checkpoint}
-    key = json.dumps({"scorer": asdict(cfg.scorer_cfg), "items": [item_name(i) for i in items],
-                      "scorer_images": cfg.scorer_images, "train": list(train_idx)}, sort_keys=True)
-    if os.path.exists(path):
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as fh:
-            if (fh.metadata() or {}).get("settings") == key:
-                log.info("reusing the scorer in %s", path)
-                return load_scorer(path), {"checkpoint": path, "reused": True}
-    rng = random.Random(cfg.seed)
-    chosen = sorted(rng.sample(list(train_idx), min(len(train_idx), cfg.scorer_images)))
-    start = time.perf_counter()
-    scorer, losses = train_scorer([load_item(items[i]) for i in chosen], cfg.scorer_cfg)
-    save_scorer(scorer, path, {"settings": key})
-    return scorer, {"checkpoint": path, "reused": False, "losses": losses, "train_images": len(chosen),
-                    "train_seconds": time.perf_counter() - start}
-
-
-@torch.no_grad()
-def heldout_spearman(scorer: ComplexityScorer, images: Sequence[Image], cfg: TripleDConfig) -> float:
-    """Spearman correlation between ``scorer`` and exact entropy on ``cfg.scorer_check_crops``
-    seeded random crops of the held-out ``images`` (sides as in the scorer's training)."""
-    sc = cfg.scorer_cfg
-    crops, entropy = random_crop_batch(images, cfg.scorer_check_crops, sc.crop_min, sc.crop_max, scorer.img_size,
-                                       np.random.default_rng(derive_seed(cfg.seed, "scorer-check")))
-    dev = resolve_device(cfg.device)
-    scorer = scorer.to(dev).eval()
-    pred = torch.cat([scorer(crops[i:i + cfg.score_batch].to(dev)).cpu() for i in range(0, len(crops), cfg.score_batch)])
-    return spearman(pred.double().numpy(), entropy)
-
-
-def complexity_scores(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, scorer_path: str
-                      ) -> tuple[np.ndarray, dict]:
-    """Every image's complexity score and a record of how it was obtained: exact entropy, or the ViT
-    when its held-out Spearman correlation with entropy reaches ``cfg.min_spearman`` (else entropy,
-    with a warning). Both costs are timed (seconds) for the report."""
-    if cfg.scorer == "entropy":
-        start = time.perf_counter()
-        scores = entropy_scores(items)
-        return scores, {"used": "entropy", "entropy_seconds": time.perf_counter() - start}
-    train_idx, held_idx = scorer_split(len(items), cfg.seed)
-    scorer, info = get_scorer(items, cfg, scorer_path, train_idx)
-    rho = heldout_spearman(scorer, [load_item(items[i]) for i in held_idx], cfg)
-    info.update(spearman_heldout=rho, heldout_images=len(held_idx), heldout_crops=cfg.scorer_check_crops)
-    start = time.perf_counter()
-    if rho < cfg.min_spearman:
-        log.warning("the ViT scorer ranks held-out crops with Spearman %.3f against exact entropy, below "
-                    "min_spearman=%.2f: ranking by exact entropy instead", rho, cfg.min_spearman)
-        scores = entropy_scores(items)
-        info.update(used="entropy", fallback=True, entropy_seconds=time.perf_counter() - start)
-        return scores, info
-    scores = score_images(scorer, items, cfg.score_batch, cfg.num_workers, cfg.device, cfg.progress)
-    info.update(used="vit", fallback=False, score_seconds=time.perf_counter() - start)
-    return scores, info
-
-
 def pretrain_pairs(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig) -> PairSet:
     """LQ/HQ pairs of every image under every task type: square HQ patches of side
     ``cfg.pretrain_patch`` (capped by the smallest image, a multiple of the scale), stride = side."""
@@ -206,44 +130,6 @@ def _projection_samples(extractor, images: torch.Tensor, target: FeatureTarget, 
     return (s @ axis).tolist()
 
 
-def vae_split(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Training images for the fallback VAE (up to 64) and ``vae_check_crops`` seeded crops of
-    held-out images (every eighth image, at least one; a single image serves both)."""
-    n = len(targets)
-    held = list(range(7, n, 8)) or [n - 1]
-    train_idx = [i for i in range(n) if i not in held] or held
-    crop = cfg.latent.vae_crop
-    check = random_crops([targets[i] for i in held], cfg.latent.vae_check_crops, crop,
-                         np.random.default_rng(derive_seed(cfg.seed, "vae-check")))
-    return [targets[i] for i in train_idx[:64]], check
-
-
-def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[torch.nn.Module | None, dict]:
-    """The VAE for latent distillation and its record (``source``, ``reconstruction_psnr`` on
-    held-out crops, ``trusted``, training history): a loaded or fallback one that reaches
-    ``cfg.latent.vae_min_psnr``, else ``None`` (pixel-space distillation) after a loud warning."""
-    lat = cfg.latent
-    train_images, check = vae_split(targets, cfg)
-    if lat.vae:
-        vae = load_vae(lat.vae, lat.subfolder).to(resolve_device(cfg.device))
-        record = {"source": os.path.abspath(lat.vae), "reconstruction_psnr": reconstruction_psnr(vae, check)}
-    else:
-        torch.manual_seed(cfg.seed)
-        vae = tiny_autoencoder()
-        fit = train_vae(vae, train_images, lat, check)
-        record = {"source": "tiny AutoencoderKL trained here", "reconstruction_psnr": fit["psnr"],
-                  "steps": fit["steps"], "psnr_history": fit["psnr_history"], "losses": fit["losses"]}
-    record.update(min_psnr=lat.vae_min_psnr, check_crops=len(check), crop=lat.vae_crop,
-                  trusted=record["reconstruction_psnr"] >= lat.vae_min_psnr)
-    if not record["trusted"]:
-        record["warning"] = (f"VAE NOT TRUSTED: its reconstruction PSNR on held-out crops is "
-                             f"{record['reconstruction_psnr']:.2f} dB, below the bar of {lat.vae_min_psnr:.1f} dB; "
-                             "distilling in pixel space instead (give a better --vae DIR, or more --vae-steps)")
-        log.warning(record["warning"])
-        return None, record
-    return vae, record
-
-
 def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], cfg: TripleDConfig,
            feature_items: Sequence[str] | Sequence[Image] | None = None,
            network: tuple[torch.nn.Module, dict] | None = None) -> tuple[torch.Tensor, dict]:
@@ -269,7 +155,8 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
         with torch.no_grad():
             feats = torch.cat([extractor.features(images[i:i + 8].to(device)) for i in range(0, len(images), 8)])
             l2, kl = distribution_terms(feats, target)
-            ncfd = matching_loss(images.to(device), extractor, target, cfg.latent.max_samples, seeded_generator(cfg.seed, "matching"))
+            ncfd = matching_loss(images.to(device), extractor, target, cfg.latent.max_samples,
+                                 seeded_generator(cfg.seed, "matching"))
         return {"l2": float(l2), "kl": float(kl), "ncfd": float(ncfd)}
 
     record["initial"] = measure(crops)
@@ -300,10 +187,12 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
     # Figure 12: project standardised features on the real set's first principal axis.
     with torch.no_grad():
         real = torch.cat([target.samples(extractor.features(targets[i][None].to(device)).cpu(), 4096,
-                                         seeded_generator(cfg.seed, "projection-axis", i)) for i in range(min(len(targets), 16))])
+                                         seeded_generator(cfg.seed, "projection-axis", i))
+                          for i in range(min(len(targets), 16))])
     axis = torch.linalg.svd(real - real.mean(0), full_matrices=False).Vh[0]
     record["projection"] = {
-        "real": (real[torch.randperm(len(real), generator=seeded_generator(cfg.seed, "real-sample"))[:2000]] @ axis).tolist(),
+        "real": (real[torch.randperm(len(real), generator=seeded_generator(cfg.seed, "real-sample"))[:2000]]
+                 @ axis).tolist(),
         "before_cnn": _projection_samples(extractor, before_cnn, target, axis, 2000, cfg.seed, device),
         "after_cnn": _projection_samples(extractor, synthetic, target, axis, 2000, cfg.seed, device),
     }
@@ -435,5 +324,5 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
                          np.asarray(records["scores"]["scores"]), selected, folder, crops)
 
 
-__all__ = ["TASKS", "TripleDConfig", "TripleDResult", "distill", "feature_network", "get_scorer", "run",
+__all__ = ["TASKS", "TripleDConfig", "TripleDResult", "distill", "feature_network", "run",
            "run_settings", "synthetic_crops", "task_types"]

@@ -17,7 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import random
+import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -28,7 +32,8 @@ from torch import nn
 from ..data.images import Image, read_image, to_float, to_tensor
 from ..devices import resolve_device
 from ..seeds import derive_seed
-from .config import ScorerConfig  # noqa: F401  (re-exported)
+from .config import ScorerConfig, TripleDConfig
+from .items import item_name, load_item
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +243,81 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return 0.0 if r is None or not math.isfinite(r) else float(r)
 
 
-__all__ = ["ComplexityScorer", "ScorerConfig", "entropy_scores", "grey_levels", "image_entropy",
-           "load_scorer", "minmax_normalise", "random_crop_batch", "save_scorer", "score_images", "spearman",
-           "train_scorer"]
+# ---------------------------------------------------------------------------------------------
+# the scoring step of a run
+# ---------------------------------------------------------------------------------------------
+def scorer_split(n: int, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of ``n`` images into (training, held-out) for the scorer check: a fifth (at
+    least one, at most 64) is held out; with a single image both are that image."""
+    if n < 2:
+        return list(range(n)), list(range(n))
+    held = sorted(random.Random(derive_seed(seed, "scorer-split")).sample(range(n), min(64, max(1, n // 5))))
+    rest = sorted(set(range(n)) - set(held))
+    return rest, held
+
+
+def get_scorer(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, path: str,
+               train_idx: Sequence[int]) -> tuple[ComplexityScorer, dict]:
+    """The scorer: ``cfg.scorer_checkpoint``, else ``path`` when its recorded settings match, else a
+    new one trained on up to ``cfg.scorer_images`` of ``items[train_idx]`` (seeded choice) and saved to ``path``."""
+    if cfg.scorer_checkpoint:
+        return load_scorer(cfg.scorer_checkpoint), {"checkpoint": cfg.scorer_checkpoint}
+    key = json.dumps({"scorer": asdict(cfg.scorer_cfg), "items": [item_name(i) for i in items],
+                      "scorer_images": cfg.scorer_images, "train": list(train_idx)}, sort_keys=True)
+    if os.path.exists(path):
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as fh:
+            if (fh.metadata() or {}).get("settings") == key:
+                log.info("reusing the scorer in %s", path)
+                return load_scorer(path), {"checkpoint": path, "reused": True}
+    rng = random.Random(cfg.seed)
+    chosen = sorted(rng.sample(list(train_idx), min(len(train_idx), cfg.scorer_images)))
+    start = time.perf_counter()
+    scorer, losses = train_scorer([load_item(items[i]) for i in chosen], cfg.scorer_cfg)
+    save_scorer(scorer, path, {"settings": key})
+    return scorer, {"checkpoint": path, "reused": False, "losses": losses, "train_images": len(chosen),
+                    "train_seconds": time.perf_counter() - start}
+
+
+@torch.no_grad()
+def heldout_spearman(scorer: ComplexityScorer, images: Sequence[Image], cfg: TripleDConfig) -> float:
+    """Spearman correlation between ``scorer`` and exact entropy on ``cfg.scorer_check_crops``
+    seeded random crops of the held-out ``images`` (sides as in the scorer's training)."""
+    sc = cfg.scorer_cfg
+    crops, entropy = random_crop_batch(images, cfg.scorer_check_crops, sc.crop_min, sc.crop_max, scorer.img_size,
+                                       np.random.default_rng(derive_seed(cfg.seed, "scorer-check")))
+    dev = resolve_device(cfg.device)
+    scorer = scorer.to(dev).eval()
+    pred = torch.cat([scorer(crops[i:i + cfg.score_batch].to(dev)).cpu() for i in range(0, len(crops), cfg.score_batch)])
+    return spearman(pred.double().numpy(), entropy)
+
+
+def complexity_scores(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, scorer_path: str
+                      ) -> tuple[np.ndarray, dict]:
+    """Every image's complexity score and a record of how it was obtained: exact entropy, or the ViT
+    when its held-out Spearman correlation with entropy reaches ``cfg.min_spearman`` (else entropy,
+    with a warning). Both costs are timed (seconds) for the report."""
+    if cfg.scorer == "entropy":
+        start = time.perf_counter()
+        scores = entropy_scores(items)
+        return scores, {"used": "entropy", "entropy_seconds": time.perf_counter() - start}
+    train_idx, held_idx = scorer_split(len(items), cfg.seed)
+    scorer, info = get_scorer(items, cfg, scorer_path, train_idx)
+    rho = heldout_spearman(scorer, [load_item(items[i]) for i in held_idx], cfg)
+    info.update(spearman_heldout=rho, heldout_images=len(held_idx), heldout_crops=cfg.scorer_check_crops)
+    start = time.perf_counter()
+    if rho < cfg.min_spearman:
+        log.warning("the ViT scorer ranks held-out crops with Spearman %.3f against exact entropy, below "
+                    "min_spearman=%.2f: ranking by exact entropy instead", rho, cfg.min_spearman)
+        scores = entropy_scores(items)
+        info.update(used="entropy", fallback=True, entropy_seconds=time.perf_counter() - start)
+        return scores, info
+    scores = score_images(scorer, items, cfg.score_batch, cfg.num_workers, cfg.device, cfg.progress)
+    info.update(used="vit", fallback=False, score_seconds=time.perf_counter() - start)
+    return scores, info
+
+
+__all__ = ["ComplexityScorer", "ScorerConfig", "complexity_scores", "entropy_scores", "get_scorer", "grey_levels",
+           "heldout_spearman", "image_entropy", "load_scorer", "minmax_normalise", "random_crop_batch",
+           "save_scorer", "score_images", "scorer_split", "spearman", "train_scorer"]
