@@ -146,6 +146,30 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
+class CostEstimate:
+    """The one warning of a long stage: ``tick(step)`` after each of its ``steps`` steps (numbered
+    from ``start``); the ``ESTIMATE_AFTER_STEPS`` steps after ``warmup`` untimed ones (allocator,
+    cuDNN autotuning, lazy init) are timed, and when the steps left would take over ``LONG_STAGE_S``
+    it logs what they will cost and ``hint``, how to make the stage shorter (``report=False``: it
+    only times, as on the ranks other than 0 of a distributed run)."""
+
+    def __init__(self, what: str, steps: int, hint: str, start: int = 0, warmup: int = 3, report: bool = True) -> None:
+        self.what, self.steps, self.hint, self.report = what, steps, hint, report
+        self.timed_from = start + min(warmup, max(0, steps - start - 1))
+        self.estimate_at = self.timed_from + ESTIMATE_AFTER_STEPS
+        self.t_start = time.perf_counter()
+
+    def tick(self, step: int) -> None:
+        if step == self.timed_from:
+            self.t_start = time.perf_counter()
+        elif step == self.estimate_at and self.report:
+            per_step = (time.perf_counter() - self.t_start) / ESTIMATE_AFTER_STEPS
+            left = per_step * (self.steps - step)
+            if left > LONG_STAGE_S:
+                log.warning("%s: about %s for the %d steps left (%.2f s a step, measured over %d steps); %s",
+                            self.what, _duration(left), self.steps - step, per_step, ESTIMATE_AFTER_STEPS, self.hint)
+
+
 def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
           allowed: Callable[[int], torch.Tensor] | None = None,
           on_step: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
@@ -197,9 +221,9 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
         torch.cuda.reset_peak_memory_stats(device)
     per_rank = cfg.batch_size // world
     model.train()
-    clock = _Clock(start, cfg.steps)
+    clock = _Clock(start, cfg.steps, model, device, main_proc)
     for step in range(start, cfg.steps):
-        clock.tick(step, model, device, main_proc)
+        clock.tick(step)
         idx, flips = _draw(step, len(data), cfg, sampler, allowed)
         idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
         opt.zero_grad()
@@ -315,30 +339,18 @@ def _draw(step: int, n: int, cfg: TrainConfig, sampler: torch.Generator,
 
 
 class _Clock:
-    """Throughput, timed after a few warm-up steps (allocator, cuDNN autotuning, lazy init), and the
-    one-time estimate of a long run's cost after ``ESTIMATE_AFTER_STEPS`` timed steps."""
+    """Throughput, timed after the warm-up steps of the run's ``CostEstimate`` (which the main
+    process's clock also logs)."""
 
-    def __init__(self, start: int, steps: int) -> None:
-        self.steps = steps
-        self.timed_from = start + min(3, max(0, steps - start - 1))
-        self.estimate_at = self.timed_from + ESTIMATE_AFTER_STEPS
-        self.t_run = time.perf_counter()
-
-    def tick(self, step: int, model: nn.Module, device: torch.device, main_proc: bool) -> None:
-        if step == self.timed_from:
-            self.t_run = time.perf_counter()
-        if step == self.estimate_at and main_proc:
-            per_step = (time.perf_counter() - self.t_run) / ESTIMATE_AFTER_STEPS
-            left = per_step * (self.steps - step)
-            if left > LONG_STAGE_S:
-                log.warning("training %s: about %s for the %d steps left (%.2f s a step, measured over %d steps on "
-                            "%s); fewer steps (--steps, --pretrain-steps, --teacher-steps) or a smaller network "
-                            "make it shorter", getattr(model, "registry_name", type(model).__name__),
-                            _duration(left), self.steps - step, per_step, ESTIMATE_AFTER_STEPS, device)
+    def __init__(self, start: int, steps: int, model: nn.Module, device: torch.device, main_proc: bool) -> None:
+        name = getattr(model, "registry_name", type(model).__name__)
+        self.estimate = CostEstimate(f"training {name} on {device}", steps, "fewer steps (--steps, --pretrain-steps, "
+                                     "--teacher-steps) or a smaller network make it shorter", start, report=main_proc)
+        self.tick = self.estimate.tick
 
     def patches_per_s(self, batch_size: int) -> float:
-        timed = self.steps - self.timed_from
-        return timed * batch_size / (time.perf_counter() - self.t_run) if timed > 0 else 0.0
+        timed = self.estimate.steps - self.estimate.timed_from
+        return timed * batch_size / (time.perf_counter() - self.estimate.t_start) if timed > 0 else 0.0
 
 
 class _Logger:

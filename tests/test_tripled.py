@@ -366,3 +366,33 @@ def test_trainer_draws_only_the_allowed_patches(monkeypatch, tmp_path):
     train_mod.train(build_model("tripled-cnn", 1), data, cfg, allowed=lambda step: pools[step // 3])
     assert all(s <= {1, 5} for s in seen[:3]) and all(s <= {7, 8, 9} for s in seen[3:])
     assert set().union(*seen[:3]) == {1, 5} and len(set().union(*seen[3:])) == 3
+
+
+def test_long_tripled_stages_say_up_front_what_they_cost(monkeypatch, caplog):
+    """VAE training, latent/pixel distillation and CNN fine-tuning each log one estimate, with the
+    flag that shortens them, when their steps left would exceed ``LONG_STAGE_S`` (lowered to 0 here
+    instead of timing anything long); quiet below it."""
+    import irkernels.train as train_mod
+
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    images = [torch.rand(3, 16, 16) for _ in range(4)]
+    target = feature_target(extractor, images, num_freqs=8, seed=0)
+    start = torch.rand(4, 3, 16, 16)
+    latent = LatentConfig(steps=12, vae_steps=12, vae_check_every=100, vae_batch=2, vae_crop=16, batch_size=4,
+                          device="cpu", progress=False)
+    finetune = FinetuneConfig(steps=12, batch_size=4, channels=8, device="cpu", progress=False)
+
+    def stages() -> list[str]:
+        caplog.clear()
+        train_vae(tiny_autoencoder(), images, latent, random_crops(images, 2, 16, np.random.default_rng(0)))
+        distill_latents(start, None, extractor, target, latent)
+        finetune_images(start, extractor, target, finetune)
+        return [r.getMessage() for r in caplog.records if "steps left" in r.getMessage()]
+
+    assert stages() == []
+    monkeypatch.setattr(train_mod, "LONG_STAGE_S", 0.0)
+    said = stages()
+    assert len(said) == 3, said
+    for message, flag in zip(said, ("--vae-steps 0", "--latent-steps", "--cnn-steps")):
+        assert "the 4 steps left" in message and "measured over 5 steps" in message and flag in message, message

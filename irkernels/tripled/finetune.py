@@ -26,6 +26,7 @@ from torch import nn
 
 from ..models.tripled_cnn import TripleDCNN
 from ..devices import resolve_device
+from ..train import CostEstimate
 from .features import FeatureTarget
 from .config import FinetuneConfig, PIXEL_WEIGHT  # noqa: F401  (re-exported)
 
@@ -79,7 +80,9 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="cnn", dynamic_ncols=True)
-    for _ in steps:
+    estimate = CostEstimate(f"CNN fine-tuning on {device}", cfg.steps, "fewer --cnn-steps make it shorter")
+    for step in steps:
+        estimate.tick(step)
         idx = torch.randperm(len(images), generator=gen)[: cfg.batch_size]
         batch = images[idx].to(device)
         adjusted = cnn(batch)
