@@ -60,8 +60,10 @@ def test_report_networks_psnr_next_to_bicubic_and_checkpoint_relative(photos, tm
     out = tmp_path / "runs" / "a"
     run(cfg, str(out), images=photos)
     # a 2-step teacher is far below bicubic: said in one logged line and in the report
-    below = [r.getMessage() for r in caplog.records if "BELOW bicubic" in r.getMessage()]
-    assert len(below) == 1 and "held-out image(s)" in below[0]
+    below = [r for r in caplog.records if "BELOW bicubic" in r.getMessage()]
+    assert len(below) == 1 and "held-out image(s)" in below[0].getMessage()
+    scored = [r for r in caplog.records if "held-out image(s), bicubic" in r.getMessage()]
+    assert scored == below and below[0].levelname == "WARNING"  # the CLI's default level shows it
     assert "BELOW bicubic" in _section((out / "report.html").read_text(), "Networks")
     teacher = json.loads((out / "manifest.json").read_text())["networks"]["teacher"]
     bicubic = teacher["val_bicubic"]

@@ -93,10 +93,10 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
             ours, floor = info["val"]["psnr_y"], info["val_bicubic"]["psnr_y"]
             line = (f"the pre-trained {cfg.feature_model} scores {ours:.2f} dB PSNR-Y on {len(val_part)} held-out image(s), "
                     f"bicubic {floor:.2f} dB ({ours - floor:+.2f} dB)")
-            if ours < floor:  # its HR targets would be worse than bicubic's: say so where it is made
-                log.warning("%s: BELOW bicubic; give it more --pretrain-steps or a trained --teacher-checkpoint", line)
-            else:
-                log.info("%s", line)
+            # printed at the default level either way (a score is read where the network is made);
+            # below bicubic its HR targets would be worse than bicubic's
+            log.warning("%s%s", line, ": BELOW bicubic; give it more --pretrain-steps or a trained "
+                                      "--teacher-checkpoint" if ours < floor else "")
         if need_fe and nets.feature_extractor is None:
             nets.feature_extractor, nets.info["feature_extractor"] = net, info
         if need_teacher and nets.teacher is None:
