@@ -54,7 +54,7 @@ timed train "python -m irkernels.pipeline train --model edsr-tiny --scale 2 --st
 timed eval "python -m irkernels.pipeline eval --checkpoint runs/demo/model.safetensors --test $data/test/Set5 $data/test/Set14"
 timed compare_tiny "python -m irkernels.pipeline compare --preset tiny --out runs/compare-tiny"
 timed tripled "python -m irkernels.pipeline tripled --out runs/tripled"
-timed tripled_cpu "python -m irkernels.pipeline tripled --feature-model edsr-tiny --pretrain-steps 500 --vae-steps 0 --out runs/tripled-cpu"
+timed tripled_cpu "python -m irkernels.pipeline tripled --task sr2 --feature-model edsr-tiny --pretrain-steps 1000 --vae-steps 0 --out runs/tripled-cpu"
 
 python - "$rows" "$repo/benchmarks/results" "$work" "$data" <<'EOF'
 import json, os, platform, sys, time

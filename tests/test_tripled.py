@@ -396,3 +396,19 @@ def test_long_tripled_stages_say_up_front_what_they_cost(monkeypatch, caplog):
     assert len(said) == 3, said
     for message, flag in zip(said, ("--vae-steps 0", "--latent-steps", "--cnn-steps")):
         assert "the 4 steps left" in message and "measured over 5 steps" in message and flag in message, message
+
+
+def test_vae_steps_zero_chooses_pixel_space_without_training_or_alarm(monkeypatch, caplog):
+    import irkernels.tripled.latent as latent
+    from irkernels.tripled.config import TripleDConfig
+
+    def fail(*a, **k):
+        raise AssertionError("no VAE is trained or scored with vae_steps=0")
+
+    monkeypatch.setattr(latent, "train_vae", fail)
+    monkeypatch.setattr(latent, "reconstruction_psnr", fail)
+    cfg = TripleDConfig(latent=LatentConfig(vae_steps=0), device="cpu", progress=False)
+    vae, record = latent.trusted_vae([torch.rand(3, 64, 64) for _ in range(2)], cfg)
+    assert vae is None and record["chosen"] and not record["trusted"] and "warning" not in record
+    assert any("distilling in pixel space" in r.getMessage() for r in caplog.records)
+    assert not any("NOT TRUSTED" in r.getMessage() for r in caplog.records)

@@ -235,8 +235,13 @@ def vae_split(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[list
 def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[torch.nn.Module | None, dict]:
     """The VAE for latent distillation and its record (``source``, ``reconstruction_psnr`` on
     held-out crops, ``trusted``, training history): a loaded or fallback one that reaches
-    ``cfg.latent.vae_min_psnr``, else ``None`` (pixel-space distillation) after a loud warning."""
+    ``cfg.latent.vae_min_psnr``, else ``None`` (pixel-space distillation) after a loud warning.
+    Without ``vae`` and with ``vae_steps=0``, pixel space is the user's choice: no VAE, one plain line."""
     lat = cfg.latent
+    if not lat.vae and lat.vae_steps == 0:
+        log.warning("no VAE (--vae-steps 0 and no --vae): distilling in pixel space")
+        return None, {"source": "none (vae_steps=0: pixel space chosen)", "reconstruction_psnr": None,
+                      "trusted": False, "chosen": True, "min_psnr": lat.vae_min_psnr}
     train_images, check = vae_split(targets, cfg)
     if lat.vae:
         vae = load_vae(lat.vae, lat.subfolder).to(resolve_device(cfg.device))

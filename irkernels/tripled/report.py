@@ -82,7 +82,7 @@ def write_tripled_report(folder: RunFolder, records: dict, items: Sequence,
     syn = records.get("synthetic")
     vae = (syn or {}).get("vae")
     sections = []
-    if vae and not vae["trusted"]:
+    if vae and not vae["trusted"] and not vae.get("chosen"):
         sections.append(("WARNING: VAE not trusted", f'<p style="color:red;font-weight:bold">{vae["warning"]}</p>'))
     if info.get("fallback"):
         sections.append(("WARNING: ViT scorer not used",
