@@ -367,8 +367,23 @@ def test_condenser_sets_cudnn_benchmark_only_inside_its_run(photos, nets, monkey
     """cuDNN's kernel timing is on for the condensation loop and the process-wide flag is left as
     the caller had it (it used to be switched on for good when a Condenser was made on a GPU)."""
     seen = []
-    monkeypatch.setattr(Condenser, "_run", lambda self, instances, k: seen.append(torch.backends.cudnn.benchmark))
+    monkeypatch.setattr(Condenser, "_run", lambda self, instances, k, on_step: seen.append(torch.backends.cudnn.benchmark))
     before = torch.backends.cudnn.benchmark
     cfg = tiny_cfg(iters=1)
     Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(make_instances(photos[:1], cfg), 2)
     assert seen == [True] and torch.backends.cudnn.benchmark == before
+
+
+def test_a_long_condensation_says_up_front_what_it_will_cost(photos, nets, tmp_path, monkeypatch, caplog):
+    """The condensation stage (every batch of instances, their iterations counted together) logs one
+    estimate when the rest would exceed ``LONG_STAGE_S`` (lowered to 0 instead of timing anything long)."""
+    import irkernels.train as train_mod
+
+    run(tiny_cfg(batch_instances=1), str(tmp_path / "quiet"), images=photos, networks=nets)
+    assert not [r for r in caplog.records if "steps left" in r.getMessage()]
+    monkeypatch.setattr(train_mod, "LONG_STAGE_S", 0.0)
+    run(tiny_cfg(batch_instances=1), str(tmp_path / "long"), images=photos, networks=nets)
+    said = [r.getMessage() for r in caplog.records if "steps left" in r.getMessage()]
+    # 3 images one at a time × 12 iterations; warned at step 3 + 5 of the first image
+    assert len(said) == 1 and said[0].startswith("condensing 3 image(s) on cpu") and "the 28 steps left" in said[0]
+    assert "--iters" in said[0]

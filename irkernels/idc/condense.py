@@ -20,6 +20,7 @@ step between re-draws and re-assignments makes no host sync (tested).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,16 +183,18 @@ class Condenser:
         self.progress = progress
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, instances: list[Instance], k: int) -> list[CondenseResult]:
+    def run(self, instances: list[Instance], k: int,
+            on_step: Callable[[int], None] | None = None) -> list[CondenseResult]:
         """Condense ``instances`` (one batch) with ``k`` groups per instance; returns one result each.
-        cuDNN picks its conv kernels by timing them (``benchmark``) inside this call only: the shapes
-        are fixed for its whole loop, and the process-wide setting is left as the caller had it."""
+        ``on_step(step)``: called before each iteration (the pipeline's cost estimate). cuDNN picks
+        its conv kernels by timing them (``benchmark``) inside this call only: the shapes are fixed
+        for its whole loop, and the process-wide setting is left as the caller had it."""
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=True,
                                         deterministic=torch.backends.cudnn.deterministic,
                                         allow_tf32=torch.backends.cudnn.allow_tf32):
-            return self._run(instances, k)
+            return self._run(instances, k, on_step)
 
-    def _run(self, instances: list[Instance], k: int) -> list[CondenseResult]:
+    def _run(self, instances: list[Instance], k: int, on_step: Callable[[int], None] | None) -> list[CondenseResult]:
         cfg, dev = self.cfg, self.device
         start_time = time.perf_counter()
         batch = self.prepare_batch(instances, k)
@@ -217,12 +220,15 @@ class Condenser:
         warmup = cfg.warmup_iters()
         with value_checks(False):
             for step in steps:
+                if on_step is not None:
+                    on_step(step)
                 regroup = step % cfg.resample_every == 0
                 if regroup:
                     previous = real
                     real = self._real_side(batch, step // cfg.resample_every, previous)
                     if previous is not None:
-                        real_cont.append(_contingency(batch.real_patches.instance_ids, previous.labels, real.labels, b, k))
+                        real_cont.append(_contingency(batch.real_patches.instance_ids, previous.labels, real.labels,
+                                                      b, k))
                         syn_cont.append(None)
                     if bar is not None and history:  # re-draws sync anyway: show the losses then
                         bar.set_postfix({n: f"{v:.4f}" for n, v in zip(LOSS_NAMES, history[-1].mean(0).tolist())})
@@ -250,7 +256,6 @@ class Condenser:
         """The batch's constants: real features (checked finite, then normalised with each
         instance's own reference statistics, RLFF's BatchNorm) and the packed index tensors."""
         cfg, dev = self.cfg, self.device
-        b = len(instances)
         n_syn = [cfg.num_synthetic(len(inst)) for inst in instances]
         n_real = [len(inst) for inst in instances]
         h, w = instances[0].lr.shape[-2:]
@@ -316,8 +321,9 @@ class Condenser:
             sums = torch.zeros(b * k, desc.shape[1], device=dev, dtype=desc.dtype).index_add_(0, key, desc)
             init = (sums / previous.counts.reshape(-1, 1).clamp(min=1)).view(b, k, -1)
         else:  # k-means++ seeding per instance (its own seed)
-            init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0, seed=derive_seed(batch.seeds[i], "kmeans", draw),
-                                       backend=cfg.backend).centroids for i in range(b)])
+            init = torch.stack([kmeans(desc[offs[i]:offs[i + 1]], k, iters=0,
+                                       seed=derive_seed(batch.seeds[i], "kmeans", draw), backend=cfg.backend).centroids
+                                for i in range(b)])
         km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
         counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
         gid = (inst * (k + 1) + km.labels).repeat_interleave(cfg.rlff_patch ** 2)

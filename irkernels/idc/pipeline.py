@@ -26,6 +26,7 @@ from ..ops.utils import cdiv
 from ..outputs import RunFolder
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
 from ..seeds import seeded_generator
+from ..train import CostEstimate
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
 from .config import FEATURE_METHODS, TEACHER_METHODS, IDCConfig
@@ -219,10 +220,15 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
         bar = tqdm(total=len(mine), desc=f"{cfg.method} instances" + (f" (rank {rank})" if world > 1 else ""),
                    dynamic_ncols=True)
     condenser = Condenser(nets.feature_extractor, cfg, device, cfg.progress) if cfg.method == "idc" else None
-    for start in range(0, len(mine), cfg.batch_instances if condenser else 1):
+    batches = range(0, len(mine), cfg.batch_instances if condenser else 1)
+    estimate = CostEstimate(f"condensing {len(mine)} image(s) on {device}", len(batches) * cfg.iters,
+                            "fewer --iters or --max-images (or, on a GPU, a larger --batch-instances) make it "
+                            "shorter", report=rank == 0)
+    for number, start in enumerate(batches):
         batch = mine[start:start + (cfg.batch_instances if condenser else 1)]
         if condenser is not None:
-            for inst, res in zip(batch, condenser.run(batch, k)):
+            steps_before = number * cfg.iters
+            for inst, res in zip(batch, condenser.run(batch, k, lambda step: estimate.tick(steps_before + step))):
                 write_condensed(folder, inst, res, nets.teacher, cfg, device, len(batch), rank)
                 if on_instance:
                     on_instance(inst.name)
