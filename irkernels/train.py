@@ -147,7 +147,7 @@ def _duration(seconds: float) -> str:
 
 
 class CostEstimate:
-    """The one warning of a long stage: ``tick(step)`` after each of its ``steps`` steps (numbered
+    """The one warning of a long stage: ``tick(step)`` as each of its ``steps`` steps begins (numbered
     from ``start``); the ``ESTIMATE_AFTER_STEPS`` steps after ``warmup`` untimed ones (allocator,
     cuDNN autotuning, lazy init) are timed, and when the steps left would take over ``LONG_STAGE_S``
     it logs what they will cost and ``hint``, how to make the stage shorter (``report=False``: it

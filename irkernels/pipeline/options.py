@@ -1,14 +1,16 @@
-"""Options shared by the sub-commands: the user-error type, YAML config files, the degradation flags.
+"""Options shared by the sub-commands: the user-error type, YAML config files, the flags generated
+from config dataclasses (``Flag``, ``add_config_flags``), the degradation flags, renamed flags.
 
-Light on imports (argparse only at module level), so that ``--help`` needs no torch.
+Light on imports (the standard library and the torch-free ``configs`` at module level), so that
+``--help`` needs no torch.
 """
 from __future__ import annotations
 
 import argparse
-import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import UnionType
 from typing import Any
 
 from ..configs import path_value, with_paths
@@ -78,7 +80,7 @@ def _field_type(config: Any, path: str) -> Any:
         config = path_value(config, owner)
     hint = typing.get_type_hints(type(config))[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
+    return args[0] if typing.get_origin(hint) in (typing.Union, UnionType) and len(args) == 1 else hint
 
 
 def json_object(text: str) -> dict:

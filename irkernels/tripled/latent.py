@@ -128,8 +128,9 @@ def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig, hel
 
         steps = tqdm(steps, desc="vae", dynamic_ncols=True)
     losses, history = [], []
-    # measured on 2 CPU cores: 4 steps a second, and 22.9 dB after the 2000 default steps, under the
-    # 30 dB bar, so the run distils in pixel space anyway (compare's cpu preset skips it)
+    # measured on 2 CPU cores: 3-4 steps a second, and after the 2000 default steps 22.9 dB on CBSD432
+    # (compare's cpu preset, which skips it since) and 25.7 dB on the embedded photos: under the 30 dB
+    # bar both times, so the run distils in pixel space anyway
     estimate = CostEstimate(f"tiny-VAE training on {device} (at most)", cfg.vae_steps,
                             "--vae-steps 0 skips it (pixel-space distillation), or give a trusted --vae DIR")
     for step in steps:
