@@ -78,6 +78,9 @@ class CompareConfig(MethodConfig):
     (a step's as ``latent.steps``; its ``p`` is ``ratio``, its feature network the teacher, its task
     ``sr<scale>`` or ``task``). ``target_psnr``: the validation PSNR-Y whose first crossing the
     steps-to-target table reports (default: the ``random`` row's final mean, else ``random-images``').
+    ``budgets``: a data-efficiency sweep instead of one ``ratio``: each a share of the training
+    split's LR pixels (on the patch grid) that every set keeps (:mod:`.budgets` says how each set
+    makes it); the rows that do not depend on it (whole, the floor, the teacher) are made once.
     """
 
     sets: list[str] = field(default_factory=lambda: ["whole", "random", "random+teacher", "idc"])
@@ -100,12 +103,14 @@ class CompareConfig(MethodConfig):
     idc_tune: dict[str, Any] = field(default_factory=dict)
     tripled: dict[str, Any] = field(default_factory=lambda: dict(CPU_TRIPLED))
     target_psnr: float | None = None
+    budgets: list[float] = field(default_factory=list)
     # execution
     device: str = "auto"
     progress: bool = True
 
     # what changes no finished row (sets, seeds and idc settings only add rows): the folder guard is the rest
-    EXECUTION: ClassVar[tuple[str, ...]] = ("device", "progress", "sets", "seeds", "idc_tune", "target_psnr")
+    EXECUTION: ClassVar[tuple[str, ...]] = ("device", "progress", "sets", "seeds", "idc_tune", "target_psnr",
+                                           "budgets")
 
     def __post_init__(self) -> None:
         bad = [s for s in self.sets if s not in SETS]
@@ -122,6 +127,8 @@ class CompareConfig(MethodConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_images is not None and self.max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
+        if any(not 0.0 < b <= 1.0 for b in self.budgets) or len(set(self.budgets)) != len(self.budgets):
+            raise ValueError(f"budgets must be distinct shares in (0, 1], got {self.budgets}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.task not in TASKS:

@@ -16,6 +16,11 @@ The folder ``out``::
     rows/<row>[-seed<s>].json    one finished row each, written atomically
     compare.json, table.md, curves.png, report.html
 
+With ``budgets`` (a data-efficiency sweep, :mod:`.budgets`) a row made at a budget is named
+``<row>-n<patches>-seed<s>`` in ``sets/``, ``train/`` and ``rows/``; whole, the floor and the teacher
+are made once, as above; the outputs are ``budgets.json``, ``budgets.md``, ``budgets.png`` (the
+data-efficiency curve), ``report.html`` and, per budget, ``tables/n<patches>.md`` and its curves.
+
 Resumable row by row and, inside a row, step by step: a rerun skips finished rows, resumes the
 one that was interrupted from its last checkpoint (its curve continues where the checkpoint is),
 and adds the rows of new sets or seeds. ``test`` folders are scored once per row, also for rows
@@ -29,7 +34,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -50,8 +55,9 @@ from ..train import train
 from ..tripled.config import TripleDConfig
 from ..tripled.pipeline import run as run_tripled
 from ..tripled.selection import selection_count
+from .budgets import IMAGE_SETS, Budget, make_budgets
 from .config import REFERENCES, TEACHER_SETS, TRIPLED_SETS, CompareConfig
-from .report import verdict_lines, write_outputs
+from .report import write_budget_outputs, write_outputs
 
 log = logging.getLogger(__name__)
 CURVE_METRICS = ("psnr_rgb", "psnr_y")  # what the learning curves score (SSIM would double their cost)
@@ -72,9 +78,10 @@ class CompareResult:
     rows_done: int
     rows_skipped: int
     summary: dict
+    verdict: list[str]
 
     def text(self) -> str:
-        return "\n".join([self.table, *verdict_lines(self.summary),
+        return "\n".join([self.table, *self.verdict,
                           f"rows: {self.rows_done} trained now, {self.rows_skipped} found finished",
                           f"  compare.json: {self.compare_json}", f"  curves:       {self.curves}",
                           f"  report:       {self.report}"])
@@ -115,6 +122,21 @@ def random_images(instances: Sequence[Instance], ratio: float, seed: int) -> lis
     k = selection_count(len(instances), ratio)
     picks = torch.randperm(len(instances), generator=torch.Generator().manual_seed(seed))[:k]
     return [instances[i] for i in sorted(picks.tolist())]
+
+
+def budget_view(cfg: CompareConfig, budget: Budget | None, kind: str, seed: int, images: Sequence[Image],
+                instances: Sequence[Instance]) -> tuple[CompareConfig, list[Image], list[Instance]]:
+    """The comparison as set ``kind`` makes it at ``budget``: the ratio that keeps the budget's
+    patches (or images), and for a patch-level set with fewer patches than images the images it
+    draws for ``seed`` (:meth:`Budget.image_subset`). ``budget=None``: ``cfg`` as it is."""
+    if budget is None:
+        return cfg, list(images), list(instances)
+    cfg = replace(cfg, ratio=budget.ratio)
+    picks = None if kind in IMAGE_SETS else budget.image_subset(seed, [i.name for i in instances])
+    if picks is None:
+        return cfg, list(images), list(instances)
+    keep = {instances[i].name for i in picks}
+    return cfg, [im for im in images if im.name in keep], [instances[i] for i in picks]
 
 
 def stored_pairs(folder: str, cfg: CompareConfig) -> PairSet:
@@ -288,17 +310,23 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
 
     # the teacher is a row (and trained) only when a set needs it
     references = [cfg.baseline] + (["teacher"] if set(cfg.sets) & set(TEACHER_SETS) else [])
-    plan = [(r, None) for r in references] + [(s, seed) for s in cfg.sets for seed in cfg.seeds]
+    budgets = make_budgets(cfg.budgets, sum(len(i) for i in instances), len(instances)) if cfg.budgets else []
+    refused = [line for b in budgets for s in cfg.sets if (line := b.refusal(s))]
+    for line in refused:
+        log.warning("compare: %s", line)
+    plan = [(r, None, None) for r in references] + plan_rows(cfg, budgets)
     done = skipped = 0
-    for kind, seed in plan:
-        name = kind if seed is None else f"{cfg.row_stem(kind)}-seed{seed}"
+    for number, (kind, seed, budget) in enumerate(plan, 1):
+        name = kind if seed is None else f"{cfg.row_stem(kind)}-{budget.tag + '-' if budget else ''}seed{seed}"
         path = os.path.join(rows_dir, f"{name}.json")
         row = _read(path)
         changed = row is None
         if row is None:
             row = {"row": cfg.row_name(kind), "kind": kind, "seed": seed, "device": device_name, "make_s": 0.0,
                    "train_s": 0.0}
-            log.warning("compare: row %s (%d of %d)", name, plan.index((kind, seed)) + 1, len(plan))
+            if budget is not None:
+                row["budget"] = {"share": budget.share, "pairs": budget.pairs, "total": budget.total}
+            log.warning("compare: row %s (%d of %d)", name, number, len(plan))
             if kind in REFERENCES:
                 if kind != "teacher":
                     net = baseline_network(cfg.degradation())[1]
@@ -312,13 +340,14 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             else:
                 t = time.perf_counter()
                 tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
-                pairs = make_set(kind, cfg, seed, train_images, instances, tnet, tinfo,
-                                 os.path.join(out, "sets", name))
+                bcfg, bimages, binstances = budget_view(cfg, budget, kind, seed, train_images, instances)
+                pairs = make_set(kind, bcfg, seed, bimages, binstances, tnet, tinfo, os.path.join(out, "sets", name))
                 row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
+                row["share"] = len(pairs) / sum(len(i) for i in instances)  # of the training split's patches
                 if kind == "idc":
-                    row["idc_settings"] = idc_config(cfg, kind, seed).settings()
+                    row["idc_settings"] = idc_config(bcfg, kind, seed).settings()
                 if kind in TRIPLED_SETS:
-                    row["tripled_settings"] = tripled_config(cfg, kind, seed).settings()
+                    row["tripled_settings"] = tripled_config(bcfg, kind, seed).settings()
                 net, info = train_student(cfg, pairs, seed, val, os.path.join(out, "train", name))
                 row.update(train_s=info["train_s"], curve=info["curve"], val=info["val"],
                            patches_per_s=info["patches_per_s"])
@@ -332,8 +361,20 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             row.setdefault("test", {}).update(score_network(net, missing, cfg.crop_border, device))
         if missing or changed:
             atomic_write_json(path, row)
-    return CompareResult(out=os.path.abspath(out), rows_done=done, rows_skipped=skipped,
-                         **write_outputs(cfg, out, rows_dir, list(tests)))
+    written = (write_budget_outputs(cfg, out, rows_dir, list(tests), budgets, refused) if budgets
+               else write_outputs(cfg, out, rows_dir, list(tests)))
+    return CompareResult(out=os.path.abspath(out), rows_done=done, rows_skipped=skipped, **written)
+
+
+def plan_rows(cfg: CompareConfig, budgets: Sequence[Budget]) -> list[tuple[str, int, Budget | None]]:
+    """The (set, seed, budget) rows of ``cfg`` in the order they are made: every set at ``ratio``
+    without budgets; with them, ``whole`` once, then each budget from the smallest, the sets a
+    budget cannot make (:meth:`Budget.refusal`) left out."""
+    if not budgets:
+        return [(s, seed, None) for s in cfg.sets for seed in cfg.seeds]
+    once = [("whole", seed, None) for seed in cfg.seeds if "whole" in cfg.sets]
+    return once + [(s, seed, b) for b in budgets for s in cfg.sets if s != "whole" and b.refusal(s) is None
+                   for seed in cfg.seeds]
 
 
 def _reload(kind: str, name: str, cfg: CompareConfig, out: str, get_teacher) -> Callable:

@@ -197,30 +197,44 @@ def curves_figure(summary: dict, title: str):
     return fig
 
 
-def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str]) -> dict:
-    """Summarise the finished rows in ``rows_dir`` of ``cfg``'s sets and seeds (every ``idc[...]``
-    variant among them) and write compare.json,
-    table.md, curves.png and report.html into ``out``; returns their paths, the table and the summary."""
-    import io
-
+def load_rows(cfg: CompareConfig, rows_dir: str) -> list[dict]:
+    """The finished rows in ``rows_dir`` of ``cfg``'s sets and seeds (every ``idc[...]`` variant
+    found in the folder included: tuning side by side), the references, and with ``cfg.budgets``
+    only the rows of those budgets (rows made without one, as whole, stay)."""
     rows = []
     for f in sorted(os.listdir(rows_dir)) if os.path.isdir(rows_dir) else []:
         if f.endswith(".json"):
             with open(os.path.join(rows_dir, f)) as fh:
                 rows.append(json.load(fh))
-    # the asked sets' rows, every IDC variant found in the folder included (tuning: side by side)
-    rows = [r for r in rows if (r["kind"] in cfg.sets or r["kind"] in REFERENCES)
-            and (r["seed"] is None or r["seed"] in cfg.seeds)]
-    summary = summarise(rows, cfg.target_psnr)
-    table = table_markdown(summary)
+    return [r for r in rows if (r["kind"] in cfg.sets or r["kind"] in REFERENCES)
+            and (r["seed"] is None or r["seed"] in cfg.seeds)
+            and ("budget" not in r or r["budget"]["share"] in cfg.budgets)]
+
+
+def _title(cfg: CompareConfig, budget: str) -> str:
     task = f"×{cfg.scale}" if cfg.task == "sr" else cfg.task
-    title = (f"{task}, ratio {cfg.ratio}, {cfg.lr_patch}-px LR patches (stride {cfg.lr_stride}); "
-             f"{cfg.model} students, {cfg.steps} steps × batch {cfg.batch_size}")
-    fig = curves_figure(summary, title)
+    return (f"{task}, {budget}, {cfg.lr_patch}-px LR patches (stride {cfg.lr_stride}); "
+            f"{cfg.model} students, {cfg.steps} steps × batch {cfg.batch_size}")
+
+
+def _save_png(fig, path: str) -> tuple[str, str]:
+    """Write ``fig`` to ``path`` atomically; returns the path and the figure as inline HTML (closed)."""
+    import io
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    curves_path = atomic_write_bytes(os.path.join(out, "curves.png"), buf.getvalue())
-    html_curves = figure_html(fig)
+    return atomic_write_bytes(path, buf.getvalue()), figure_html(fig)
+
+
+def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str]) -> dict:
+    """Summarise the finished rows in ``rows_dir`` (:func:`load_rows`) and write compare.json,
+    table.md, curves.png and report.html into ``out``; returns their paths, the table, the summary
+    and its verdict lines."""
+    rows = load_rows(cfg, rows_dir)
+    summary = summarise(rows, cfg.target_psnr)
+    table = table_markdown(summary)
+    title = _title(cfg, f"ratio {cfg.ratio}")
+    curves_path, html_curves = _save_png(curves_figure(summary, title), os.path.join(out, "curves.png"))
     atomic_write_bytes(os.path.join(out, "table.md"),
                        (title + "\n\n" + table + "\n" + "\n".join(verdict_lines(summary)) + "\n").encode())
     json_path = atomic_write_json(os.path.join(out, "compare.json"), {
@@ -240,17 +254,195 @@ def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str])
          "Steps to target", table_html(steps_rows) if steps_rows else "<p>no curve yet</p>"),
         ("Every row (device and seconds)", table_html(_row_details(rows))),
     ])
-    return {"compare_json": json_path, "report": report, "curves": curves_path, "table": table, "summary": summary}
+    return {"compare_json": json_path, "report": report, "curves": curves_path, "table": table, "summary": summary,
+            "verdict": verdict_lines(summary)}
 
 
 def _row_details(rows: list[dict]) -> list[dict]:
     name, floor = next(((r["row"], r["val"]["psnr_y"]) for r in rows if r["row"] in ("bicubic", "input")),
                        ("bicubic", None))
-    out = []
-    for r in sorted(rows, key=lambda r: (_order(r["row"]), r["seed"] if r["seed"] is not None else -1)):
+    out, budgets = [], any("budget" in r for r in rows)
+    for r in sorted(rows, key=lambda r: (_order(r["row"]), r.get("budget", {}).get("pairs", 0),
+                                         r["seed"] if r["seed"] is not None else -1)):
         gain = None if floor is None else r["val"]["psnr_y"] - floor
-        out.append({"row": r["row"], "seed": r["seed"], "pairs": r.get("pairs"), "device": r["device"],
+        out.append({"row": r["row"], "seed": r["seed"], **({"budget": r.get("budget", {}).get("pairs")} if budgets else {}),
+                    "pairs": r.get("pairs"), "device": r["device"],
                     "make s": r["make_s"], "train s": r["train_s"], "score s": r.get("score_s"),
                     "val PSNR-Y": r["val"]["psnr_y"], f"vs {name} (dB)": gain,
                     "note": f"BELOW {name}" if gain is not None and gain < 0 else ""})
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# a data-efficiency sweep (CompareConfig.budgets)
+# ---------------------------------------------------------------------------------------------
+# what each method's own step is measured against, at the same budget: (row, its control, the step)
+OWN_STEPS = (("random+teacher", "random", "the teacher's relabelling of random patches"),
+             ("idc", "random+teacher", "IDC's condensation over its relabelled initial patches"),
+             ("tripled-selection", "random-images", "TripleD's selection over as many random images"),
+             ("tripled", "tripled-selection", "TripleD's distillation (its crops) over its selection"))
+# the cheapest controls a condensed set must beat: relabelled random patches, random whole images
+CONTROLS = ("random+teacher", "random-images")
+
+
+def gap(by_name: dict[str, dict], row: str, control: str) -> dict | None:
+    """``row`` − ``control`` in mean validation PSNR-Y, against twice the larger of their seed
+    spreads: ``pays`` when the gap exceeds it (≥ 2 seeds each), ``loses`` when it is below minus it."""
+    a, b = (by_name.get(n, {}).get("scores", {}).get("val") for n in (row, control))
+    if a is None or b is None:
+        return None
+    (ma, sa), (mb, sb) = a["psnr_y"], b["psnr_y"]
+    seeds = min(len(by_name[row]["seeds"]), len(by_name[control]["seeds"]))
+    twice = 2 * max(sa, sb)
+    return {"row": row, "control": control, "gap_db": ma - mb, "twice_spread_db": twice, "seeds": seeds,
+            "pays": seeds >= 2 and ma - mb > twice, "loses": seeds >= 2 and ma - mb < -twice}
+
+
+def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | None, refused: Sequence[str]) -> dict:
+    """Per budget: :func:`summarise` of its rows with the rows made once (whole, the floor, the
+    teacher), each method's own step against its control (``OWN_STEPS``), every set against the
+    cheapest controls (``CONTROLS``); per set, its curve over the budgets (the actual share of the
+    training split's patches it trained on, mean ± std validation PSNR-Y)."""
+    once = [r for r in rows if "budget" not in r]
+    per, lines = [], {}
+    for b in budgets:
+        summary = summarise(once + [r for r in rows if r.get("budget", {}).get("pairs") == b.pairs], target_psnr)
+        by_name = {e["row"]: e for e in summary["rows"]}
+        steps = [g | {"step": what} for row, control, what in OWN_STEPS if (g := gap(by_name, row, control))]
+        versus = [g for name, e in by_name.items() if e["kind"] not in (*REFERENCES, "whole", *CONTROLS)
+                  for control in CONTROLS if (g := gap(by_name, name, control))]
+        per.append({"share": b.share, "pairs": b.pairs, "tag": b.tag, "summary": summary, "own_steps": steps,
+                    "versus_controls": versus})
+        for e in summary["rows"]:
+            if e["kind"] in REFERENCES or e["kind"] == "whole" or "val" not in e["scores"]:
+                continue
+            shares = [r["share"] for r in rows if r["row"] == e["row"] and r.get("budget", {}).get("pairs") == b.pairs]
+            lines.setdefault(e["row"], []).append({"budget": b.pairs, "share": statistics.fmean(shares),
+                                                   "pairs": e["pairs"], "seeds": len(e["seeds"]),
+                                                   "psnr_y": e["scores"]["val"]["psnr_y"]})
+    flat = summarise(once, None)["rows"]
+    return {"total": budgets[0].total if budgets else None, "budgets": per, "curves": lines, "refused": list(refused),
+            "once": {e["row"]: {"seeds": len(e["seeds"]), "psnr_y": e["scores"]["val"]["psnr_y"]}
+                     for e in flat if "val" in e["scores"]}}
+
+
+def budget_figure(bs: dict, title: str):
+    """The data-efficiency curve: validation PSNR-Y against the share of the training split's LR
+    pixels a set trained on (log axis), one line per set with a ± std band over seeds; whole, the
+    floor and the teacher as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, points in bs["curves"].items():
+        x = [100 * p["share"] for p in points]
+        mean = [p["psnr_y"][0] for p in points]
+        std = [p["psnr_y"][1] for p in points]
+        seeds = sorted({p["seeds"] for p in points})
+        (line,) = ax.plot(x, mean, marker="o", ms=3, lw=1.5,
+                          label=f"{name} ({'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''})")
+        ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                        color=line.get_color(), alpha=0.2)
+    styles = {"whole": ("-", "tab:green"), "teacher": ("--", "black")}
+    for name, e in bs["once"].items():
+        ls, color = styles.get(name, ("--", "grey"))
+        ax.axhline(e["psnr_y"][0], ls=ls, lw=1, color=color, label=f"{name} (100 %)" if name == "whole" else name)
+    ax.set_xscale("log")
+    ax.set_xlabel("LR pixels trained on, % of the training split (log)")
+    ax.set_ylabel("validation PSNR-Y (dB)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.3g} %"
+
+
+def budget_markdown(bs: dict) -> str:
+    """The curve as tables: validation PSNR-Y per set and budget; each method's step against its
+    control; every set against the cheapest controls; what no set could make."""
+    heads = [f"{b['pairs']} ({_pct(b['pairs'] / bs['total'])})" for b in bs["budgets"]]
+    lines = ["Validation PSNR-Y (dB), mean ± std over seeds, per budget (patches kept, share of the training "
+             "split's LR pixels); a set that trained on another count says it in brackets:", "",
+             "| set | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    for name, points in bs["curves"].items():
+        at = {p["budget"]: p for p in points}
+        cells = []
+        for b in bs["budgets"]:
+            p = at.get(b["pairs"])
+            cells.append("" if p is None else f"{p['psnr_y'][0]:.2f} ± {p['psnr_y'][1]:.2f}"
+                         + ("" if p["pairs"] == b["pairs"] else f" ({p['pairs']}: {_pct(p['share'])})"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, e in bs["once"].items():
+        lines.append(f"| {name} (once) | " + " | ".join([f"{e['psnr_y'][0]:.2f} ± {e['psnr_y'][1]:.2f}"] * len(heads))
+                     + " |")
+    lines += ["", "Does each method's own step pay? Gap to its control in dB PSNR-Y against twice the larger seed "
+              "spread (pays: above it; loses: below minus it; else within the spread):", "",
+              "| budget | step | row − control | gap | 2 × spread | verdict |", "|---|---|---|---|---|---|"]
+    for b in bs["budgets"]:
+        for g in b["own_steps"]:
+            lines.append(f"| {b['pairs']} | {g['step']} | {g['row']} − {g['control']} | {g['gap_db']:+.3f} | "
+                         f"{g['twice_spread_db']:.3f} | {_verdict(g)} |")
+    lines += ["", "Every set against the cheapest controls (relabelled random patches, random whole images):", "",
+              "| budget | row − control | gap | 2 × spread | verdict |", "|---|---|---|---|---|"]
+    for b in bs["budgets"]:
+        for g in b["versus_controls"]:
+            lines.append(f"| {b['pairs']} | {g['row']} − {g['control']} | {g['gap_db']:+.3f} | "
+                         f"{g['twice_spread_db']:.3f} | {_verdict(g)} |")
+    lines += ["", "Checks per budget (can it tell the sets apart?):", ""]
+    for b in bs["budgets"]:
+        said = [line for line in verdict_lines(b["summary"]) if not line.startswith("warning:")]  # rows below: above
+        lines += [f"- {b['pairs']} patches: " + ("; ".join(said) or "no rows yet")]
+    lines += [f"- not made: {line}" for line in bs["refused"]]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(g: dict) -> str:
+    if g["seeds"] < 2:
+        return "one seed: no spread"
+    return "**pays**" if g["pays"] else "loses" if g["loses"] else "within the spread"
+
+
+def write_budget_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str], budgets: Sequence,
+                         refused: Sequence[str]) -> dict:
+    """The outputs of a sweep over ``budgets``: per budget ``tables/<tag>.md`` and its learning
+    curves ``tables/<tag>-curves.png``; ``budgets.json`` (settings, versions, every row, the
+    summary), ``budgets.md``, ``budgets.png`` (the data-efficiency curve) and ``report.html``."""
+    rows = load_rows(cfg, rows_dir)
+    bs = budget_summary(rows, budgets, cfg.target_psnr, refused)
+    title = _title(cfg, f"{len(budgets)} budgets")
+    sections = []
+    for b in bs["budgets"]:
+        head = _title(cfg, f"budget {b['share']:g} = {b['pairs']} of {bs['total']} patches")
+        table = table_markdown(b["summary"])
+        verdict = verdict_lines(b["summary"])
+        atomic_write_bytes(os.path.join(out, "tables", f"{b['tag']}.md"),
+                           (head + "\n\n" + table + "\n" + "\n".join(verdict) + "\n").encode())
+        _, html_curves = _save_png(curves_figure(b["summary"], head), os.path.join(out, "tables", f"{b['tag']}-curves.png"))
+        cols, body = table_cells(b["summary"])
+        sections.append((f"Budget {b['pairs']} patches ({_pct(b['pairs'] / bs['total'])})",
+                         table_html([dict(zip(cols, cells)) for cells in body], cols)
+                         + "".join(f"<p>{line}</p>" for line in verdict) + html_curves))
+    text = budget_markdown(bs)
+    atomic_write_bytes(os.path.join(out, "budgets.md"), (title + "\n\n" + text).encode())
+    curve_path, html_curve = _save_png(budget_figure(bs, title), os.path.join(out, "budgets.png"))
+    json_path = atomic_write_json(os.path.join(out, "budgets.json"), {
+        "settings": cfg.to_dict(), "versions": versions(), "tests": tests, "summary": bs, "rows": rows})
+    import html
+
+    report = write_report(os.path.join(out, "report.html"), "irkernels compare: budgets", [
+        ("What was compared", f"<p>{title}. Validation: the last {cfg.val_images} images of the training folder "
+                              f"(never trained on); test sets: {', '.join(tests) or 'none given'}.</p>"),
+        ("The data-efficiency curve", html_curve),
+        ("Per set and budget", f"<pre>{html.escape(text)}</pre>"),
+        *sections,
+        ("Every row (device and seconds)", table_html(_row_details(rows))),
+    ])
+    verdict = [line for line in text.splitlines() if line.startswith("- ")]
+    return {"compare_json": json_path, "report": report, "curves": curve_path, "table": text, "summary": bs,
+            "verdict": verdict}

@@ -11,6 +11,11 @@ budget at which the rows differ, docs/compare.md), tiny (the embedded photos in 
 tells nothing), paper (the IDC paper's ×4 / 10 % / EDSR-baseline scale, for a GPU). Flags given
 win over the preset.
 
+Budgets: --budgets B1 B2 ... trains every set at each share of the training split's LR pixels
+and draws the data-efficiency curve (budgets.png): below one patch per image the patch-level sets
+keep that many random images' one patch each; a budget below half an image is said and skipped
+for the whole-image sets.
+
 Resumable: re-running the same command skips finished rows and resumes the interrupted one;
 adding --sets, --seeds, --idc-tune variants or --test folders extends the folder.
 
@@ -21,6 +26,8 @@ Examples:
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu --test Set5/ Set14/
   python -m irkernels.pipeline compare --data CBSD432/ --out runs/compare-cpu \
       --sets whole random-images tripled-selection tripled tripled-no-latent tripled-no-cnn
+  python -m irkernels.pipeline compare --data CBSD432/ --out runs/budgets-cpu --budgets 0.0005 0.002 0.0067 0.02 0.1 \
+      --sets whole random random+teacher idc random-images tripled-selection tripled
 """
 from __future__ import annotations
 
@@ -53,6 +60,9 @@ HELPS = {
     "idc_tune": "more IDC settings as KEY=VALUE: a variant row idc[KEY=VALUE,...] beside the others",
     "tripled": "TripleD settings as KEY=VALUE (TripleDConfig fields; a step's as latent.steps=50, "
                "finetune.steps=50), over the preset's (default: %(default)s)",
+    "budgets": "a data-efficiency sweep instead of one --ratio: shares of the training split's LR pixels every set "
+               "keeps (e.g. 0.0005 0.002 0.0067 0.02 0.1); whole, bicubic and the teacher are made once; writes "
+               "budgets.png/.md/.json",
     "target_psnr": "validation PSNR-Y of the steps-to-target table (default: the random row's final mean, else random-images')",
     "device": "auto, cpu, cuda, cuda:1, ... (default: %(default)s)",
 }
@@ -119,7 +129,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         kw: dict = {"dest": f.name, "default": None, "help": HELPS[f.name].replace("%(default)s", _shown(value)),
                     "choices": choices.get(f.name)}
         if isinstance(value, list):
-            kw.update(nargs="+", type=int if f.name == "seeds" else str)
+            kw.update(nargs="+", type={"seeds": int, "budgets": float}.get(f.name, str))
         elif isinstance(value, dict):
             kw.update(nargs="+", metavar="KEY=VALUE")
         else:

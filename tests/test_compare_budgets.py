@@ -1,0 +1,164 @@
+"""``compare --budgets``: the data-efficiency sweep. Every row of a budget counts what its student
+trains on; budgets a set cannot make are said in one line; a partly done sweep resumes; the curve,
+its tables and the report are written from the finished rows."""
+import json
+import os
+
+import pytest
+
+from irkernels.compare.budgets import Budget, make_budgets
+from irkernels.compare.report import budget_summary, gap
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# test_compare's tiny comparison: 4 training images of 64×96, ×2, 8-px LR patches → 24 patches each, 96 in all
+SETS = ["whole", "random", "random+teacher", "idc", "random-images", "tripled-selection"]
+
+
+def _tiny(**kw):
+    from test_compare import tiny
+
+    return tiny(**{"sets": SETS, "seeds": [0], "budgets": [0.02, 0.25], **kw})
+
+
+def test_budget_counts():
+    b = Budget(0.25, total=96, images=4)
+    assert (b.pairs, b.ratio, b.tag, b.whole_images()) == (24, 0.25, "n24", 1)
+    small = Budget(0.02, total=96, images=4)  # 2 patches: fewer than the 4 images, so 2 images' one patch each
+    assert small.pairs == 2 and small.whole_images() == 0
+    assert small.refusal("random") is None and small.refusal("idc") is None
+    line = small.refusal("tripled")
+    assert "tripled keeps whole images" in line and "0.02 (2 patches)" in line and "\n" not in line
+    names = ["d", "a", "c", "b"]
+    picks = small.image_subset(3, names)
+    assert len(picks) == 2 and picks == sorted(picks)
+    assert picks == small.image_subset(3, names) and b.image_subset(3, names) is None
+    # a smaller budget's images are among a larger one's (one permutation per seed)
+    assert set(picks) <= set(Budget(0.03, total=96, images=4).image_subset(3, names))
+    assert {tuple(Budget(0.02, 96, 4).image_subset(s, names)) for s in range(8)} != {tuple(picks)}  # seeds differ
+    assert Budget(1e-6, total=96, images=4).pairs == 1
+    assert [x.share for x in make_budgets([0.25, 0.02], 96, 4)] == [0.02, 0.25]
+    with pytest.raises(ValueError, match="both keep 24"):
+        make_budgets([0.25, 0.251], 96, 4)
+
+
+def test_budgets_are_checked_in_the_config():
+    from test_compare import tiny
+
+    with pytest.raises(ValueError, match="budgets must be distinct shares in"):
+        tiny(budgets=[0.0])
+    with pytest.raises(ValueError, match="budgets must be distinct"):
+        tiny(budgets=[0.1, 0.1])
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+
+    from irkernels.compare.pipeline import run
+    from irkernels.data import sample_images
+    from irkernels.outputs import png_bytes
+    import numpy as np
+    import torch
+
+    root = tmp_path_factory.mktemp("photos")
+    for i, im in enumerate(sample_images(limit=6)):
+        crop = np.ascontiguousarray(im.pixels[40:104, 40:136])
+        (root / f"im{i}.png").write_bytes(png_bytes(torch.from_numpy(crop).permute(2, 0, 1).float() / 255))
+    out = str(tmp_path_factory.mktemp("sweep") / "s")
+    return run(_tiny(), out, data=str(root)), out, str(root)
+
+
+def _read_rows(out):
+    rows = {}
+    for f in sorted(os.listdir(os.path.join(out, "rows"))):
+        with open(os.path.join(out, "rows", f)) as fh:
+            rows[f] = json.load(fh)
+    return rows
+
+
+def test_every_row_counts_what_its_student_trains_on(sweep):
+    result, out, _ = sweep
+    rows = _read_rows(out)
+    # whole, bicubic and the teacher once; the patch-level sets at both budgets; the image-level ones at 24 only
+    assert sorted(rows) == sorted(["bicubic.json", "teacher.json", "whole-seed0.json"]
+                                  + [f"{s}-n{n}-seed0.json" for s in ("random", "random+teacher", "idc") for n in (2, 24)]
+                                  + ["random-images-n24-seed0.json", "tripled-selection-n24-seed0.json"])
+    assert rows["whole-seed0.json"]["pairs"] == 96 and rows["whole-seed0.json"]["share"] == 1.0
+    for n in (2, 24):
+        for s in ("random", "random+teacher", "idc"):
+            row = rows[f"{s}-n{n}-seed0.json"]
+            assert row["pairs"] == n and row["share"] == n / 96 and row["budget"]["pairs"] == n
+    for s in ("random-images", "tripled-selection"):  # one whole image of 24 patches
+        assert rows[f"{s}-n24-seed0.json"]["pairs"] == 24
+    # the patch sets' pairs are what the student trained on: the stored IDC folder holds that many
+    assert len(os.listdir(os.path.join(out, "sets", "idc-n2-seed0", "HR"))) == 2
+    assert rows["idc-n2-seed0.json"]["idc_settings"]["ratio"] == pytest.approx(2 / 96)
+    # below one patch per image: random, random+teacher and IDC draw the same 2 images
+    manifest = json.load(open(os.path.join(out, "sets", "idc-n2-seed0", "manifest.json")))
+    assert len(manifest["settings"]["images"]) == 2
+
+
+def test_refusals_are_said_and_the_outputs_written(sweep):
+    result, out, _ = sweep
+    for name in ("budgets.json", "budgets.md", "budgets.png", "report.html", "tables/n2.md", "tables/n24.md",
+                 "tables/n2-curves.png", "tables/n24-curves.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    with open(os.path.join(out, "budgets.png"), "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    bs = result.summary
+    assert [b["pairs"] for b in bs["budgets"]] == [2, 24]
+    assert len(bs["refused"]) == 2 and all("below half an image" in line for line in bs["refused"])
+    assert set(bs["curves"]) == {"random", "random+teacher", "idc", "random-images", "tripled-selection"}
+    assert [p["budget"] for p in bs["curves"]["idc"]] == [2, 24]
+    assert set(bs["once"]) == {"bicubic", "teacher", "whole"}
+    md = open(os.path.join(out, "budgets.md")).read()
+    assert "| idc |" in md and "below half an image" in md and "IDC's condensation" in md
+    steps = {(g["row"], g["control"]) for b in bs["budgets"] for g in b["own_steps"]}
+    assert ("idc", "random+teacher") in steps and ("tripled-selection", "random-images") in steps
+    assert any("not made: random-images" in line for line in result.verdict)
+    assert "budgets.md" not in result.text() and "| idc |" in result.text()
+
+
+def test_a_partly_done_sweep_resumes(sweep, tmp_path, monkeypatch):
+    """Interrupted in a budget row's student and run again: the rows equal the uninterrupted sweep's,
+    and a second budget list adds only the new budget's rows."""
+    import irkernels.compare.pipeline as pipeline
+
+    _, ref, data = sweep
+    calls = {"n": 0}
+    real = pipeline.score_network
+
+    def interrupt(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # bicubic, teacher, whole (3, 6), random-n2 at step 3, then here (its step 6)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out = str(tmp_path / "s")
+    monkeypatch.setattr(pipeline, "score_network", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(_tiny(), out, data=data)
+    monkeypatch.setattr(pipeline, "score_network", real)
+    assert os.path.exists(os.path.join(out, "train", "random-n2-seed0", "last.pt"))
+    again = pipeline.run(_tiny(), out, data=data)
+    assert again.rows_skipped == 3
+
+    def strip(rows):
+        return {k: {f: v for f, v in r.items() if f not in ("make_s", "train_s", "score_s", "patches_per_s")}
+                for k, r in rows.items()}
+
+    assert strip(_read_rows(out)) == strip(_read_rows(ref))
+    more = pipeline.run(_tiny(sets=["random"], budgets=[0.02, 0.5]), out, data=data)
+    assert more.rows_done == 1 and [b["pairs"] for b in more.summary["budgets"]] == [2, 48]
+
+
+def test_gap_pays_only_beyond_twice_the_larger_spread():
+    def entry(mean, std, seeds=3):
+        return {"seeds": list(range(seeds)), "scores": {"val": {"psnr_y": (mean, std)}}}
+
+    g = gap({"idc": entry(30.2, 0.02), "random+teacher": entry(30.1, 0.04)}, "idc", "random+teacher")
+    assert g["gap_db"] == pytest.approx(0.1) and g["twice_spread_db"] == pytest.approx(0.08) and g["pays"]
+    g = gap({"idc": entry(30.05, 0.02), "random+teacher": entry(30.1, 0.04)}, "idc", "random+teacher")
+    assert not g["pays"] and not g["loses"]
+    assert not gap({"a": entry(31, 0, 1), "b": entry(30, 0, 1)}, "a", "b")["pays"]  # one seed: no spread
+    assert gap({"a": entry(31, 0)}, "a", "b") is None
