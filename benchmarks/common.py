@@ -103,8 +103,9 @@ def environment() -> dict[str, str]:
 
 
 def write_results(name: str, rows: list[dict], markdown_table: str, notes: str = "", *,
-                  small: bool = False) -> tuple[str, str]:
-    """Write ``benchmarks/results/{stem}.json`` and ``.md`` atomically; returns their paths.
+                  small: bool = False, extra: dict | None = None) -> tuple[str, str]:
+    """Write ``benchmarks/results/{stem}.json`` (``extra`` merged in) and ``.md`` atomically;
+    returns their paths.
 
     ``stem`` says what the figures are: ``name`` for a full run on CUDA, ``name_small`` for a
     ``--small`` run on CUDA, ``name_cpu`` for any run without CUDA (never GPU figures).
@@ -120,7 +121,7 @@ def write_results(name: str, rows: list[dict], markdown_table: str, notes: str =
     header = f"# {stem}\n\nDevice: {env['device']}; " + ", ".join(
         f"{k} {v}" for k, v in env.items() if k != "device"
     ) + "\n\n"
-    atomic_write_json(json_path, {"environment": env, "rows": rows})
+    atomic_write_json(json_path, {"environment": env, "rows": rows, **(extra or {})})
     atomic_write_bytes(md_path, (header + markdown_table + "\n" + notes).encode())
     return json_path, md_path
 
@@ -160,15 +161,28 @@ def compare_results(argv: list[str], name: str, title: str, script: str) -> tupl
     parser, _ = build_parser(only="compare")
     args = parser.parse_args(["compare", *argv])
     cfg = config_from_args(args)
-    result = run(cfg, args.out, data=args.data, test=args.test, overwrite=args.overwrite)
+    result = run(cfg, args.out, data=args.data, test=args.test, overwrite=args.overwrite, report_only=args.report_only)
     print(result.text())
+    command = (f"Command: `python {script} {shlex.join(argv)}` (= `python -m irkernels.pipeline "
+               f"compare {shlex.join(argv)}`); preset {args.preset}, settings {cfg.settings()}.\n\n")
+    if cfg.budgets:  # the sweep: every row (budget, seed, device), the summary, the curve beside them
+        import json
+        import shutil
+
+        with open(result.compare_json) as fh:
+            made = json.load(fh)
+        notes = (f"\n{title}. CPU-scale figures when the device column says cpu: a reduced protocol "
+                 f"(docs/compare.md) whose rows are compared with each other, not with the papers' numbers; "
+                 f"the curve: `{name}{'_cpu' if not torch.cuda.is_available() else ''}.png`.\n\n" + command)
+        paths = write_results(name, made["rows"], result.table, notes,
+                              extra={"settings": made["settings"], "summary": made["summary"]})
+        shutil.copyfile(result.curves, paths[1][:-3] + ".png")
+        return paths
     rows = [{"row": e["row"], "seeds": e["seeds"], "pairs": e["pairs"], "device": e["device"],
              "make_s": e["make_s"], "train_s": e["train_s"], "scores": e["scores"],
              "steps_to_target": e.get("steps_to_target")} for e in result.summary["rows"]]
     notes = (f"\n{title}. CPU-scale figures when the device column says cpu: a reduced protocol (docs/compare.md) "
-             f"whose rows are compared with each other, not with the paper's numbers.\n\n"
-             f"Command: `python {script} {shlex.join(argv)}` (= `python -m irkernels.pipeline "
-             f"compare {shlex.join(argv)}`); preset {args.preset}, settings {cfg.settings()}.\n\n"
+             f"whose rows are compared with each other, not with the paper's numbers.\n\n" + command
              + "\n".join(f"- {line}" for line in verdict_lines(result.summary))
              + (f"\n- target PSNR-Y of the steps column: {result.summary['target_psnr']:.2f} dB on val"
                 if result.summary.get("target_psnr") else "") + "\n")

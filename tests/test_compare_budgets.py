@@ -140,6 +140,13 @@ def test_a_partly_done_sweep_resumes(sweep, tmp_path, monkeypatch):
         pipeline.run(_tiny(), out, data=data)
     monkeypatch.setattr(pipeline, "score_network", real)
     assert os.path.exists(os.path.join(out, "train", "random-n2-seed0", "last.pt"))
+    # the rows finished so far, reported without making or training anything
+    report = pipeline.run(_tiny(), out, data=data, report_only=True)
+    assert report.rows_done == 0 and report.rows_skipped == 3 and report.summary["curves"] == {}
+    assert set(report.summary["once"]) == {"bicubic", "teacher", "whole"}
+    assert not os.path.exists(os.path.join(out, "rows", "random-n2-seed0.json"))
+    with pytest.raises(FileNotFoundError, match="holds no comparison"):
+        pipeline.run(_tiny(), str(tmp_path / "none"), data=data, report_only=True)
     again = pipeline.run(_tiny(), out, data=data)
     assert again.rows_skipped == 3
 

@@ -283,12 +283,16 @@ def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
 
 
 def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence[str] = (),
-        overwrite: bool = False) -> CompareResult:
+        overwrite: bool = False, report_only: bool = False) -> CompareResult:
     """Make, train and score every (set, seed) row of ``cfg`` not finished in ``out`` yet, score the
-    ``test`` folders for every row that lacks them, then write the table, curves and report."""
+    ``test`` folders for every row that lacks them, then write the table, curves and report.
+    ``report_only``: make, train and score nothing; write the outputs of the rows finished so far
+    (while another process runs the comparison, say)."""
     for folder in test:
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"--test {folder!r} is not a folder")
+    if report_only and not os.path.exists(os.path.join(out, "settings.json")):
+        raise FileNotFoundError(f"--out {out} holds no comparison to report on")
     _guard(cfg, out, overwrite)
     device = resolve_device(cfg.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -320,6 +324,9 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         name = kind if seed is None else f"{cfg.row_stem(kind)}-{budget.tag + '-' if budget else ''}seed{seed}"
         path = os.path.join(rows_dir, f"{name}.json")
         row = _read(path)
+        if report_only:
+            skipped += row is not None
+            continue
         changed = row is None
         if row is None:
             row = {"row": cfg.row_name(kind), "kind": kind, "seed": seed, "device": device_name, "make_s": 0.0,

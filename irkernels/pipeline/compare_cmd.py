@@ -118,6 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/compare", help="output folder (default: %(default)s)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="the scale to run at (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding a comparison with other settings")
+    p.add_argument("--report-only", action="store_true",
+                   help="make and train nothing: write the tables, curves and report of the rows finished so far")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
     choices = {"sets": SETS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES), "scale": (2, 3, 4, 8),
                "task": TASKS}
@@ -165,6 +167,7 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..compare.pipeline import run as run_compare
 
-    result = run_compare(config_from_args(args), args.out, data=args.data, test=args.test, overwrite=args.overwrite)
+    result = run_compare(config_from_args(args), args.out, data=args.data, test=args.test, overwrite=args.overwrite,
+                         report_only=args.report_only)
     print(result.text())
     return 0
