@@ -32,6 +32,7 @@ from .data.images import PairSet, to_float
 from .devices import dist_info, join_process_group, resolve_device  # noqa: F401
 from .models.checkpoint import checkpoint_metadata, save_checkpoint
 from .outputs import atomic_path
+from .stopping import stop_at_step_boundary
 
 log = logging.getLogger(__name__)
 
@@ -222,32 +223,42 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     per_rank = cfg.batch_size // world
     model.train()
     clock = _Clock(start, cfg.steps, model, device, main_proc)
-    for step in range(start, cfg.steps):
-        clock.tick(step)
-        idx, flips = _draw(step, len(data), cfg, sampler, allowed)
-        idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
-        opt.zero_grad()
-        step_loss = accumulate_gradients(net, data.lq[idx].to(device, non_blocking=True),
-                                         data.hq[idx].to(device, non_blocking=True),
-                                         flips.to(device) if cfg.augment else None, cfg.accum_steps, loss_fn,
-                                         autocast, memory_format, world > 1)
-        opt.step(model)
-        if world > 1:
-            torch.distributed.all_reduce(step_loss)
-            step_loss /= world
-        loss_value = float(step_loss)
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; lower lr or enable grad_clip")
-        result.losses.append(loss_value)
-        done = step + 1
-        if logger is not None:
-            logger.step(done, loss_value, opt.sched.get_last_lr()[0])
-        if on_step is not None and main_proc:
-            on_step(done, opt.trained(model))
-            model.train()
-        if main_proc and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            atomic_torch_save({**opt.state(model), "rng": _rng_state(sampler), "step": done, "config": asdict(cfg),
-                               "data": data_fingerprint}, ckpt_path)
+    with stop_at_step_boundary() as stop:
+        for step in range(start, cfg.steps):
+            clock.tick(step)
+            idx, flips = _draw(step, len(data), cfg, sampler, allowed)
+            idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
+            opt.zero_grad()
+            step_loss = accumulate_gradients(net, data.lq[idx].to(device, non_blocking=True),
+                                             data.hq[idx].to(device, non_blocking=True),
+                                             flips.to(device) if cfg.augment else None, cfg.accum_steps, loss_fn,
+                                             autocast, memory_format, world > 1)
+            opt.step(model)
+            stopping = stop.requested
+            if world > 1:  # the ranks agree on the loss and on stopping after this step, in one all-reduce
+                both = torch.stack([step_loss, torch.tensor(float(stopping), device=step_loss.device)])
+                torch.distributed.all_reduce(both)
+                step_loss, stopping = both[0] / world, bool(both[1] > 0)
+            loss_value = float(step_loss)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; lower lr or enable grad_clip")
+            result.losses.append(loss_value)
+            done = step + 1
+            if logger is not None:
+                logger.step(done, loss_value, opt.sched.get_last_lr()[0])
+            if on_step is not None and main_proc:
+                on_step(done, opt.trained(model))
+                model.train()
+            if world == 1:  # a request made during on_step counts for this step already
+                stopping = stop.requested
+            # an interrupted run checkpoints the step it finished, so that a rerun loses nothing
+            if main_proc and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping):
+                atomic_torch_save({**opt.state(model), "rng": _rng_state(sampler), "step": done,
+                                   "config": asdict(cfg), "data": data_fingerprint}, ckpt_path)
+            if stopping:
+                if logger is not None:
+                    logger.close()
+                raise stop.interrupt(f"training stopped after step {done} of {cfg.steps}; checkpoint {ckpt_path}")
     if logger is not None:
         logger.close()
     if device.type == "cuda":

@@ -19,7 +19,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "irkernels"
 # top-level module or sub-package → layer; a module may import its own layer or lower ones
 LAYERS = {
     **dict.fromkeys(("_checks", "_lazy", "_version", "_C", "configs", "data", "devices", "metrics", "methods",
-                     "seeds"), 0),
+                     "seeds", "stopping"), 0),
     "ops": 1,
     **dict.fromkeys(("models", "outputs", "train", "evaluate", "pretrained"), 2),
     **dict.fromkeys(("idc", "tripled"), 3),

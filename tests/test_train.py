@@ -1,5 +1,7 @@
 """The trainer: loss goes down, accumulation is exact, resume after a crash is bit-identical."""
 import csv
+import os
+import signal
 
 import pytest
 import torch
@@ -95,6 +97,42 @@ def test_resume_after_crash_is_exact(tmp_path, pairs):
         assert torch.equal(a, b)
     with open(tmp_path / "cut" / "log.csv") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_before_the_first_checkpoint_loses_nothing(tmp_path, pairs, signum):
+    """Ctrl-C (or a scheduler's SIGTERM) at step 3 of 6 with checkpoints every 100 steps: the run
+    writes step 3's checkpoint and stops; the rerun continues from step 3 and ends with the weights,
+    losses and log of an uninterrupted run."""
+    full = tiny_model()
+    losses = train(full, pairs, config(tmp_path / "full", ema_decay=0.9)).losses
+
+    def signal_at_step_3(done, net):
+        if done == 3:
+            os.kill(os.getpid(), signum)  # arrives in the middle of the step's work, as a real one would
+
+    with pytest.raises(KeyboardInterrupt, match=f"{signal.Signals(signum).name}: training stopped after step 3 of 6"):
+        train(tiny_model(), pairs, config(tmp_path / "cut", ema_decay=0.9), on_step=signal_at_step_3)
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["step"] == 3
+    assert signal.getsignal(signum) is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = tiny_model()
+    result = train(resumed, pairs, config(tmp_path / "cut", ema_decay=0.9))
+    assert result.start_step == 3 and losses[3:] == result.losses
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    with open(tmp_path / "cut" / "log.csv") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_second_interrupt_stops_at_once():
+    from irkernels.stopping import stop_at_step_boundary
+
+    with pytest.raises(KeyboardInterrupt):
+        with stop_at_step_boundary() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.requested and stop.signal == signal.SIGINT
+            os.kill(os.getpid(), signal.SIGINT)  # the impatient second Ctrl-C
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_config_errors(tmp_path, pairs):

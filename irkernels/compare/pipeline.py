@@ -225,10 +225,8 @@ def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets,
     torch.manual_seed(seed)
     net = build_model(cfg.model, cfg.factor)
     curve_path = os.path.join(folder, "curve.json")
-    curve: list[dict] = []
-    if os.path.exists(os.path.join(folder, "last.pt")) and os.path.exists(curve_path):
-        with open(curve_path) as fh:
-            curve = json.load(fh)
+    resumed = os.path.exists(os.path.join(folder, "last.pt"))
+    curve: list[dict] = (_read(curve_path) or []) if resumed else []
 
     def on_step(done: int, model: nn.Module) -> None:
         nonlocal curve
@@ -239,13 +237,19 @@ def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets,
             curve.append({"step": done, **score_network(model, val, cfg.crop_border, device, metrics)["val"]})
             atomic_write_json(curve_path, curve)
 
+    # the seconds of every segment of an interrupted row add up (each written as its segment ends)
+    seconds_path = os.path.join(folder, "seconds.json")
+    segments = (_read(seconds_path) or []) if resumed else []
     t = time.perf_counter()
-    result = train(net, data, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                          seed=seed, ckpt_every=cfg.eval_every, device=cfg.device,
-                                          progress=cfg.progress, channels_last=True), on_step=on_step)
-    train_s = time.perf_counter() - t
-    return net.eval(), {"curve": curve, "val": {m: curve[-1][m] for m in METRICS}, "train_s": train_s,
-                        "patches_per_s": result.patches_per_s}
+    try:
+        result = train(net, data, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                                              seed=seed, ckpt_every=cfg.eval_every, device=cfg.device,
+                                              progress=cfg.progress, channels_last=True), on_step=on_step)
+    finally:
+        segments.append(time.perf_counter() - t)
+        atomic_write_json(seconds_path, segments)
+    return net.eval(), {"curve": curve, "val": {m: curve[-1][m] for m in METRICS}, "train_s": sum(segments),
+                        "segments_s": segments, "patches_per_s": result.patches_per_s}
 
 
 def _read(path: str) -> dict | None:
@@ -356,7 +360,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
                 if kind in TRIPLED_SETS:
                     row["tripled_settings"] = tripled_config(bcfg, kind, seed).settings()
                 net, info = train_student(cfg, pairs, seed, val, os.path.join(out, "train", name))
-                row.update(train_s=info["train_s"], curve=info["curve"], val=info["val"],
+                row.update(train_s=info["train_s"], train_segments_s=info["segments_s"], curve=info["curve"], val=info["val"],
                            patches_per_s=info["patches_per_s"])
             done += 1
         else:

@@ -39,26 +39,35 @@ def steps_to(curve: Sequence[dict], target: float, metric: str = "psnr_y") -> fl
     return None
 
 
-def _order(name: str) -> tuple[int, str]:
-    kinds = (*REFERENCES, *SETS)
+def _order(name: str, sets: Sequence[str] = SETS) -> tuple[int, str]:
+    """References first, then the sets in ``sets``' order (the user's ``--sets``), variants after their set."""
+    kinds = (*REFERENCES, *sets, *(s for s in SETS if s not in sets))
     base = name.split("[")[0]
     return (kinds.index(base) if base in kinds else len(kinds), name)
 
 
-def summarise(rows: list[dict], target_psnr: float | None) -> dict:
-    """Per row name: seeds, pairs, seconds, mean ± std of every metric on every scored set, mean
-    curve; the steps-to-target of each; the validity checks."""
+def summarise(rows: list[dict], target_psnr: float | None, sets: Sequence[str] = SETS,
+              tests: Sequence[str] = ()) -> dict:
+    """Per row name, in ``sets``' order after the references: seeds, pairs, seconds, mean ± std of
+    every metric on the validation split and every scored test set (``tests``' order first), mean
+    curve; the steps-to-target of each; the validity checks.
+
+    The default target is the best point of ``random``'s mean validation curve (else
+    ``random-images``'): what random patches reach at their best, which a set over-fitting its
+    few pairs passes before it declines (its final mean, the earlier target, was crossed by every row
+    at the first evaluation when random over-fits)."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["row"], []).append(r)
     table = []
-    for name in sorted(groups, key=_order):
+    for name in sorted(groups, key=lambda n: _order(n, sets)):
         rs = sorted(groups[name], key=lambda r: (r["seed"] is None, r["seed"]))
         entry = {"row": name, "kind": rs[0]["kind"], "seeds": [r["seed"] for r in rs if r["seed"] is not None],
                  "pairs": rs[0].get("pairs"), "device": rs[0]["device"],
                  "make_s": statistics.fmean(r["make_s"] for r in rs), "train_s": statistics.fmean(r["train_s"] for r in rs),
                  "scores": {}}
-        for split in ["val", *sorted({s for r in rs for s in r.get("test", {})})]:
+        scored = {s for r in rs for s in r.get("test", {})}
+        for split in ["val", *(t for t in tests if t in scored), *sorted(scored - set(tests))]:
             per = [r["val"] if split == "val" else r["test"][split] for r in rs if split == "val" or split in r.get("test", {})]
             if len(per) == len(rs):
                 entry["scores"][split] = {m: _mean_std([p[m] for p in per]) for m in METRICS}
@@ -70,8 +79,9 @@ def summarise(rows: list[dict], target_psnr: float | None) -> dict:
         table.append(entry)
     by_name = {e["row"]: e for e in table}
     control = next((c for c in RANDOM_CONTROLS if "val" in by_name.get(c, {}).get("scores", {})), None)
-    if target_psnr is None and control is not None:  # random's final mean, else random-images'
-        target_psnr = by_name[control]["scores"]["val"]["psnr_y"][0]
+    if target_psnr is None and control is not None:  # the best of random's mean curve, else random-images'
+        c = by_name[control]
+        target_psnr = max(m for m, _ in c["curve"]["psnr_y"]) if "curve" in c else c["scores"]["val"]["psnr_y"][0]
     for e in table:
         curves = e.pop("_curves")
         if target_psnr is not None and curves:
@@ -122,8 +132,23 @@ def verdict_lines(summary: dict) -> list[str]:
                      f"({w['gap_db']:+.3f} dB vs {w['twice_spread_db']:.3f} dB"
                      + (", one seed: no spread to compare with)" if w["seeds"] < 2 else ")"))
     if c and not all(v["ok"] for v in c.values()):
-        lines.append("so this budget cannot tell the sets apart: raise --steps, lower --ratio, or use --preset cpu")
+        lines.append("so this comparison cannot tell the sets apart: " + "; ".join(_causes(c)))
     return lines
+
+
+def _causes(c: dict) -> list[str]:
+    """What to change, from the checks that failed: one seed has no spread to compare with; students
+    that do not beat the floor need a longer budget; whole within random's spread, a smaller set."""
+    wholes = [w for k, w in c.items() if k.startswith("whole_beats_") and not w["ok"]]
+    causes = []
+    if any(w["seeds"] < 2 for w in wholes):
+        causes.append("one seed has no spread to compare with: give >= 2 seeds (--seeds 0 1 2)")
+    if not c.get("students_beat_bicubic", {"ok": True})["ok"]:
+        causes.append(f"students within {MIN_GAIN_DB} dB of the floor: raise --steps")
+    if any(w["seeds"] >= 2 for w in wholes):
+        causes.append("whole within the seed spread of its random control: the data does not matter at this "
+                      "budget; raise --steps or lower --ratio")
+    return causes
 
 
 def _steps_cell(st: dict | None) -> str:
@@ -180,7 +205,8 @@ def curves_figure(summary: dict, title: str):
             steps = e["curve"]["step"]
             mean = [m for m, _ in e["curve"]["psnr_y"]]
             std = [s for _, s in e["curve"]["psnr_y"]]
-            (line,) = ax.plot(steps, mean, label=f"{e['row']} ({len(e['seeds'])} seeds)", lw=1.5)
+            seeds = len(e["seeds"])
+            (line,) = ax.plot(steps, mean, label=f"{e['row']} ({seeds} seed{'s' if seeds != 1 else ''})", lw=1.5)
             ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                             color=line.get_color(), alpha=0.2)
         elif e["row"] in REFERENCES and "val" in e["scores"]:
@@ -231,7 +257,7 @@ def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str])
     table.md, curves.png and report.html into ``out``; returns their paths, the table, the summary
     and its verdict lines."""
     rows = load_rows(cfg, rows_dir)
-    summary = summarise(rows, cfg.target_psnr)
+    summary = summarise(rows, cfg.target_psnr, cfg.sets, tests)
     table = table_markdown(summary)
     title = _title(cfg, f"ratio {cfg.ratio}")
     curves_path, html_curves = _save_png(curves_figure(summary, title), os.path.join(out, "curves.png"))
@@ -252,10 +278,17 @@ def write_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: list[str])
         ("Learning curves", html_curves),
         (f"Steps to reach {summary['target_psnr']:.2f} dB PSNR-Y on val" if summary.get("target_psnr") else
          "Steps to target", table_html(steps_rows) if steps_rows else "<p>no curve yet</p>"),
-        ("Every row (device and seconds)", table_html(_row_details(rows))),
+        ("Every row (device and seconds)", _ROW_DETAILS_NOTE + table_html(_row_details(rows))),
     ])
     return {"compare_json": json_path, "report": report, "curves": curves_path, "table": table, "summary": summary,
             "verdict": verdict_lines(summary)}
+
+
+_ROW_DETAILS_NOTE = ("<p>One line per row and seed. <i>make s</i>: seconds to make its training set (selection, "
+                     "condensation, distillation); <i>train s</i>: seconds training its student with its validation "
+                     "passes, every segment of an interrupted row added up (the teacher: its training, 0 when it "
+                     "was found in the cache); <i>vs floor</i>: its validation PSNR-Y minus the floor row's, "
+                     "BELOW when negative.</p>")
 
 
 def _row_details(rows: list[dict]) -> list[dict]:
@@ -267,9 +300,9 @@ def _row_details(rows: list[dict]) -> list[dict]:
         gain = None if floor is None else r["val"]["psnr_y"] - floor
         out.append({"row": r["row"], "seed": r["seed"], **({"budget": r.get("budget", {}).get("pairs")} if budgets else {}),
                     "pairs": r.get("pairs"), "device": r["device"],
-                    "make s": r["make_s"], "train s": r["train_s"], "score s": r.get("score_s"),
-                    "val PSNR-Y": r["val"]["psnr_y"], f"vs {name} (dB)": gain,
-                    "note": f"BELOW {name}" if gain is not None and gain < 0 else ""})
+                    "make s": f"{r['make_s']:.0f}", "train s": f"{r['train_s']:.0f}",
+                    "val PSNR-Y": f"{r['val']['psnr_y']:.2f}",
+                    f"vs {name} (dB)": "" if gain is None else f"{gain:+.2f}" + (" BELOW" if gain < 0 else "")})
     return out
 
 
@@ -298,7 +331,8 @@ def gap(by_name: dict[str, dict], row: str, control: str) -> dict | None:
             "pays": seeds >= 2 and ma - mb > twice, "loses": seeds >= 2 and ma - mb < -twice}
 
 
-def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | None, refused: Sequence[str]) -> dict:
+def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | None, refused: Sequence[str],
+                   sets: Sequence[str] = SETS, tests: Sequence[str] = ()) -> dict:
     """Per budget: :func:`summarise` of its rows with the rows made once (whole, the floor, the
     teacher), each method's own step against its control (``OWN_STEPS``), every set against the
     cheapest controls (``CONTROLS``); per set, its curve over the budgets (the actual share of the
@@ -306,7 +340,8 @@ def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | Non
     once = [r for r in rows if "budget" not in r]
     per, lines = [], {}
     for b in budgets:
-        summary = summarise(once + [r for r in rows if r.get("budget", {}).get("pairs") == b.pairs], target_psnr)
+        summary = summarise(once + [r for r in rows if r.get("budget", {}).get("pairs") == b.pairs], target_psnr,
+                            sets, tests)
         by_name = {e["row"]: e for e in summary["rows"]}
         steps = [g | {"step": what} for row, control, what in OWN_STEPS if (g := gap(by_name, row, control))]
         versus = [g for name, e in by_name.items() if e["kind"] not in (*REFERENCES, "whole", *CONTROLS)
@@ -320,7 +355,7 @@ def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | Non
             lines.setdefault(e["row"], []).append({"budget": b.pairs, "share": statistics.fmean(shares),
                                                    "pairs": e["pairs"], "seeds": len(e["seeds"]),
                                                    "psnr_y": e["scores"]["val"]["psnr_y"]})
-    flat = summarise(once, None)["rows"]
+    flat = summarise(once, None, sets, tests)["rows"]
     return {"total": budgets[0].total if budgets else None, "budgets": per, "curves": lines, "refused": list(refused),
             "once": {e["row"]: {"seeds": len(e["seeds"]), "psnr_y": e["scores"]["val"]["psnr_y"]}
                      for e in flat if "val" in e["scores"]}}
@@ -414,7 +449,7 @@ def write_budget_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: lis
     curves ``tables/<tag>-curves.png``; ``budgets.json`` (settings, versions, every row, the
     summary), ``budgets.md``, ``budgets.png`` (the data-efficiency curve) and ``report.html``."""
     rows = load_rows(cfg, rows_dir)
-    bs = budget_summary(rows, budgets, cfg.target_psnr, refused)
+    bs = budget_summary(rows, budgets, cfg.target_psnr, refused, cfg.sets, tests)
     title = _title(cfg, f"{len(budgets)} budgets")
     sections = []
     for b in bs["budgets"]:
@@ -441,7 +476,7 @@ def write_budget_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: lis
         ("The data-efficiency curve", html_curve),
         ("Per set and budget", f"<pre>{html.escape(text)}</pre>"),
         *sections,
-        ("Every row (device and seconds)", table_html(_row_details(rows))),
+        ("Every row (device and seconds)", _ROW_DETAILS_NOTE + table_html(_row_details(rows))),
     ])
     verdict = [line for line in text.splitlines() if line.startswith("- ")]
     return {"compare_json": json_path, "report": report, "curves": curve_path, "table": text, "summary": bs,
