@@ -33,6 +33,8 @@ from irkernels.idc.instances import make_instances  # noqa: E402
 from irkernels.idc.pipeline import num_groups  # noqa: E402
 from irkernels.models import build_model  # noqa: E402
 
+DIV2K_SIZE = (2040, 1356)  # width, height of the setting's image
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,7 +58,7 @@ def div2k_like(count: int, small: bool) -> list[Image]:
     cost), distinct names so each instance gets its own seed."""
     from PIL import Image as PILImage
 
-    size = (160, 96) if small else (2040, 1356)
+    size = (160, 96) if small else DIV2K_SIZE
     photo = PILImage.fromarray(sample_images(limit=1)[0].pixels).resize(size, PILImage.BICUBIC)
     return [Image(f"img{i:03d}", np.asarray(photo)) for i in range(count)]
 

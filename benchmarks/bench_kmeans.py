@@ -8,9 +8,10 @@ k-means rows: K=32, D=128, 20 Lloyd iterations with early stopping off (fixed wo
 implementations from the same k-means++ centroids where they accept an initialisation (flash-kmeans
 also from its own default init); "ours (default call)" is ``kmeans(x, K, offsets=...)`` as a user
 calls it: init (k-means++ on a sample) included, default tolerance (it may stop before 20). ``inertia_rel`` is the implementation's inertia over ours (computed
-the same way, against its returned centroids). ``floor_ms`` is the memory-traffic floor: every
-point read once per iteration at the device's peak bandwidth. Results: ``benchmarks/results/
-kmeans.{json,md}`` on CUDA, ``kmeans_cpu.{json,md}`` on CPU.
+the same way, against its returned centroids). ``floor_ms`` is ``benchmarks/roofline.py``'s floor:
+every point read once per iteration (once in all when the points fit the L2) at the device's peak
+bandwidth, or the tf32x3 distance GEMM at peak, whichever is longer. Results:
+``benchmarks/results/kmeans.{json,md}`` on CUDA, ``kmeans_cpu.{json,md}`` on CPU.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import device_peaks, markdown, measure, write_results  # noqa: E402
+from benchmarks.roofline import floor_times, kmeans_work  # noqa: E402
 from irkernels.ops import _ext  # noqa: E402
 from irkernels.ops.grouping import assign_backend, assign_with_quotas, nearest_in_group  # noqa: E402
 from irkernels.ops.kmeans import kmeans  # noqa: E402
@@ -125,7 +127,7 @@ def bench_kmeans(small: bool, device: torch.device, peaks: dict | None, with_skl
         x = torch.cat(parts)
         offsets = torch.tensor([0] + np.cumsum(sizes).tolist(), device=device)
         init = kmeans(x, K, offsets=offsets, iters=0, seed=0).centroids.reshape(len(sizes), K, D)
-        floor = ITERS * x.numel() * 4 / peaks["bytes_per_s"] * 1e3 if peaks else None
+        floor = floor_times(kmeans_work(sizes, K, D, ITERS), peaks)["floor_ms"] if peaks else None
 
         def ours_lloyd():
             return kmeans(x, K, offsets=offsets, init=init, iters=ITERS, tol=None).centroids
@@ -213,7 +215,8 @@ def main() -> None:
     table = markdown(rows, COLUMNS)
     print(table)
     notes = (f"\nK={K}, D={D}, {ITERS} iterations, no early stop. Extension: {_ext.extension_status()}.\n"
-             "floor_ms: bytes that must be read at peak bandwidth (k-means: points once per iteration).\n")
+             "floor_ms: k-means, the roofline model's floor (benchmarks/roofline.py); pairing, the features "
+             "read once at peak bandwidth.\n")
     write_results("kmeans", rows, table, notes, small=args.small)
 
 

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import device_peaks, markdown, measure, write_results  # noqa: E402
+from benchmarks.roofline import floor_times, ncfd_work  # noqa: E402
 from irkernels.ops.ncfd import cf_stats, ncfd_loss, ncfd_loss_reference  # noqa: E402
 
 CUDA_SIZES = [(65_536, 6_554), (262_144, 26_214), (618_496, 61_850)]
@@ -35,15 +36,15 @@ def _fwd_bwd(loss_fn, y):
 
 
 def _floors(N: int, M: int, T: int, D: int) -> dict:
-    """GEMM FLOPs at TF32 peak and sin/cos pairs at the SFU limit, for one fwd+bwd to y:
-    dots ⟨t, x⟩ (N·T·D), ⟨t, y⟩ twice (forward, recomputed backward) and the backward GEMM."""
+    """The roofline model's work for one fwd+bwd to y (``benchmarks/roofline.py``: the fast mode's
+    3×TF32 phase dots for ⟨t, x⟩ and ⟨t, y⟩, the latter again in the backward, the backward GEMM,
+    sin/cos of every argument) and, on a known GPU, the tensor-core and SFU times at peak."""
+    work = ncfd_work(N, M, T, D)
+    out = {"gflop": work.tf32_flops / 1e9, "sincos_pairs_g": work.sfu_ops / 2e9}
     peaks = device_peaks()
-    flops = 2 * T * D * (N + 3 * M)
-    pairs = T * (N + 2 * M)
-    out = {"gflop": flops / 1e9, "sincos_pairs_g": pairs / 1e9}
     if peaks:
-        out["gemm_floor_ms"] = flops / peaks["tf32_flops"] * 1e3
-        out["sincos_floor_ms"] = pairs / peaks["sincos_pairs_per_s"] * 1e3
+        times = floor_times(work, peaks)
+        out.update(gemm_floor_ms=times["tensor_ms"], sincos_floor_ms=times["sfu_ms"])
     return out
 
 

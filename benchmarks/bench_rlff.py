@@ -7,9 +7,10 @@ mode: the real instance's stats applied to the synthetic features) and batch sta
     python benchmarks/bench_rlff.py --small    # tiny shapes anywhere
 
 Writes ``benchmarks/results/rlff.{json,md}`` on CUDA and ``rlff_cpu.{json,md}`` on CPU.
-Floors: bytes = read f + write the output (forward); the backward adds read grad_out + write
-grad_f (+ read f again for batch stats); FLOPs = 2·N·h·w·C_out·c·k² per GEMM (one forward, one
-backward) at the dense TF32 (fp32 input) or BF16 peak; floor = max(bytes / bandwidth, FLOPs / peak).
+Floors (``benchmarks/roofline.py``'s ``rlff_work``): bytes = read f + write the output (forward);
+the backward adds read grad_out + write grad_f (+ read f again for batch stats); FLOPs =
+2·N·h·w·C_out·c·k² per GEMM (one forward, one backward) at the dense TF32 (fp32 input) or BF16
+peak; floor = max(bytes / bandwidth, FLOPs / peak).
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import device_peaks, markdown, measure, write_results  # noqa: E402
+from benchmarks.roofline import floor_times, rlff_work  # noqa: E402
+from irkernels.ops.utils import conv_precision_from_torch  # noqa: E402
 from irkernels.ops.rlff import (  # noqa: E402
-    _RLFFFunction, reference_stats, rlff, rlff_conv_reference, sample_rows, sampled_filters)
+    _rlff_fused, reference_stats, rlff, rlff_conv_reference, sample_rows, sampled_filters)
 
 # (name, N, c, h, w, k, C_out, p)
 CUDA_SHAPES = [
@@ -38,20 +41,13 @@ SMALL_SHAPES = [
 
 
 def floors(n, c, h, w, k, c_out, p, dtype, batch_stats, backward):
+    """``(bytes floor, FLOP floor)`` in ms on a known GPU (``benchmarks/roofline.py``'s model)."""
     peaks = device_peaks()
     if peaks is None:
         return None, None
-    elt = torch.finfo(dtype).bits // 8
-    hp, wp = -(-h // p), -(-w // p)
-    in_bytes = n * c * h * w * elt
-    out_bytes = n * hp * wp * p * p * c_out * elt
-    flops = 2.0 * n * h * w * c_out * c * k * k
-    bytes_total = in_bytes + out_bytes + (in_bytes if batch_stats else 0)
-    if backward:
-        bytes_total += out_bytes + in_bytes + (in_bytes if batch_stats else 0)
-        flops *= 2
-    peak = peaks["tf32_flops"] if dtype == torch.float32 else peaks["bf16_flops"]
-    return bytes_total / peaks["bytes_per_s"] * 1e3, flops / peak * 1e3
+    work = rlff_work(n, c, h, w, k=k, c_out=c_out, p=p, dtype=dtype, backward=backward, batch_stats=batch_stats)
+    times = floor_times(work, peaks)
+    return times["memory_ms"], times["tensor_ms"]
 
 
 def bench_shape(shape, dtype, stats_mode, use_compile, fused_available):
@@ -73,7 +69,8 @@ def bench_shape(shape, dtype, stats_mode, use_compile, fused_available):
         compiled = torch.compile(rlff_conv_reference, dynamic=False)
         impls["torch.compile"] = lambda x: compiled(x, weight, p, stats)
     if fused_available:
-        impls["fused (kernels)"] = lambda x: _RLFFFunction.apply(x, rows, stats, k, p)
+        mean, std = stats if stats is not None else (None, None)  # the custom op itself: no input checks
+        impls["fused (kernels)"] = lambda x: _rlff_fused(x, rows, mean, std, k, p, conv_precision_from_torch())[0]
         impls["fused (rlff(), with input checks)"] = lambda x: rlff(
             x, kernel_size=k, out_channels=c_out, patch_size=p, rows=rows, stats=stats)
 

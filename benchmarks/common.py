@@ -19,31 +19,42 @@ from irkernels.outputs import atomic_write_bytes, atomic_write_json, versions
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
-# Dense peak throughputs (datasheet, SXM parts) used for the floors. Keys match get_device_name().
+# Dense peak throughputs of the SXM parts, used for the floors. Keys match get_device_name().
+# Tensor-core (TF32, BF16, without sparsity) and FP32 rates and HBM bandwidth: NVIDIA's H100 and H200
+# datasheets. SMs and boost clock: H100 SXM5 (the H200 has the same GPU). SFU: 16 results per clock
+# per SM for sin/cos/exp2/rcp on compute capability 9.0 (CUDA C++ Programming Guide, arithmetic
+# instruction throughput table).
 PEAKS = {
     "H100": {"tf32_flops": 494.7e12, "bf16_flops": 989.4e12, "fp32_flops": 66.9e12, "bytes_per_s": 3.35e12,
-             "sfu_ops_per_clk_per_sm": 16},
+             "sfu_ops_per_clk_per_sm": 16, "sms": 132, "boost_clock_hz": 1.98e9},
     "H200": {"tf32_flops": 494.7e12, "bf16_flops": 989.4e12, "fp32_flops": 66.9e12, "bytes_per_s": 4.8e12,
-             "sfu_ops_per_clk_per_sm": 16},
+             "sfu_ops_per_clk_per_sm": 16, "sms": 132, "boost_clock_hz": 1.98e9},
 }
 
 
-def device_peaks() -> dict[str, float] | None:
-    """Peaks of the current CUDA device (``None`` on CPU or an unknown GPU).
+def _with_sfu(peaks: dict, sms: int, clock_hz: float) -> dict[str, float]:
+    """``peaks`` plus ``sfu_ops_per_s``, the special-function unit's limit (one op per sin or cos)."""
+    return {**peaks, "sfu_ops_per_s": sms * peaks["sfu_ops_per_clk_per_sm"] * clock_hz}
 
-    ``sincos_pairs_per_s``: the special-function unit's limit, one sin and one cos per pair
-    (SMs × SFU ops/clock/SM × boost clock / 2).
-    """
+
+def published_peaks(name: str) -> dict[str, float]:
+    """The datasheet peaks of ``name`` (a key of ``PEAKS``) at its published SM count and boost
+    clock: the floors of a device that is not here (``benchmarks/roofline.py``)."""
+    peaks = PEAKS[name]
+    return _with_sfu(peaks, peaks["sms"], peaks["boost_clock_hz"])
+
+
+def device_peaks() -> dict[str, float] | None:
+    """Peaks of the current CUDA device (``None`` on CPU or an unknown GPU), the SFU's at the
+    device's own SM count and clock."""
     if not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name()
     for key, peaks in PEAKS.items():
         if key in name:
             props = torch.cuda.get_device_properties(0)
-            clock_hz = getattr(props, "clock_rate", 1_980_000) * 1e3  # kHz; 1.98 GHz boost if absent
-            out = dict(peaks)
-            out["sincos_pairs_per_s"] = props.multi_processor_count * peaks["sfu_ops_per_clk_per_sm"] * clock_hz / 2
-            return out
+            clock_hz = getattr(props, "clock_rate", peaks["boost_clock_hz"] / 1e3) * 1e3  # kHz
+            return _with_sfu(peaks, props.multi_processor_count, clock_hz)
     return None
 
 
@@ -103,14 +114,18 @@ def environment() -> dict[str, str]:
 
 
 def write_results(name: str, rows: list[dict], markdown_table: str, notes: str = "", *,
-                  small: bool = False, extra: dict | None = None) -> tuple[str, str]:
+                  small: bool = False, extra: dict | None = None, model_of: str | None = None) -> tuple[str, str]:
     """Write ``benchmarks/results/{stem}.json`` (``extra`` merged in) and ``.md`` atomically;
     returns their paths.
 
     ``stem`` says what the figures are: ``name`` for a full run on CUDA, ``name_small`` for a
-    ``--small`` run on CUDA, ``name_cpu`` for any run without CUDA (never GPU figures).
+    ``--small`` run on CUDA, ``name_cpu`` for any run without CUDA (never GPU figures). ``model_of``
+    (a device, e.g. "H100 SXM"): the figures are computed for that device, not measured on this
+    machine; ``stem`` is ``name`` wherever it runs and the header says so.
     """
-    if not torch.cuda.is_available():
+    if model_of:
+        stem = name
+    elif not torch.cuda.is_available():
         stem = f"{name}_cpu"
     else:
         stem = f"{name}_small" if small else name
@@ -118,7 +133,8 @@ def write_results(name: str, rows: list[dict], markdown_table: str, notes: str =
     env = environment()
     json_path = os.path.join(RESULTS_DIR, f"{stem}.json")
     md_path = os.path.join(RESULTS_DIR, f"{stem}.md")
-    header = f"# {stem}\n\nDevice: {env['device']}; " + ", ".join(
+    where = f"Model of an {model_of} (computed, nothing measured) on" if model_of else "Device:"
+    header = f"# {stem}\n\n{where} {env['device']}; " + ", ".join(
         f"{k} {v}" for k, v in env.items() if k != "device"
     ) + "\n\n"
     atomic_write_json(json_path, {"environment": env, "rows": rows, **(extra or {})})

@@ -21,6 +21,7 @@ from irkernels.ops.grouping import (
 from irkernels.ops.kmeans import kmeans
 
 from sm90 import compile_sm90
+from sm90_launches import grouping_specs
 
 
 def _offsets(sizes):
@@ -178,13 +179,7 @@ def test_kmeans_assign_pair_pipeline():
 
 @pytest.mark.sm90
 def test_pairing_kernel_compiles_for_sm90():
-    sig = {"syn_ptr": "*fp32", "real_ptr": "*fp32", "real_norm_ptr": "*fp32", "syn_rows_ptr": "*i64",
-           "real_rows_ptr": "*i64", "tile_syn_lo_ptr": "*i32", "tile_syn_hi_ptr": "*i32", "tile_real_lo_ptr": "*i32",
-           "tile_real_hi_ptr": "*i32", "best_ptr": "*i64", "F": "i32", "BLOCK_M": "constexpr",
-           "BLOCK_N": "constexpr", "BLOCK_F": "constexpr", "PRECISION": "constexpr"}
-    out = compile_sm90([{"module": "irkernels.ops.grouping", "kernel": "_nearest_in_group_kernel", "signature": sig,
-                         "constexprs": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_F": 32, "PRECISION": "tf32x3"},
-                         "num_warps": 8, "want_ptx": True}])
+    out = compile_sm90(grouping_specs())
     assert "mma" in out[0]["ptx"]
 
 

@@ -11,6 +11,7 @@ from irkernels.ops.kmeans import _TritonStep, kmeans, kmeans_reference
 from irkernels.ops._segments import pack, sq_dists_to_sets
 
 from sm90 import compile_sm90
+from sm90_launches import kmeans_specs
 
 
 def _blobs(n, d, centers, seed, std=1.0):
@@ -232,23 +233,7 @@ def test_tolerance_scale_is_the_float64_variance():
 
 @pytest.mark.sm90
 def test_kernel_compiles_for_sm90():
-    common = {"x_ptr": "*fp32", "centroids_ptr": "*fp32", "active_ptr": "*i8", "chunk_instance_ptr": "*i32",
-              "chunk_start_ptr": "*i32", "chunk_end_ptr": "*i32", "chunk_slot_ptr": "*i32", "labels_ptr": "*i64",
-              "min_dist_ptr": "*fp32", "part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32",
-              "part_inertia_ptr": "*fp32", "dists_ptr": "*fp32", "D": "i32", "K": "i32", "BLOCK_N": "constexpr",
-              "BLOCK_D": "constexpr", "BLOCK_K": "constexpr", "ACCUMULATE": "constexpr", "WRITE_DISTS": "constexpr",
-              "PRECISION": "constexpr"}
-    specs = [{"module": "irkernels.ops.kmeans", "kernel": "_assign_accumulate_tuned", "signature": common,
-              "constexprs": {"BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_K": bk, "ACCUMULATE": acc, "WRITE_DISTS": not acc,
-                             "PRECISION": prec}, "want_ptx": True}
-             for acc, prec, bk in ((True, "tf32x3", 32), (False, "ieee", 16))]
-    specs[0]["constexprs"]["BLOCK_N"], specs[0]["num_warps"] = 16, 8  # an autotuned config
-    update_sig = {"part_sums_ptr": "*fp32", "part_counts_ptr": "*fp32", "old_ptr": "*fp32", "new_ptr": "*fp32",
-                  "counts_ptr": "*fp32", "active_in_ptr": "*i8", "active_out_ptr": "*i8", "n_iter_ptr": "*i64",
-                  "tol_ptr": "*fp32", "shift_ptr": "*fp32", "flags_ptr": "*i32", "SLOTS": "i32", "D": "i32",
-                  "K": "i32", "BLOCK_D": "constexpr", "BLOCK_K": "constexpr"}
-    specs.append({"module": "irkernels.ops.kmeans", "kernel": "_update_centroids_kernel", "signature": update_sig,
-                  "constexprs": {"BLOCK_D": 128, "BLOCK_K": 32}, "want_ptx": True})
+    specs = kmeans_specs()
     out = compile_sm90(specs)
     assert "mma" in out[0]["ptx"], "tf32x3 dots must use tensor cores"
     assert all(o["ptx"] for o in out)

@@ -10,62 +10,19 @@ import pytest
 import torch
 
 from irkernels.ops import ncfd
-from irkernels.ops.ncfd import _block_sizes, _dot_precisions, triton_backward_supported
+from irkernels.ops.ncfd import triton_backward_supported
 from sm90 import compile_sm90
+from sm90_launches import NCFD_CASES, ncfd_specs
 
 pytestmark = pytest.mark.sm90
 
 H100_SHARED_BYTES = 227 * 1024
 
-_COMMON = {"N": "i32", "D": "i32", "T": "i32"}
-_STRIDES = {"stride_xn": "i32", "stride_xd": "i32", "stride_tt": "i32", "stride_td": "i32"}
-_FLAGS = {"PHASE_PRECISION": "constexpr", "SUM_PRECISION": "constexpr", "EMULATE_TF32": "constexpr",
-          "RANGE_REDUCE": "constexpr", "APPROX": "constexpr"}
-
-
-def _specs(precision: str, D: int, x_type: str) -> list[dict]:
-    fast = precision == "fast"
-    phase, total = _dot_precisions(precision)
-    flags = dict(PHASE_PRECISION=phase, SUM_PRECISION=total, EMULATE_TF32=0, RANGE_REDUCE=fast, APPROX=fast)
-    sizes = _block_sizes(D, precision, torch.device("cuda"))
-    fn, ft, fd, fw, fs = sizes["fwd"]
-    bn, bt, bd, bw, bs = sizes["bwd"]
-    tn, tt, td, tw, ts = sizes["bwd_t"]
-    ptrs = {"X": f"*{x_type}", "TF": "*fp32", "GID": "*i32"}
-    # What a launch at D=128, T=4096 specialises: 16-byte aligned pointers, ints that are multiples of 16.
-    aligned = ["X", "TF", "ROWS", "GID", "OFFS", "PART", "COEF_RE", "COEF_IM", "DX", "DT", "D", "T", "stride_xn",
-               "stride_tt", "stride_dn"]
-    specs = [
-        dict(module="irkernels.ops.ncfd", kernel="_cf_sums_kernel", num_warps=fw, num_stages=fs, want_ptx=True,
-             signature={"X": f"*{x_type}", "TF": "*fp32", "ROWS": "*i32", "GID": "*i32", "OFFS": "*i32",
-                        "PART": "*fp32", **_COMMON, "G": "i32", "n_splits": "i32", **_STRIDES,
-                        "HAS_GROUPS": "constexpr", "G_BLOCK": "constexpr", "BLOCK_N": "constexpr",
-                        "BLOCK_T": "constexpr", "BLOCK_D": "constexpr", **_FLAGS},
-             constexprs=dict(HAS_GROUPS=True, G_BLOCK=32, BLOCK_N=fn, BLOCK_T=ft, BLOCK_D=fd, **flags)),
-        dict(module="irkernels.ops.ncfd", kernel="_cf_grad_samples_kernel", num_warps=bw, num_stages=bs,
-             signature={**ptrs, "COEF_RE": "*fp32", "COEF_IM": "*fp32", "DX": f"*{x_type}", **_COMMON, **_STRIDES,
-                        "stride_dn": "i32", "stride_dd": "i32", "HAS_GROUPS": "constexpr", "BLOCK_N": "constexpr",
-                        "BLOCK_T": "constexpr", "BLOCK_D": "constexpr", **_FLAGS},
-             constexprs=dict(HAS_GROUPS=True, BLOCK_N=bn, BLOCK_T=bt, BLOCK_D=bd, **flags)),
-        dict(module="irkernels.ops.ncfd", kernel="_cf_grad_freqs_kernel", num_warps=tw, num_stages=ts,
-             signature={**ptrs, "COEF_RE": "*fp32", "COEF_IM": "*fp32", "DT": "*fp32", **_COMMON,
-                        "rows_per_chunk": "i32", **_STRIDES, "HAS_GROUPS": "constexpr", "BLOCK_N": "constexpr",
-                        "BLOCK_T": "constexpr", "BLOCK_D": "constexpr", **_FLAGS},
-             constexprs=dict(HAS_GROUPS=False, BLOCK_N=tn, BLOCK_T=tt, BLOCK_D=td, **flags)),
-    ]
-    if not triton_backward_supported(D, precision, torch.device("cuda")):
-        specs = specs[:1]  # this Triton runs the torch backward there: only the forward is launched
-    for spec in specs:
-        spec["divisible_by_16"] = [name for name in aligned if name in spec["signature"]]
-    return specs
-
 
 def test_ncfd_kernels_compile_for_h100():
-    cases = [("fast", 128, "fp32"), ("high", 128, "fp32"), ("highest", 128, "fp32"), ("fast", 128, "bf16"),
-             ("fast", 256, "fp32")]
-    per_case = [_specs(*case) for case in cases]
+    per_case = [ncfd_specs(*case) for case in NCFD_CASES]
     results = iter(compile_sm90([spec for specs in per_case for spec in specs]))
-    for (precision, D, x_type), specs in zip(cases, per_case):
+    for (precision, D, x_type), specs in zip(NCFD_CASES, per_case):
         case_results = [next(results) for _ in specs]
         for res in case_results:
             where = f"{res['kernel']} ({precision}, D={D}, {x_type})"

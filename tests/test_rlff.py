@@ -12,6 +12,7 @@ from irkernels.ops import rlff as rlff_mod
 from irkernels.ops.rlff import RLFF, dft_filter_bank, reference_stats, rlff, rlff_reference, sample_rows, sampled_filters
 
 from sm90 import compile_sm90  # tests/ is on sys.path (pytest rootdir-relative import)
+from sm90_launches import rlff_specs
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -308,69 +309,11 @@ def test_torch_path_is_the_reference():
     torch.testing.assert_close(out, rlff_reference(f, rows, 3, 4), rtol=0, atol=0)
 
 
-def _sm90_spec(kernel: str, pointers: dict, ints: dict, constexprs: dict, warps: int, stages: int) -> dict:
-    """A compile spec as a launch would specialise it: integers equal to 1 become constexpr, other
-    multiples of 16 and all pointers are marked divisible by 16 (Triton's JIT does the same)."""
-    signature, consts, divisible = {}, dict(constexprs), list(pointers)
-    for name in getattr(rlff_mod, kernel).arg_names:
-        if name in pointers:
-            signature[name] = f"*{pointers[name]}"
-        elif name in ints and ints[name] != 1:
-            signature[name] = "i32"
-            divisible += [name] if ints[name] % 16 == 0 else []
-        else:
-            signature[name] = "constexpr"
-            consts.setdefault(name, ints.get(name))
-    return {"module": "irkernels.ops.rlff", "kernel": kernel, "signature": signature, "constexprs": consts,
-            "divisible_by_16": divisible, "num_warps": warps, "num_stages": stages, "want_ptx": True}
-
-
-def _sm90_specs():
-    """The CUDA launches of the issue's first shape (N=151, c=64, 64×64, k=3, C_out=128, p=4,
-    contiguous NCHW) for fp32 and bf16, with the tile sizes ``_tiles`` picks."""
-    n, c, h, w, k, c_out, p = 151, 64, 64, 64, 3, 128, 4
-    geometry = {"C": c, "H": h, "W": w, "WP": w // p, "HPWP": (h // p) * (w // p), "C_OUT": c_out}
-    f_strides = {"sf_n": c * h * w, "sf_c": h * w, "sf_h": w, "sf_w": 1}
-    specs = []
-    for dt, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        cfg = rlff_mod._tiles(torch_dtype, c, c_out, cuda=True)
-        common = {"K": k, "P": p, "IS_FP64": False, "DOT_PRECISION": "tf32" if dt == "fp32" else "ieee"}
-        specs.append(_sm90_spec(
-            "_rlff_fwd_kernel",
-            {"f_ptr": dt, "w_ptr": dt, "valid_ptr": "fp32", "bias_ptr": "fp32", "out_ptr": dt},
-            {**geometry, **f_strides, "M_OUT": n * h * w},
-            {**common, "KK_PAD": 16, "BIAS_PRECISION": "tf32", "BLOCK_M": cfg.fwd_m, "BLOCK_N": cfg.fwd_n,
-             "BLOCK_C": cfg.fwd_c}, cfg.warps, cfg.stages))
-        for batch_stats in (False, True):
-            specs.append(_sm90_spec(
-                "_rlff_bwd_kernel",
-                {"g_ptr": dt, "w_ptr": dt, "f_ptr": dt, "mean_ptr": "fp32", "inv_std_ptr": "fp32",
-                 "gx_ptr": "fp32" if batch_stats else dt, "psum_ptr": "fp32", "psumx_ptr": "fp32"},
-                {**geometry, **f_strides, "M_IN": n * h * w, "sg_0": p * p * c_out, "sg_1": c_out, "sg_2": 1,
-                 **{"sx" + k[2:]: v for k, v in f_strides.items()}},
-                {**common, "BATCH_STATS": batch_stats, "BLOCK_M": cfg.bwd_m, "BLOCK_C": cfg.bwd_c,
-                 "BLOCK_O": cfg.bwd_o}, cfg.warps, cfg.stages))
-    specs.append(_sm90_spec("_dft_rows_kernel", {"rows_ptr": "i64", "w_ptr": "fp32"},
-                            {"C": c, "C_OUT": c_out, "TOTAL": 9 * c * c_out}, {"K": k, "IS_FP64": False, "BLOCK": 1024},
-                            4, 3))
-    rows, block_w = rlff_mod._plane_tile(h, w, torch.device("cuda"))
-    specs.append(_sm90_spec("_channel_stats_kernel", {"f_ptr": "bf16", "plane_mean_ptr": "fp32", "plane_m2_ptr": "fp32"},
-                            {"C": c, "H": h, "W": w, **f_strides},
-                            {"IS_FP64": False, "ROWS": rows, "BLOCK_W": block_w}, 4, 3))
-    specs.append(_sm90_spec(
-        "_batchnorm_grad_kernel",
-        {"g_ptr": "fp32", "f_ptr": "fp16", "out_ptr": "fp16", "mean_ptr": "fp32", "inv_std_ptr": "fp32",
-         "g_mean_ptr": "fp32", "gx_mean_ptr": "fp32"},
-        {"C": c, "H": h, "W": w, **{f"s{t}_{d}": v for t in "gfo" for d, v in zip("nchw", f_strides.values())}},
-        {"IS_FP64": False, "ROWS": rows, "BLOCK_W": block_w}, 4, 3))
-    return specs
-
-
 @pytest.mark.sm90
 def test_kernels_compile_for_sm90():
     """The CUDA launches of the issue's shape lower to sm_90 code: GEMMs on wgmma tensor cores, no
     register spills and no serialised wgmma pipeline (from the log of Triton's own ptxas run)."""
-    specs = _sm90_specs()
+    specs = rlff_specs()
     results = compile_sm90(specs)
     assert [r["kernel"] for r in results] == [s["kernel"] for s in specs]
     for spec, result in zip(specs, results):
