@@ -110,15 +110,15 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
     if os.path.exists(path) and os.path.exists(info_path):
         with open(info_path) as fh:
             info = json.load(fh)
-        log.warning("reusing %s trained earlier on the same data and settings: %s", cfg.model, path)
+        log.info("reusing %s trained earlier on the same data and settings: %s", cfg.model, path)
         net = load_checkpoint(net, path)
         if val is not None and (info.get("val") or {}).get("fingerprint") != val.fingerprint():
             info["val"] = _val_score(net, val, cfg)
             if dist_info()[0] == 0:
                 atomic_write_json(info_path, info)
         return net, {**info, "reused": True}
-    log.warning("training %s on the real data first (%d patch pairs, %d steps, batch %d) → %s",
-                cfg.model, len(pairs), cfg.steps, cfg.batch_size, folder)
+    log.info("training %s on the real data first (%d patch pairs, %d steps, batch %d) → %s",
+             cfg.model, len(pairs), cfg.steps, cfg.batch_size, folder)
     device_type = resolve_device(cfg.device).type
     start = time.perf_counter()
     result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size * dist_info()[1],

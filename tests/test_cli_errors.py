@@ -1,5 +1,5 @@
 """Every CLI command on every kind of bad input: one line on stderr naming the problem, exit code 2,
-no traceback (``-v`` shows it); greyscale images are accepted (replicated to RGB)."""
+no traceback (``-v`` shows it), no usage block; greyscale images are accepted (replicated to RGB)."""
 import os
 import re
 import subprocess
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.usefixtures("one_thread"),
 COMMANDS = {
     "train": (["train", "--model", "edsr-tiny", "--steps", "1", "--batch-size", "2", "--device", "cpu",
                "--no-progress", "--out", "{out}"], "--data"),
-    "eval": (["eval", "--json", "{out}/eval.json"], "--test"),
+    "eval": (["eval", "--out", "{out}"], "--test"),
     "idc": (["idc", "--method", "random", "--lr-patch", "8", "--lr-stride", "8", "--device", "cpu", "--no-progress",
              "--out", "{out}"], "--data"),
     "tripled": (["tripled", "--scorer", "entropy", "--no-latent", "--no-cnn", "--device", "cpu", "--no-progress",
@@ -52,7 +52,8 @@ def argv_for(command, tmp_path, data=None, extra=()):
 
 
 def fails(argv, capsys, pattern):
-    """``main(argv)`` ends with exit code 2 and ONE error line (warnings aside) matching ``pattern``."""
+    """``main(argv)`` ends with exit code 2 and ONE error line (warnings aside) matching ``pattern``;
+    returns all of stderr."""
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
@@ -61,6 +62,7 @@ def fails(argv, capsys, pattern):
     assert len(lines) == 1, err
     assert lines[0].startswith(f"irkernels {argv[0]}: error: ") and re.search(pattern, lines[0]), lines[0]
     assert "Traceback" not in err
+    return err
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -103,13 +105,51 @@ def test_run_folder_with_other_settings(command, first, second, inputs, tmp_path
 
 def test_bad_option_values(tmp_path, capsys):
     fails(["train", "--device", "gpu", "--out", str(tmp_path / "o")], capsys, "device must be")
-    fails(["demo", "--max-images", "0"], capsys, "--max-images must be >= 1")
+    fails(["demo", "--max-images", "0"], capsys, "argument --max-images: must be >= 1, got 0")
     (tmp_path / "bad.yaml").write_text("steps: [1\n")
     fails(["train", "--config", str(tmp_path / "bad.yaml")], capsys, "not valid YAML")
     fails(["eval", "--config", str(tmp_path / "none.yaml")], capsys, "cannot be read")
-    with pytest.raises(SystemExit) as exc:  # argparse's own errors: exit 2 too
-        main(["idc", "--scale", "5"])
-    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    fails(["idc", "--scale", "5"], capsys, "argument --scale: invalid choice")  # argparse's own errors too
+
+
+# The bad inputs of issue 28, each through the CLI: exit 2 and exactly one line on stderr. {file} is a
+# regular file, so an --out at or below it cannot be made (root may write anywhere chmod forbids).
+OUT_ARGV = {**{command: base for command, (base, _) in COMMANDS.items()},
+            "compare": ["compare", "--out", "{out}"], "demo": ["demo", "--out", "{out}"]}
+BAD_INPUTS = {  # case → (argv, what its one line says)
+    **{f"{command} --out below a file": ([a.replace("{out}", "{file}/out") for a in argv],
+                                         r"--out \S+/out cannot be written \(\S+/file is not a folder\); "
+                                         "choose another --out")
+       for command, argv in OUT_ARGV.items()},
+    **{f"{command} --out is a file": ([a.replace("{out}", "{file}") for a in OUT_ARGV[command]], "is not a folder")
+       for command in ("train", "idc")},
+    "train --model unknown": (["train", "--model", "unknown"],
+                              r"argument --model: invalid choice: 'unknown' \(choose from 'edsr', "),
+    "eval --model unknown": (["eval", "--model", "unknown"], r"argument --model: invalid choice: 'unknown'"),
+    **{f"{command} --max-images 0": ([command, "--max-images", "0"],
+                                     "^[^:]+: error: argument --max-images: must be >= 1, got 0$")
+       for command in ("idc", "train", "eval", "demo", "compare")},
+    "idc --max-images x": (["idc", "--max-images", "x"], "argument --max-images: expected a whole number >= 1, got 'x'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_inputs_are_one_line(case, tmp_path, capsys):
+    argv, pattern = BAD_INPUTS[case]
+    (tmp_path / "file").write_text("not a folder")
+    argv = [a.replace("{file}", str(tmp_path / "file")) for a in argv]
+    err = fails(argv, capsys, pattern)
+    assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only (0o500) folder anyway")
+@pytest.mark.parametrize("command", ["train", "idc"])
+def test_read_only_out_is_one_line(command, tmp_path, capsys):
+    out = tmp_path / "read-only"
+    out.mkdir(mode=0o500)
+    argv = [a.replace("{out}", str(out)) for a in OUT_ARGV[command]]
+    err = fails(argv, capsys, rf"--out {re.escape(str(out))} cannot be written \(Permission denied")
+    assert len(err.splitlines()) == 1, err
 
 
 def test_verbose_shows_the_traceback(inputs, tmp_path):
@@ -122,7 +162,7 @@ def test_exit_code_and_one_line_in_a_real_process():
     done = subprocess.run([sys.executable, "-m", "irkernels.pipeline", "demo", "--max-images", "0"],
                           capture_output=True, text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert done.returncode == 2
-    assert done.stderr.splitlines() == ["irkernels demo: error: --max-images must be >= 1, got 0 (-v shows the traceback)"]
+    assert done.stderr.splitlines() == ["irkernels demo: error: argument --max-images: must be >= 1, got 0"]
 
 
 def test_warnings_are_one_line(inputs, tmp_path, capsys):

@@ -203,16 +203,17 @@ def test_pretrains_when_no_checkpoint_scores_it_and_reuses_it_across_runs(photos
     cache = str(tmp_path / "cache")
     cfg = tiny_cfg(feature_model="edsr-tiny", pretrain_steps=2, pretrain_batch=2, iters=2, cache_dir=cache,
                    teacher_val=0.3)
-    with caplog.at_level("WARNING", logger="irkernels.pretrained"):
+    with caplog.at_level("INFO", logger="irkernels.pretrained"):
         run(cfg, str(tmp_path / "a"), images=photos)
-    assert "training edsr-tiny on the real data first (24 patch pairs" in caplog.text  # 2 of 3 images
+    said = [r for r in caplog.records if "training edsr-tiny on the real data first (24 patch pairs" in r.getMessage()]
+    assert [r.levelname for r in said] == ["INFO"]  # 2 of 3 images; progress, not a warning
     teacher = json.loads((tmp_path / "a" / "manifest.json").read_text())["networks"]["teacher"]
     held_out = sorted(p.name for p in photos)[-1]
     assert teacher["val_images"] == [held_out] and teacher["train_images"] == 2
     assert teacher["val"]["pairs"] == 12 and 5 < teacher["val"]["psnr_y"] < 60
     assert os.path.exists(teacher["checkpoint"]) and teacher["checkpoint"].startswith(cache)
     caplog.clear()
-    with caplog.at_level("WARNING", logger="irkernels.pretrained"):  # another run (and method) on the same data
+    with caplog.at_level("INFO", logger="irkernels.pretrained"):  # another run (and method) on the same data
         run(tiny_cfg(**{**cfg.to_dict(), "method": "herding"}), str(tmp_path / "b"), images=photos)
     assert "reusing edsr-tiny" in caplog.text and "training" not in caplog.text
     info = json.loads((tmp_path / "b" / "manifest.json").read_text())["networks"]["feature_extractor"]

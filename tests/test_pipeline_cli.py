@@ -1,5 +1,6 @@
 """The ``python -m irkernels.pipeline`` CLI: help, config files, a tiny train + eval on embedded data."""
 import json
+import os
 import subprocess
 import sys
 
@@ -62,6 +63,23 @@ def test_help_and_version_answer_without_torch(flag):
     assert cpu < HELP_SHARE_OF_TORCH_IMPORT * torch_cpu, f"{flag}: {cpu:.2f} s of CPU, importing torch {torch_cpu:.2f} s"
 
 
+def test_progress_is_info_and_shown_by_default(tmp_path):
+    """A progress line (here: the patch size train picks for a small image) is INFO, and the command
+    line as a user runs it shows it; nothing at WARNING."""
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "data").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 44, 3), dtype=np.uint8)).save(tmp_path / "data" / "a.png")
+    done = subprocess.run([sys.executable, "-m", "irkernels.pipeline", "train", "--data", str(tmp_path / "data"),
+                           "--model", "edsr-tiny", "--scale", "2", "--steps", "1", "--batch-size", "2",
+                           "--val-images", "0", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "INFO irkernels.pipeline.train_cmd: HR patch size 40 px" in done.stderr
+    assert "WARNING" not in done.stderr
+
+
 def test_defaults_and_choices_shared_with_the_other_commands():
     _, subparsers = build_parser()
     defaults = {name: p.get_default("out") for name, p in subparsers.items()}
@@ -103,19 +121,28 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
     assert main(argv) == 0  # resuming a finished run trains nothing more
     assert "trained 0 steps (3 before)" in capsys.readouterr().out
 
-    result = tmp_path / "eval.json"
+    # the results go beside the checkpoint (not into the current directory), and the last line says so
+    result = out / "model.eval.json"
     assert main(["eval", "--model", "edsr-baseline", "--checkpoint", str(out / "model.safetensors"), "--scale", "4",
-                 "--max-images", "1", "--json", str(result), "--device", "cpu"]) == 0
+                 "--max-images", "1", "--device", "cpu"]) == 0
     table = capsys.readouterr().out
     assert "samples" in table and "PSNR-Y" in table
+    assert table.splitlines()[-1] == f"results written to {result}"
     scores = json.loads(result.read_text())["sets"]["samples"]
     assert list(scores["images"]) == ["astronaut"]
     assert 5 < scores["mean"]["psnr_y"] < 60 and 0 < scores["mean"]["ssim_y"] <= 1
 
+    # an earlier result is kept: refused before scoring, unless --overwrite
+    ev = ["eval", "--checkpoint", str(out / "model.safetensors"), "--max-images", "1", "--device", "cpu"]
+    with pytest.raises(CommandFailed):
+        main(ev)
+    said = capsys.readouterr()
+    assert said.err.splitlines() == [f"irkernels eval: error: --out: {result} holds an earlier evaluation; pass "
+                                     "--overwrite to replace it, or choose another --out (-v shows the traceback)"]
+    assert "scoring" not in said.out
     # the checkpoint names its network and its scale: --model and --scale may be left out, the output
     # says what it scored, and reads the network next to bicubic
-    assert main(["eval", "--checkpoint", str(out / "model.safetensors"), "--max-images", "1",
-                 "--json", str(result), "--device", "cpu"]) == 0
+    assert main([*ev, "--overwrite"]) == 0
     text = capsys.readouterr().out
     assert "scoring edsr-baseline with the weights in" in text
     assert json.loads(result.read_text())["sets"]["samples"]["mean"] == scores["mean"]
@@ -125,7 +152,7 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
     assert line.endswith("BELOW bicubic") == ("(-" in line)  # 3 steps: below, and it says so
     with pytest.raises(CommandFailed):  # a scale the checkpoint's network cannot do
         main(["eval", "--checkpoint", str(out / "model.safetensors"), "--scale", "2", "--max-images", "1",
-              "--json", str(result), "--device", "cpu"])
+              "--device", "cpu"])
     assert "holds a ×4 network (its metadata says so) but --scale is 2" in capsys.readouterr().err
     # a file that does not say, or a network of another architecture: one line, exit 2
     from safetensors.torch import load_file, save_file
@@ -135,7 +162,7 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
     for args, message in ((["--checkpoint", str(bare)], "does not say which network it holds; pass --model"),
                           (["--checkpoint", str(bare), "--model", "edsr-tiny"], "holds another network than EDSR")):
         with pytest.raises(CommandFailed):
-            main(["eval", *args, "--scale", "4", "--max-images", "1", "--json", str(result), "--device", "cpu"])
+            main(["eval", *args, "--scale", "4", "--max-images", "1", "--device", "cpu"])
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
 
@@ -149,7 +176,7 @@ def test_train_then_eval_on_embedded_data(tmp_path, capsys):
     assert "trained 3 steps (0 before)" in capsys.readouterr().out
 
 
-def test_eval_bicubic_on_folder(tmp_path, capsys):
+def test_eval_bicubic_on_folder(tmp_path, capsys, monkeypatch, caplog):
     import numpy as np
     from PIL import Image
 
@@ -158,10 +185,19 @@ def test_eval_bicubic_on_folder(tmp_path, capsys):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (50, 61, 3), dtype=np.uint8)).save(folder / "a.png")
     Image.fromarray(rng.integers(0, 256, (45, 45), dtype=np.uint8)).save(folder / "grey.png")
-    assert main(["eval", "--test", str(folder), "--json", str(tmp_path / "r.json"), "--scale", "3"]) == 0
-    assert "MySet" in capsys.readouterr().out
-    res = json.loads((tmp_path / "r.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "--test", str(folder), "--scale", "3"]) == 0  # no checkpoint: runs/eval, named by the network
+    text = capsys.readouterr().out
+    assert "MySet" in text and text.splitlines()[-1] == "results written to runs/eval/bicubic.eval.json"
+    assert not (tmp_path / "eval.json").exists()
+    res = json.loads((tmp_path / "runs" / "eval" / "bicubic.eval.json").read_text())
     assert res["config"]["crop_border"] == 3 and set(res["sets"]["MySet"]["images"]) == {"a", "grey"}
+    assert main(["eval", "--test", str(folder), "--scale", "3", "--out", "results"]) == 0
+    assert json.loads((tmp_path / "results" / "bicubic.eval.json").read_text())["sets"] == res["sets"]
+    # the old --json works for one release, with a deprecation warning
+    assert main(["eval", "--test", str(folder), "--scale", "3", "--json", "r.json"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["sets"] == res["sets"]
+    assert any(r.levelname == "WARNING" and "--json is deprecated" in r.getMessage() for r in caplog.records)
 
 
 def test_bad_config_and_data(tmp_path):

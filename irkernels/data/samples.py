@@ -32,6 +32,8 @@ def sample_images(include_sklearn: bool = True, names: list[str] | None = None, 
     """
     import skimage
 
+    if limit is not None and limit < 1:  # 0 would end as "no image matched", a negative one slice from the end
+        raise ValueError(f"limit must be >= 1, got {limit}")
     data_dir = os.path.join(os.path.dirname(skimage.__file__), "data")
     images = []
     for name, filename in SKIMAGE_PHOTOS.items():

@@ -5,10 +5,15 @@ inside its ``add_arguments``/``run``, and only the chosen command's arguments ar
 ``--help`` and ``--version`` answer without importing torch.
 
 User errors (a missing or empty folder, an unreadable image, a missing checkpoint, a run folder
-holding other settings, an invalid option value) end the command with ONE line on stderr and exit
-code 2, as argparse's own errors do; ``-v``/``--verbose`` shows the traceback instead. Ctrl-C ends
+holding other settings, an --out that cannot be written, an invalid option value) end the command
+with ONE line on stderr and exit code 2, as argparse's own errors do (without argparse's usage
+block: ``--help`` shows it); ``-v``/``--verbose`` shows the traceback instead. Ctrl-C ends
 it with one line saying how to resume and exit code 130. Any other exception is a bug and keeps its
 traceback.
+
+Logging: irkernels' progress lines are INFO and shown by default; WARNING is kept for what needs
+the user's attention (a network below its baseline, a long stage's cost, something skipped or
+refused, a deprecated flag). ``-v`` also shows other libraries' INFO lines.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import warnings
 from collections.abc import Sequence
 
 from . import command_modules
-from .options import UserError, load_yaml_defaults
+from .options import UserError, check_writable_folder, load_yaml_defaults
 
 PROG = "irkernels"
 DEFAULT_COMMAND = "demo"  # what a bare `python -m irkernels.pipeline` runs
@@ -39,12 +44,23 @@ class CommandFailed(SystemExit):
         return self.message
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors in one line, ``irkernels COMMAND: error: MESSAGE`` and exit
+    code 2 (:class:`CommandFailed`), as the commands' own errors: argparse would print the whole
+    usage block first, which buries the line that matters (``--help`` shows the usage)."""
+
+    def error(self, message: str):
+        message = " ".join(message.split())
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise CommandFailed(message)
+
+
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The parser and its sub-parsers by name. ``only``: build the arguments of that command alone
     (``""``: of none; listing the commands in ``--help`` needs just their ``NAME`` and ``HELP``)."""
     from .._version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # its sub-parsers are of its class
         prog=PROG, description="Restoration data, training, evaluation and dataset condensation. "
         "With no arguments at all: the demo (IDC on 4 embedded sample photos, a few CPU minutes).")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -56,7 +72,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
         p.add_argument("--config", metavar="FILE.yaml",
                        help="YAML file of option values (keys = option names); flags on the command line win")
         p.add_argument("-v", "--verbose", action="store_true",
-                       help="log at INFO level, and show the full traceback of an error")
+                       help="also show other libraries' INFO log lines, and the full traceback of an error")
         if only is None or only == mod.NAME:
             mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -91,16 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.formatwarning = _one_line_warning
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("irkernels").setLevel(logging.INFO)  # progress is shown; other libraries' INFO is not
     try:
         if args.config:
             load_yaml_defaults(subparsers[args.command], args.config)
             args = parser.parse_args(argv)
+        if getattr(args, "out", None):  # every command's --out is its output folder
+            check_writable_folder(args.out)
         return int(args._run(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.verbose:
             raise
-        # every command writes atomically and resumes: finished work is kept
-        print(f"{PROG} {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        # every command writes atomically and resumes: finished work is kept, and a stage that
+        # checkpoints per step writes its last finished step first (irkernels.stopping)
+        said = f" ({exc})" if str(exc) else ""
+        print(f"{PROG} {args.command}: interrupted{said}; run the same command again to resume", file=sys.stderr)
         raise SystemExit(130) from None
     except USER_ERRORS as exc:
         if args.verbose:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 
+from .options import at_least_one
+
 NAME = "demo"
 HELP = "IDC on the embedded sample photos with small settings (a few CPU minutes); the bare command runs it"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/idc-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--max-images", type=int, default=4, help="embedded photos to condense (default: %(default)s)")
+    p.add_argument("--max-images", type=at_least_one, default=4, help="embedded photos to condense (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a demo of other settings in --out")
 
 
@@ -29,8 +31,6 @@ def settings_line(config: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_images < 1:
-        raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
     from ..idc.pipeline import DEMO_CONFIG, demo
 
     print(settings_line(DEMO_CONFIG))

@@ -7,25 +7,36 @@ by `train` names its network and scale, so --model and --scale may be left out; 
 --model (and --scale unless ×4). A network is printed next to its baseline (bicubic, or the
 degraded input), with BELOW when it does worse.
 
+The results go to NAME.eval.json beside the checkpoint (NAME: its file name without the
+extension), or in --out; without a checkpoint, NAME is the network's name and the folder
+runs/eval. The last line says where. An earlier file of that name is kept: eval stops before
+scoring unless --overwrite (or another --out) is given.
+
 Examples:
-  python -m irkernels.pipeline eval --model bicubic --test Set5/ Set14/
+  python -m irkernels.pipeline eval --model bicubic --test Set5/ Set14/      # runs/eval/bicubic.eval.json
   python -m irkernels.pipeline eval --checkpoint runs/train/model.safetensors \\
-      --test Set5/ Set14/ --json results/edsr_x4.json
+      --test Set5/ Set14/                                                     # runs/train/model.eval.json
+  python -m irkernels.pipeline eval --checkpoint edsr_x4.pth --model edsr-baseline --test Set5/ --out results
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
-from .options import (DEVICE, Flag, UserError, add_config_flags, add_degradation_arguments, config_fields,
-                      degradation_from_args)
+from .options import (DEVICE, Flag, UserError, add_config_flags, add_degradation_arguments, at_least_one,
+                      check_writable_folder, config_fields, degradation_from_args)
+
+log = logging.getLogger(__name__)
 
 SR_SCALE = 4  # --scale without a checkpoint that names one
+OUT = "runs/eval"  # the results' folder without --out and --checkpoint (never the current directory)
 NAME = "eval"
 HELP = "score a network or bicubic up-sampling on Set5/Set14/any folder (PSNR/SSIM, RGB and Y)"
 
 
-# The flags of EvalConfig's fields (its degradation: the degradation flags; its JSON path: --json)
+# The flags of EvalConfig's fields (its degradation: the degradation flags; its JSON path: from --out, see
+# results_path)
 OPTIONS = {
     "scoring": [
         Flag("sets", "test set folders (default: the embedded photos)", "test", metavar="DIR"),
@@ -45,8 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="network, or bicubic up-sampling as the baseline (default: the network named in "
                         "--checkpoint's metadata, as `train` writes it; bicubic without --checkpoint)")
     g.add_argument("--checkpoint", help="weights (.pth/.pt/.safetensors; official EDSR/SwinIR files load with --model)")
-    g.add_argument("--max-images", type=int, help="score at most this many embedded photos (without --test)")
-    g.add_argument("--json", default="eval.json", help="where the results JSON is written (default: %(default)s)")
+    g.add_argument("--max-images", type=at_least_one, help="score at most this many embedded photos (without --test)")
+    g.add_argument("--out", metavar="DIR", help="folder of the results, NAME.eval.json (NAME: --checkpoint's file "
+                                                "name without extension, else the network's) (default: --checkpoint's "
+                                                f"folder, else {OUT})")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier NAME.eval.json there (default: stop before scoring, keeping it)")
+    g.add_argument("--json", metavar="FILE", help="deprecated: the results file itself; use --out (removed in the next "
+                                                  "release)")
     g.add_argument("--seed", type=int, default=0, help="seed of random degradations (default: %(default)s)")
     add_config_flags(p, EvalConfig(), OPTIONS)
     add_degradation_arguments(p)
@@ -89,6 +106,17 @@ def model_name(args: argparse.Namespace) -> str:
     return name
 
 
+def results_path(args: argparse.Namespace, name: str) -> str:
+    """Where the results JSON goes: ``NAME.eval.json`` (NAME: --checkpoint's file name without its
+    extension, else the network ``name``) in --out, else beside --checkpoint, else in ``OUT``; the
+    deprecated --json names the file itself."""
+    if args.json:
+        return args.json
+    stem = os.path.splitext(os.path.basename(args.checkpoint))[0] if args.checkpoint else name
+    folder = args.out or (os.path.dirname(args.checkpoint) if args.checkpoint else OUT)
+    return os.path.join(folder, f"{stem}.eval.json")
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -99,6 +127,15 @@ def run(args: argparse.Namespace) -> int:
 
     name = model_name(args)
     args.scale = checkpoint_scale(args)
+    if args.json:
+        log.warning("--json is deprecated and will be removed in the next release: use --out (the results go to "
+                    "--out/NAME.eval.json)")
+    path = results_path(args, name)
+    flag = "--json" if args.json else "--out"
+    check_writable_folder(os.path.dirname(path) or ".", flag)
+    if os.path.exists(path) and not args.overwrite:  # checked before scoring: an earlier result is never lost unsaid
+        raise UserError(f"{flag}: {path} holds an earlier evaluation; pass --overwrite to replace it, or choose "
+                        "another --out")
     deg = degradation_from_args(args)
     model = None
     if name != "bicubic":
@@ -108,12 +145,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"warning: no --checkpoint: {name} has random weights")
     print(f"scoring {name}" + (f" with the weights in {args.checkpoint}" if args.checkpoint else ""))
-    cfg = with_paths(EvalConfig(), {**config_fields(args, OPTIONS), "degradation": deg, "json_path": args.json})
+    cfg = with_paths(EvalConfig(), {**config_fields(args, OPTIONS), "degradation": deg, "json_path": path})
     extra = None if args.test else {"samples": sample_images(limit=args.max_images)}
     scores = evaluate(model, cfg, extra)
     print(format_table(scores))
-    print(f"results written to {args.json}")
     if model is not None:  # a network is read next to its baseline, as train and the methods print it
         baseline, floor = baseline_network(deg)
         print("\n".join(versus_baseline(name, scores, evaluate(floor, replace(cfg, json_path=None), extra), baseline)))
+    print(f"results written to {path}")
     return 0

@@ -23,7 +23,7 @@ import argparse
 from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, IDCConfig
 from ..configs import with_paths
 from .options import (BACKEND, BACKENDS, DEVICE, PROGRESS, SCALES, Flag, add_config_flags, add_renamed_flags,
-                      config_fields, take_renamed_flags)
+                      at_least_one, config_fields, take_renamed_flags)
 
 NAME, HELP = METHOD.name, METHOD.help
 
@@ -95,7 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..models import MODEL_NAMES
 
     p.add_argument("--data", help="folder of images (default: the embedded sample photos)")
-    p.add_argument("--max-images", type=int, help="use at most this many images")
+    p.add_argument("--max-images", type=at_least_one, help="use at most this many images")
     p.add_argument("--out", default="runs/idc", help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding a run with other settings")
     add_config_flags(p, IDCConfig(), OPTIONS, {

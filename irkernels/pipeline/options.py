@@ -1,5 +1,6 @@
 """Options shared by the sub-commands: the user-error type, YAML config files, the flags generated
-from config dataclasses (``Flag``, ``add_config_flags``), the degradation flags, renamed flags.
+from config dataclasses (``Flag``, ``add_config_flags``), the degradation flags, renamed flags,
+counts (``at_least_one``) and the output folder's check (``check_writable_folder``).
 
 Light on imports (the standard library and the torch-free ``configs`` at module level), so that
 ``--help`` needs no torch.
@@ -7,6 +8,7 @@ Light on imports (the standard library and the torch-free ``configs`` at module 
 from __future__ import annotations
 
 import argparse
+import os
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +22,40 @@ SCALES = (1, 2, 3, 4, 8)  # SR factors the data, the trainer and the evaluation 
 
 class UserError(ValueError):
     """Bad input found by a command (not a bug): the CLI prints its message as one line, exit 2."""
+
+
+def at_least_one(text: str) -> int:
+    """argparse type of a count such as ``--max-images``: a whole number >= 1. Anything else is
+    argparse's one-line error naming the flag and the value (0 would otherwise reach the data
+    loaders and come back as "no image matched")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def check_writable_folder(path: str, flag: str = "--out") -> None:
+    """``UserError`` naming ``flag`` and ``path`` when the command could not write in the folder
+    ``path``: a file where a folder should be, no permission, a read-only file system. Checked
+    before any work, so that it is one line and not an ``OSError`` traceback at the first file
+    written (after the data is loaded, or a training). Nothing is created: a command that then
+    stops on another bad input leaves no empty folder behind."""
+    import tempfile
+
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):  # the folder the command would create it in
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{flag} {path} cannot be written ({existing} is not a folder); choose another {flag}")
+    try:  # a real file, as permission bits do not tell (root, ACLs, read-only mounts)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UserError(f"{flag} {path} cannot be written ({exc.strerror or exc} in {existing}); "
+                        f"choose another {flag}") from exc
 
 
 def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:

@@ -22,7 +22,7 @@ import os
 from dataclasses import asdict
 
 from .options import (DEVICE, PROGRESS, Flag, UserError, add_config_flags, add_degradation_arguments,
-                      add_renamed_flags, config_fields, degradation_from_args, take_renamed_flags)
+                      add_renamed_flags, at_least_one, config_fields, degradation_from_args, take_renamed_flags)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("data")
     g.add_argument("--data", help="image folder or paired folder (HR/ + LR_bicubic/X{s}/); default: embedded photos")
-    g.add_argument("--max-images", type=int, help="use at most this many images of --data")
+    g.add_argument("--max-images", type=at_least_one, help="use at most this many images of --data")
     g.add_argument("--patch-size", type=int,
                    help=f"HR patch size in pixels (default: {PATCH_SIZE}, or the smallest image's side rounded down "
                         f"to a multiple of the scale when that is smaller, e.g. for condensed 64 px pairs)")
@@ -101,8 +101,8 @@ def patch_size_for(hr_sides: dict[str, int], factor: int) -> int:
                         f"({MIN_AUTO_LR_PATCH} LR px at ×{factor}) train picks a patch size down to; "
                         "remove it or pass --patch-size")
     if size < default:
-        log.warning("HR patch size %d px: the default %d is larger than the shortest image (%s, %d px); "
-                    "--patch-size sets it", size, default, name, side)
+        log.info("HR patch size %d px: the default %d is larger than the shortest image (%s, %d px); "
+                 "--patch-size sets it", size, default, name, side)
     return size
 
 

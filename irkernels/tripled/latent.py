@@ -240,7 +240,7 @@ def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[to
     Without ``vae`` and with ``vae_steps=0``, pixel space is the user's choice: no VAE, one plain line."""
     lat = cfg.latent
     if not lat.vae and lat.vae_steps == 0:
-        log.warning("no VAE (--vae-steps 0 and no --vae): distilling in pixel space")
+        log.info("no VAE (--vae-steps 0 and no --vae): distilling in pixel space")
         return None, {"source": "none (vae_steps=0: pixel space chosen)", "reconstruction_psnr": None,
                       "trusted": False, "chosen": True, "min_psnr": lat.vae_min_psnr}
     train_images, check = vae_split(targets, cfg)
