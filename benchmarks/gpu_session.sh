@@ -28,7 +28,7 @@ modules() {  # module:wheel-name-prefix
         tripled) echo diffusers:diffusers importlib_metadata:importlib_metadata ;;
     esac
 }
-scripts() { case $1 in kernels) echo ncfd rlff kmeans ;; *) echo "$1" ;; esac; }
+scripts() { case $1 in kernels) echo ncfd rlff kmeans ;; idc) echo idc compare_speed ;; *) echo "$1" ;; esac; }
 # Seconds a stage may run in all, from the start: the device stops a call at 600 s, and the kernel stage
 # must end within ~8 min so that it and a short rerun fit a session's 15 device-minutes.
 budget() { case $1 in kernels) echo 470 ;; *) echo 570 ;; esac; }
@@ -115,8 +115,10 @@ case "$stage" in
         for op in $(scripts kernels); do
             step 90 "logs/bench_$op.log" python3 "benchmarks/bench_$op.py" || status=1
         done ;;
-    idc)  # speed only: synthetic DIV2K-sized instances, no data
-        step 560 logs/bench_idc.log python3 benchmarks/bench_idc.py || status=1 ;;
+    idc)  # speed only, no data: synthetic DIV2K-sized instances; compare's students together vs one by one
+        step 440 logs/bench_idc.log python3 benchmarks/bench_idc.py || status=1
+        step 120 logs/bench_compare_speed.log python3 benchmarks/bench_compare_speed.py --students 8 --steps 300 \
+            || status=1 ;;
     *)  # train, idc_quality, tripled: a training folder and test sets
         step 560 "logs/bench_$stage.log" python3 "benchmarks/bench_$stage.py" "${train_args[@]}" || status=1 ;;
 esac

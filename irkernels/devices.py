@@ -3,8 +3,12 @@ and every method."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
+
+_ALONE = [False]  # inside this_process_alone(): this rank's work is its own
 
 
 def resolve_device(name: str) -> torch.device:
@@ -26,8 +30,31 @@ def resolve_device(name: str) -> torch.device:
 
 
 def dist_info() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    """(rank, world size, local rank) from torchrun's environment; ``(0, 1, local rank)`` inside
+    :func:`this_process_alone`."""
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if _ALONE[0]:
+        return 0, 1, local_rank
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), local_rank
+
+
+def barrier(world: int) -> None:
+    """Wait for every rank (under torchrun with the process group joined; nothing otherwise)."""
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+@contextmanager
+def this_process_alone() -> Iterator[None]:
+    """Within the block every part of the package runs as in a single process (rank 0 of 1: no DDP,
+    no sharding, no barrier), also under torchrun: for a unit of work one rank does by itself, as
+    ``compare`` spreads whole rows (a set made, a student trained) over the ranks."""
+    before = _ALONE[0]
+    _ALONE[0] = True
+    try:
+        yield
+    finally:
+        _ALONE[0] = before
 
 
 def join_process_group(device: torch.device) -> tuple[torch.device, bool]:

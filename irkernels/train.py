@@ -12,13 +12,14 @@ global batch is split across ranks, then into micro-batches.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -32,7 +33,7 @@ from .data.images import PairSet, to_float
 from .devices import dist_info, join_process_group, resolve_device  # noqa: F401
 from .models.checkpoint import checkpoint_metadata, save_checkpoint
 from .outputs import atomic_path
-from .stopping import stop_at_step_boundary
+from .stopping import StopRequest, stop_at_step_boundary
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ LONG_STAGE_S = 300.0
 ESTIMATE_AFTER_STEPS = 5
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """``seconds`` as minutes, or hours from one hour on (what an estimate is read in)."""
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
@@ -168,7 +170,7 @@ class CostEstimate:
             left = per_step * (self.steps - step)
             if left > LONG_STAGE_S:
                 log.warning("%s: about %s for the %d steps left (%.2f s a step, measured over %d steps); %s",
-                            self.what, _duration(left), self.steps - step, per_step, ESTIMATE_AFTER_STEPS, self.hint)
+                            self.what, format_duration(left), self.steps - step, per_step, ESTIMATE_AFTER_STEPS, self.hint)
 
 
 def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
@@ -195,89 +197,180 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by world size × accum_steps "
                          f"= {world} × {cfg.accum_steps}")
     device, owns_group = join_process_group(resolve_device(cfg.device))
-    main_proc = rank == 0
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    torch.manual_seed(cfg.seed + rank)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
-    opt = _Optimisation(model, cfg)
-    sampler = torch.Generator().manual_seed(cfg.seed)
-    ckpt_path = os.path.join(cfg.out_dir, "last.pt")
-    data_fingerprint = data.fingerprint()
-    start = _resume(ckpt_path, cfg, data_fingerprint, model, opt, sampler) if cfg.resume else 0
-    if start and main_proc:
-        log.info("resumed from %s at step %d", ckpt_path, start)
-
-    net = model
+    run = _Run(model, data, cfg, device, allowed, on_step, rank, world)
+    net = run.model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_amp = cfg.amp and device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
-    loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
-    logger = _Logger(cfg, start, device) if main_proc else None
-    result = TrainResult(start_step=start)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    per_rank = cfg.batch_size // world
-    model.train()
-    clock = _Clock(start, cfg.steps, model, device, main_proc)
+        net = DistributedDataParallel(run.model, device_ids=[device.index] if device.type == "cuda" else None)
     with stop_at_step_boundary() as stop:
-        for step in range(start, cfg.steps):
-            clock.tick(step)
-            idx, flips = _draw(step, len(data), cfg, sampler, allowed)
-            idx, flips = idx[rank * per_rank:(rank + 1) * per_rank], flips[rank * per_rank:(rank + 1) * per_rank]
-            opt.zero_grad()
-            step_loss = accumulate_gradients(net, data.lq[idx].to(device, non_blocking=True),
-                                             data.hq[idx].to(device, non_blocking=True),
-                                             flips.to(device) if cfg.augment else None, cfg.accum_steps, loss_fn,
-                                             autocast, memory_format, world > 1)
-            opt.step(model)
+        for step in range(run.start, cfg.steps):
+            lq, hq, flips = run.batch(step)
+            run.opt.zero_grad()
+            step_loss = accumulate_gradients(net, lq, hq, flips, cfg.accum_steps, run.loss_fn, run.autocast,
+                                             run.memory_format, world > 1)
+            run.opt.step(run.model)
             stopping = stop.requested
             if world > 1:  # the ranks agree on the loss and on stopping after this step, in one all-reduce
                 both = torch.stack([step_loss, torch.tensor(float(stopping), device=step_loss.device)])
                 torch.distributed.all_reduce(both)
                 step_loss, stopping = both[0] / world, bool(both[1] > 0)
-            loss_value = float(step_loss)
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; lower lr or enable grad_clip")
-            result.losses.append(loss_value)
-            done = step + 1
-            if logger is not None:
-                logger.step(done, loss_value, opt.sched.get_last_lr()[0])
-            if on_step is not None and main_proc:
-                on_step(done, opt.trained(model))
-                model.train()
-            if world == 1:  # a request made during on_step counts for this step already
-                stopping = stop.requested
-            # an interrupted run checkpoints the step it finished, so that a rerun loses nothing
-            if main_proc and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping):
-                atomic_torch_save({**opt.state(model), "rng": _rng_state(sampler), "step": done,
-                                   "config": asdict(cfg), "data": data_fingerprint}, ckpt_path)
-            if stopping:
-                if logger is not None:
-                    logger.close()
-                raise stop.interrupt(f"training stopped after step {done} of {cfg.steps}; checkpoint {ckpt_path}")
-    if logger is not None:
-        logger.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        result.max_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
-    result.steps = cfg.steps - start
-    result.patches_per_s = clock.patches_per_s(cfg.batch_size)
-    final = opt.trained(model)
-    result.model_path = os.path.join(cfg.out_dir, "model.safetensors")
-    if main_proc:
-        # which network and factor the weights are for: ``eval --checkpoint`` reads them back
-        save_checkpoint(final, result.model_path, checkpoint_metadata(final))
+            if run.end_step(step, float(step_loss), stop if world == 1 else None, stopping):
+                raise stop.interrupt(f"training stopped after step {step + 1} of {cfg.steps}; "
+                                     f"checkpoint {run.ckpt_path}")
+    result = run.finish()
     if world > 1:
         torch.distributed.barrier()
         if owns_group:
             torch.distributed.destroy_process_group()
-    if opt.ema is not None:
-        model.load_state_dict(opt.ema.module.state_dict())
     return result
+
+
+def train_together(models: Sequence[nn.Module], datas: Sequence[PairSet], cfgs: Sequence[TrainConfig],
+                   on_steps: Sequence[Callable[[int, nn.Module], None] | None] | None = None) -> list[TrainResult]:
+    """Train several networks of one architecture at once, each exactly as :func:`train` would
+    (its own data, sampler, optimizer, schedule, EMA, log, checkpoint and ``out_dir``; each resumes
+    from its own ``last.pt``, at whatever step it reached), with one batched forward and backward
+    for all of them per step: their parameters stacked, the network's function mapped over the
+    stack (``torch.func.vmap``), so that small networks fill a device together that each would
+    leave idle. One process, ``accum_steps`` 1, one device. A network trained together equals the
+    same network trained alone within float tolerance (the batched convolutions round differently).
+    Returns each network's :class:`TrainResult`."""
+    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+    on_steps = list(on_steps) if on_steps is not None else [None] * len(models)
+    if not len(models) == len(datas) == len(cfgs) == len(on_steps) or not models:
+        raise ValueError(f"models, datas, cfgs and on_steps must be non-empty and of one length, got "
+                         f"{len(models)}, {len(datas)}, {len(cfgs)}, {len(on_steps)}")
+    if dist_info()[1] > 1 or any(c.accum_steps != 1 for c in cfgs):
+        raise ValueError("train_together runs in one process with accum_steps 1; use train() for the others")
+    names = {getattr(m, "registry_name", type(m).__name__) for m in models}
+    shapes = {tuple((k, tuple(v.shape)) for k, v in m.state_dict().items()) for m in models}
+    if len(names) > 1 or len(shapes) > 1:
+        raise ValueError(f"models must be one architecture with one set of shapes, got {sorted(names)}")
+    shared = {(str(resolve_device(c.device)), c.batch_size, c.loss, c.amp) for c in cfgs}  # one batched step
+    if len(shared) > 1:
+        raise ValueError(f"cfgs must share device, batch_size, loss and amp, got {sorted(shared)}")
+    device = resolve_device(cfgs[0].device)
+    runs = [_Run(m, d, c, device, None, f) for m, d, c, f in zip(models, datas, cfgs, on_steps)]
+    template = copy.deepcopy(runs[0].model).to("meta")  # the architecture; the weights come from the stack
+
+    def loss_of(params, buffers, x, y, run):
+        with run.autocast():
+            out = functional_call(template, (params, buffers), (x,))
+        return run.loss_fn(out.float(), y)
+
+    with stop_at_step_boundary() as stop:
+        while active := [r for r in runs if r.step < r.cfg.steps]:
+            inputs = []
+            for r in active:
+                lq, hq, flips = r.batch(r.step)
+                x, y = to_float(lq), to_float(hq)
+                if flips is not None:
+                    x, y = augment(x, y, flips)
+                inputs.append((x.contiguous(memory_format=r.memory_format), y))
+            params, buffers = stack_module_state([r.model for r in active])
+            grads, losses = vmap(grad_and_value(lambda p, b, x, y: loss_of(p, b, x, y, active[0])))(
+                params, buffers, torch.stack([x for x, _ in inputs]), torch.stack([y for _, y in inputs]))
+            losses = losses.tolist()  # one host sync per step for all the networks, as train() has for one
+            for k, r in enumerate(active):
+                r.opt.zero_grad()
+                for name, p in r.model.named_parameters():
+                    if p.requires_grad:
+                        p.grad = grads[name][k]
+                r.opt.step(r.model)
+            stopping = any([r.end_step(r.step, loss, stop, False) for r, loss in zip(active, losses)])
+            if stopping:
+                raise stop.interrupt(f"training stopped; {len(active)} checkpoints written "
+                                     f"({', '.join(r.ckpt_path for r in active)})")
+    return [r.finish() for r in runs]
+
+
+class _Run:
+    """One network's training in :func:`train` / :func:`train_together`: its device copy, optimizer,
+    sampler (resumed from ``out_dir/last.pt``), log and clock; ``batch`` draws a step's pairs,
+    ``end_step`` does what follows the optimizer step (log, ``on_step``, checkpoint), ``finish``
+    writes the final weights."""
+
+    def __init__(self, model: nn.Module, data: PairSet, cfg: TrainConfig, device: torch.device,
+                 allowed: Callable[[int], torch.Tensor] | None, on_step: Callable[[int, nn.Module], None] | None,
+                 rank: int = 0, world: int = 1) -> None:
+        self.data, self.cfg, self.device, self.allowed, self.on_step = data, cfg, device, allowed, on_step
+        self.rank, self.world, self.main_proc = rank, world, rank == 0
+        os.makedirs(cfg.out_dir, exist_ok=True)
+        torch.manual_seed(cfg.seed + rank)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.memory_format)
+        self.opt = _Optimisation(self.model, cfg)
+        self.sampler = torch.Generator().manual_seed(cfg.seed)
+        self.ckpt_path = os.path.join(cfg.out_dir, "last.pt")
+        self.fingerprint = data.fingerprint()
+        self.start = _resume(self.ckpt_path, cfg, self.fingerprint, self.model, self.opt, self.sampler) \
+            if cfg.resume else 0
+        self.step = self.start
+        if self.start and self.main_proc:
+            log.info("resumed from %s at step %d", self.ckpt_path, self.start)
+        use_amp = cfg.amp and device.type == "cuda"
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
+        self.loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
+        self.logger = _Logger(cfg, self.start, device) if self.main_proc else None
+        self.result = TrainResult(start_step=self.start)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self.per_rank = cfg.batch_size // world
+        self.model.train()
+        self.clock = _Clock(self.start, cfg.steps, self.model, device, self.main_proc)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Step ``step``'s uint8 LR / HR pairs of this rank on the device, and their flips (``None``
+        without augmentation)."""
+        self.clock.tick(step)
+        idx, flips = _draw(step, len(self.data), self.cfg, self.sampler, self.allowed)
+        part = slice(self.rank * self.per_rank, (self.rank + 1) * self.per_rank)
+        idx, flips = idx[part], flips[part]
+        return (self.data.lq[idx].to(self.device, non_blocking=True), self.data.hq[idx].to(self.device, non_blocking=True),
+                flips.to(self.device) if self.cfg.augment else None)
+
+    def end_step(self, step: int, loss: float, stop: StopRequest | None, stopping: bool) -> bool:
+        """After optimizer step ``step``: record ``loss``, call ``on_step``, checkpoint (every
+        ``ckpt_every`` steps, at the last, and when stopping: ``stopping``, or ``stop`` asked for
+        it by the end of ``on_step``). Returns whether the run stops here (checkpoint written)."""
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {step + 1}; lower lr or enable grad_clip")
+        self.result.losses.append(loss)
+        done = self.step = step + 1
+        if self.logger is not None:
+            self.logger.step(done, loss, self.opt.sched.get_last_lr()[0])
+        if self.on_step is not None and self.main_proc:
+            self.on_step(done, self.opt.trained(self.model))
+            self.model.train()
+        stopping = stopping or (stop is not None and stop.requested)  # a request made during on_step counts now
+        # an interrupted run checkpoints the step it finished, so that a rerun loses nothing
+        if self.main_proc and (done % self.cfg.ckpt_every == 0 or done == self.cfg.steps or stopping):
+            atomic_torch_save({**self.opt.state(self.model), "rng": _rng_state(self.sampler), "step": done,
+                               "config": asdict(self.cfg), "data": self.fingerprint}, self.ckpt_path)
+        if stopping and self.logger is not None:
+            self.logger.close()
+        return stopping
+
+    def finish(self) -> TrainResult:
+        """Close the log, write the final weights (the EMA's when there is one), fill the result."""
+        if self.logger is not None:
+            self.logger.close()
+        result = self.result
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            result.max_memory_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+        result.steps = self.cfg.steps - self.start
+        result.patches_per_s = self.clock.patches_per_s(self.cfg.batch_size)
+        final = self.opt.trained(self.model)
+        result.model_path = os.path.join(self.cfg.out_dir, "model.safetensors")
+        if self.main_proc:
+            # which network and factor the weights are for: ``eval --checkpoint`` reads them back
+            save_checkpoint(final, result.model_path, checkpoint_metadata(final))
+        if self.opt.ema is not None:
+            self.model.load_state_dict(self.opt.ema.module.state_dict())
+        return result
 
 
 class _Optimisation:

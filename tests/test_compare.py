@@ -366,3 +366,82 @@ def test_ctrl_c_says_how_to_resume(monkeypatch, capsys):
         main(["compare", "--preset", "tiny", "--out", "unused"])
     assert exc.value.code == 130
     assert capsys.readouterr().err == "irkernels compare: interrupted; run the same command again to resume\n"
+
+
+def _close_rows(a: dict, b: dict) -> None:
+    """Two folders' rows equal up to float tolerance (students trained together round differently)."""
+    assert sorted(a) == sorted(b)
+    for name in a:
+        ra, rb = dict(a[name]), dict(b[name])
+        for row in (ra, rb):
+            row.pop("trained_with", None)
+        assert ra.pop("val") == pytest.approx(rb.pop("val"), rel=1e-4), name
+        for pa, pb in zip(ra.pop("curve", []), rb.pop("curve", [])):
+            assert pa == pytest.approx(pb, rel=1e-4), name
+        assert ra == rb, name
+
+
+def test_students_trained_together_equal_one_by_one_and_resume(folder, uninterrupted, tmp_path, monkeypatch):
+    """compare --students-together 4: the 8 students train in two groups of 4; every row equals the
+    one-by-one run's within float tolerance, also when interrupted inside a group and resumed."""
+    import irkernels.compare.pipeline as pipeline
+    import irkernels.train as training
+
+    out = str(tmp_path / "together")
+    calls = {"n": 0}
+    real = training.atomic_torch_save
+
+    def interrupt_at_the_first_checkpoint(*args):
+        real(*args)
+        calls["n"] += 1
+        if calls["n"] == 5:  # the teacher's, then the 4 students of the first group at step 3 (eval_every)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "atomic_torch_save", interrupt_at_the_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(tiny(students_together=4), out, data=folder)
+    monkeypatch.setattr(training, "atomic_torch_save", real)
+    assert [torch.load(os.path.join(out, "train", f"{s}-seed{k}", "last.pt"), weights_only=False)["step"]
+            for s in ("whole", "random") for k in (0, 1)] == [3, 3, 3, 3]
+    result = pipeline.run(tiny(students_together=4), out, data=folder)
+    assert result.rows_done == 8 and result.rows_skipped == 2
+    rows = _rows(out)
+    assert {r.get("trained_with") for n, r in rows.items() if r["seed"] is not None} == {4}
+    _close_rows(rows, _rows(uninterrupted[1]))
+
+
+def test_torchrun_spreads_the_rows_over_ranks(folder, tmp_path):
+    """torchrun with 2 CPU processes: the rows are split between the ranks (each trains its own, alone),
+    the teacher trained once; rows, table and outputs equal a single process's run of the same command.
+    Then one row is removed as if its rank had died: a rerun makes that row alone."""
+    import subprocess
+    import sys
+
+    from irkernels.pipeline.__main__ import main
+
+    args = ["compare", "--data", folder, "--preset", "tiny", "--val-images", "2", "--steps", "4", "--eval-every", "2",
+            "--teacher-steps", "3", "--seeds", "0", "1", "--sets", "whole", "random+teacher", "--lr-patch", "8",
+            "--lr-stride", "8", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+
+    def torchrun():
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m",
+                               "irkernels.pipeline", *args, "--out", str(tmp_path / "ranks")],
+                              capture_output=True, text=True, timeout=600, env=env)
+
+    done = torchrun()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("| random+teacher |") == 1  # one table, printed by rank 0
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    ranks, one = _rows(str(tmp_path / "ranks")), _rows(str(tmp_path / "one"))
+    assert ranks == one
+    assert len(os.listdir(tmp_path / "ranks" / "cache")) == 1  # the teacher, trained once
+    summaries = [json.load(open(tmp_path / f / "compare.json"))["summary"] for f in ("ranks", "one")]
+    assert [[(e["row"], e["scores"]) for e in s["rows"]] for s in summaries] == \
+        [[(e["row"], e["scores"]) for e in summaries[1]["rows"]]] * 2
+    assert summaries[0]["checks"] == summaries[1]["checks"]
+    os.remove(tmp_path / "ranks" / "rows" / "random+teacher-seed1.json")
+    again = torchrun()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _rows(str(tmp_path / "ranks")) == one

@@ -22,7 +22,7 @@ def repo(tmp_path: pathlib.Path) -> pathlib.Path:
     """The script and (empty) benchmark scripts it names, nothing else."""
     (tmp_path / "benchmarks").mkdir()
     shutil.copy(SCRIPT, tmp_path / "benchmarks")
-    for name in ["ncfd", "rlff", "kmeans", "idc", "train", "idc_quality", "tripled"]:
+    for name in ["ncfd", "rlff", "kmeans", "idc", "compare_speed", "train", "idc_quality", "tripled"]:
         (tmp_path / "benchmarks" / f"bench_{name}.py").touch()
     return tmp_path
 
@@ -112,3 +112,17 @@ def test_stage_without_gpu(repo):
     assert proc.returncode == 2
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"gpu_session idc: no CUDA GPU usable by torch {torch.__version__}"), line
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in pathlib.Path(__file__).resolve().parents[1].glob(
+    "benchmarks/*.py") if p.stem not in ("__init__",)))
+def test_every_benchmark_imports(script):
+    """A GPU session runs these scripts first: one that no longer imports (a renamed private name of
+    an op, as bench_rlff's _RLFFFunction was) would cost a device call, so the CPU catches it."""
+    import importlib
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    try:
+        importlib.import_module(f"benchmarks.{script}")
+    finally:
+        sys.path.pop(0)

@@ -135,6 +135,59 @@ def test_a_second_interrupt_stops_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_networks_trained_together_equal_networks_trained_alone(tmp_path, pairs):
+    """Three networks (other seeds, data, EMA or not; one resumed from step 2) trained together
+    end as each would alone: weights, losses, logs and checkpoints, within float tolerance."""
+    from irkernels.data import PairSet
+    from irkernels.train import train_together
+
+    halves = [pairs, PairSet(pairs.lq[::2], pairs.hq[::2]), PairSet(pairs.lq[1::2], pairs.hq[1::2])]
+    cfgs = [config(tmp_path / f"{mode}{k}", seed=k, ema_decay=0.9 if k == 1 else 0.0, ckpt_every=2)
+            for mode in ("alone", "together") for k in range(3)]
+    curves = {mode: [[] for _ in range(3)] for mode in ("alone", "together")}
+
+    def recorder(mode, k):
+        return lambda done, net: curves[mode][k].append((done, float(next(net.parameters()).sum())))
+
+    alone = []
+    for k in range(3):
+        net = tiny_model()
+        alone.append((net, train(net, halves[k], cfgs[k], on_step=recorder("alone", k))))
+    # the third network of the together run was stopped at step 2 of a run on its own: it resumes there
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), halves[2], cfgs[5], on_step=lambda done, net: done == 2 and os.kill(os.getpid(), signal.SIGINT))
+    curves["together"][2] = curves["alone"][2][:2]
+    nets = [tiny_model() for _ in range(3)]
+    results = train_together(nets, halves, cfgs[3:], [recorder("together", k) for k in range(3)])
+    assert [r.start_step for r in results] == [0, 0, 2]
+    for k, ((net_a, res_a), net_t, res_t) in enumerate(zip(alone, nets, results)):
+        assert res_t.losses == pytest.approx(res_a.losses[res_t.start_step:], rel=1e-4, abs=1e-6)
+        for a, b in zip(net_a.state_dict().values(), net_t.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        assert [d for d, _ in curves["together"][k]] == [1, 2, 3, 4, 5, 6]
+        assert [v for _, v in curves["together"][k]] == pytest.approx([v for _, v in curves["alone"][k]], rel=1e-4)
+        state = torch.load(tmp_path / f"together{k}" / "last.pt", weights_only=False)
+        assert state["step"] == 6 and (state["ema"] is not None) == (k == 1)
+        assert (tmp_path / f"together{k}" / "model.safetensors").exists()
+        with open(tmp_path / f"together{k}" / "log.csv") as fh:
+            assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="share device, batch_size"):
+        train_together(nets[:2], halves[:2], [cfgs[3], config(tmp_path / "x", batch_size=4)])
+
+
+def test_an_interrupt_of_networks_trained_together_checkpoints_each(tmp_path, pairs):
+    from irkernels.train import train_together
+
+    def signal_at_step_3(done, net):
+        if done == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cfgs = [config(tmp_path / f"n{k}", seed=k) for k in range(2)]
+    with pytest.raises(KeyboardInterrupt, match="SIGINT: training stopped; 2 checkpoints written"):
+        train_together([tiny_model(), tiny_model()], [pairs, pairs], cfgs, [signal_at_step_3, None])
+    assert [torch.load(tmp_path / f"n{k}" / "last.pt", weights_only=False)["step"] for k in range(2)] == [3, 3]
+
+
 def test_config_errors(tmp_path, pairs):
     with pytest.raises(ValueError, match="loss"):
         TrainConfig(loss="huber")

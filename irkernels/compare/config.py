@@ -81,6 +81,8 @@ class CompareConfig(MethodConfig):
     ``budgets``: a data-efficiency sweep instead of one ``ratio``: each a share of the training
     split's LR pixels (on the patch grid) that every set keeps (:mod:`.budgets` says how each set
     makes it); the rows that do not depend on it (whole, the floor, the teacher) are made once.
+    ``students_together``: how many students train at once (stacked, one batched step: equal to
+    alone within float tolerance); 0: 8 on a GPU, 1 on a CPU (where it measured no faster).
     """
 
     sets: list[str] = field(default_factory=lambda: ["whole", "random", "random+teacher", "idc"])
@@ -105,12 +107,13 @@ class CompareConfig(MethodConfig):
     target_psnr: float | None = None
     budgets: list[float] = field(default_factory=list)
     # execution
+    students_together: int = 0
     device: str = "auto"
     progress: bool = True
 
     # what changes no finished row (sets, seeds and idc settings only add rows): the folder guard is the rest
     EXECUTION: ClassVar[tuple[str, ...]] = ("device", "progress", "sets", "seeds", "idc_tune", "target_psnr",
-                                           "budgets")
+                                           "budgets", "students_together")
 
     def __post_init__(self) -> None:
         bad = [s for s in self.sets if s not in SETS]
@@ -129,6 +132,8 @@ class CompareConfig(MethodConfig):
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
         if any(not 0.0 < b <= 1.0 for b in self.budgets) or len(set(self.budgets)) != len(self.budgets):
             raise ValueError(f"budgets must be distinct shares in (0, 1], got {self.budgets}")
+        if self.students_together < 0:
+            raise ValueError(f"students_together must be >= 0 (0: automatic), got {self.students_together}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.task not in TASKS:

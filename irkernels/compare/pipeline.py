@@ -4,7 +4,7 @@ score them: ``run(CompareConfig(...), out, data=folder, test=[...])``.
 Steps, each a function: split the folder (:func:`split_images`) → the patches of every training
 image (:func:`make_instances`) → the teacher (:func:`make_teacher`) → one training set per
 (set, seed) (:func:`make_set`) → the student trained on it with a validation learning curve
-(:func:`train_student`) → its scores (:func:`score_network`) → the summary and report
+(:func:`train_students`, several at once where they fill a device together) → its scores (:func:`score_network`) → the summary and report
 (:mod:`.report`).
 
 The folder ``out``::
@@ -42,7 +42,7 @@ from torch import nn
 from ..configs import TrainConfig, with_paths
 from ..data import (Image, PairSet, PatchConfig, degrade, load_folder, load_paired_folder, make_pairs_from_paired,
                     quantize, sample_images, to_float, to_tensor)
-from ..devices import resolve_device
+from ..devices import barrier, dist_info, join_process_group, resolve_device, this_process_alone
 from ..evaluate import METRICS, baseline_network, degraded_pairs, evaluate_images, folder_pairs
 from ..idc.config import IDCConfig
 from ..idc.instances import Instance, cut_instance, make_instances
@@ -51,7 +51,7 @@ from ..models import build_model, load_checkpoint
 from ..outputs import atomic_write_json, made_by, settings_diff
 from ..pretrained import PretrainConfig, pretrained_network
 from ..seeds import seeded_generator
-from ..train import train
+from ..train import format_duration, train, train_together
 from ..tripled.config import TripleDConfig
 from ..tripled.pipeline import run as run_tripled
 from ..tripled.selection import selection_count
@@ -216,40 +216,69 @@ def task_instances(cfg: CompareConfig, images: Sequence[Image]) -> list[Instance
     return out
 
 
-def train_student(cfg: CompareConfig, data: PairSet, seed: int, val: ScoredSets, folder: str) -> tuple[nn.Module, dict]:
-    """``cfg.model`` from ``seed`` trained on ``data`` for ``cfg.steps``, the validation split scored
-    every ``eval_every`` steps into ``folder/curve.json``; resumes from ``folder/last.pt``.
-    Returns the network and ``{"curve": [{"step", metric...}], "val", "train_s", "patches_per_s"}``
-    (``val``: every metric at the last step, the curve's last point)."""
-    device = resolve_device(cfg.device)
-    torch.manual_seed(seed)
-    net = build_model(cfg.model, cfg.factor)
-    curve_path = os.path.join(folder, "curve.json")
-    resumed = os.path.exists(os.path.join(folder, "last.pt"))
-    curve: list[dict] = (_read(curve_path) or []) if resumed else []
+class _Student:
+    """One row's student: ``cfg.model`` from its seed, its ``TrainConfig`` into ``folder`` and its
+    validation curve (``folder/curve.json``, kept across a resume: points past the step resumed from
+    are redone), scored by ``on_step`` every ``eval_every`` steps."""
 
-    def on_step(done: int, model: nn.Module) -> None:
-        nonlocal curve
-        curve = [p for p in curve if p["step"] < done]  # points past the step resumed from are redone
-        if done % cfg.eval_every == 0 or done == cfg.steps:
+    def __init__(self, cfg: CompareConfig, seed: int, val: ScoredSets, folder: str) -> None:
+        self.cfg, self.val, self.folder = cfg, val, folder
+        torch.manual_seed(seed)
+        self.net = build_model(cfg.model, cfg.factor)
+        self.train_cfg = TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
+                                     ckpt_every=cfg.eval_every, device=cfg.device, progress=cfg.progress,
+                                     channels_last=True)
+        self.resumed = os.path.exists(os.path.join(folder, "last.pt"))
+        self.curve_path = os.path.join(folder, "curve.json")
+        self.curve: list[dict] = (_read(self.curve_path) or []) if self.resumed else []
+
+    def on_step(self, done: int, model: nn.Module) -> None:
+        self.curve = [p for p in self.curve if p["step"] < done]
+        if done % self.cfg.eval_every == 0 or done == self.cfg.steps:
             model.eval()  # the last point has every metric: it is the row's validation score
-            metrics = METRICS if done == cfg.steps else CURVE_METRICS
-            curve.append({"step": done, **score_network(model, val, cfg.crop_border, device, metrics)["val"]})
-            atomic_write_json(curve_path, curve)
+            metrics = METRICS if done == self.cfg.steps else CURVE_METRICS
+            device = resolve_device(self.cfg.device)
+            self.curve.append({"step": done, **score_network(model, self.val, self.cfg.crop_border, device,
+                                                             metrics)["val"]})
+            atomic_write_json(self.curve_path, self.curve)
 
-    # the seconds of every segment of an interrupted row add up (each written as its segment ends)
-    seconds_path = os.path.join(folder, "seconds.json")
-    segments = (_read(seconds_path) or []) if resumed else []
+
+def students_together(cfg: CompareConfig) -> int:
+    """How many students train at once: ``cfg.students_together``, or by default all of a group (8)
+    on a GPU, where one tiny student leaves it idle, and 1 on a CPU, where stacking them measured no
+    faster (benchmarks/results/compare_speed_cpu.md: a CPU runs a tiny student near its peak already)."""
+    if cfg.students_together:
+        return cfg.students_together
+    return 8 if resolve_device(cfg.device).type == "cuda" else 1
+
+
+def train_students(cfg: CompareConfig, datas: Sequence[PairSet], seeds: Sequence[int], val: ScoredSets,
+                   folders: Sequence[str]) -> list[tuple[nn.Module, dict]]:
+    """``cfg.model`` from each seed trained on each of ``datas`` for ``cfg.steps`` into each of
+    ``folders`` (resuming from its ``last.pt``), the validation split scored every ``eval_every``
+    steps into its ``curve.json``: one student alone (:func:`train`), several together
+    (:func:`train_together`, equal within float tolerance). Returns per student the network and
+    ``{"curve": [{"step", metric...}], "val", "train_s", "segments_s", "patches_per_s"}`` (``val``:
+    every metric at the last step, the curve's last point; ``train_s``: its share of the seconds
+    of every segment it trained in, an interrupted one's included)."""
+    students = [_Student(cfg, seed, val, folder) for seed, folder in zip(seeds, folders)]
+    seconds = [os.path.join(s.folder, "seconds.json") for s in students]
+    segments = [(_read(path) or []) if s.resumed else [] for s, path in zip(students, seconds)]
     t = time.perf_counter()
     try:
-        result = train(net, data, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                              seed=seed, ckpt_every=cfg.eval_every, device=cfg.device,
-                                              progress=cfg.progress, channels_last=True), on_step=on_step)
+        if len(students) == 1:
+            results = [train(students[0].net, datas[0], students[0].train_cfg, on_step=students[0].on_step)]
+        else:
+            results = train_together([s.net for s in students], datas, [s.train_cfg for s in students],
+                                     [s.on_step for s in students])
     finally:
-        segments.append(time.perf_counter() - t)
-        atomic_write_json(seconds_path, segments)
-    return net.eval(), {"curve": curve, "val": {m: curve[-1][m] for m in METRICS}, "train_s": sum(segments),
-                        "segments_s": segments, "patches_per_s": result.patches_per_s}
+        share = (time.perf_counter() - t) / len(students)
+        for path, seg in zip(seconds, segments):
+            seg.append(share)
+            atomic_write_json(path, seg)
+    return [(s.net.eval(), {"curve": s.curve, "val": {m: s.curve[-1][m] for m in METRICS}, "train_s": sum(seg),
+                            "segments_s": seg, "patches_per_s": r.patches_per_s, "trained_with": len(students)})
+            for s, seg, r in zip(students, segments, results)]
 
 
 def _read(path: str) -> dict | None:
@@ -297,8 +326,17 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             raise FileNotFoundError(f"--test {folder!r} is not a folder")
     if report_only and not os.path.exists(os.path.join(out, "settings.json")):
         raise FileNotFoundError(f"--out {out} holds no comparison to report on")
-    _guard(cfg, out, overwrite)
-    device = resolve_device(cfg.device)
+    # under torchrun the ranks split the rows, each on its own device: rank 0 checks (or clears) the
+    # folder and trains the teacher, the others wait for both, then every rank makes and trains its rows
+    rank, world, _ = dist_info()
+    device, owns_group = join_process_group(resolve_device(cfg.device))
+    if world > 1:
+        cfg = replace(cfg, device=str(device))
+    if rank == 0:
+        _guard(cfg, out, overwrite)
+    barrier(world)
+    if rank != 0:
+        _guard(cfg, out, False)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     train_images, val_images = split_images(cfg, data)
     instances = task_instances(cfg, train_images)
@@ -324,20 +362,66 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         log.warning("compare: %s", line)
     plan = [(r, None, None) for r in references] + plan_rows(cfg, budgets)
     done = skipped = 0
-    for number, (kind, seed, budget) in enumerate(plan, 1):
-        name = kind if seed is None else f"{cfg.row_stem(kind)}-{budget.tag + '-' if budget else ''}seed{seed}"
-        path = os.path.join(rows_dir, f"{name}.json")
-        row = _read(path)
-        if report_only:
-            skipped += row is not None
-            continue
-        changed = row is None
-        if row is None:
+    total_pairs = sum(len(i) for i in instances)
+
+    def finish(kind: str, name: str, row: dict, net: Callable | None, changed: bool) -> None:
+        """Score the test folders the row lacks, and write it when anything changed."""
+        missing = {k: v for k, v in tests.items() if k not in row.get("test", {})}
+        if missing:
+            net = net or _reload(kind, name, cfg, out, get_teacher)
+            row.setdefault("test", {}).update(score_network(net, missing, cfg.crop_border, device))
+        if missing or changed:
+            atomic_write_json(os.path.join(rows_dir, f"{name}.json"), row)
+
+    def train_group(group: list[tuple[str, int, str, dict, PairSet]]) -> None:
+        """Train the students of ``group`` (made sets) together, then score and write their rows."""
+        trained = train_students(cfg, [g[4] for g in group], [g[1] for g in group], val,
+                                 [os.path.join(out, "train", g[2]) for g in group])
+        for (kind, _, name, row, _), (net, info) in zip(group, trained):
+            row.update(train_s=info["train_s"], train_segments_s=info["segments_s"], curve=info["curve"],
+                       val=info["val"], patches_per_s=info["patches_per_s"], trained_with=info["trained_with"])
+            finish(kind, name, row, net, True)
+        clock["students"] += len(group)
+        left = len(pending) - clock["students"]
+        per_row = (time.perf_counter() - clock["t0"]) / clock["students"]
+        log.info("compare: %d of %d student rows made%s; about %s left at %.0f s a row (make + train, as measured "
+                 "in this run)", clock["students"], len(pending), f" on rank {rank}" if world > 1 else "",
+                 format_duration(left * per_row), per_row)
+        group.clear()
+
+    group: list[tuple[str, int, str, dict, PairSet]] = []
+    together = students_together(cfg)
+    if world > 1 and set(cfg.sets) & set(TEACHER_SETS) and not report_only:
+        if rank == 0:
+            with this_process_alone():
+                get_teacher()
+        barrier(world)  # the other ranks then find it in the cache
+    owners = _owners(plan, world)
+    # what this rank will make, said up front; the time it takes, after each group of students
+    pending = [p for p, owner in zip(plan, owners) if owner == rank and p[0] not in REFERENCES
+               and not os.path.exists(os.path.join(rows_dir, f"{_row_file(cfg, *p)}.json"))]
+    if pending and not report_only:
+        log.info("compare: %d student row(s) to make%s, %d steps each (%s at once)%s", len(pending),
+                 f" on rank {rank} of {world}" if world > 1 else "", cfg.steps, together,
+                 "; the time they take is said after the first" if len(pending) > 1 else "")
+    clock = {"students": 0, "t0": time.perf_counter()}
+    with this_process_alone():  # each row is one rank's own work: no DDP, sharding or barrier inside
+        for number, (kind, seed, budget) in enumerate(plan, 1):
+            if owners[number - 1] != rank:
+                continue
+            name = _row_file(cfg, kind, seed, budget)
+            row = _read(os.path.join(rows_dir, f"{name}.json"))
+            if row is not None or report_only:
+                skipped += row is not None
+                if row is not None and not report_only:
+                    finish(kind, name, row, None, False)
+                continue
             row = {"row": cfg.row_name(kind), "kind": kind, "seed": seed, "device": device_name, "make_s": 0.0,
                    "train_s": 0.0}
             if budget is not None:
                 row["budget"] = {"share": budget.share, "pairs": budget.pairs, "total": budget.total}
-            log.warning("compare: row %s (%d of %d)", name, number, len(plan))
+            log.info("compare: row %s (%d of %d)", name, number, len(plan))
+            done += 1
             if kind in REFERENCES:
                 if kind != "teacher":
                     net = baseline_network(cfg.degradation())[1]
@@ -345,36 +429,44 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
                     net, info = get_teacher()
                     row.update(train_s=info.get("seconds", 0.0), steps=info["steps"], pairs=info["pairs"],
                                reused=info.get("reused", False))
-                t = time.perf_counter()
                 row["val"] = score_network(net, val, cfg.crop_border, device)["val"]
-                row["score_s"] = time.perf_counter() - t
-            else:
-                t = time.perf_counter()
-                tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
-                bcfg, bimages, binstances = budget_view(cfg, budget, kind, seed, train_images, instances)
-                pairs = make_set(kind, bcfg, seed, bimages, binstances, tnet, tinfo, os.path.join(out, "sets", name))
-                row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
-                row["share"] = len(pairs) / sum(len(i) for i in instances)  # of the training split's patches
-                if kind == "idc":
-                    row["idc_settings"] = idc_config(bcfg, kind, seed).settings()
-                if kind in TRIPLED_SETS:
-                    row["tripled_settings"] = tripled_config(bcfg, kind, seed).settings()
-                net, info = train_student(cfg, pairs, seed, val, os.path.join(out, "train", name))
-                row.update(train_s=info["train_s"], train_segments_s=info["segments_s"], curve=info["curve"], val=info["val"],
-                           patches_per_s=info["patches_per_s"])
-            done += 1
-        else:
-            skipped += 1
-            net = None
-        missing = {k: v for k, v in tests.items() if k not in row.get("test", {})}
-        if missing:
-            net = net or _reload(kind, name, cfg, out, get_teacher)
-            row.setdefault("test", {}).update(score_network(net, missing, cfg.crop_border, device))
-        if missing or changed:
-            atomic_write_json(path, row)
+                finish(kind, name, row, net, True)
+                continue
+            t = time.perf_counter()
+            tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
+            bcfg, bimages, binstances = budget_view(cfg, budget, kind, seed, train_images, instances)
+            pairs = make_set(kind, bcfg, seed, bimages, binstances, tnet, tinfo, os.path.join(out, "sets", name))
+            row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
+            row["share"] = len(pairs) / total_pairs  # of the training split's patches
+            if kind == "idc":
+                row["idc_settings"] = idc_config(bcfg, kind, seed).settings()
+            if kind in TRIPLED_SETS:
+                row["tripled_settings"] = tripled_config(bcfg, kind, seed).settings()
+            group.append((kind, seed, name, row, pairs))
+            if len(group) == together:
+                train_group(group)
+        if group:
+            train_group(group)
+    barrier(world)
+    if owns_group:
+        torch.distributed.destroy_process_group()
+    if rank != 0:  # rank 0 writes the outputs of every rank's rows
+        return CompareResult(os.path.abspath(out), "", "", "", "", done, skipped, {}, [])
     written = (write_budget_outputs(cfg, out, rows_dir, list(tests), budgets, refused) if budgets
                else write_outputs(cfg, out, rows_dir, list(tests)))
     return CompareResult(out=os.path.abspath(out), rows_done=done, rows_skipped=skipped, **written)
+
+
+def _row_file(cfg: CompareConfig, kind: str, seed: int | None, budget: Budget | None) -> str:
+    """A row's file and folder stem: ``<set>[-n<pairs>]-seed<s>``, or the reference's name."""
+    return kind if seed is None else f"{cfg.row_stem(kind)}-{budget.tag + '-' if budget else ''}seed{seed}"
+
+
+def _owners(plan: Sequence[tuple], world: int) -> list[int]:
+    """The rank that makes each row of ``plan``: the references rank 0, the students in turn
+    (a rerun with the same world size gives every rank the same rows, finished ones skipped)."""
+    students = iter(range(len(plan)))
+    return [0 if kind in REFERENCES else next(students) % world for kind, _, _ in plan]
 
 
 def plan_rows(cfg: CompareConfig, budgets: Sequence[Budget]) -> list[tuple[str, int, Budget | None]]:

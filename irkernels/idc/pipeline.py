@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..data import Image, PairSet, hold_out_last, load_folder, quantize, sample_images
-from ..devices import dist_info, join_process_group, resolve_device
+from ..devices import barrier, dist_info, join_process_group, resolve_device
 from ..evaluate import Baseline
 from ..methods import RunResult
 from ..models import load_checkpoint
@@ -50,11 +50,6 @@ class IDCResult(RunResult):
     """:class:`irkernels.methods.RunResult` plus ``groups``: the k-means groups per instance."""
 
     groups: int = 0
-
-
-def _barrier(world: int) -> None:
-    if world > 1 and torch.distributed.is_initialized():
-        torch.distributed.barrier()
 
 
 def teacher_split(instances: list[Instance], val_share: float) -> tuple[list[Instance], list[Instance]]:
@@ -94,10 +89,11 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
             ours, floor = info["val"]["psnr_y"], info["val_bicubic"]["psnr_y"]
             line = (f"the pre-trained {cfg.feature_model} scores {ours:.2f} dB PSNR-Y on {len(val_part)} held-out image(s), "
                     f"bicubic {floor:.2f} dB ({ours - floor:+.2f} dB)")
-            # printed at the default level either way (a score is read where the network is made);
-            # below bicubic its HR targets would be worse than bicubic's
-            log.warning("%s%s", line, ": BELOW bicubic; give it more --pretrain-steps or a trained "
-                                      "--teacher-checkpoint" if ours < floor else "")
+            # shown at the default level either way (a score is read where the network is made); below
+            # bicubic it needs attention: its HR targets would be worse than bicubic's
+            log.log(logging.WARNING if ours < floor else logging.INFO, "%s%s", line,
+                    ": BELOW bicubic; give it more --pretrain-steps or a trained --teacher-checkpoint"
+                    if ours < floor else "")
         if need_fe and nets.feature_extractor is None:
             nets.feature_extractor, nets.info["feature_extractor"] = net, info
         if need_teacher and nets.teacher is None:
@@ -204,14 +200,14 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     settings = {**cfg.settings(), "data": source, "images": [i.name for i in instances]}
     if rank == 0:  # rank 0 creates (or, with overwrite, clears) the folder before the others look at it
         folder = RunFolder(out, settings, cfg.scale, overwrite=overwrite, renamed=IDCConfig.RENAMED)
-    _barrier(world)
+    barrier(world)
     if rank != 0:
         folder = RunFolder(out, settings, cfg.scale, renamed=IDCConfig.RENAMED)
     nets = networks or prepare_networks(cfg, instances, device)
     mine = [inst for inst in instances[rank::world] if not folder.is_done(inst.name)]
     skipped = len(instances[rank::world]) - len(mine)
     if skipped:
-        log.warning("rank %d: %d instance(s) already finished in %s, skipped", rank, skipped, folder.root)
+        log.info("rank %d: %d instance(s) already finished in %s, skipped", rank, skipped, folder.root)
     k = num_groups(cfg, instances)
     bar = None
     if cfg.progress:
@@ -243,7 +239,7 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
             bar.update(len(batch))
     if bar is not None:
         bar.close()
-    _barrier(world)
+    barrier(world)
     result = IDCResult(method=cfg.method, out=folder.root, scale=cfg.scale, units=len(instances), skipped=skipped,
                        manifest=None, report=None, pairs=None, groups=k)
     if rank == 0:
