@@ -40,10 +40,11 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    steps_flag: str = "--pretrain-steps"  # the calling command's flag for steps, named by its cost warning
 
     def key_fields(self) -> dict:
         fields = asdict(self)
-        fields.pop("device"), fields.pop("progress")
+        fields.pop("device"), fields.pop("progress"), fields.pop("steps_flag")
         return fields
 
 
@@ -123,7 +124,8 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
     start = time.perf_counter()
     result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size * dist_info()[1],
                                            seed=cfg.seed, device=cfg.device, progress=cfg.progress,
-                                           channels_last=device_type == "cuda"))  # NHWC convs are slow on CPU
+                                           channels_last=device_type == "cuda"),  # NHWC convs are slow on CPU
+                   steps_flag=cfg.steps_flag)
     if dist_info()[1] > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
     load_checkpoint(net, result.model_path)

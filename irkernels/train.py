@@ -175,7 +175,7 @@ class CostEstimate:
 
 def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
           allowed: Callable[[int], torch.Tensor] | None = None,
-          on_step: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, nn.Module], None] | None = None, *, steps_flag: str = "--steps") -> TrainResult:
     """Train ``model`` in place on ``data`` for ``cfg.steps`` optimizer steps (resuming from
     ``out_dir/last.pt`` when it exists and ``cfg.resume``); returns losses and throughput.
 
@@ -191,13 +191,14 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     (``TrainResult.start_step``).
 
     The final weights (the EMA's when ``ema_decay > 0``) are written to ``out_dir/model.safetensors``.
+    ``steps_flag``: the calling command's flag for ``cfg.steps``, named by the long-run warning.
     """
     rank, world, _ = dist_info()
     if cfg.batch_size % (world * cfg.accum_steps):
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by world size × accum_steps "
                          f"= {world} × {cfg.accum_steps}")
     device, owns_group = join_process_group(resolve_device(cfg.device))
-    run = _Run(model, data, cfg, device, allowed, on_step, rank, world)
+    run = _Run(model, data, cfg, device, allowed, on_step, steps_flag, rank, world)
     net = run.model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -227,7 +228,8 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
 
 
 def train_together(models: Sequence[nn.Module], datas: Sequence[PairSet], cfgs: Sequence[TrainConfig],
-                   on_steps: Sequence[Callable[[int, nn.Module], None] | None] | None = None) -> list[TrainResult]:
+                   on_steps: Sequence[Callable[[int, nn.Module], None] | None] | None = None, *,
+                   steps_flag: str = "--steps") -> list[TrainResult]:
     """Train several networks of one architecture at once, each exactly as :func:`train` would
     (its own data, sampler, optimizer, schedule, EMA, log, checkpoint and ``out_dir``; each resumes
     from its own ``last.pt``, at whatever step it reached), with one batched forward and backward
@@ -252,7 +254,7 @@ def train_together(models: Sequence[nn.Module], datas: Sequence[PairSet], cfgs: 
     if len(shared) > 1:
         raise ValueError(f"cfgs must share device, batch_size, loss and amp, got {sorted(shared)}")
     device = resolve_device(cfgs[0].device)
-    runs = [_Run(m, d, c, device, None, f) for m, d, c, f in zip(models, datas, cfgs, on_steps)]
+    runs = [_Run(m, d, c, device, None, f, steps_flag) for m, d, c, f in zip(models, datas, cfgs, on_steps)]
     template = copy.deepcopy(runs[0].model).to("meta")  # the architecture; the weights come from the stack
 
     def loss_of(params, buffers, x, y, run):
@@ -294,7 +296,7 @@ class _Run:
 
     def __init__(self, model: nn.Module, data: PairSet, cfg: TrainConfig, device: torch.device,
                  allowed: Callable[[int], torch.Tensor] | None, on_step: Callable[[int, nn.Module], None] | None,
-                 rank: int = 0, world: int = 1) -> None:
+                 steps_flag: str, rank: int = 0, world: int = 1) -> None:
         self.data, self.cfg, self.device, self.allowed, self.on_step = data, cfg, device, allowed, on_step
         self.rank, self.world, self.main_proc = rank, world, rank == 0
         os.makedirs(cfg.out_dir, exist_ok=True)
@@ -319,7 +321,7 @@ class _Run:
             torch.cuda.reset_peak_memory_stats(device)
         self.per_rank = cfg.batch_size // world
         self.model.train()
-        self.clock = _Clock(self.start, cfg.steps, self.model, device, self.main_proc)
+        self.clock = _Clock(self.start, cfg.steps, self.model, device, self.main_proc, steps_flag)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Step ``step``'s uint8 LR / HR pairs of this rank on the device, and their flips (``None``
@@ -446,10 +448,11 @@ class _Clock:
     """Throughput, timed after the warm-up steps of the run's ``CostEstimate`` (which the main
     process's clock also logs)."""
 
-    def __init__(self, start: int, steps: int, model: nn.Module, device: torch.device, main_proc: bool) -> None:
+    def __init__(self, start: int, steps: int, model: nn.Module, device: torch.device, main_proc: bool,
+                 steps_flag: str) -> None:
         name = getattr(model, "registry_name", type(model).__name__)
-        self.estimate = CostEstimate(f"training {name} on {device}", steps, "fewer steps (--steps, --pretrain-steps, "
-                                     "--teacher-steps) or a smaller network make it shorter", start, report=main_proc)
+        self.estimate = CostEstimate(f"training {name} on {device}", steps, f"fewer {steps_flag} or a smaller "
+                                     "network make it shorter", start, report=main_proc)
         self.tick = self.estimate.tick
 
     def patches_per_s(self, batch_size: int) -> float:

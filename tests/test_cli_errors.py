@@ -170,3 +170,51 @@ def test_warnings_are_one_line(inputs, tmp_path, capsys):
 
     fails(argv_for("eval", tmp_path, inputs / "corrupt"), capsys, "holds no readable images")
     assert warnings.formatwarning("skipped a.png", UserWarning, "images.py", 1) == "warning: skipped a.png\n"
+
+
+def _cost_warning_flags(path) -> set[str]:
+    """The flags named in the hints of every ``CostEstimate(...)`` built in the module at ``path``."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "CostEstimate":
+            for const in ast.walk(node):
+                if isinstance(const, ast.Constant) and isinstance(const.value, str):
+                    found |= set(re.findall(r"--[a-z][a-z-]+", const.value))
+    return found
+
+
+def test_every_flag_a_cost_warning_names_exists_on_its_command():
+    """A long stage's warning names the flag that shortens it: that flag must parse on the command
+    that prints it (tripled's warning used to suggest --steps and --teacher-steps, which it lacks)."""
+    import pathlib
+
+    from irkernels.pipeline.__main__ import build_parser
+    from irkernels.pretrained import PretrainConfig
+    from irkernels.tripled.pipeline import CPU_RECIPE
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "irkernels"
+    pretrain = PretrainConfig().steps_flag  # the feature network's pre-training in idc and tripled
+    named = {
+        "train": {"--steps"},  # train()'s own default
+        "compare": {"--steps", "--teacher-steps"},  # its students; its teacher (make_teacher's steps_flag)
+        "idc": {pretrain} | _cost_warning_flags(package / "idc" / "pipeline.py"),
+        "tripled": {pretrain, *CPU_RECIPE.split()[::2]} | _cost_warning_flags(package / "tripled" / "latent.py")
+        | _cost_warning_flags(package / "tripled" / "finetune.py"),
+    }
+    assert "--iters" in named["idc"] and "--vae-steps" in named["tripled"]
+    assert 'steps_flag="--teacher-steps"' in (package / "compare" / "pipeline.py").read_text()
+    for command, flags in named.items():
+        known = set(build_parser(only=command)[1][command]._option_string_actions)
+        assert flags <= known, f"{command} has no {sorted(flags - known)}"
+    recipe = vars(build_parser(only="tripled")[0].parse_args(["tripled", *CPU_RECIPE.split()]))
+    from irkernels.tripled.config import TripleDConfig
+    from irkernels.tripled.pipeline import cpu_sized
+
+    # the defaults on a CPU name the recipe; the recipe itself does not
+    assert not cpu_sized(TripleDConfig()) and recipe["feature_model"] == "edsr-tiny"
+    from dataclasses import replace
+
+    small = TripleDConfig(task="sr2", feature_model="edsr-tiny", pretrain_steps=1000)
+    assert cpu_sized(replace(small, latent=replace(small.latent, vae_steps=0))) and not cpu_sized(small)

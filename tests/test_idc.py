@@ -343,6 +343,12 @@ def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
     assert (demo / "student" / "model.safetensors").exists()
     assert f"{photos[-1].name}: edsr-tiny " in out and " dB PSNR-Y, bicubic " in out
     assert "next: python -m irkernels.pipeline compare --preset tiny" in out
+    # the headline is kept with the run: the student's scores in its folder, first in the report
+    kept = json.loads((demo / "student" / "eval.json").read_text())
+    ours = kept["student"]["sets"][photos[-1].name]["mean"]["psnr_y"]
+    assert kept["scored_on"] == photos[-1].name and f"{ours:.2f} dB PSNR-Y" in out
+    page = (demo / "report.html").read_text()
+    assert page.index("The student trained on this set") < page.index("<h2>Summary") and f"{ours:.2f} dB" in page
     pairs = sorted(os.listdir(demo / "HR"))
     assert len(pairs) > 0
     # a demo of other settings does not delete this one; training into it is refused (never mixed)

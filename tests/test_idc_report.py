@@ -73,6 +73,10 @@ def test_report_networks_psnr_next_to_bicubic_and_checkpoint_relative(photos, tm
     for value in (teacher["val"]["psnr_y"], bicubic["psnr_y"], bicubic["psnr_rgb"]):
         assert f"{value:.4g}" in networks
     assert "../../cache/" in networks and str(tmp_path) not in networks
+    # one network in two roles is one row, and a checkpoint outside the folder is said not to travel
+    assert "feature_extractor + teacher" in networks and networks.count("../../cache/") == 1
+    assert f"does not travel with it; cache key {teacher['cache_key']}" in networks
+    assert "<i>B</i>: the images condensed together" in _section((out / "report.html").read_text(), "Per instance")
 
 
 def test_idc_is_registered_and_its_config_imports_without_torch():

@@ -158,7 +158,8 @@ def pairs_of(instances: Sequence[Instance], picks: Sequence[Sequence[int]] | Non
 def make_teacher(cfg: CompareConfig, instances: Sequence[Instance], cache: str) -> tuple[nn.Module, dict]:
     """``teacher_model`` trained ``teacher_steps`` on every training patch (seed 0), or the cached one."""
     pre = PretrainConfig(model=cfg.teacher_model, scale=cfg.factor, steps=cfg.teacher_steps,
-                         batch_size=cfg.batch_size, seed=0, device=cfg.device, progress=cfg.progress)
+                         batch_size=cfg.batch_size, seed=0, device=cfg.device, progress=cfg.progress,
+                         steps_flag="--teacher-steps")
     net, info = pretrained_network(pre, pairs_of(instances), cache)
     return net.eval(), info
 

@@ -123,16 +123,27 @@ def _loss_figure(records: list[dict], cfg: IDCConfig) -> str:
 
 
 def _networks_section(networks: dict, path: str) -> str:
-    """One row per role: where the network came from (paths relative to the report) and, when it
-    was pre-trained here, its held-out PSNR next to bicubic's on the same held-out patches."""
-    rows = []
+    """One row per network (its roles together when one network plays several): where it came from
+    (paths relative to the report; one outside the run folder is said not to travel with it, with its
+    cache key) and, when it was pre-trained here, its held-out PSNR next to bicubic's on the same
+    held-out patches."""
+    rows, by_checkpoint = [], {}
+    folder = os.path.dirname(os.path.abspath(path))
     for role, info in networks.items():
         if not isinstance(info, dict):
             rows.append({"role": role, "source": str(info)})
             continue
+        if info.get("checkpoint") in by_checkpoint:  # the same network in another role: one row
+            by_checkpoint[info["checkpoint"]]["role"] += f" + {role}"
+            continue
         val, bicubic = info.get("val") or {}, info.get("val_bicubic") or {}
+        checkpoint = info.get("checkpoint")
+        outside = checkpoint and not os.path.abspath(checkpoint).startswith(folder + os.sep)
         rows.append({"role": role, "model": info.get("model"),
-                     "checkpoint": relative_path(info["checkpoint"], path) if info.get("checkpoint") else None,
+                     "checkpoint": (relative_path(checkpoint, path) + (
+                         f" (outside the run folder: does not travel with it; cache key {info['cache_key']})"
+                         if outside and info.get("cache_key") else " (outside the run folder)" if outside else ""))
+                     if checkpoint else None,
                      "pre-trained here": "reused" if info.get("reused") else ("yes" if "reused" in info else "no"),
                      "steps": info.get("steps"), "train images": info.get("train_images"),
                      "held-out images": len(info["val_images"]) if "val_images" in info else None,
@@ -140,6 +151,8 @@ def _networks_section(networks: dict, path: str) -> str:
                      "PSNR RGB (dB)": val.get("psnr_rgb"), "bicubic PSNR RGB (dB)": bicubic.get("psnr_rgb"),
                      "PSNR Y (dB)": val.get("psnr_y"), "bicubic PSNR Y (dB)": bicubic.get("psnr_y"),
                      "note": "BELOW bicubic" if val and bicubic and val["psnr_y"] < bicubic["psnr_y"] else None})
+        if checkpoint:
+            by_checkpoint[checkpoint] = rows[-1]
     columns = [c for c in ("role", "source", "model", "checkpoint", "pre-trained here", "steps", "train images",
                            "held-out images", "held-out patches", "PSNR RGB (dB)", "bicubic PSNR RGB (dB)",
                            "PSNR Y (dB)", "bicubic PSNR Y (dB)", "note") if any(r.get(c) is not None for r in rows)]
@@ -151,6 +164,18 @@ def _files_section(run: RunFolder, path: str) -> str:
             for what, p in (("HR targets", run.hr_dir), ("LR inputs", run.lr_dir), ("manifest", run.manifest_path),
                             ("per-instance records", run.records_dir))]
     return table_html(rows)
+
+
+PER_INSTANCE_NOTE = (
+    "<p>One row per image. <i>real</i>: its real patches; <i>pairs</i>: the synthetic (or selected) pairs "
+    "kept. <i>B</i>: the images condensed together in one batch; <i>batch seconds</i> that batch's wall time, "
+    "<i>seconds</i> its share (÷ B), <i>ms / iteration</i> the share per iteration. <i>final L_ins / L_group / "
+    "L_pair</i>: the unweighted instance, group and pair losses at the last iteration. <i>scale L_group / "
+    "L_pair</i>: the factor <code>loss_scale</code> applied to those terms (1 before a term starts). "
+    "<i>group kept (real)</i>: the share of real patches that keep their k-means group from one re-draw of the "
+    "groups to the next, groups matched one-to-one; <i>(real_same_id)</i> the same without matching (a mere "
+    "renaming of the groups counts as a change); <i>(synthetic)</i> the same for the synthetic patches' "
+    "assignments.</p>")
 
 
 def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], path: str,
@@ -187,6 +212,7 @@ def write_idc_report(run: RunFolder, cfg: IDCConfig, instances: list[Instance], 
         sections.append(("Losses", _loss_figure(records, cfg)))
     if networks:
         sections.append(("Networks", _networks_section(networks, path)))
-    sections.append(("Per instance", table_html(timing, list(dict.fromkeys(k for r in timing for k in r)))))
+    sections.append(("Per instance", PER_INSTANCE_NOTE + table_html(timing, list(dict.fromkeys(k for r in timing
+                                                                                                for k in r)))))
     title = f"irkernels {cfg.method} run: {os.path.basename(run.root)}"
     return write_report(path, title, sections)

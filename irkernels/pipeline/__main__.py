@@ -18,6 +18,7 @@ refused, a deprecated flag). ``-v`` also shows other libraries' INFO lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import warnings
@@ -114,7 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         if getattr(args, "out", None):  # every command's --out is its output folder
             check_writable_folder(args.out)
-        return int(args._run(args) or 0)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        # on a terminal, log lines go above the progress bars (they were glued to the end of a bar's
+        # line); elsewhere (a log file, a pipe) there is no bar line to share
+        with logging_redirect_tqdm() if sys.stderr.isatty() else contextlib.nullcontext():
+            return int(args._run(args) or 0)
     except KeyboardInterrupt as exc:
         if args.verbose:
             raise

@@ -213,6 +213,17 @@ def _mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
+# measured with benchmarks/fresh_install.sh on 2 cores (README): 4 min 33 s, the feature network +0.40 dB over bicubic
+CPU_RECIPE = "--task sr2 --feature-model edsr-tiny --pretrain-steps 1000 --vae-steps 0"
+
+
+def cpu_sized(cfg: TripleDConfig) -> bool:
+    """Whether a run is about the CPU recipe's size: a tiny feature network (or a checkpoint given)
+    and no VAE to train."""
+    small_net = cfg.feature_checkpoint is not None or (cfg.feature_model == "edsr-tiny" and cfg.pretrain_steps <= 2000)
+    return small_net and (not cfg.use_latent or cfg.latent.vae is not None or cfg.latent.vae_steps == 0)
+
+
 def run_settings(cfg: TripleDConfig, data: str | None, images: Sequence[Image] | None = None) -> dict:
     """The run folder's guard: the method, where the images came from, and ``cfg.settings()``."""
     source = ({"data": "given", "images": [im.name for im in images]} if images is not None
@@ -258,6 +269,9 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
         if data:
             load_folder(data, max_images=1)  # a clear error now if nothing is readable
     check_sizes(items, cfg)
+    if resolve_device(cfg.device).type == "cpu" and feature_net is None and not cpu_sized(cfg):
+        log.warning("on a CPU these settings take long (the defaults: 35 min on 2 cores, 19 of them pre-training "
+                    "EDSR-baseline); sized for a CPU (4.5 min): %s", CPU_RECIPE)
     types = task_types(cfg.task)
     folder = RunFolder(out, run_settings(cfg, data, images), cfg.scale, overwrite=overwrite, renamed={"p": "ratio"})
     finished_before = len(folder.done_units())
