@@ -3,7 +3,8 @@
 Public ops (autograd-aware; fused Triton kernels on CUDA, chunked plain torch elsewhere):
 ``ncfd_loss``, ``cf_stats``, ``ncfd_from_stats`` (characteristic-function discrepancy);
 ``rlff``, ``RLFF`` (Random Local Fourier Features); ``kmeans``, ``assign_with_quotas``,
-``kmeans_assign``, ``nearest_in_group`` (IDC's grouping and pairing). Importable without
+``kmeans_assign``, ``nearest_in_group`` (IDC's grouping and pairing); drop-in adapters
+``CFLoss`` (NCFM's loss) and ``KMeans`` (scikit-learn's estimator), in ``irkernels.nn``. Importable without
 Triton (every op then runs its torch path); argument vocabulary in ``docs/ops.md``.
 
 The names are imported on first use, so ``import irkernels`` (and the CLI's ``--help``) does not
@@ -24,6 +25,7 @@ _EXPORTS = {
     "KMeansResult": ".ops.kmeans", "kmeans": ".ops.kmeans", "kmeans_assign": ".ops.kmeans",
     "RLFF": ".ops.rlff", "dft_filter_bank": ".ops.rlff", "reference_stats": ".ops.rlff", "rlff": ".ops.rlff",
     "sample_rows": ".ops.rlff",
+    "CFLoss": ".nn", "KMeans": ".nn",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -21,6 +21,7 @@ LAYERS = {
     **dict.fromkeys(("_checks", "_lazy", "_version", "_C", "configs", "data", "devices", "metrics", "methods",
                      "seeds", "stopping"), 0),
     "ops": 1,
+    "nn": 1,  # drop-in adapters over the ops
     **dict.fromkeys(("models", "outputs", "train", "evaluate", "pretrained"), 2),
     **dict.fromkeys(("idc", "tripled"), 3),
     "compare": 4,

@@ -665,15 +665,21 @@ def ncfd_from_stats(
     eps: float = 1e-12,
     amplitude: Amplitude = "modulus",
     reduction: Reduction = "mean",
+    phase_weight: float | None = None,
 ) -> torch.Tensor:
     """Characteristic-function discrepancy between two ``CFStats`` of the same frequencies.
 
     Per group ``g``: ``mean_t sqrt(max(Chf_g(t), eps))``; a group empty on either side gives 0.
+    ``Chf = α·amplitude term + β·phase term`` with ``α = alpha`` and ``β = phase_weight``
+    (default ``1 − alpha``; NCFM's ``beta_for_loss``, which need not sum to 1 with α).
     ``reduction``: ``"none"`` → ``(G,)``; ``"sum"`` → the sum over groups (IDC's ``L_group``);
     ``"mean"`` → the mean over groups non-empty on both sides (0 if there is none).
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    beta = 1.0 - alpha if phase_weight is None else phase_weight
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"phase_weight must lie in [0, 1], got {phase_weight}")
     if eps <= 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     if amplitude not in ("modulus", "difference"):
@@ -682,16 +688,16 @@ def ncfd_from_stats(
         raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     if sx.re.shape != sy.re.shape:
         raise ValueError(f"stats must share (G, T): got {tuple(sx.re.shape)} and {tuple(sy.re.shape)}")
-    # Chf = α·amp + (1−α)·2(|Φx||Φy| − ReΦx ReΦy − ImΦx ImΦy), evaluated without subtracting the
+    # Chf = α·amp + β·2(|Φx||Φy| − ReΦx ReΦy − ImΦx ImΦy), evaluated without subtracting the
     # nearly equal |Φx||Φy| and the cross term: that phase term equals |Φx − Φy|² − (|Φx| − |Φy|)²,
-    # both squares of differences taken first. At α = 0.5 (the default, modulus amplitude) Chf is
-    # 0.5·|Φx − Φy|² exactly; tests/test_ncfd.py checks a small-Chf case against float64.
+    # both squares of differences taken first. At α = β = 0.5 (the default, modulus amplitude) Chf
+    # is 0.5·|Φx − Φy|² exactly; tests/test_ncfd.py checks a small-Chf case against float64.
     gap2 = (_modulus(sx.re, sx.im) - _modulus(sy.re, sy.im)) ** 2
     diff2 = (sx.re - sy.re) ** 2 + (sx.im - sy.im) ** 2
-    if amplitude == "modulus":
-        chf = (2.0 * alpha - 1.0) * gap2 + (1.0 - alpha) * diff2
-    else:
-        chf = diff2 - (1.0 - alpha) * gap2
+    if amplitude == "modulus":  # α·gap² + β·(diff² − gap²)
+        chf = (alpha - beta) * gap2 + beta * diff2
+    else:  # α·diff² + β·(diff² − gap²)
+        chf = (alpha + beta) * diff2 - beta * gap2
     per_group = torch.sqrt(chf.clamp(min=eps)).mean(dim=1)
     valid = (sx.counts > 0) & (sy.counts > 0)
     per_group = torch.where(valid, per_group, torch.zeros_like(per_group))
@@ -732,6 +738,7 @@ def ncfd_loss(
     amplitude: Amplitude = "modulus",
     precision: Precision = "fast",
     backend: str = "auto",
+    phase_weight: float | None = None,
 ) -> torch.Tensor:
     """NCFD between real samples ``x`` and synthetic samples ``y`` (see module docstring).
 
@@ -747,7 +754,8 @@ def ncfd_loss(
             value checks are off).
         reduction: ``"none"`` → per-group ``(G,)`` (``(1,)`` ungrouped); ``"sum"``; ``"mean"`` over
             groups non-empty on both sides.
-        amplitude, alpha, eps: the discrepancy (``ncfd_from_stats``); precision, backend: the
+        amplitude, alpha, phase_weight, eps: the discrepancy (``ncfd_from_stats``: amplitude weight
+            ``alpha``, phase weight ``phase_weight``, default ``1 − alpha``); precision, backend: the
             statistics (``cf_stats``).
 
     Traceable by ``torch.compile(fullgraph=True)`` (pass ``t`` and ``num_groups``); with value
@@ -789,7 +797,8 @@ def ncfd_loss(
                     range_checked=range_checked)
     sy = _stats(y, t, y_groups, sx.re.shape[0] if grouped else None, precision, backend, names=("y", "y_groups"),
                 range_checked=range_checked)
-    return ncfd_from_stats(sx, sy, alpha=alpha, eps=eps, amplitude=amplitude, reduction=reduction)
+    return ncfd_from_stats(sx, sy, alpha=alpha, eps=eps, amplitude=amplitude, reduction=reduction,
+                           phase_weight=phase_weight)
 
 
 def ncfd_loss_reference(
