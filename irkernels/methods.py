@@ -20,7 +20,8 @@ A method is a sub-package ``irkernels/<name>/`` plus one CLI file ``irkernels/pi
 ``<name>_cmd.py``
     ``NAME``, ``HELP``, ``add_arguments(parser)``, ``run(args)`` as every command, and ``METHOD``
     (the config module's): ``irkernels.pipeline.registry`` collects the ``METHOD`` of the command
-    modules, so adding a method edits nothing else.
+    modules, so the CLI needs no edit (``tests/test_layers.py``' LAYERS and ``compare``'s sets do:
+    ``docs/methods.md``).
 
 Everything here imports without torch (a registration only names ``module:attribute`` strings).
 """
