@@ -25,13 +25,17 @@ def tiny(**kw) -> CompareConfig:
     return CompareConfig(**{**base, **kw})
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("photos")
+def write_photos(root) -> str:
+    """Six 64×96 crops of the embedded photos into ``root``: tiny()'s folder."""
     for i, im in enumerate(sample_images(limit=6)):
         crop = np.ascontiguousarray(im.pixels[40:104, 40:136])
         (root / f"im{i}.png").write_bytes(png_bytes(torch.from_numpy(crop).permute(2, 0, 1).float() / 255))
     return str(root)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_photos(tmp_path_factory.mktemp("photos"))
 
 
 def _rows(out) -> dict:

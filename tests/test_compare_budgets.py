@@ -55,17 +55,11 @@ def test_budgets_are_checked_in_the_config():
 def sweep(tmp_path_factory):
 
     from irkernels.compare.pipeline import run
-    from irkernels.data import sample_images
-    from irkernels.outputs import png_bytes
-    import numpy as np
-    import torch
+    from test_compare import write_photos
 
-    root = tmp_path_factory.mktemp("photos")
-    for i, im in enumerate(sample_images(limit=6)):
-        crop = np.ascontiguousarray(im.pixels[40:104, 40:136])
-        (root / f"im{i}.png").write_bytes(png_bytes(torch.from_numpy(crop).permute(2, 0, 1).float() / 255))
+    root = write_photos(tmp_path_factory.mktemp("photos"))
     out = str(tmp_path_factory.mktemp("sweep") / "s")
-    return run(_tiny(), out, data=str(root)), out, str(root)
+    return run(_tiny(), out, data=root), out, root
 
 
 def _read_rows(out):
@@ -169,3 +163,33 @@ def test_gap_pays_only_beyond_twice_the_larger_spread():
     assert not g["pays"] and not g["loses"]
     assert not gap({"a": entry(31, 0, 1), "b": entry(30, 0, 1)}, "a", "b")["pays"]  # one seed: no spread
     assert gap({"a": entry(31, 0)}, "a", "b") is None
+
+
+def test_global_sets_pick_the_budget_over_the_whole_split(tmp_path):
+    """kcenter+teacher / herding+teacher: exactly the budget's patches, chosen over all images at
+    once (so fewer patches than images need no image draw), relabelled by the teacher; the same
+    patches for every seed (a deterministic selection)."""
+    import torch
+
+    from irkernels.compare.pipeline import global_selection, make_set, make_teacher, split_images, task_instances
+    from test_compare import tiny, write_photos
+
+    (tmp_path / "photos").mkdir()
+    cfg = tiny(sets=["kcenter+teacher", "herding+teacher"], budgets=[0.02])
+    train_images, _ = split_images(cfg, write_photos(tmp_path / "photos"))
+    instances = task_instances(cfg, train_images)
+    teacher, info = make_teacher(cfg, instances, str(tmp_path / "cache"))
+    device = torch.device("cpu")
+    for kind in ("kcenter+teacher", "herding+teacher"):
+        picks = global_selection(kind, instances, 3, teacher, device)
+        assert len(picks) == 4 and sum(len(p) for p in picks) == 3  # 3 patches over 4 images
+        assert picks == global_selection(kind, instances, 3, teacher, device)
+        pairs = make_set(kind, cfg, 0, train_images, instances, teacher, info, str(tmp_path / kind), count=3)
+        again = make_set(kind, cfg, 1, train_images, instances, teacher, info, str(tmp_path / kind), count=3)
+        assert len(pairs) == 3 and torch.equal(pairs.lq, again.lq)
+        real_hr = torch.cat([i.hr[p] for i, p in zip(instances, picks)])
+        assert torch.equal(pairs.lq, torch.cat([i.lr[p] for i, p in zip(instances, picks)]))
+        assert not torch.equal(pairs.hq, real_hr)  # the teacher's targets, not the real HR
+    # no patch twice
+    picked = global_selection("kcenter+teacher", instances, 20, teacher, device)
+    assert len({(k, j) for k, p in enumerate(picked) for j in p}) == 20

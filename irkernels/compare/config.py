@@ -24,7 +24,12 @@ from ..tripled.config import TASKS as TRIPLED_TASKS
 TRIPLED_SETS: dict[str, dict[str, Any]] = {"tripled": {}, "tripled-no-latent": {"use_latent": False},
                                            "tripled-no-cnn": {"use_cnn": False},
                                            "tripled-selection": {"use_latent": False, "use_cnn": False}}
-SETS = ("whole", "random", "herding", "kcenter", "random+teacher", "idc", "random-images", *TRIPLED_SETS)
+# "kcenter+teacher" / "herding+teacher": the budget's patches picked over the WHOLE split at once
+# (not per image) by k-center / herding on the teacher's features, relabelled by the teacher: a
+# candidate to beat random+teacher where few patches must cover many images (docs/compare.md).
+GLOBAL_SETS = ("kcenter+teacher", "herding+teacher")
+SETS = ("whole", "random", "herding", "kcenter", "random+teacher", "idc", *GLOBAL_SETS, "random-images",
+        *TRIPLED_SETS)
 # rows without a student: the floor (bicubic up-sampling for SR, the degraded input itself for a
 # same-size task) and the teacher itself
 REFERENCES = ("bicubic", "input", "teacher")
@@ -33,7 +38,7 @@ REFERENCES = ("bicubic", "input", "teacher")
 TASKS = ("sr", *(t for t, types in TRIPLED_TASKS.items() if len(types) == 1 and types[0][1].factor == 1))
 SAME_SIZE_SETS = ("whole", "random-images", *TRIPLED_SETS)
 # the sets that need the teacher (TripleD's feature network is the teacher too)
-TEACHER_SETS = ("herding", "kcenter", "random+teacher", "idc", *TRIPLED_SETS)
+TEACHER_SETS = ("herding", "kcenter", "random+teacher", "idc", *GLOBAL_SETS, *TRIPLED_SETS)
 RANDOM_CONTROLS = ("random", "random-images")  # "whole" must beat each by more than the seed spread
 
 # IDC at the cpu preset (docs/compare.md: how it was tuned on the validation split)
@@ -186,6 +191,6 @@ def preset(name: str) -> dict[str, Any]:
 
 
 FIELDS = tuple(f.name for f in fields(CompareConfig))
-__all__ = ["FIELDS", "PRESETS", "RANDOM_CONTROLS", "REFERENCES", "SAME_SIZE_SETS", "SETS", "TASKS", "TEACHER_SETS",
+__all__ = ["FIELDS", "GLOBAL_SETS", "PRESETS", "RANDOM_CONTROLS", "REFERENCES", "SAME_SIZE_SETS", "SETS", "TASKS", "TEACHER_SETS",
            "TRIPLED_SETS",
            "CompareConfig", "preset"]

@@ -46,6 +46,8 @@ from ..devices import barrier, dist_info, join_process_group, resolve_device, th
 from ..evaluate import METRICS, baseline_network, degraded_pairs, evaluate_images, folder_pairs
 from ..idc.config import IDCConfig
 from ..idc.instances import Instance, cut_instance, make_instances
+from ..idc.baselines import herding, kcenter
+from ..idc.condense import extract_features
 from ..idc.pipeline import Networks, relabel, run as run_idc, select
 from ..models import build_model, load_checkpoint
 from ..outputs import atomic_write_json, made_by, settings_diff
@@ -56,7 +58,7 @@ from ..tripled.config import TripleDConfig
 from ..tripled.pipeline import run as run_tripled
 from ..tripled.selection import selection_count
 from .budgets import IMAGE_SETS, Budget, make_budgets
-from .config import REFERENCES, TEACHER_SETS, TRIPLED_SETS, CompareConfig
+from .config import GLOBAL_SETS, REFERENCES, TEACHER_SETS, TRIPLED_SETS, CompareConfig
 from .report import write_budget_outputs, write_outputs
 
 log = logging.getLogger(__name__)
@@ -132,7 +134,7 @@ def budget_view(cfg: CompareConfig, budget: Budget | None, kind: str, seed: int,
     if budget is None:
         return cfg, list(images), list(instances)
     cfg = replace(cfg, ratio=budget.ratio)
-    picks = None if kind in IMAGE_SETS else budget.image_subset(seed, [i.name for i in instances])
+    picks = None if kind in (*IMAGE_SETS, *GLOBAL_SETS) else budget.image_subset(seed, [i.name for i in instances])
     if picks is None:
         return cfg, list(images), list(instances)
     keep = {instances[i].name for i in picks}
@@ -164,15 +166,29 @@ def make_teacher(cfg: CompareConfig, instances: Sequence[Instance], cache: str) 
     return net.eval(), info
 
 
+def global_selection(kind: str, instances: Sequence[Instance], count: int, teacher: nn.Module,
+                     device: torch.device) -> list[list[int]]:
+    """``count`` patches of the whole split picked at once by k-center (``kcenter+teacher``) or herding
+    (``herding+teacher``) on the teacher's deep features mean-pooled per patch (what the per-image
+    coresets use); as per-instance index lists. Deterministic: the seed changes only the student."""
+    lr = torch.cat([i.lr for i in instances])
+    feats = extract_features(teacher.to(device).eval(), lr, device).mean(dim=(2, 3)).cpu()
+    chosen = (kcenter if kind == "kcenter+teacher" else herding)(feats, min(count, len(lr)))
+    starts = torch.tensor([0] + [len(i) for i in instances]).cumsum(0).tolist()
+    return [sorted(j - s for j in chosen if s <= j < e) for s, e in zip(starts, starts[1:])]
+
+
 def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], instances: Sequence[Instance],
-             teacher: nn.Module | None, teacher_info: dict | None, folder: str) -> PairSet:
+             teacher: nn.Module | None, teacher_info: dict | None, folder: str, count: int | None = None) -> PairSet:
     """The training pairs of set ``kind`` for ``seed``.
 
     ``whole`` / ``random`` / ``herding`` / ``kcenter`` pick real patches in memory as ``idc --method``
     does (``random``: the patches IDC starts from for the same seed); ``random+teacher`` relabels the
     random pick's LR patches with the teacher; ``random-images`` keeps every patch of
     :func:`random_images`; ``idc`` and the TripleD sets run their method into the run folder
-    ``folder`` (resumable) with the teacher as feature network, and read its pairs back as stored."""
+    ``folder`` (resumable) with the teacher as feature network, and read its pairs back as stored;
+    the global sets pick ``count`` patches over the whole split (:func:`global_selection`) and
+    relabel them with the teacher."""
     if kind == "whole":
         return pairs_of(instances)
     if kind == "random-images":
@@ -180,8 +196,13 @@ def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], 
     if kind in TRIPLED_SETS:
         run_tripled(tripled_config(cfg, kind, seed), folder, images=list(images), feature_net=(teacher, teacher_info))
         return stored_pairs(folder, cfg)
-    icfg = idc_config(cfg, kind, seed)
     device = resolve_device(cfg.device)
+    if kind in GLOBAL_SETS:
+        picks = global_selection(kind, instances, count, teacher, device)
+        data = pairs_of(instances, picks)
+        return PairSet(data.lq, relabel(teacher, data.lq, idc_config(cfg, "random+teacher", seed), device),
+                       data.sources)
+    icfg = idc_config(cfg, kind, seed)
     if kind == "idc":
         nets = Networks(teacher, teacher, {"feature_extractor": teacher_info, "teacher": teacher_info})
         run_idc(icfg, folder, images=list(images), networks=nets)
@@ -436,7 +457,10 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             t = time.perf_counter()
             tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
             bcfg, bimages, binstances = budget_view(cfg, budget, kind, seed, train_images, instances)
-            pairs = make_set(kind, bcfg, seed, bimages, binstances, tnet, tinfo, os.path.join(out, "sets", name))
+            count = budget.pairs if budget else sum(idc_config(cfg, "random", seed).num_synthetic(len(i))
+                                                    for i in instances)  # as many as random keeps
+            pairs = make_set(kind, bcfg, seed, bimages, binstances, tnet, tinfo, os.path.join(out, "sets", name),
+                             count)
             row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
             row["share"] = len(pairs) / total_pairs  # of the training split's patches
             if kind == "idc":
