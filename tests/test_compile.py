@@ -1,4 +1,4 @@
-"""rlff, the k-means assignment step and the quota op under ``torch.compile(fullgraph=True)`` (their
+"""rlff, the k-means assignment step, the quota op and nearest_in_group under ``torch.compile(fullgraph=True)`` (their
 fused paths are ``torch.library`` custom ops with fake implementations), and the steady-state host
 syncs of rlff, kmeans_assign, assign_with_quotas and nearest_in_group: none with value checks off.
 
@@ -106,6 +106,28 @@ def test_kmeans_assign_and_quota_op_compile_fullgraph(kernel_device):
     ref_dist = ((x - km.centroids[km.labels]) ** 2).sum(1)
     torch.testing.assert_close(dist.cpu(), ref_dist, rtol=1e-4, atol=1e-4)
     assert torch.equal(groups.cpu(), assign_with_quotas_reference(desc, km.centroids, counts, 0.6))
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_nearest_in_group_compiles_fullgraph(kernel_device, backend):
+    """nearest_in_group under torch.compile(fullgraph=True): its search is the custom op
+    irkernels::nearest_in_group, so neither the Triton launch nor the torch path's per-group loop
+    breaks the graph; equal to the brute-force oracle."""
+    from irkernels import value_checks
+    from irkernels.ops.grouping import nearest_in_group_reference
+
+    gen = torch.Generator().manual_seed(11)
+    syn, real = torch.randn(37, 10, generator=gen), torch.randn(90, 10, generator=gen)
+    syn_labels = torch.randint(-1, 4, (37,), generator=gen)  # -1: not assigned yet
+    real_labels = torch.randint(0, 4, (90,), generator=gen)
+    args = [t.to(kernel_device) for t in (syn, syn_labels, real, real_labels)]
+
+    def step(s, sl, r, rl):
+        return nearest_in_group(s, sl, r, rl, num_groups=4, precision="highest", backend=backend)
+
+    with value_checks(False):
+        got = torch.compile(step, fullgraph=True, backend="aot_eager")(*args)
+    assert torch.equal(got.cpu(), nearest_in_group_reference(syn, syn_labels, real, real_labels))
 
 
 def test_rlff_compiles_with_the_default_backend():

@@ -375,18 +375,31 @@ def nearest_in_group(
         k = num_groups if num_groups is not None else int(torch.maximum(syn_labels.max(), real_labels.max())) + 1
     syn_rows, syn_bounds = _group_order(syn_labels.long(), syn_seg, k)
     real_rows, real_bounds = _group_order(real_labels.long(), real_seg, k)
-    name = resolve_backend(backend, syn_seg.points.device)
-    if name == "triton":
-        pos = _nearest_triton(syn_seg.points, real_seg.points, syn_rows, syn_bounds, real_rows, real_bounds,
-                              dot_precision(precision, torch.float32))
-    else:
-        pos = _nearest_torch(syn_seg.points, real_seg.points, syn_rows, syn_bounds, real_rows, real_bounds)
+    pos = _nearest_positions(syn_seg.points, real_seg.points, syn_rows, syn_bounds, real_rows, real_bounds,
+                             dot_precision(precision, torch.float32), resolve_backend(backend, syn_seg.points.device))
     found = pos >= 0
     real_global = real_rows[pos.clamp_min(0)]
     local = real_global - real_seg.offsets[real_seg.instance_ids[real_global]]
     # syn_rows is a permutation of every synthetic row: one scatter writes the whole result
     out = torch.empty(syn_seg.points.shape[0], dtype=torch.int64, device=syn_seg.points.device)
     return out.scatter_(0, syn_rows, torch.where(found, local, -1))
+
+
+# The search as one custom op: torch.compile sees an opaque node with a shape-only fake (the torch
+# path's per-group loop reads the bounds on the host; the Triton launch stays out of the graph).
+@torch.library.custom_op("irkernels::nearest_in_group", mutates_args=())
+def _nearest_positions(syn: torch.Tensor, real: torch.Tensor, syn_rows: torch.Tensor, syn_bounds: torch.Tensor,
+                       real_rows: torch.Tensor, real_bounds: torch.Tensor, precision: str, backend: str) -> torch.Tensor:
+    """Per row of ``syn_rows`` (in that order) the position in ``real_rows`` of its nearest real row of
+    the same (instance, group), −1 where there is none; ``backend``: ``"triton"`` or ``"torch"``."""
+    if backend == "triton":
+        return _nearest_triton(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, precision)
+    return _nearest_torch(syn, real, syn_rows, syn_bounds, real_rows, real_bounds)
+
+
+@_nearest_positions.register_fake
+def _nearest_positions_fake(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, precision, backend):
+    return syn_rows.new_empty((syn_rows.shape[0],), dtype=torch.int64)
 
 
 def _nearest_torch(syn, real, syn_rows, syn_bounds, real_rows, real_bounds, chunk_rows: int = 4096) -> torch.Tensor:
