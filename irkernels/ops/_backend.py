@@ -8,6 +8,7 @@ Triton imports, torch otherwise. ``IRKERNELS_BACKEND`` overrides ``"auto"`` proc
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Literal
 
 import torch
@@ -16,6 +17,9 @@ from .utils import triton
 
 Backend = Literal["auto", "triton", "torch"]
 _CHOICES = ("auto", "triton", "torch")
+
+
+_WARNED: set[tuple[str, str]] = set()  # (op, reason) already said in this process
 
 
 def interpreter_active() -> bool:
@@ -51,6 +55,33 @@ def resolve_backend(requested: str | None, device: torch.device) -> str:
                 "TRITON_INTERPRET=1 before importing irkernels to run the kernels in the interpreter"
             )
     return name
+
+
+def fused_or_torch(op: str, requested: str | None, device: torch.device, unsupported: str | None = None) -> str:
+    """The one fallback rule of every op with Triton kernels: ``"triton"`` or ``"torch"`` for inputs
+    on ``device``; ``unsupported`` says why the kernels do not take these inputs (``None``: they do).
+
+    ============  ==========================  ====================================================
+    asked         inputs the kernels take     inputs they do not take (``unsupported``)
+    ============  ==========================  ====================================================
+    ``"auto"``    Triton on CUDA, else torch  torch, silently
+    ``"triton"``  Triton                      torch, with a warning naming the op and the reason
+                                              (once per process): a caller passes one backend to
+                                              every op of a pipeline, so one input an op's kernels
+                                              do not take must not stop the run
+    ``"torch"``   torch                       torch
+    ============  ==========================  ====================================================
+
+    Triton asked for where it cannot run at all (not installed; a CPU tensor without
+    ``TRITON_INTERPRET=1``) is a ``RuntimeError`` (:func:`resolve_backend`)."""
+    name = resolve_backend(requested, device)
+    if name != "triton" or unsupported is None:
+        return name
+    asked = requested if requested not in (None, "auto") else os.environ.get("IRKERNELS_BACKEND", "auto")
+    if asked == "triton" and (op, unsupported) not in _WARNED:
+        _WARNED.add((op, unsupported))
+        warnings.warn(f"{op}: the Triton kernels do not take {unsupported}; running the torch path", stacklevel=3)
+    return "torch"
 
 
 def backend_report() -> dict[str, object]:

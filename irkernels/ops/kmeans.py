@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._backend import interpreter_active, resolve_backend
+from ._backend import fused_or_torch, interpreter_active
 from .._checks import value_checks_enabled
 from ._segments import Segments, device_offsets, pack, segment_sum, sq_dists_to_sets
 from .utils import (cdiv, check_precision, compute_dtype, dot_precision, next_power_of_2, sm_count, tile_config, tl,
@@ -174,13 +174,12 @@ def _block_sizes(k: int, d: int) -> tuple[int, int]:
     return max(16, next_power_of_2(d)), max(16, next_power_of_2(k))
 
 
-def triton_supports(k: int, d: int) -> bool:
-    """Whether the fused kernel's register tiles fit (all K centroids and a whole row in one
-    program): ``BLOCK_K · BLOCK_D ≤ 16384`` (e.g. K ≤ 128 at D = 128). Larger problems use torch."""
-    if triton is None:
-        return False
+def _unsupported(k: int, d: int) -> str | None:
+    """Why the fused kernel does not take K centroids of D features (its register tiles hold all K
+    centroids and a whole row in one program: ``BLOCK_K · BLOCK_D ≤ 16384``, e.g. K ≤ 128 at
+    D = 128), or ``None`` when it does; the op then runs torch (``_backend.fused_or_torch``)."""
     block_d, block_k = _block_sizes(k, d)
-    return block_k * block_d <= 16384
+    return None if block_k * block_d <= 16384 else f"K·D tiles past 16384 (K={k}, D={d})"
 
 
 class _Update(NamedTuple):
@@ -591,11 +590,7 @@ def kmeans(
     check_precision(precision)
     dev = seg.points.device
     d = seg.points.shape[1]
-    name = resolve_backend(backend, dev)
-    if name == "triton" and not triton_supports(k, d):
-        if backend == "triton":
-            raise ValueError(f"backend='triton' supports K·D tiles up to 16384 (K={k}, D={d}); use backend='torch'")
-        name = "torch"
+    name = fused_or_torch("kmeans", backend, dev, _unsupported(k, d))
     dtype = compute_dtype(seg.points.dtype) if name == "torch" else torch.float32  # the kernel: fp32
     def make_step(segments: Segments):
         return _TritonStep(segments, k, precision) if name == "triton" else _TorchStep(segments, k)
@@ -653,7 +648,7 @@ def kmeans_assign(x: torch.Tensor, centroids: torch.Tensor, *, offsets: torch.Te
     if centroids.device != seg.points.device:
         raise ValueError(f"centroids must be on {seg.points.device}, got {centroids.device}")
     k = centroids.shape[-2]
-    name = "triton" if resolve_backend(backend, seg.points.device) == "triton" and triton_supports(k, d) else "torch"
+    name = fused_or_torch("kmeans_assign", backend, seg.points.device, _unsupported(k, d))
     labels, dist = _kmeans_assign(seg.points, centroids.reshape(b, k, d), list(seg.sizes), precision, name)
     return seg.unpack_rows(labels, -1), seg.unpack_rows(dist, 0.0)
 

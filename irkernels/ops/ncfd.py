@@ -37,7 +37,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from ._backend import interpreter_active, resolve_backend
+from ._backend import fused_or_torch, interpreter_active
 from .._checks import check_finite, check_float_tensor, check_index_tensor, check_same_device
 from .utils import Precision, check_precision, compute_dtype, dot_precision, sm_count, tile_config, tl, triton
 
@@ -570,10 +570,9 @@ def _group_count(name: str, groups: torch.Tensor, n: int, num_groups: int | None
 
 
 def _pick_backend(backend: str | None, x: torch.Tensor) -> str:
-    name = resolve_backend(backend, x.device)
-    if name == "triton" and x.dtype == torch.float64:
-        return "torch"  # kernels accumulate in fp32; float64 asks for the exact path
-    return name
+    # the kernels accumulate in fp32; float64 asks for the exact path
+    return fused_or_torch("ncfd", backend, x.device,
+                          "float64 input (they accumulate in float32)" if x.dtype == torch.float64 else None)
 
 
 def cf_stats(
