@@ -126,7 +126,7 @@ SMALL_VARIANTS = {  # every up-sampler path at a width that builds in millisecon
 }
 
 
-@pytest.mark.parametrize("name", ["edsr-baseline", "swinir-light", "tripled-cnn", *SMALL_VARIANTS])
+@pytest.mark.parametrize("name", ["edsr-baseline", "edsr-small", "swinir-light", "tripled-cnn", *SMALL_VARIANTS])
 def test_features_before_upsampler(name):
     model = SMALL_VARIANTS[name]() if name in SMALL_VARIANTS else build_model(name, 1 if name == "tripled-cnn" else 2)
     model.eval()
@@ -145,6 +145,11 @@ def test_tripled_cnn_structure():
     assert len(convs) == 8 and all(c.kernel_size == (3, 3) and c.stride == (1, 1) for c in convs)
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(model(x), x)  # identity at initialisation
+
+
+def test_edsr_small_is_wider_than_edsr_tiny():
+    tiny, small = (sum(p.numel() for p in build_model(n, 2).parameters()) for n in ("edsr-tiny", "edsr-small"))
+    assert 3.5 < small / tiny < 4.5  # twice the width: about four times the weights and the work
 
 
 def test_build_model_errors():

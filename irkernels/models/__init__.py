@@ -4,7 +4,7 @@
 choices; everything else is imported on first use."""
 from .._lazy import lazy_exports
 
-MODEL_NAMES = ("edsr-baseline", "edsr", "edsr-tiny", "swinir-light", "swinir-classical", "swinir-restoration",
+MODEL_NAMES = ("edsr-baseline", "edsr", "edsr-tiny", "edsr-small", "swinir-light", "swinir-classical", "swinir-restoration",
                "tripled-cnn")  # the keys of registry.MODELS, in its order (tested)
 
 _EXPORTS = {

@@ -18,6 +18,9 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
     "edsr-baseline": edsr_baseline,
     "edsr": edsr,
     "edsr-tiny": lambda scale: EDSR(scale, n_resblocks=4, n_feats=32),  # demos and CPU tests
+    # a teacher wider than edsr-tiny for CPU-scale work (about 4x its work per pixel): a teacher
+    # stronger than its students, as the IDC paper's MambaIRv2 teaching EDSR
+    "edsr-small": lambda scale: EDSR(scale, n_resblocks=4, n_feats=64),
     "swinir-light": swinir_lightweight,
     "swinir-classical": swinir_classical,
     "swinir-restoration": _swinir_restoration,
