@@ -7,7 +7,7 @@ import os
 import pytest
 
 from irkernels.compare.budgets import Budget, make_budgets
-from irkernels.compare.report import budget_summary, gap
+from irkernels.compare.report import gap
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -324,7 +324,7 @@ def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
     """`python -m irkernels.pipeline` with no argument: the demo (here with a tiny budget)."""
     import sys
 
-    import irkernels.idc.pipeline as pipe
+    import irkernels.idc.demo as pipe
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IRKERNELS_CACHE", str(tmp_path / "cache"))
@@ -384,11 +384,11 @@ def test_condenser_sets_cudnn_benchmark_only_inside_its_run(photos, nets, monkey
 def test_a_long_condensation_says_up_front_what_it_will_cost(photos, nets, tmp_path, monkeypatch, caplog):
     """The condensation stage (every batch of instances, their iterations counted together) logs one
     estimate when the rest would exceed ``LONG_STAGE_S`` (lowered to 0 instead of timing anything long)."""
-    import irkernels.train as train_mod
+    import irkernels.costs as costs
 
     run(tiny_cfg(batch_instances=1), str(tmp_path / "quiet"), images=photos, networks=nets)
     assert not [r for r in caplog.records if "steps left" in r.getMessage()]
-    monkeypatch.setattr(train_mod, "LONG_STAGE_S", 0.0)
+    monkeypatch.setattr(costs, "LONG_STAGE_S", 0.0)
     run(tiny_cfg(batch_instances=1), str(tmp_path / "long"), images=photos, networks=nets)
     said = [r.getMessage() for r in caplog.records if "steps left" in r.getMessage()]
     # 3 images one at a time × 12 iterations; warned at step 3 + 5 of the first image

@@ -19,7 +19,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "irkernels"
 # top-level module or sub-package → layer; a module may import its own layer or lower ones
 LAYERS = {
     **dict.fromkeys(("_checks", "_lazy", "_version", "_C", "configs", "data", "devices", "metrics", "methods",
-                     "seeds", "stopping"), 0),
+                     "seeds", "stopping", "costs"), 0),
     "ops": 1,
     "nn": 1,  # drop-in adapters over the ops
     **dict.fromkeys(("models", "outputs", "train", "evaluate", "pretrained"), 2),

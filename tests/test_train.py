@@ -45,11 +45,11 @@ def test_tiny_training_reduces_loss(tmp_path, pairs):
 def test_a_long_run_says_up_front_what_it_will_cost(tmp_path, pairs, monkeypatch, caplog):
     """After a few timed steps a run whose remaining steps would exceed ``LONG_STAGE_S`` logs its
     estimate once; a short one stays quiet. The bar is lowered instead of timing anything long."""
-    import irkernels.train as train_mod
+    import irkernels.costs as costs
 
     train(tiny_model(), pairs, config(tmp_path / "a", steps=12))
     assert not [r for r in caplog.records if "steps left" in r.getMessage()]
-    monkeypatch.setattr(train_mod, "LONG_STAGE_S", 0.0)
+    monkeypatch.setattr(costs, "LONG_STAGE_S", 0.0)
     train(tiny_model(), pairs, config(tmp_path / "b", steps=12))
     said = [r.getMessage() for r in caplog.records if "steps left" in r.getMessage()]
     assert len(said) == 1 and "the 4 steps left" in said[0] and "s a step, measured over 5 steps" in said[0]

@@ -372,7 +372,7 @@ def test_long_tripled_stages_say_up_front_what_they_cost(monkeypatch, caplog):
     """VAE training, latent/pixel distillation and CNN fine-tuning each log one estimate, with the
     flag that shortens them, when their steps left would exceed ``LONG_STAGE_S`` (lowered to 0 here
     instead of timing anything long); quiet below it."""
-    import irkernels.train as train_mod
+    import irkernels.costs as costs
 
     torch.manual_seed(0)
     extractor = TripleDCNN(channels=8, layers=3).eval()
@@ -391,7 +391,7 @@ def test_long_tripled_stages_say_up_front_what_they_cost(monkeypatch, caplog):
         return [r.getMessage() for r in caplog.records if "steps left" in r.getMessage()]
 
     assert stages() == []
-    monkeypatch.setattr(train_mod, "LONG_STAGE_S", 0.0)
+    monkeypatch.setattr(costs, "LONG_STAGE_S", 0.0)
     said = stages()
     assert len(said) == 3, said
     for message, flag in zip(said, ("--vae-steps 0", "--latent-steps", "--cnn-steps")):

@@ -53,7 +53,8 @@ from ..models import build_model, load_checkpoint
 from ..outputs import atomic_write_json, made_by, settings_diff
 from ..pretrained import PretrainConfig, pretrained_network
 from ..seeds import seeded_generator
-from ..train import format_duration, train, train_together
+from ..costs import format_duration
+from ..train import train, train_together
 from ..tripled.config import TripleDConfig
 from ..tripled.pipeline import run as run_tripled
 from ..tripled.selection import selection_count

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..models.tripled_cnn import TripleDCNN
 from ..devices import resolve_device
-from ..train import CostEstimate
+from ..costs import CostEstimate
 from .features import FeatureTarget
 from .config import FinetuneConfig, PIXEL_WEIGHT  # noqa: F401  (re-exported)
 

@@ -29,7 +29,7 @@ from torch import nn
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats
 from ..devices import resolve_device
 from ..seeds import derive_seed
-from ..train import CostEstimate
+from ..costs import CostEstimate
 from .features import FeatureTarget
 from .config import LatentConfig, TripleDConfig
 
