@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import device_peaks, markdown, measure, write_results  # noqa: E402
 from benchmarks.roofline import floor_times, kmeans_work  # noqa: E402
 from irkernels.ops import _ext  # noqa: E402
-from irkernels.ops.grouping import assign_backend, assign_with_quotas, nearest_in_group  # noqa: E402
+from irkernels.ops.nearest import nearest_in_group  # noqa: E402
+from irkernels.ops.quotas import assign_backend, assign_with_quotas  # noqa: E402
 from irkernels.ops.kmeans import kmeans  # noqa: E402
 
 K, D, ITERS = 32, 128, 20

@@ -3,7 +3,8 @@ issue's sizes on CUDA). Run with ``pytest benchmarks/test_bench_kmeans.py --benc
 import pytest
 import torch
 
-from irkernels.ops.grouping import assign_with_quotas, nearest_in_group
+from irkernels.ops.nearest import nearest_in_group
+from irkernels.ops.quotas import assign_with_quotas
 from irkernels.ops.kmeans import kmeans
 
 CUDA = torch.cuda.is_available()

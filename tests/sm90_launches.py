@@ -149,7 +149,7 @@ def grouping_specs() -> list[dict]:
            "real_rows_ptr": "*i64", "tile_syn_lo_ptr": "*i32", "tile_syn_hi_ptr": "*i32", "tile_real_lo_ptr": "*i32",
            "tile_real_hi_ptr": "*i32", "best_ptr": "*i64", "F": "i32", "BLOCK_M": "constexpr",
            "BLOCK_N": "constexpr", "BLOCK_F": "constexpr", "PRECISION": "constexpr"}
-    return [{"module": "irkernels.ops.grouping", "kernel": "_nearest_in_group_kernel", "signature": sig,
+    return [{"module": "irkernels.ops.nearest", "kernel": "_nearest_in_group_kernel", "signature": sig,
              "constexprs": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_F": 32, "PRECISION": "tf32x3"},
              "num_warps": 8, "want_ptx": True}]
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import irkernels
-from irkernels.ops.grouping import assign_with_quotas, assign_with_quotas_reference, nearest_in_group
+from irkernels.ops.nearest import nearest_in_group
+from irkernels.ops.quotas import assign_with_quotas, assign_with_quotas_reference
 from irkernels.ops.kmeans import kmeans, kmeans_assign
 from irkernels.ops.rlff import reference_stats, rlff, rlff_reference, sample_rows
 
@@ -114,7 +115,7 @@ def test_nearest_in_group_compiles_fullgraph(kernel_device, backend):
     irkernels::nearest_in_group, so neither the Triton launch nor the torch path's per-group loop
     breaks the graph; equal to the brute-force oracle."""
     from irkernels import value_checks
-    from irkernels.ops.grouping import nearest_in_group_reference
+    from irkernels.ops.nearest import nearest_in_group_reference
 
     gen = torch.Generator().manual_seed(11)
     syn, real = torch.randn(37, 10, generator=gen), torch.randn(90, 10, generator=gen)
@@ -221,12 +222,12 @@ def test_quota_op_extension_path_reads_nothing_but_torch_rounds_do(monkeypatch):
     the op nothing is read; the CUDA test below runs the extension path under sync debug mode."""
     (real, syn, real_off, syn_off, real_labels, centroids, counts), _ = _grouping_case(torch.device("cpu"))
     assign_with_quotas(syn, centroids, counts, 0.8, offsets=syn_off)
-    import irkernels.ops.grouping as grouping
+    import irkernels.ops.quotas as quotas
 
     rounds = []
-    original = grouping._match_torch
+    original = quotas._match_torch
     with count_host_reads(monkeypatch) as reads, irkernels.value_checks(False):
-        monkeypatch.setattr(grouping, "_match_torch", lambda *a: rounds.append(1) or original(*a))
+        monkeypatch.setattr(quotas, "_match_torch", lambda *a: rounds.append(1) or original(*a))
         out = assign_with_quotas(syn, centroids, counts, 0.8, offsets=syn_off)
     assert rounds == [1]  # the matching ran once, inside the op
     # every read is the torch matching's per-round flag (bool of a reduction), none elsewhere
@@ -238,7 +239,7 @@ def test_quota_op_extension_path_reads_nothing_but_torch_rounds_do(monkeypatch):
 def test_steady_state_makes_no_cuda_sync():
     """CUDA: after a warm-up, rlff fwd+bwd (both kinds of statistics), kmeans_assign,
     assign_with_quotas (the CUDA extension) and nearest_in_group under sync debug mode "error"."""
-    from irkernels.ops.grouping import assign_backend
+    from irkernels.ops.quotas import assign_backend
 
     dev = torch.device("cuda")
     f, rows, stats = _rlff_case(dev, stats_given=True)

@@ -10,14 +10,8 @@ import torch
 from torch.utils.cpp_extension import is_ninja_available
 
 from irkernels.ops import _ext
-from irkernels.ops.grouping import (
-    assign_backend,
-    assign_with_quotas,
-    assign_with_quotas_reference,
-    nearest_in_group,
-    nearest_in_group_reference,
-    proportional_quotas,
-)
+from irkernels.ops.nearest import nearest_in_group, nearest_in_group_reference
+from irkernels.ops.quotas import assign_backend, assign_with_quotas, assign_with_quotas_reference, proportional_quotas
 from irkernels.ops.kmeans import kmeans
 
 from sm90 import compile_sm90

@@ -34,7 +34,8 @@ SCRIPT = textwrap.dedent('''
 
     import irkernels
     from irkernels.ops import utils
-    from irkernels.ops.grouping import assign_with_quotas_reference, nearest_in_group_reference
+    from irkernels.ops.nearest import nearest_in_group_reference
+    from irkernels.ops.quotas import assign_with_quotas_reference
     from irkernels.ops.rlff import rlff_reference
 
     assert "triton" not in sys.modules and utils.triton is None and utils.tl is None

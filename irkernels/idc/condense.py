@@ -30,7 +30,8 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from .._checks import check_finite, value_checks
-from ..ops.grouping import assign_with_quotas, nearest_in_group
+from ..ops.nearest import nearest_in_group
+from ..ops.quotas import assign_with_quotas
 from ..ops.kmeans import kmeans
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats, sample_frequencies
 from ..ops.rlff import reference_stats, rlff, sample_rows
