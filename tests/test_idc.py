@@ -324,7 +324,7 @@ def test_bare_command_runs_the_demo(monkeypatch, tmp_path, capsys):
     """`python -m irkernels.pipeline` with no argument: the demo (here with a tiny budget)."""
     import sys
 
-    import irkernels.idc.demo as pipe
+    import irkernels.idc.demo_run as pipe
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IRKERNELS_CACHE", str(tmp_path / "cache"))

@@ -136,3 +136,17 @@ def test_derive_seed_is_one_fold_over_the_parts():
     assert len(seeds) == 300 and all(0 <= s < 2**31 for s in seeds)
     a, b = seeded_generator(1, "x"), seeded_generator(1, "x")
     assert a.initial_seed() == b.initial_seed() == derive_seed(1, "x")
+
+
+def test_compare_flags_come_from_its_config_and_preset():
+    """compare's flags through the same table (its defaults hang on --preset, so a flag not given
+    parses to None and the preset fills it): parsing nothing is the cpu preset, the dataclass."""
+    from irkernels.compare.config import CompareConfig, preset
+    from irkernels.pipeline import compare_cmd
+
+    assert compare_cmd.config_from_args(parse("compare")) == CompareConfig()
+    tiny = compare_cmd.config_from_args(parse("compare", "--preset", "tiny", "--steps", "7", "--idc", "iters=3"))
+    assert tiny.steps == 7 and tiny.ratio == preset("tiny")["ratio"] and tiny.idc == {**preset("tiny")["idc"], "iters": 3}
+    assert {f.path for flags in compare_cmd.OPTIONS.values() for f in flags} <= {f.name for f in fields(CompareConfig)}
+    budgets = compare_cmd.config_from_args(parse("compare", "--budgets", "0.002", "0.1", "--students-together", "4"))
+    assert budgets.budgets == [0.002, 0.1] and budgets.students_together == 4

@@ -50,7 +50,7 @@ def test_backend_report_is_flat():
 
 
 def test_demo_settings_in_the_readme_are_the_demos():
-    from irkernels.idc.demo import DEMO_CONFIG
+    from irkernels.idc.demo_run import DEMO_CONFIG
     from irkernels.pipeline.demo_cmd import settings_line
 
     assert settings_line(DEMO_CONFIG) + "\n" in blocks("text")
@@ -67,7 +67,7 @@ def run_next(text: str) -> None:
 
 
 def test_demo_next_command_runs(tmp_path, monkeypatch, capsys):
-    import irkernels.idc.demo as idc_pipeline
+    import irkernels.idc.demo_run as idc_pipeline
 
     monkeypatch.chdir(tmp_path)
     for key, value in DEMO_SHRINK.items():

@@ -9,6 +9,6 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {"CondenseResult": ".condense", "Condenser": ".condense", "IDCConfig": ".config", "METHODS": ".config",
             "Instance": ".instances", "make_instances": ".instances", "IDCResult": ".pipeline",
-            "Networks": ".pipeline", "demo": ".pipeline", "run": ".pipeline"}
+            "Networks": ".pipeline", "demo": ".demo_run", "run": ".pipeline"}
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -33,42 +33,47 @@ from __future__ import annotations
 
 import argparse
 
-from .options import UserError, at_least_one
+from .options import Flag, UserError, add_config_flags, at_least_one, config_fields
 
 NAME = "compare"
 HELP = "does a condensed set train a network better than random patches? (table, curves, report)"
 
-# (field, flag help); defaults come from the config and the preset
-HELPS = {
-    "sets": "training sets to make, each a row (default: %(default)s)",
-    "seeds": "seeds of every set's student (and of the set itself) (default: %(default)s)",
-    "task": "sr (bicubic ×--scale) or a same-size task for the image-level sets (default: %(default)s)",
-    "scale": "SR factor (default: %(default)s)",
-    "ratio": "share of each image's patches every set keeps (default: %(default)s)",
-    "lr_patch": "LR patch side in pixels; HR = × scale (default: %(default)s)",
-    "lr_stride": "LR stride of the patch grid (default: %(default)s)",
-    "val_images": "last images of --data (by name) held out as the validation split (default: %(default)s)",
-    "max_images": "use at most this many of the other images for training (default: %(default)s)",
-    "model": "the student network (default: %(default)s)",
-    "steps": "the student's optimizer steps, the same for every set (default: %(default)s)",
-    "batch_size": "the student's batch (default: %(default)s)",
-    "lr": "the student's peak AdamW learning rate, cosine to 1e-6 (default: %(default)s)",
-    "eval_every": "score the validation split every this many steps: the learning curves (default: %(default)s)",
-    "teacher_model": "the teacher / feature network (default: %(default)s)",
-    "teacher_steps": "its training steps on every training patch (default: %(default)s)",
-    "idc": "IDC settings as KEY=VALUE (IDCConfig fields), over the preset's (default: %(default)s)",
-    "idc_tune": "more IDC settings as KEY=VALUE: a variant row idc[KEY=VALUE,...] beside the others",
-    "tripled": "TripleD settings as KEY=VALUE (TripleDConfig fields; a step's as latent.steps=50, "
-               "finetune.steps=50), over the preset's (default: %(default)s)",
-    "budgets": "a data-efficiency sweep instead of one --ratio: shares of the training split's LR pixels every set "
-               "keeps (e.g. 0.0005 0.002 0.0067 0.02 0.1); whole, bicubic and the teacher are made once; writes "
-               "budgets.png/.md/.json",
-    "students_together": "train this many students at once, stacked in one batched step (equal to one by one "
-                         "within float tolerance; more memory); 0: 8 on a GPU, 1 on a CPU, where it measured no faster "
-                         "(default: %(default)s)",
-    "target_psnr": "validation PSNR-Y of the steps-to-target table (default: the random row's final mean, else random-images')",
-    "device": "auto, cpu, cuda, cuda:1, ... (default: %(default)s)",
-}
+# the comparison's flags, from CompareConfig's fields (type from the field; default from the preset)
+OPTIONS = {"comparison (defaults: the cpu preset; the tiny and paper presets' values where they differ)": [
+    Flag("sets", "training sets to make, each a row (default: %(default)s)"),
+    Flag("seeds", "seeds of every set's student (and of the set itself) (default: %(default)s)"),
+    Flag("task", "sr (bicubic ×--scale) or a same-size task for the image-level sets (default: %(default)s)"),
+    Flag("scale", "SR factor (default: %(default)s)"),
+    Flag("ratio", "share of each image's patches every set keeps (default: %(default)s)"),
+    Flag("budgets", "a data-efficiency sweep instead of one --ratio: shares of the training split's LR pixels every "
+                    "set keeps (e.g. 0.0005 0.002 0.0067 0.02 0.1); whole, bicubic and the teacher are made once; "
+                    "writes budgets.png/.md/.json (default: %(default)s)"),
+    Flag("lr_patch", "LR patch side in pixels; HR = × scale (default: %(default)s)"),
+    Flag("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
+    Flag("val_images", "last images of --data (by name) held out as the validation split (default: %(default)s)"),
+    Flag("max_images", "use at most this many of the other images for training (default: %(default)s)",
+         type=at_least_one),
+    Flag("model", "the student network (default: %(default)s)"),
+    Flag("steps", "the student's optimizer steps, the same for every set (default: %(default)s)"),
+    Flag("batch_size", "the student's batch (default: %(default)s)"),
+    Flag("lr", "the student's peak AdamW learning rate, cosine to 1e-6 (default: %(default)s)"),
+    Flag("eval_every", "score the validation split every this many steps: the learning curves (default: %(default)s)"),
+    Flag("teacher_model", "the teacher / feature network (default: %(default)s)"),
+    Flag("teacher_steps", "its training steps on every training patch (default: %(default)s)"),
+    Flag("idc", "IDC settings as KEY=VALUE (IDCConfig fields), over the preset's (default: %(default)s)",
+         key_values=True),
+    Flag("idc_tune", "more IDC settings as KEY=VALUE: a variant row idc[KEY=VALUE,...] beside the others",
+         key_values=True),
+    Flag("tripled", "TripleD settings as KEY=VALUE (TripleDConfig fields; a step's as latent.steps=50, "
+                    "finetune.steps=50), over the preset's (default: %(default)s)", key_values=True),
+    Flag("students_together", "train this many students at once, stacked in one batched step (equal to one by one "
+                              "within float tolerance; more memory); 0: 8 on a GPU, 1 on a CPU, where it measured no "
+                              "faster (default: %(default)s)"),
+    Flag("target_psnr", "validation PSNR-Y of the steps-to-target table (default: the best of the random row's "
+                        "mean curve, else random-images')"),
+    Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)"),
+]}
+KEY_VALUE_FIELDS = ("idc", "idc_tune", "tripled")
 
 
 # the settings a comparison fixes for every method (its own flags), so not settable per method
@@ -110,12 +115,9 @@ def _key_values(items: list[str] | None, flag: str, method: str) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dataclasses import fields
-
     from ..compare.config import PRESETS, SETS, TASKS, CompareConfig, preset
     from ..models import MODEL_NAMES
 
-    defaults = CompareConfig()
     p.add_argument("--data", help="training image folder (default: the embedded sample photos)")
     p.add_argument("--test", nargs="+", default=[], metavar="DIR", help="test folders scored once per row (Set5/ Set14/)")
     p.add_argument("--out", default="runs/compare", help="output folder (default: %(default)s)")
@@ -124,26 +126,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="make and train nothing: write the tables, curves and report of the rows finished so far")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bars")
+
+    def shown(path: str, value) -> str:
+        """The cpu preset's value (the dataclass default), then the other presets' where they differ."""
+        others = {name: preset(name).get(path, value) for name in PRESETS if name != "cpu"}
+        differ = ", ".join(f"{name}: {_shown(v)}" for name, v in others.items() if v != value)
+        return _shown(value) + (f"; {differ}" if differ else "")
+
     choices = {"sets": SETS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES), "scale": (2, 3, 4, 8),
                "task": TASKS}
-    g = p.add_argument_group("comparison (defaults: the cpu preset)")
-    for f in fields(CompareConfig):
-        if f.name not in HELPS:
-            continue
-        value = getattr(defaults, f.name)
-        # the other presets' values where they differ from the cpu preset's (the dataclass defaults)
-        others = {name: preset(name).get(f.name, value) for name in PRESETS if name != "cpu"}
-        differ = ", ".join(f"{name}: {_shown(v)}" for name, v in others.items() if v != value)
-        kw: dict = {"dest": f.name, "default": None,
-                    "help": HELPS[f.name].replace("%(default)s", _shown(value) + (f"; {differ}" if differ else "")),
-                    "choices": choices.get(f.name)}
-        if isinstance(value, list):
-            kw.update(nargs="+", type={"seeds": int, "budgets": float}.get(f.name, str))
-        elif isinstance(value, dict):
-            kw.update(nargs="+", metavar="KEY=VALUE")
-        else:
-            kw["type"] = {"max_images": at_least_one, "target_psnr": float}.get(f.name, type(value) if value is not None else str)
-        g.add_argument("--" + f.name.replace("_", "-"), **kw)
+    add_config_flags(p, CompareConfig(), OPTIONS, choices, shown=shown)
 
 
 def _shown(value) -> str:
@@ -152,24 +144,22 @@ def _shown(value) -> str:
     if isinstance(value, dict):
         return " ".join(f"{k}={v}" for k, v in value.items()) or "none"
     if isinstance(value, list):
-        return " ".join(map(str, value))
+        return " ".join(map(str, value)) or "none"
     return str(value)
 
 
 def config_from_args(args: argparse.Namespace):
-    """The ``CompareConfig``: the preset's values, then every flag given."""
-    from dataclasses import fields
-
+    """The ``CompareConfig``: the preset's values, then every flag given (a method's settings given
+    as ``KEY=VALUE`` over the preset's)."""
     from ..compare.config import CompareConfig, preset
 
     values = preset(args.preset)
-    for f in fields(CompareConfig):
-        given = getattr(args, f.name, None)
-        if f.name in ("idc", "idc_tune", "tripled"):
-            base = values.get(f.name, getattr(CompareConfig(), f.name)) if f.name != "idc_tune" else {}
-            values[f.name] = {**base, **_key_values(given, "--" + f.name.replace("_", "-"), f.name.split("_")[0])}
-        elif given is not None and f.name in HELPS:
-            values[f.name] = given
+    for path, given in config_fields(args, OPTIONS).items():
+        if path in KEY_VALUE_FIELDS:
+            base = values.get(path, getattr(CompareConfig(), path)) if path != "idc_tune" else {}
+            values[path] = {**base, **_key_values(given, "--" + path.replace("_", "-"), path.split("_")[0])}
+        elif given is not None:
+            values[path] = given
     return CompareConfig(**values, progress=args.progress)
 
 

@@ -31,7 +31,7 @@ def settings_line(config: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..idc.demo import DEMO_CONFIG, demo
+    from ..idc.demo_run import DEMO_CONFIG, demo
 
     print(settings_line(DEMO_CONFIG))
     demo(args.out, args.max_images, args.overwrite)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import UnionType
 from typing import Any
@@ -85,12 +85,17 @@ class Flag:
     """The command-line flag of one config field. ``path``: the field, a nested config's as
     ``latent.steps``; ``help``: its text (``%(default)s`` is the field's default); ``name``: the flag
     when it is not the field's own name (``cnn-steps``; ``no-latent`` for a True-by-default field);
-    ``metavar``: how the help shows its value(s)."""
+    ``metavar``: how the help shows its value(s); ``type``: the argparse type when the field's own
+    does not say enough (``at_least_one`` for a count); ``key_values``: a ``dict`` field given as
+    ``KEY=VALUE`` words, whose keys name another config's fields (the command parses them), instead
+    of a JSON object."""
 
     path: str
     help: str
     name: str | None = None
     metavar: str | None = None
+    type: Callable[[str], Any] | None = None
+    key_values: bool = False
 
     @property
     def flag(self) -> str:
@@ -133,33 +138,47 @@ def json_object(text: str) -> dict:
 
 
 def add_config_flags(p: argparse.ArgumentParser, defaults: Any, groups: dict[str, list[Flag]],
-                     choices: dict[str, Sequence] | None = None) -> None:
+                     choices: dict[str, Sequence] | None = None,
+                     shown: Callable[[str, Any], str] | None = None) -> None:
     """Add one flag per ``Flag`` of ``groups`` (argument-group title → flags), its type and default
     read from the field of dataclass ``defaults``: a bool becomes ``--name`` (False by default) or
-    ``--no-name`` (True), a ``dict`` a JSON object, a ``list`` one or more values. The parsed value
-    lands in ``args.<Flag.dest>``; ``choices``: per path."""
+    ``--no-name`` (True), a ``dict`` a JSON object (or ``KEY=VALUE`` words), a ``list`` one or more
+    values. The parsed value lands in ``args.<Flag.dest>``; ``choices``: per path.
+    ``shown(path, default)``: for a command whose defaults depend on another flag (``compare``'s
+    ``--preset``): every flag then parses to ``None`` unless given, and its help's ``%(default)s``
+    reads ``shown``'s text instead."""
     for title, flags in groups.items():
         g = p.add_argument_group(title)
         for f in flags:
             value, kind = path_value(defaults, f.path), _field_type(defaults, f.path)
+            if shown is not None and kind is not bool:
+                kw = {**_flag_kind(f, kind, value), "default": None}
+                g.add_argument("--" + f.flag, dest=f.dest, help=f.help.replace("%(default)s", shown(f.path, value)),
+                               choices=(choices or {}).get(f.path), **kw)
+                continue
             if kind is bool:
                 if value != f.flag.startswith("no-"):
                     raise ValueError(f"{f.path} defaults to {value}: its flag is --{'no-' * value}<name>")
                 g.add_argument("--" + f.flag, dest=f.dest, default=value, help=f.help,
                                action="store_false" if value else "store_true")
                 continue
-            kw: dict[str, Any] = {"dest": f.dest, "default": value, "help": f.help, "choices": (choices or {}).get(f.path)}
-            origin = typing.get_origin(kind) or kind
-            if origin is dict:
-                kw.update(type=json_object, default=dict(value))
-            elif origin is list:
-                (item,) = typing.get_args(kind)
-                kw.update(nargs="+", type=item, default=list(value))
-            elif kind in (int, float, str):
-                kw["type"] = kind
-            else:
-                raise TypeError(f"no flag type for {f.path} ({kind})")
-            g.add_argument("--" + f.flag, metavar=f.metavar, **kw)
+            g.add_argument("--" + f.flag, dest=f.dest, help=f.help, choices=(choices or {}).get(f.path),
+                           **_flag_kind(f, kind, value))
+
+
+def _flag_kind(f: Flag, kind: Any, value: Any) -> dict[str, Any]:
+    """argparse's type, nargs, default and metavar of a non-bool field of type ``kind`` and default ``value``."""
+    origin = typing.get_origin(kind) or kind
+    if origin is dict:
+        if f.key_values:
+            return {"nargs": "+", "type": str, "default": [], "metavar": f.metavar or "KEY=VALUE"}
+        return {"type": json_object, "default": dict(value), "metavar": f.metavar}
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        return {"nargs": "+", "type": f.type or item, "default": list(value), "metavar": f.metavar}
+    if kind in (int, float, str):
+        return {"type": f.type or kind, "default": value, "metavar": f.metavar}
+    raise TypeError(f"no flag type for {f.path} ({kind})")
 
 
 def config_fields(args: argparse.Namespace, groups: dict[str, list[Flag]]) -> dict[str, Any]:
