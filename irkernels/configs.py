@@ -5,13 +5,14 @@ one way the CLI and ``compare`` set them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from .data.config import DegradationConfig
+from .methods import MethodConfig
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(MethodConfig):
     """Training settings; ``out_dir`` receives ``last.pt`` (resume), ``model.safetensors``, ``log.csv``."""
 
     out_dir: str = "runs/train"
@@ -35,6 +36,11 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     device: str = "auto"
+
+    # what does not change what a resumed run computes (steps: a run may be extended), so a checkpoint
+    # written with other values resumes
+    EXECUTION: ClassVar[tuple[str, ...]] = ("out_dir", "steps", "ckpt_every", "log_every", "resume", "tensorboard",
+                                            "progress", "device")
 
     def __post_init__(self) -> None:
         if self.loss not in ("l1", "l2"):

@@ -35,9 +35,11 @@ from typing import Any, ClassVar
 
 
 class MethodConfig:
-    """Base of a method's config dataclass: ``settings()`` = the fields (nested dataclasses as dicts)
-    without the execution knobs named in ``EXECUTION`` (device, progress bars, caches, batch sizes
-    that change nothing but speed), dropped at every nesting level."""
+    """Base of every config dataclass whose settings guard what it made (a method's run folder,
+    ``train``'s checkpoint, a pre-trained network's cache key, a comparison): ``settings()`` = the
+    fields (nested dataclasses as dicts) without the execution knobs named in ``EXECUTION`` (device,
+    progress bars, caches, batch sizes that change nothing but speed), dropped at every nesting
+    level. The one way the package says which settings are execution-only."""
 
     EXECUTION: ClassVar[tuple[str, ...]] = ()
 

@@ -14,12 +14,14 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from .data.images import PairSet, quantize
+from .methods import MethodConfig
 from .metrics import psnr
 from .models import build_model, load_checkpoint, model_scale
 from .outputs import atomic_write_json
@@ -30,8 +32,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
-    """What defines a pre-trained network (all part of its cache key except ``device``/``progress``)."""
+class PretrainConfig(MethodConfig):
+    """What defines a pre-trained network: its ``settings()`` (every field but the execution ones)
+    and its data's fingerprint make its cache key."""
+
+    EXECUTION: ClassVar[tuple[str, ...]] = ("device", "progress", "steps_flag")
 
     model: str = "edsr-baseline"
     scale: int = 4
@@ -41,11 +46,6 @@ class PretrainConfig:
     device: str = "auto"
     progress: bool = True
     steps_flag: str = "--pretrain-steps"  # the calling command's flag for steps, named by its cost warning
-
-    def key_fields(self) -> dict:
-        fields = asdict(self)
-        fields.pop("device"), fields.pop("progress"), fields.pop("steps_flag")
-        return fields
 
 
 def default_cache_dir() -> str:
@@ -101,7 +101,7 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
     ``val``: held-out pairs (not part of the key); their ``patch_psnr`` goes into ``info["val"]``
     (cached beside the network with the pairs' fingerprint, recomputed for other pairs).
     """
-    key_fields = {**cfg.key_fields(), "data": pairs.fingerprint()}
+    key_fields = {**cfg.settings(), "data": pairs.fingerprint()}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
     folder = os.path.join(cache_dir or default_cache_dir(), f"{cfg.model}-x{cfg.scale}-{key}")
     path = os.path.join(folder, "model.safetensors")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import asdict
 
 from .options import (DEVICE, PROGRESS, Flag, UserError, add_config_flags, add_degradation_arguments,
                       add_renamed_flags, at_least_one, config_fields, degradation_from_args, take_renamed_flags)
@@ -106,10 +105,6 @@ def patch_size_for(hr_sides: dict[str, int], factor: int) -> int:
     return size
 
 
-# TrainConfig fields that do not change what a resumed run computes (steps: a run may be extended)
-EXECUTION_FIELDS = ("out_dir", "steps", "ckpt_every", "log_every", "resume", "tensorboard", "progress", "device")
-
-
 def check_resumable(cfg, model) -> None:
     """``UserError`` when ``cfg.out_dir/last.pt`` (which ``train`` would resume) was written with
     other training settings or another network, instead of a state-dict error deep in the resume."""
@@ -120,8 +115,7 @@ def check_resumable(cfg, model) -> None:
         return
     state = torch.load(path, map_location="cpu", weights_only=True)
     saved = state.get("config", {})
-    diff = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in asdict(cfg).items()
-            if k not in EXECUTION_FIELDS and saved.get(k) != v]
+    diff = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in cfg.settings().items() if saved.get(k) != v]
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if {k: tuple(v.shape) for k, v in state["model"].items()} != shapes:
         diff.insert(0, f"the network ({type(model).__name__} with other layers or sizes)")
