@@ -89,25 +89,33 @@ def test_outputs_come_from_trained_rows(uninterrupted):
     assert "students_beat_bicubic" in summary["checks"] and "whole_beats_random" in summary["checks"]
 
 
-def test_resumed_run_equals_uninterrupted(folder, uninterrupted, tmp_path, monkeypatch):
-    """Interrupted inside a student's training (after its first validation point) and resumed: every
-    row, curve and score equals the uninterrupted run's."""
+def run_interrupted_at_score(monkeypatch, nth: int, *args, **kwargs) -> None:
+    """``compare.pipeline.run(*args, **kwargs)`` stopped by Ctrl-C at its ``nth`` validation scoring."""
     import irkernels.compare.pipeline as pipeline
 
     calls = {"n": 0}
     real = pipeline.score_network
 
-    def interrupt_on_the_6th(*args, **kwargs):
+    def interrupt(*a, **kw):
         calls["n"] += 1
-        if calls["n"] == 6:  # bicubic, teacher, whole-seed0 (steps 3, 6), whole-seed1 at step 3, then here (step 6)
+        if calls["n"] == nth:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "score_network", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(*args, **kwargs)
+    monkeypatch.setattr(pipeline, "score_network", real)
+
+
+def test_resumed_run_equals_uninterrupted(folder, uninterrupted, tmp_path, monkeypatch):
+    """Interrupted inside a student's training (after its first validation point) and resumed: every
+    row, curve and score equals the uninterrupted run's."""
+    import irkernels.compare.pipeline as pipeline
 
     out = str(tmp_path / "b")
-    monkeypatch.setattr(pipeline, "score_network", interrupt_on_the_6th)
-    with pytest.raises(KeyboardInterrupt):
-        pipeline.run(tiny(), out, data=folder)
-    monkeypatch.setattr(pipeline, "score_network", real)
+    # the 6th scoring: bicubic, teacher, whole-seed0 (steps 3, 6), whole-seed1 at step 3, then its step 6
+    run_interrupted_at_score(monkeypatch, 6, tiny(), out, data=folder)
     assert sorted(os.listdir(os.path.join(out, "rows"))) == ["bicubic.json", "teacher.json", "whole-seed0.json"]
     assert os.path.exists(os.path.join(out, "train", "whole-seed1", "last.pt"))  # resumed, not restarted
     result = pipeline.run(tiny(), out, data=folder)

@@ -118,21 +118,12 @@ def test_a_partly_done_sweep_resumes(sweep, tmp_path, monkeypatch):
     and a second budget list adds only the new budget's rows."""
     import irkernels.compare.pipeline as pipeline
 
+    from test_compare import run_interrupted_at_score
+
     _, ref, data = sweep
-    calls = {"n": 0}
-    real = pipeline.score_network
-
-    def interrupt(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 6:  # bicubic, teacher, whole (3, 6), random-n2 at step 3, then here (its step 6)
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
     out = str(tmp_path / "s")
-    monkeypatch.setattr(pipeline, "score_network", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        pipeline.run(_tiny(), out, data=data)
-    monkeypatch.setattr(pipeline, "score_network", real)
+    # the 6th scoring: bicubic, teacher, whole (3, 6), random-n2 at step 3, then its step 6
+    run_interrupted_at_score(monkeypatch, 6, _tiny(), out, data=data)
     assert os.path.exists(os.path.join(out, "train", "random-n2-seed0", "last.pt"))
     # the rows finished so far, reported without making or training anything
     report = pipeline.run(_tiny(), out, data=data, report_only=True)
