@@ -272,6 +272,19 @@ def test_checks_say_when_a_budget_cannot_tell():
     assert "the data does not matter at this budget" in verdict_lines({"checks": c})[-1]
 
 
+def test_a_student_that_over_fits_below_the_floor_is_told_so():
+    """A short student whose curve peaked well above its end over-fitted its pairs: the verdict says
+    so (fewer steps or a larger budget), not "raise --steps"."""
+    falling = [{"step": 1000, "psnr_y": 28.9}, {"step": 8000, "psnr_y": 27.0}]
+    rising = [{"step": 1000, "psnr_y": 29.0}, {"step": 8000, "psnr_y": 30.1}]
+    rows = [_row("bicubic", None, 28.5), _row("random", 0, 27.0, falling), _row("random", 1, 27.0, falling),
+            _row("whole", 0, 30.1, rising), _row("whole", 1, 30.1, rising)]
+    c = summarise(rows, None)["checks"]
+    assert c["students_beat_bicubic"]["overfit"] == ["random"]
+    last = verdict_lines({"checks": c})[-1]
+    assert "random peaked early and fell back" in last and "raise --steps" not in last
+
+
 def test_tables_keep_the_order_the_user_gave():
     rows = [_row("bicubic", None, 30.0)]
     for name in ("whole", "random", "idc"):

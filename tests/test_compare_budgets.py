@@ -109,7 +109,7 @@ def test_refusals_are_said_and_the_outputs_written(sweep):
     assert "| idc |" in md and "below half an image" in md and "IDC's condensation" in md
     steps = {(g["row"], g["control"]) for b in bs["budgets"] for g in b["own_steps"]}
     assert ("idc", "random+teacher") in steps and ("tripled-selection", "random-images") in steps
-    assert any("not made: random-images" in line for line in result.verdict)
+    assert result.verdict == [] and result.text().count("not made: random-images") == 1  # said once, in the table
     assert "budgets.md" not in result.text() and "| idc |" in result.text()
 
 
