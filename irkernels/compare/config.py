@@ -82,7 +82,8 @@ class CompareConfig(MethodConfig):
     sit side by side in one folder. ``tripled``: ``TripleDConfig`` fields other than its defaults
     (a step's as ``latent.steps``; its ``p`` is ``ratio``, its feature network the teacher, its task
     ``sr<scale>`` or ``task``). ``target_psnr``: the validation PSNR-Y whose first crossing the
-    steps-to-target table reports (default: the ``random`` row's final mean, else ``random-images``').
+    steps-to-target table reports (default: the best point of the ``random`` row's mean curve, else
+    ``random-images``').
     ``budgets``: a data-efficiency sweep instead of one ``ratio``: each a share of the training
     split's LR pixels (on the patch grid) that every set keeps (:mod:`.budgets` says how each set
     makes it); the rows that do not depend on it (whole, the floor, the teacher) are made once.
