@@ -32,13 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
     p.add_argument("--name", default="budgets_quality", help="results stem (default: %(default)s)")
     args, rest = p.parse_known_args(argv)
-    rest = compare_argv(rest, __doc__)
+    rest = compare_argv(rest, __doc__, {"--budgets": BUDGETS, "--sets": SETS})
     if rest is None:
         return
-    if "--budgets" not in rest:
-        rest = [*rest, "--budgets", *BUDGETS]
-    if "--sets" not in rest:
-        rest = [*rest, "--sets", *SETS]
     print("wrote", *compare_results(rest, args.name, "The data-efficiency curve: every set at each budget",
                                     "benchmarks/bench_budgets.py"))
 

@@ -32,11 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", nargs="+", default=["sr", "denoise25"], help="compare --task values (default: sr denoise25)")
     p.add_argument("--out", default="runs/tripled-quality", help="folder stem: one comparison per task, <out>-<task>")
     args, rest = p.parse_known_args(argv)
-    rest = compare_argv(rest, __doc__)
+    rest = compare_argv(rest, __doc__, {"--sets": SETS})
     if rest is None:
         return
-    if "--sets" not in rest:
-        rest = [*rest, "--sets", *SETS]
     for task in args.tasks:
         print("wrote", *compare_results([*rest, "--task", task, "--out", f"{args.out}-{task}"],
                                         f"tripled_quality_{task}",

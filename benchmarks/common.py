@@ -205,10 +205,14 @@ def compare_results(argv: list[str], name: str, title: str, script: str) -> tupl
     return write_results(name, rows, result.table, notes)
 
 
-def compare_argv(rest: list[str], doc: str) -> list[str] | None:
+def compare_argv(rest: list[str], doc: str, defaults: dict[str, list[str]] | None = None) -> list[str] | None:
     """A quality bench's ``compare`` arguments: ``None`` after printing ``doc`` for ``-h``; on a GPU
-    without ``--preset``, the paper preset first (the GPU session's stage)."""
+    without ``--preset``, the paper preset first (the GPU session's stage); ``defaults``: the bench's
+    own values of flags not given (``{"--sets": [...]}``)."""
     if "-h" in rest or "--help" in rest:
         print(doc)
         return None
+    for flag, values in (defaults or {}).items():
+        if flag not in rest:
+            rest = [*rest, flag, *values]
     return ["--preset", "paper", *rest] if "--preset" not in rest and torch.cuda.is_available() else rest

@@ -111,6 +111,16 @@ def _tensorboard(cfg: TrainConfig):
     return SummaryWriter(os.path.join(cfg.out_dir, "tb"))
 
 
+def network_inputs(lq: torch.Tensor, hq: torch.Tensor, flips: torch.Tensor | None,
+                   memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of uint8 pairs as the network takes them: float inputs in ``memory_format`` and float
+    targets, both augmented by ``flips`` when given."""
+    x, y = to_float(lq), to_float(hq)
+    if flips is not None:
+        x, y = augment(x, y, flips)
+    return x.contiguous(memory_format=memory_format), y
+
+
 def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, flips: torch.Tensor | None,
                          accum_steps: int, loss_fn: Callable, autocast: Callable = nullcontext,
                          memory_format: torch.memory_format = torch.contiguous_format,
@@ -126,13 +136,11 @@ def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, fli
     total = torch.zeros((), device=lq.device)
     for k in range(accum_steps):
         sl = slice(k * micro, (k + 1) * micro)
-        x, y = to_float(lq[sl]), to_float(hq[sl])
-        if flips is not None:
-            x, y = augment(x, y, flips[sl])
+        x, y = network_inputs(lq[sl], hq[sl], None if flips is None else flips[sl], memory_format)
         sync = net.no_sync() if distributed and k < accum_steps - 1 else nullcontext()
         with sync:
             with autocast():
-                out = net(x.contiguous(memory_format=memory_format))
+                out = net(x)
             loss = loss_fn(out.float(), y) / accum_steps
             loss.backward()
         total += loss.detach()
@@ -222,23 +230,18 @@ def train_together(models: Sequence[nn.Module], datas: Sequence[PairSet], cfgs: 
     device = resolve_device(cfgs[0].device)
     runs = [_Run(m, d, c, device, None, f, steps_flag) for m, d, c, f in zip(models, datas, cfgs, on_steps)]
     template = copy.deepcopy(runs[0].model).to("meta")  # the architecture; the weights come from the stack
+    first = runs[0]  # autocast and loss are shared (checked above)
 
-    def loss_of(params, buffers, x, y, run):
-        with run.autocast():
+    def loss_of(params, buffers, x, y):
+        with first.autocast():
             out = functional_call(template, (params, buffers), (x,))
-        return run.loss_fn(out.float(), y)
+        return first.loss_fn(out.float(), y)
 
     with stop_at_step_boundary() as stop:
         while active := [r for r in runs if r.step < r.cfg.steps]:
-            inputs = []
-            for r in active:
-                lq, hq, flips = r.batch(r.step)
-                x, y = to_float(lq), to_float(hq)
-                if flips is not None:
-                    x, y = augment(x, y, flips)
-                inputs.append((x.contiguous(memory_format=r.memory_format), y))
+            inputs = [network_inputs(*r.batch(r.step), r.memory_format) for r in active]
             params, buffers = stack_module_state([r.model for r in active])
-            grads, losses = vmap(grad_and_value(lambda p, b, x, y: loss_of(p, b, x, y, active[0])))(
+            grads, losses = vmap(grad_and_value(loss_of))(
                 params, buffers, torch.stack([x for x, _ in inputs]), torch.stack([y for _, y in inputs]))
             losses = losses.tolist()  # one host sync per step for all the networks, as train() has for one
             for k, r in enumerate(active):

@@ -188,8 +188,8 @@ def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], 
     random pick's LR patches with the teacher; ``random-images`` keeps every patch of
     :func:`random_images`; ``idc`` and the TripleD sets run their method into the run folder
     ``folder`` (resumable) with the teacher as feature network, and read its pairs back as stored;
-    the global sets pick ``count`` patches over the whole split (:func:`global_selection`) and
-    relabel them with the teacher."""
+    the global sets pick ``count`` patches (a budget's; by default as many as ``random`` keeps) over
+    the whole split (:func:`global_selection`) and relabel them with the teacher."""
     if kind == "whole":
         return pairs_of(instances)
     if kind == "random-images":
@@ -198,12 +198,11 @@ def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], 
         run_tripled(tripled_config(cfg, kind, seed), folder, images=list(images), feature_net=(teacher, teacher_info))
         return stored_pairs(folder, cfg)
     device = resolve_device(cfg.device)
+    icfg = idc_config(cfg, "random+teacher" if kind in GLOBAL_SETS else kind, seed)
     if kind in GLOBAL_SETS:
-        picks = global_selection(kind, instances, count, teacher, device)
-        data = pairs_of(instances, picks)
-        return PairSet(data.lq, relabel(teacher, data.lq, idc_config(cfg, "random+teacher", seed), device),
-                       data.sources)
-    icfg = idc_config(cfg, kind, seed)
+        count = count or sum(icfg.num_synthetic(len(i)) for i in instances)
+        data = pairs_of(instances, global_selection(kind, instances, count, teacher, device))
+        return PairSet(data.lq, relabel(teacher, data.lq, icfg, device), data.sources)
     if kind == "idc":
         nets = Networks(teacher, teacher, {"feature_extractor": teacher_info, "teacher": teacher_info})
         run_idc(icfg, folder, images=list(images), networks=nets)
@@ -245,7 +244,7 @@ class _Student:
     are redone), scored by ``on_step`` every ``eval_every`` steps."""
 
     def __init__(self, cfg: CompareConfig, seed: int, val: ScoredSets, folder: str) -> None:
-        self.cfg, self.val, self.folder = cfg, val, folder
+        self.cfg, self.val, self.folder, self.device = cfg, val, folder, resolve_device(cfg.device)
         torch.manual_seed(seed)
         self.net = build_model(cfg.model, cfg.factor)
         self.train_cfg = TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
@@ -260,8 +259,7 @@ class _Student:
         if done % self.cfg.eval_every == 0 or done == self.cfg.steps:
             model.eval()  # the last point has every metric: it is the row's validation score
             metrics = METRICS if done == self.cfg.steps else CURVE_METRICS
-            device = resolve_device(self.cfg.device)
-            self.curve.append({"step": done, **score_network(model, self.val, self.cfg.crop_border, device,
+            self.curve.append({"step": done, **score_network(model, self.val, self.cfg.crop_border, self.device,
                                                              metrics)["val"]})
             atomic_write_json(self.curve_path, self.curve)
 
@@ -379,13 +377,13 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
 
     # the teacher is a row (and trained) only when a set needs it
     references = [cfg.baseline] + (["teacher"] if set(cfg.sets) & set(TEACHER_SETS) else [])
-    budgets = make_budgets(cfg.budgets, sum(len(i) for i in instances), len(instances)) if cfg.budgets else []
+    total_pairs = sum(len(i) for i in instances)  # the training split's patches: what budgets are shares of
+    budgets = make_budgets(cfg.budgets, total_pairs, len(instances)) if cfg.budgets else []
     refused = [line for b in budgets for s in cfg.sets if (line := b.refusal(s))]
     for line in refused:
         log.warning("compare: %s", line)
     plan = [(r, None, None) for r in references] + plan_rows(cfg, budgets)
     done = skipped = 0
-    total_pairs = sum(len(i) for i in instances)
 
     def finish(kind: str, name: str, row: dict, net: Callable | None, changed: bool) -> None:
         """Score the test folders the row lacks, and write it when anything changed."""
@@ -458,10 +456,8 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
             t = time.perf_counter()
             tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
             bcfg, bimages, binstances = budget_view(cfg, budget, kind, seed, train_images, instances)
-            count = budget.pairs if budget else sum(idc_config(cfg, "random", seed).num_synthetic(len(i))
-                                                    for i in instances)  # as many as random keeps
             pairs = make_set(kind, bcfg, seed, bimages, binstances, tnet, tinfo, os.path.join(out, "sets", name),
-                             count)
+                             budget.pairs if budget else None)
             row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
             row["share"] = len(pairs) / total_pairs  # of the training split's patches
             if kind == "idc":

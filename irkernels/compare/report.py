@@ -9,6 +9,7 @@ student beats bicubic on the validation split by ``MIN_GAIN_DB`` PSNR-Y, and ``w
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import statistics
@@ -367,10 +368,11 @@ def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | Non
             lines.setdefault(e["row"], []).append({"budget": b.pairs, "share": statistics.fmean(shares),
                                                    "pairs": e["pairs"], "seeds": len(e["seeds"]),
                                                    "psnr_y": e["scores"]["val"]["psnr_y"]})
-    flat = summarise(once, None, sets, tests)["rows"]
+    made_once = {r["row"] for r in once}  # the same in every budget's summary: read from the first
     return {"total": budgets[0].total if budgets else None, "budgets": per, "curves": lines, "refused": list(refused),
             "once": {e["row"]: {"seeds": len(e["seeds"]), "psnr_y": e["scores"]["val"]["psnr_y"]}
-                     for e in flat if "val" in e["scores"]}}
+                     for e in (per[0]["summary"]["rows"] if per else []) if e["row"] in made_once
+                     and "val" in e["scores"]}}
 
 
 def budget_figure(bs: dict, title: str):
@@ -430,17 +432,9 @@ def budget_markdown(bs: dict) -> str:
                      + " |")
     lines += ["", "Does each method's own step pay? Gap to its control in dB PSNR-Y against twice the larger seed "
               "spread (pays: above it; loses: below minus it; else within the spread):", "",
-              "| budget | step | row − control | gap | 2 × spread | verdict |", "|---|---|---|---|---|---|"]
-    for b in bs["budgets"]:
-        for g in b["own_steps"]:
-            lines.append(f"| {b['pairs']} | {g['step']} | {g['row']} − {g['control']} | {g['gap_db']:+.3f} | "
-                         f"{g['twice_spread_db']:.3f} | {_verdict(g)} |")
-    lines += ["", "Every set against the cheapest controls (relabelled random patches, random whole images):", "",
-              "| budget | row − control | gap | 2 × spread | verdict |", "|---|---|---|---|---|"]
-    for b in bs["budgets"]:
-        for g in b["versus_controls"]:
-            lines.append(f"| {b['pairs']} | {g['row']} − {g['control']} | {g['gap_db']:+.3f} | "
-                         f"{g['twice_spread_db']:.3f} | {_verdict(g)} |")
+              *_gap_table(bs, "own_steps", "step"),
+              "", "Every set against the cheapest controls (relabelled random patches, random whole images):", "",
+              *_gap_table(bs, "versus_controls")]
     lines += ["", "Checks per budget (can it tell the sets apart?):", ""]
     for b in bs["budgets"]:
         said = [line for line in verdict_lines(b["summary"]) if not line.startswith("warning:")]  # rows below: above
@@ -448,6 +442,19 @@ def budget_markdown(bs: dict) -> str:
         lines += [f"- {b['pairs']} patches: " + ("; ".join(said) if made else "no rows yet")]
     lines += [f"- not made: {line}" for line in bs["refused"]]
     return "\n".join(lines) + "\n"
+
+
+def _gap_table(bs: dict, key: str, label: str | None = None) -> list[str]:
+    """The markdown rows of every budget's :func:`gap` records under ``key``, with the column
+    ``label`` of each record first when given."""
+    head = ["budget", *([label] if label else []), "row − control", "gap", "2 × spread", "verdict"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for b in bs["budgets"]:
+        for g in b[key]:
+            cells = [str(b["pairs"]), *([g[label]] if label else []), f"{g['row']} − {g['control']}",
+                     f"{g['gap_db']:+.3f}", f"{g['twice_spread_db']:.3f}", _verdict(g)]
+            out.append("| " + " | ".join(cells) + " |")
+    return out
 
 
 def _verdict(g: dict) -> str:
@@ -481,8 +488,6 @@ def write_budget_outputs(cfg: CompareConfig, out: str, rows_dir: str, tests: lis
     curve_path, html_curve = _save_png(budget_figure(bs, title), os.path.join(out, "budgets.png"))
     json_path = atomic_write_json(os.path.join(out, "budgets.json"), {
         "settings": cfg.to_dict(), "versions": versions(), "tests": tests, "summary": bs, "rows": rows})
-    import html
-
     report = write_report(os.path.join(out, "report.html"), "irkernels compare: budgets", [
         ("What was compared", f"<p>{title}. Validation: the last {cfg.val_images} images of the training folder "
                               f"(never trained on); test sets: {', '.join(tests) or 'none given'}.</p>"),

@@ -33,15 +33,19 @@ def triton_available() -> bool:
     return triton is not None
 
 
+def _asked(requested: str | None) -> str:
+    """The backend asked for: ``requested``, with ``IRKERNELS_BACKEND`` standing in for ``"auto"``."""
+    name = requested if requested is not None else "auto"
+    return os.environ.get("IRKERNELS_BACKEND", "auto") if name == "auto" else name
+
+
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """Return ``"triton"`` or ``"torch"`` for tensors on ``device``.
 
     Raises ``ValueError`` for an unknown name and ``RuntimeError`` when Triton is asked for where
     it cannot run (no Triton, or a CPU tensor without the interpreter).
     """
-    name = requested if requested is not None else "auto"
-    if name == "auto":
-        name = os.environ.get("IRKERNELS_BACKEND", "auto")
+    name = _asked(requested)
     if name not in _CHOICES:
         raise ValueError(f"backend must be one of {_CHOICES}, got {name!r}")
     if name == "auto":
@@ -77,8 +81,7 @@ def fused_or_torch(op: str, requested: str | None, device: torch.device, unsuppo
     name = resolve_backend(requested, device)
     if name != "triton" or unsupported is None:
         return name
-    asked = requested if requested not in (None, "auto") else os.environ.get("IRKERNELS_BACKEND", "auto")
-    if asked == "triton" and (op, unsupported) not in _WARNED:
+    if _asked(requested) == "triton" and (op, unsupported) not in _WARNED:
         _WARNED.add((op, unsupported))
         warnings.warn(f"{op}: the Triton kernels do not take {unsupported}; running the torch path", stacklevel=3)
     return "torch"
