@@ -26,7 +26,7 @@ from benchmarks.common import device_peaks, markdown, measure, write_results  # 
 from benchmarks.roofline import floor_times, rlff_work  # noqa: E402
 from irkernels.ops.utils import conv_precision_from_torch  # noqa: E402
 from irkernels.ops.rlff import (  # noqa: E402
-    _rlff_fused, reference_stats, rlff, rlff_conv_reference, sample_rows, sampled_filters)
+    _rlff_samples, reference_stats, rlff, rlff_conv_reference, sample_rows, sampled_filters)
 
 # (name, N, c, h, w, k, C_out, p)
 CUDA_SHAPES = [
@@ -70,7 +70,7 @@ def bench_shape(shape, dtype, stats_mode, use_compile, fused_available):
         impls["torch.compile"] = lambda x: compiled(x, weight, p, stats)
     if fused_available:
         mean, std = stats if stats is not None else (None, None)  # the custom op itself: no input checks
-        impls["fused (kernels)"] = lambda x: _rlff_fused(x, rows, mean, std, k, p, conv_precision_from_torch())[0]
+        impls["fused (kernels)"] = lambda x: _rlff_samples(x, rows, mean, std, k, p, conv_precision_from_torch(), "triton")[0]
         impls["fused (rlff(), with input checks)"] = lambda x: rlff(
             x, kernel_size=k, out_channels=c_out, patch_size=p, rows=rows, stats=stats)
 

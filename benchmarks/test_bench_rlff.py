@@ -8,7 +8,7 @@ each once as a smoke test.
 import pytest
 import torch
 
-from irkernels.ops.rlff import _rlff_fused, reference_stats, rlff_conv_reference, sample_rows, sampled_filters
+from irkernels.ops.rlff import _rlff_samples, reference_stats, rlff_conv_reference, sample_rows, sampled_filters
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -35,7 +35,7 @@ def _impl(name, rows, stats):
     if name == "eager":
         weight = sampled_filters(rows, C, K, torch.float32)
         return lambda x: rlff_conv_reference(x, weight, P, stats)
-    return lambda x: _rlff_fused(x, rows, *stats, K, P, "fast")[0]
+    return lambda x: _rlff_samples(x, rows, *stats, K, P, "fast", "triton")[0]
 
 
 IMPLS = ["eager", pytest.param("fused", marks=pytest.mark.skipif(not CUDA, reason="fused kernels need CUDA"))]

@@ -56,13 +56,14 @@ def _rlff_case(device, stats_given: bool):
     return f, rows, stats
 
 
+@pytest.mark.parametrize("backend", ["triton", "torch"])
 @pytest.mark.parametrize("stats_given", [False, True])
-def test_rlff_compiles_fullgraph_forward_and_backward(stats_given, kernel_device):
+def test_rlff_compiles_fullgraph_forward_and_backward(stats_given, backend, kernel_device):
     f, rows, stats = _rlff_case(kernel_device, stats_given)
     weight = torch.randn(12, 16, 12, generator=torch.Generator().manual_seed(4), dtype=torch.float64).to(kernel_device)
 
     def loss(x):
-        out = rlff(x, out_channels=12, rows=rows, stats=stats, patch_size=4, backend="triton")
+        out = rlff(x, out_channels=12, rows=rows, stats=stats, patch_size=4, backend=backend)
         return (out * weight).sum()
 
     compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
@@ -76,16 +77,18 @@ def test_rlff_compiles_fullgraph_forward_and_backward(stats_given, kernel_device
     torch.testing.assert_close(grad.cpu(), grad_ref, rtol=1e-10, atol=1e-9)
 
 
-def test_rlff_fake_matches_the_kernel_output():
-    """The fake (shape-only) implementation gives the real op's shapes and dtypes, border patches
-    included."""
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_rlff_fake_matches_the_op_output(backend):
+    """The fake (shape-only) implementation gives the real op's shapes and dtypes on either path,
+    border patches included."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     f = _features((2, 3, 6, 9), seed=5, dtype=torch.float32)
     rows = sample_rows(3, 3, 7, seed=0)
-    real = torch.ops.irkernels.rlff_fused(f, rows, None, None, 3, 4, "highest")
+    real = torch.ops.irkernels.rlff_samples(f, rows, None, None, 3, 4, "highest", backend)
     with FakeTensorMode(allow_non_fake_inputs=True):
-        fake = torch.ops.irkernels.rlff_fused(torch.empty_like(f), rows.clone(), None, None, 3, 4, "highest")
+        fake = torch.ops.irkernels.rlff_samples(torch.empty_like(f), rows.clone(), None, None, 3, 4, "highest",
+                                                backend)
     assert [(t.shape, t.dtype) for t in fake] == [(t.shape, t.dtype) for t in real]
 
 

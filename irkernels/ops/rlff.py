@@ -456,18 +456,6 @@ def _stats_triton(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, m2 / (n * h * w)
 
 
-def _normalisation(f: torch.Tensor, mean: torch.Tensor | None,
-                   std: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, 1/std) as contiguous fp32 (fp64) vectors for the kernels; the batch's own when
-    ``mean``/``std`` are ``None``."""
-    acc = compute_dtype(f.dtype)
-    if mean is None:
-        mean, var = _stats_triton(f)
-        return mean.contiguous(), torch.rsqrt(var + BN_EPS).contiguous()
-    # a copy even when already contiguous in ``acc``: a custom op's output may not alias an input
-    return mean.detach().to(acc, copy=True).contiguous(), (1.0 / std.detach().to(acc)).contiguous()
-
-
 @functools.lru_cache(maxsize=16)
 def _tap_validity(h: int, w: int, kernel_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``(h·w, KK_PAD)``: 1 where tap ``(ky, kx)`` of position ``(y, x)`` lies inside the map
@@ -585,59 +573,100 @@ def rlff_conv_reference(f: torch.Tensor, weight: torch.Tensor, patch_size: int,
 # ----------------------------------------------------------------------------------------------
 # Custom ops
 # ----------------------------------------------------------------------------------------------
-# The fused path as torch.library custom ops (as flash-attention's interface registers its
-# kernels): torch.compile sees one opaque node with a shape-only fake, and autograd goes through
-# register_autograd. Statistics are constants when given, differentiated through (BatchNorm's
-# backward) when they are the batch's own (mean/std None): the forward then also returns the
-# batch (mean, 1/std) that the backward needs.
-@torch.library.custom_op("irkernels::rlff_fused", mutates_args=())
-def _rlff_fused(f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None,
-                kernel_size: int, patch_size: int, precision: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    weight = _weight_matrix(rows, f.shape[1], kernel_size, compute_dtype(f.dtype))
-    mean, inv_std = _normalisation(f, mean, std)
-    return _rlff_forward_triton(f, weight, mean, inv_std, kernel_size, patch_size, precision), mean, inv_std
+# Both paths as torch.library custom ops (as flash-attention's interface registers its kernels,
+# and as every op here does, with ``backend`` an argument): torch.compile sees one opaque node with
+# a shape-only fake, and autograd goes through register_autograd. Statistics are constants when
+# given, differentiated through (BatchNorm's backward) when they are the batch's own (mean/std
+# None): the forward then also returns the batch (mean, 1/std) that the backward needs.
+def _rlff_backward_torch(grad_out: torch.Tensor, f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor,
+                         inv_std: torch.Tensor, batch_stats: bool, kernel_size: int, patch_size: int) -> torch.Tensor:
+    """The gradient of :func:`rlff_reference` written out (what the Triton backward computes):
+    the unfold's adjoint, the convolution's input gradient, then BatchNorm's backward for batch
+    statistics (``g - mean(g) - x̂·mean(g·x̂)``, times 1/std)."""
+    n, c, h, w = f.shape
+    p, acc = patch_size, compute_dtype(f.dtype)
+    c_out = rows.shape[0]
+    hp, wp = cdiv(h, p), cdiv(w, p)
+    g = grad_out.to(acc).reshape(n, hp, wp, p, p, c_out).permute(0, 5, 1, 3, 2, 4)
+    g = g.reshape(n, c_out, hp * p, wp * p)[:, :, :h, :w]
+    weight = sampled_filters(rows, c, kernel_size, acc)
+    g_hat = torch.nn.grad.conv2d_input((n, c, h, w), weight, g, padding=kernel_size // 2)
+    scale = inv_std[:, None, None]
+    if batch_stats:
+        x_hat = (f.to(acc) - mean[:, None, None]) * scale
+        g_hat = g_hat - g_hat.mean((0, 2, 3))[:, None, None] - x_hat * (g_hat * x_hat).mean((0, 2, 3))[:, None, None]
+    return (g_hat * scale).to(f.dtype)
 
 
-@_rlff_fused.register_fake
-def _rlff_fused_fake(f, rows, mean, std, kernel_size, patch_size, precision):
+def _normalisation(f: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None,
+                   backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, 1/std) as contiguous fp32 (fp64) vectors; the batch's own when ``mean``/``std`` are
+    ``None``."""
+    acc = compute_dtype(f.dtype)
+    if mean is None:
+        mean, var = _stats_triton(f) if backend == "triton" else _stats_torch(f)
+        return mean.contiguous(), torch.rsqrt(var + BN_EPS).contiguous()
+    # a copy even when already contiguous in ``acc``: a custom op's output may not alias an input
+    return mean.detach().to(acc, copy=True).contiguous(), (1.0 / std.detach().to(acc)).contiguous()
+
+
+@torch.library.custom_op("irkernels::rlff_samples", mutates_args=())
+def _rlff_samples(f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None,
+                  kernel_size: int, patch_size: int, precision: str,
+                  backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    given = None if mean is None else (mean, std)
+    mean, inv_std = _normalisation(f, mean, std, backend)
+    if backend == "triton":
+        weight = _weight_matrix(rows, f.shape[1], kernel_size, compute_dtype(f.dtype))
+        out = _rlff_forward_triton(f, weight, mean, inv_std, kernel_size, patch_size, precision)
+    else:  # the reference itself, so that the torch path equals it to the bit
+        out = rlff_reference(f, rows, kernel_size, patch_size, given)
+    return out, mean, inv_std
+
+
+@_rlff_samples.register_fake
+def _rlff_samples_fake(f, rows, mean, std, kernel_size, patch_size, precision, backend):
     n, c, h, w = f.shape
     tiles = cdiv(h, patch_size) * cdiv(w, patch_size)
     vec = f.new_empty((c,), dtype=compute_dtype(f.dtype))
     return f.new_empty((n * tiles, patch_size * patch_size, rows.shape[0])), vec, torch.empty_like(vec)
 
 
-@torch.library.custom_op("irkernels::rlff_fused_backward", mutates_args=())
-def _rlff_fused_backward(grad_out: torch.Tensor, f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor,
-                         inv_std: torch.Tensor, batch_stats: bool, kernel_size: int, patch_size: int,
-                         precision: str) -> torch.Tensor:
+@torch.library.custom_op("irkernels::rlff_samples_backward", mutates_args=())
+def _rlff_samples_backward(grad_out: torch.Tensor, f: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor,
+                           inv_std: torch.Tensor, batch_stats: bool, kernel_size: int, patch_size: int,
+                           precision: str, backend: str) -> torch.Tensor:
+    if backend != "triton":
+        return _rlff_backward_torch(grad_out, f, rows, mean, inv_std, batch_stats, kernel_size, patch_size)
     weight = _weight_matrix(rows, f.shape[1], kernel_size, compute_dtype(f.dtype)).to(f.dtype)
     # any strides: the kernel reads e.g. the stride-0 gradient of ``samples.mean(1)`` in place
     return _rlff_backward_triton(grad_out.to(f.dtype), f, weight, mean, inv_std, batch_stats,
                                  kernel_size, patch_size, precision)
 
 
-@_rlff_fused_backward.register_fake
-def _rlff_fused_backward_fake(grad_out, f, rows, mean, inv_std, batch_stats, kernel_size, patch_size, precision):
+@_rlff_samples_backward.register_fake
+def _rlff_samples_backward_fake(grad_out, f, rows, mean, inv_std, batch_stats, kernel_size, patch_size, precision,
+                                backend):
     return torch.empty_like(f)
 
 
 def _rlff_setup_context(ctx, inputs, output) -> None:
-    f, rows, mean, _, kernel_size, patch_size, precision = inputs
+    f, rows, mean, _, kernel_size, patch_size, precision, backend = inputs
     _, batch_mean, inv_std = output
     ctx.save_for_backward(f, rows, batch_mean, inv_std)
     ctx.batch_stats = mean is None
-    ctx.args = (kernel_size, patch_size, precision)
+    ctx.args = (kernel_size, patch_size, precision, backend)
 
 
 def _rlff_backward(ctx, grad_out, grad_mean, grad_inv_std):
     f, rows, mean, inv_std = ctx.saved_tensors
     grad_f = None
     if ctx.needs_input_grad[0]:
-        grad_f = _rlff_fused_backward(grad_out, f, rows, mean, inv_std, ctx.batch_stats, *ctx.args)
-    return grad_f, None, None, None, None, None, None
+        grad_f = _rlff_samples_backward(grad_out, f, rows, mean, inv_std, ctx.batch_stats, *ctx.args)
+    return grad_f, None, None, None, None, None, None, None
 
 
-_rlff_fused.register_autograd(_rlff_backward, setup_context=_rlff_setup_context)
+_rlff_samples.register_autograd(_rlff_backward, setup_context=_rlff_setup_context)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -677,7 +706,7 @@ def rlff(f: torch.Tensor, *, kernel_size: int = 3, out_channels: int = 128, patc
     (:func:`~irkernels.ops.utils.conv_precision_from_torch`: ``"fast"`` while
     ``torch.backends.cudnn.allow_tf32``, torch's default). The torch backend ignores it (cuDNN
     follows torch's own flags). ``backend``: ``"auto"`` (Triton for CUDA tensors), ``"triton"`` or
-    ``"torch"``. The Triton path is the custom op ``torch.ops.irkernels.rlff_fused`` (traceable by
+    ``"torch"``. Both paths are the custom op ``torch.ops.irkernels.rlff_samples`` (traceable by
     ``torch.compile(fullgraph=True)``); with value checks off
     (:func:`irkernels.value_checks`) and ``rows`` given it makes no host sync.
 
@@ -690,10 +719,8 @@ def rlff(f: torch.Tensor, *, kernel_size: int = 3, out_channels: int = 128, patc
     c = f.shape[1]
     if rows is None:
         rows = sample_rows(c, kernel_size, out_channels, seed=seed, device=f.device)
-    if resolve_backend(backend, f.device) == "triton":
-        mean, std = stats if stats is not None else (None, None)
-        return _rlff_fused(f, rows, mean, std, kernel_size, patch_size, precision)[0]
-    return rlff_reference(f, rows, kernel_size, patch_size, stats)
+    mean, std = stats if stats is not None else (None, None)
+    return _rlff_samples(f, rows, mean, std, kernel_size, patch_size, precision, resolve_backend(backend, f.device))[0]
 
 
 class RLFF(nn.Module):
