@@ -118,7 +118,11 @@ def test_resumed_run_equals_uninterrupted(folder, uninterrupted, tmp_path, monke
     run_interrupted_at_score(monkeypatch, 6, tiny(), out, data=folder)
     assert sorted(os.listdir(os.path.join(out, "rows"))) == ["bicubic.json", "teacher.json", "whole-seed0.json"]
     assert os.path.exists(os.path.join(out, "train", "whole-seed1", "last.pt"))  # resumed, not restarted
+    trained, train_students = [], pipeline.train_students
+    monkeypatch.setattr(pipeline, "train_students", lambda *a: trained.append(train_students(*a)) or trained[-1])
     result = pipeline.run(tiny(), out, data=folder)
+    # the resumed student trained its last 3 of 6 steps: the time estimate counts it as half a row
+    assert [info["steps_run"] for group in trained for _, info in group] == [3] + [6] * 6
     assert result.rows_skipped == 3
     assert _rows(out) == _rows(uninterrupted[1])
     # the interrupted row's seconds add up both of its segments

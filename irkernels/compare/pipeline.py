@@ -279,9 +279,10 @@ def train_students(cfg: CompareConfig, datas: Sequence[PairSet], seeds: Sequence
     ``folders`` (resuming from its ``last.pt``), the validation split scored every ``eval_every``
     steps into its ``curve.json``: one student alone (:func:`train`), several together
     (:func:`train_together`, equal within float tolerance). Returns per student the network and
-    ``{"curve": [{"step", metric...}], "val", "train_s", "segments_s", "patches_per_s"}`` (``val``:
-    every metric at the last step, the curve's last point; ``train_s``: its share of the seconds
-    of every segment it trained in, an interrupted one's included)."""
+    ``{"curve": [{"step", metric...}], "val", "train_s", "segments_s", "patches_per_s", "steps_run"}``
+    (``val``: every metric at the last step, the curve's last point; ``train_s``: its share of the
+    seconds of every segment it trained in, an interrupted one's included; ``steps_run``: the steps
+    this call trained, fewer than ``cfg.steps`` for a resumed student)."""
     students = [_Student(cfg, seed, val, folder) for seed, folder in zip(seeds, folders)]
     seconds = [os.path.join(s.folder, "seconds.json") for s in students]
     segments = [(_read(path) or []) if s.resumed else [] for s, path in zip(students, seconds)]
@@ -298,7 +299,8 @@ def train_students(cfg: CompareConfig, datas: Sequence[PairSet], seeds: Sequence
             seg.append(share)
             atomic_write_json(path, seg)
     return [(s.net.eval(), {"curve": s.curve, "val": {m: s.curve[-1][m] for m in METRICS}, "train_s": sum(seg),
-                            "segments_s": seg, "patches_per_s": r.patches_per_s, "trained_with": len(students)})
+                            "segments_s": seg, "patches_per_s": r.patches_per_s, "trained_with": len(students),
+                            "steps_run": cfg.steps - r.start_step})
             for s, seg, r in zip(students, segments, results)]
 
 
@@ -403,8 +405,11 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
                        val=info["val"], patches_per_s=info["patches_per_s"], trained_with=info["trained_with"])
             finish(kind, name, row, net, True)
         clock["students"] += len(group)
+        # a resumed student trained only its remaining steps: counted as that share of a row, so
+        # that the first row after a resume does not make the estimate 3x too short (it said 92 s a row for 250 s rows)
+        clock["rows_of_work"] += sum(info["steps_run"] for _, info in trained) / cfg.steps
         left = len(pending) - clock["students"]
-        per_row = (time.perf_counter() - clock["t0"]) / clock["students"]
+        per_row = (time.perf_counter() - clock["t0"]) / max(clock["rows_of_work"], 1e-9)
         log.info("compare: %d of %d student rows made%s; about %s left at %.0f s a row (make + train, as measured "
                  "in this run)", clock["students"], len(pending), f" on rank {rank}" if world > 1 else "",
                  format_duration(left * per_row), per_row)
@@ -425,7 +430,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         log.info("compare: %d student row(s) to make%s, %d steps each (%s at once)%s", len(pending),
                  f" on rank {rank} of {world}" if world > 1 else "", cfg.steps, together,
                  "; the time they take is said after the first" if len(pending) > 1 else "")
-    clock = {"students": 0, "t0": time.perf_counter()}
+    clock = {"students": 0, "rows_of_work": 0.0, "t0": time.perf_counter()}
     with this_process_alone():  # each row is one rank's own work: no DDP, sharding or barrier inside
         for number, (kind, seed, budget) in enumerate(plan, 1):
             if owners[number - 1] != rank:
