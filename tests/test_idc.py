@@ -394,3 +394,44 @@ def test_a_long_condensation_says_up_front_what_it_will_cost(photos, nets, tmp_p
     # 3 images one at a time × 12 iterations; warned at step 3 + 5 of the first image
     assert len(said) == 1 and said[0].startswith("condensing 3 image(s) on cpu") and "the 28 steps left" in said[0]
     assert "--iters" in said[0]
+
+
+def test_split_scope_condenses_the_folder_as_one_instance_from_kcenter(photos, nets, tmp_path):
+    """``scope="split"``: one instance over every image's patches, ``round(ratio·N)`` synthetic
+    patches of the split's N (fewer than one per image here), started from the kcenter baseline's
+    pick on the whole split (each initial patch named with its image)."""
+    from irkernels.idc.baselines import kcenter
+    from irkernels.idc.condense import extract_features
+    from irkernels.idc.instances import merge_instances
+
+    cfg = tiny_cfg(scope="split", init="kcenter", ratio=2 / 36, iters=4)
+    result = run(cfg, str(tmp_path / "split"), images=photos, networks=nets)
+    per_image = make_instances(photos, cfg)
+    assert sum(len(i) for i in per_image) == 36 and result.pairs == 2 and result.units == 1
+    (unit,) = json.loads((tmp_path / "split" / "manifest.json").read_text())["units"]
+    merged = merge_instances(per_image)
+    pooled = extract_features(nets.feature_extractor, merged.lr, torch.device("cpu")).mean(dim=(2, 3))
+    assert unit["init_index"] == kcenter(pooled, 2)
+    assert [p["image"] for p in unit["init_patches"]] == [merged.sources[i] for i in unit["init_index"]]
+    assert {p["image"] for p in unit["init_patches"]} <= {im.name for im in photos}
+    with pytest.raises(ValueError, match="scope must be one of"):
+        tiny_cfg(scope="folder")
+
+
+def test_a_split_scope_idc_row_keeps_every_image_under_a_small_budget():
+    """compare's budget view: per-image IDC at 2 patches of a 3-image split draws 2 images; IDC
+    with scope=split (an idc-tune row) keeps all 3 and condenses the split to 2 patches."""
+    from irkernels.compare.budgets import Budget
+    from irkernels.compare.config import CompareConfig
+    from irkernels.compare.pipeline import budget_view
+
+    images = [Image(f"im{i}", np.zeros((64, 64, 3), np.uint8)) for i in range(3)]
+    instances = make_instances(images, tiny_cfg())
+    budget = Budget(2 / 12, 12, 3)
+    cfg = CompareConfig(sets=["idc"], seeds=[0], val_images=1, lr_patch=8, lr_stride=8, scale=4)
+    _, kept, _ = budget_view(cfg, budget, "idc", 0, images, instances)
+    assert len(kept) == 2
+    tuned = CompareConfig(sets=["idc"], seeds=[0], val_images=1, lr_patch=8, lr_stride=8, scale=4,
+                          idc_tune={"scope": "split"})
+    view, kept, _ = budget_view(tuned, budget, "idc", 0, images, instances)
+    assert len(kept) == 3 and view.ratio == pytest.approx(2 / 12)

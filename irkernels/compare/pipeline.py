@@ -131,11 +131,14 @@ def budget_view(cfg: CompareConfig, budget: Budget | None, kind: str, seed: int,
                 instances: Sequence[Instance]) -> tuple[CompareConfig, list[Image], list[Instance]]:
     """The comparison as set ``kind`` makes it at ``budget``: the ratio that keeps the budget's
     patches (or images), and for a patch-level set with fewer patches than images the images it
-    draws for ``seed`` (:meth:`Budget.image_subset`). ``budget=None``: ``cfg`` as it is."""
+    draws for ``seed`` (:meth:`Budget.image_subset`; not for sets picking from the whole split).
+    ``budget=None``: ``cfg`` as it is."""
     if budget is None:
         return cfg, list(images), list(instances)
     cfg = replace(cfg, ratio=budget.ratio)
-    picks = None if kind in (*IMAGE_SETS, *GLOBAL_SETS) else budget.image_subset(seed, [i.name for i in instances])
+    # sets that pick from the whole split (the global coresets, IDC with scope=split) keep every image
+    whole_split = kind in (*IMAGE_SETS, *GLOBAL_SETS) or (kind == "idc" and idc_config(cfg, kind, seed).scope == "split")
+    picks = None if whole_split else budget.image_subset(seed, [i.name for i in instances])
     if picks is None:
         return cfg, list(images), list(instances)
     keep = {instances[i].name for i in picks}

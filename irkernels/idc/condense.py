@@ -38,6 +38,7 @@ from ..ops.rlff import reference_stats, rlff, sample_rows
 from ..ops._segments import Packing
 from ..ops.utils import cdiv
 from ..seeds import derive_seed, seeded_generator
+from .baselines import kcenter
 from .config import IDCConfig
 from .instances import Instance
 
@@ -288,13 +289,18 @@ class Condenser:
                        seeds: list[int]) -> tuple[torch.Tensor, list[list[int] | None]]:
         """The packed synthetic patches ``(Σn, 3, h, w)`` float in [0, 1] on the device (requiring
         grad), each instance's drawn from its own generator: ``n_syn[i]`` of its real patches
-        (``init="real"``, with their indices) or uniform noise (index ``None``)."""
+        (``init="real"``, with their indices; ``"kcenter"``: k-center's pick) or uniform noise
+        (index ``None``)."""
         inits, init_index = [], []
         h, w = instances[0].lr.shape[-2:]
         for inst, n, seed in zip(instances, n_syn, seeds):
             gen = torch.Generator().manual_seed(seed)
-            if self.cfg.init == "real":
-                idx = torch.randperm(len(inst), generator=gen)[:n]
+            if self.cfg.init in ("real", "kcenter"):
+                if self.cfg.init == "real":
+                    idx = torch.randperm(len(inst), generator=gen)[:n]
+                else:  # the kcenter baseline's pick on the same (raw, mean-pooled) features
+                    pooled = extract_features(self.net, inst.lr, self.device, amp=self.cfg.amp).mean(dim=(2, 3))
+                    idx = torch.tensor(kcenter(pooled.cpu(), n))
                 inits.append(inst.lr[idx].float() / 255)
                 init_index.append(idx.tolist())
             else:

@@ -11,7 +11,10 @@ from ..methods import MethodConfig, MethodSpec
 METHODS = ("idc", "random", "random+teacher", "herding", "kcenter", "whole")
 FEATURE_METHODS = ("idc", "herding", "kcenter")  # the methods that use the feature extractor
 TEACHER_METHODS = ("idc", "random+teacher")  # the methods whose HR targets the teacher makes
-INITS = ("real", "noise")
+INITS = ("real", "noise", "kcenter")
+# "image": every image an instance of its own (the paper); "split": the whole training split one
+# instance, so that its n = ratio·N synthetic patches match the split's feature distribution
+SCOPES = ("image", "split")
 LOSS_SCALES = ("phase-start", "none")
 REGROUPS = ("warm", "fresh")
 STUDENT_STEPS = 1000  # the trainer's default budget (TrainConfig.steps); the teacher gets 10× that
@@ -33,6 +36,13 @@ class IDCConfig(MethodConfig):
     start on one scale and ``w_*`` are relative weights; ``"none"`` uses them as computed.
     Groups: ``regroup="warm"`` starts each re-draw's k-means from the previous partition (the
     groups keep their identity); ``"fresh"`` re-seeds k-means++ at every re-draw.
+    Instances: ``scope="image"`` condenses every image alone (the paper); ``"split"`` condenses the
+    whole training split as one instance: its ``max(1, round(ratio·N))`` synthetic patches (``N``
+    the split's patches) match the distribution of every patch of every image, and the groups are
+    k-means groups over the split. Under a budget below one patch per image this keeps every image
+    in view where ``"image"`` must drop images. ``init``: ``"real"`` random real patches,
+    ``"noise"`` uniform noise, ``"kcenter"`` the real patches k-center picks on the feature
+    network's mean-pooled features (as the ``kcenter`` baseline).
     Networks (the vocabulary TripleD uses too): a missing teacher/feature network is
     ``feature_model`` trained for ``pretrain_steps`` on the real patches of all but the last
     ``teacher_val`` share of the images (by name; its PSNR on those is recorded), cached in
@@ -48,6 +58,7 @@ class IDCConfig(MethodConfig):
     lr_stride: int = 32
     # condensation (method "idc")
     init: str = "real"
+    scope: str = "image"
     iters: int = 2000
     lr: float = 0.01
     warmup: float = 0.2
@@ -96,6 +107,8 @@ class IDCConfig(MethodConfig):
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}")
         if self.loss_scale not in LOSS_SCALES:
             raise ValueError(f"loss_scale must be one of {LOSS_SCALES}, got {self.loss_scale!r}")
         if self.regroup not in REGROUPS:

@@ -20,6 +20,7 @@ class Instance:
     hr: torch.Tensor
     lr: torch.Tensor
     origins: list[tuple[int, int]]
+    sources: list[str] | None = None  # per patch, its image's name where the instance spans several
 
     def __len__(self) -> int:
         return self.hr.shape[0]
@@ -41,6 +42,13 @@ def cut_instance(name: str, hr: torch.Tensor, lr: torch.Tensor, scale: int, hr_p
     hr_p = torch.stack([hr[:, y:y + hr_patch, x:x + hr_patch] for y, x in origins])
     lr_p = torch.stack([lr[:, y // scale:y // scale + pl, x // scale:x // scale + pl] for y, x in origins])
     return Instance(name, hr_p, lr_p, origins)
+
+
+def merge_instances(instances: list[Instance], name: str = "split") -> Instance:
+    """One instance holding every patch of ``instances`` (IDC's ``scope="split"``), each patch's
+    image named in ``sources``."""
+    return Instance(name, torch.cat([i.hr for i in instances]), torch.cat([i.lr for i in instances]),
+                    [o for i in instances for o in i.origins], [i.name for i in instances for _ in range(len(i))])
 
 
 def make_instances(images: list[Image], cfg: IDCConfig) -> list[Instance]:

@@ -30,7 +30,7 @@ from ..costs import CostEstimate
 from .baselines import herding, kcenter, random_selection
 from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
 from .config import FEATURE_METHODS, TEACHER_METHODS, IDCConfig
-from .instances import Instance, make_instances
+from .instances import Instance, make_instances, merge_instances
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,13 @@ def num_groups(cfg: IDCConfig, instances: list[Instance]) -> int:
     return max(1, min(cfg.num_groups, min(len(i) for i in instances) * tiles))
 
 
+def _patch(inst: Instance, i: int, cfg: IDCConfig) -> dict:
+    """Where real patch ``i`` of ``inst`` lies: HR coordinates, size, and its image when the
+    instance spans several (``scope="split"``)."""
+    where = {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch}
+    return where if inst.sources is None else {"image": inst.sources[i], **where}
+
+
 def _items(inst: Instance, n: int) -> list[str]:
     return [f"{inst.name}_{j:03d}" for j in range(n)]
 
@@ -138,8 +145,7 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
     run.finish_unit(inst.name, {
         "source": inst.name, "method": "idc", "rank": rank, "num_real": len(inst), "num_pairs": len(items),
         "items": items, "init_index": res.init_index,
-        "init_patches": None if res.init_index is None else [
-            {"y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch} for i in res.init_index],
+        "init_patches": None if res.init_index is None else [_patch(inst, i, cfg) for i in res.init_index],
         "final_losses": final, "loss_curve": _curve(res.history, cfg.log_every), "loss_scales": res.loss_scales,
         "group_keep": res.group_keep,
         "seconds": res.seconds, "batch_seconds": res.seconds * batch_instances, "batch_instances": batch_instances,
@@ -164,8 +170,7 @@ def write_selection(run: RunFolder, inst: Instance, index: list[int], method: st
     run.finish_unit(inst.name, {
         "source": inst.name, "method": method, "rank": rank, "num_real": len(inst), "num_pairs": len(items),
         "items": items,
-        "patches": [{"item": it, "index": i, "y": inst.origins[i][0], "x": inst.origins[i][1], "size": cfg.hr_patch}
-                    for it, i in zip(items, index)],
+        "patches": [{"item": it, "index": i, **_patch(inst, i, cfg)} for it, i in zip(items, index)],
         "seconds": seconds, "batch_seconds": seconds, "batch_instances": 1})
 
 
@@ -203,7 +208,9 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     barrier(world)
     if rank != 0:
         folder = RunFolder(out, settings, cfg.scale, renamed=IDCConfig.RENAMED)
-    nets = networks or prepare_networks(cfg, instances, device)
+    nets = networks or prepare_networks(cfg, instances, device)  # pre-trained on the images, whatever the scope
+    if cfg.scope == "split":
+        instances = [merge_instances(instances)]
     mine = [inst for inst in instances[rank::world] if not folder.is_done(inst.name)]
     skipped = len(instances[rank::world]) - len(mine)
     if skipped:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, IDCConfig
+from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, SCOPES, IDCConfig
 from ..configs import with_paths
 from .options import (BACKEND, BACKENDS, DEVICE, PROGRESS, SCALES, Flag, add_config_flags, add_renamed_flags,
                       at_least_one, config_fields, take_renamed_flags)
@@ -39,7 +39,10 @@ OPTIONS = {
         Flag("lr_stride", "LR stride of the patch grid (default: %(default)s)"),
     ],
     "condensation (--method idc)": [
-        Flag("init", "synthetic init: real (random real LR patches) or noise (uniform noise) (default: %(default)s)"),
+        Flag("init", "synthetic init: real (random real LR patches), noise (uniform noise) or kcenter (the kcenter "
+                 "baseline's pick) (default: %(default)s)"),
+        Flag("scope", "image: condense every image alone (the paper); split: the whole folder as one instance, "
+                  "its patches matched to every image's (default: %(default)s)"),
         Flag("iters", "optimisation iterations per instance (default: %(default)s)"),
         Flag("lr", "Adam learning rate on the pixels (default: %(default)s)"),
         Flag("warmup", "fraction of --iters with the instance loss only (default: %(default)s)"),
@@ -100,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding a run with other settings")
     add_config_flags(p, IDCConfig(), OPTIONS, {
         "method": METHODS, "init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
-        "backend": BACKENDS, "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS})
+        "backend": BACKENDS, "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS, "scope": SCOPES})
     add_renamed_flags(p, IDCConfig.RENAMED)
 
 
