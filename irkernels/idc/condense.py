@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from ..ops.kmeans import kmeans
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats, sample_frequencies
 from ..ops.rlff import reference_stats, rlff, sample_rows
 from ..ops._segments import Packing
+from ..resume import StepCheckpoint, fingerprint
 from ..ops.utils import cdiv
 from ..seeds import derive_seed, seeded_generator
 from .config import IDCConfig
@@ -168,6 +169,25 @@ def _phase_start(raw: torch.Tensor, scales: torch.Tensor, started: torch.Tensor)
     return torch.where(begin, raw[:, :1] / raw.clamp(min=1e-30), scales), started | begin
 
 
+def _fields(obj) -> dict:
+    """A dataclass's fields as a dict, without copying its tensors (a checkpoint's state)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _real_state(real: _RealSide | None) -> dict | None:
+    if real is None:
+        return None
+    return {**_fields(real), "stats": real.stats._asdict(), "stats_ins": real.stats_ins._asdict()}
+
+
+def _real_from_state(state: dict | None, device: torch.device) -> _RealSide | None:
+    if state is None:
+        return None
+    moved = {name: (CFStats(**{n: t.to(device) for n, t in v.items()}) if isinstance(v, dict) else v.to(device))
+             for name, v in state.items()}
+    return _RealSide(**moved)
+
+
 class Condenser:
     """Condenses a batch of instances with a frozen feature extractor ``net`` (``net.features``).
 
@@ -184,18 +204,26 @@ class Condenser:
         self.progress = progress
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, instances: list[Instance], k: int,
-            on_step: Callable[[int], None] | None = None) -> list[CondenseResult]:
+    def run(self, instances: list[Instance], k: int, on_step: Callable[[int], None] | None = None,
+            checkpoint: str | None = None) -> list[CondenseResult]:
         """Condense ``instances`` (one batch) with ``k`` groups per instance; returns one result each.
         ``on_step(step)``: called before each iteration (the pipeline's cost estimate). cuDNN picks
         its conv kernels by timing them (``benchmark``) inside this call only: the shapes are fixed
-        for its whole loop, and the process-wide setting is left as the caller had it."""
+        for its whole loop, and the process-wide setting is left as the caller had it.
+
+        ``checkpoint``: a file for the loop's state (``irkernels.resume.StepCheckpoint``, keyed by
+        the instances, ``k`` and the settings). On Ctrl-C or SIGTERM the step in progress is
+        finished, the state written there (synthetic patches, Adam's moments, the real side and
+        groups in use, loss scales, the history so far) and ``KeyboardInterrupt`` raised; the same
+        call again continues from that step and returns what an uninterrupted call returns. The
+        finished state stays there too, until the caller deletes it (once the results are kept)."""
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=True,
                                         deterministic=torch.backends.cudnn.deterministic,
                                         allow_tf32=torch.backends.cudnn.allow_tf32):
-            return self._run(instances, k, on_step)
+            return self._run(instances, k, on_step, checkpoint)
 
-    def _run(self, instances: list[Instance], k: int, on_step: Callable[[int], None] | None) -> list[CondenseResult]:
+    def _run(self, instances: list[Instance], k: int, on_step: Callable[[int], None] | None,
+             checkpoint: str | None) -> list[CondenseResult]:
         cfg, dev = self.cfg, self.device
         start_time = time.perf_counter()
         batch = self.prepare_batch(instances, k)
@@ -211,16 +239,37 @@ class Condenser:
         started[:, 0] = True
         history, real_cont, syn_cont = [], [], []
         real = None
-        steps = range(cfg.iters)
+        ckpt = StepCheckpoint(checkpoint, "IDC's condensation", cfg.iters, key={
+            "instances": [inst.name for inst in instances], "patches": fingerprint(*[inst.lr for inst in instances]),
+            "k": k, "settings": cfg.settings()})
+
+        def snapshot() -> dict:
+            return {"y": y.detach(), "optimizer": opt.state_dict(), "scales": scales, "started": started,
+                    "history": torch.stack(history) if history else torch.zeros(0, b, 3, device=dev),
+                    "real_cont": real_cont, "syn_cont": syn_cont, "real": _real_state(real),
+                    "groups": _fields(groups), "seconds": time.perf_counter() - start_time}
+
+        if ckpt.state is not None:
+            state = ckpt.state
+            with torch.no_grad():
+                y.copy_(state["y"])
+            opt.load_state_dict(state["optimizer"])
+            scales, started = state["scales"].to(dev), state["started"].to(dev)
+            history = list(state["history"].to(dev).unbind(0))
+            real_cont = [c.to(dev) for c in state["real_cont"]]
+            syn_cont = [None if c is None else c.to(dev) for c in state["syn_cont"]]
+            real = _real_from_state(state["real"], dev)
+            groups = _Grouping(**{name: v.to(dev) for name, v in state["groups"].items()})
+            start_time -= state["seconds"]  # the batch's time is that of both runs
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(steps, desc=f"condense {b} instance(s)", leave=False, dynamic_ncols=True)
-            steps = bar
+            bar = tqdm(total=cfg.iters, initial=ckpt.start, desc=f"condense {b} instance(s)", leave=False,
+                       dynamic_ncols=True)
         warmup = cfg.warmup_iters()
-        with value_checks(False):
-            for step in steps:
+        with value_checks(False), ckpt:
+            for step in ckpt.steps(snapshot):
                 if on_step is not None:
                     on_step(step)
                 regroup = step % cfg.resample_every == 0
@@ -248,8 +297,11 @@ class Condenser:
                 with torch.no_grad():
                     y.clamp_(0, 1)
                 history.append(losses.detach())
+                if bar is not None:
+                    bar.update(1)
         if bar is not None:
             bar.close()
+        ckpt.finish(snapshot)
         return self._results(batch, y, init_index, history, scales, real_cont, syn_cont, start_time)
 
     # -- the steps -------------------------------------------------------------------------------
