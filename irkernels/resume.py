@@ -125,6 +125,14 @@ class StepCheckpoint:
                 raise self._stop.interrupt(f"{self.what} stopped after step {step + 1} of {self.total}; "
                                            f"checkpoint {self.path}")
 
+    def progress_bar(self, show: bool, desc: str):
+        """A tqdm bar over the ``total`` steps that starts at ``start`` (``None`` unless ``show``)."""
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.total, initial=self.start, desc=desc, dynamic_ncols=True)
+
     def save(self, state: dict, step: int, finished: bool = False) -> None:
         """Write ``state`` as the stage's state after ``step`` steps, atomically (no-op without a path)."""
         if self.path is None:

@@ -144,3 +144,160 @@ def test_idc_run_stopped_inside_a_batch_resumes_it(photos, nets, tmp_path, monke
     losses = [{r["unit"]: r["loss_curve"] for r in json.load(open(os.path.join(d, "manifest.json")))["units"]}
               for d in (full, out)]
     assert losses[0] == losses[1]
+
+
+# --------------------------------------------------------------------------------------- TripleD
+def tiny_target():
+    from irkernels.models.tripled_cnn import TripleDCNN
+    from irkernels.tripled.features import feature_target
+
+    torch.manual_seed(0)
+    extractor = TripleDCNN(channels=8, layers=3).eval()
+    target = feature_target(extractor, [torch.rand(3, 16, 16) ** 0.5 for _ in range(4)], num_freqs=32, seed=0)
+    return extractor, target
+
+
+def states_equal(a: torch.nn.Module, b: torch.nn.Module):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_vae_training_stopped_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, signum):
+    """Stopped at step 3 of 7, before the first PSNR check (step 4): weights, losses and PSNR
+    history as uninterrupted; the finished state is then reused without a step."""
+    from irkernels.tripled import latent
+
+    torch.manual_seed(0)
+    images = [torch.rand(3, 20, 24) for _ in range(3)]
+    held = latent.random_crops(images[2:], 2, 16, np.random.default_rng(0))
+    cfg = latent.LatentConfig(vae_steps=7, vae_check_every=4, vae_batch=2, vae_crop=16, vae_min_psnr=99.0,
+                              device="cpu", progress=False)
+
+    def fresh():
+        torch.manual_seed(0)
+        return latent.tiny_autoencoder()
+
+    full_vae = fresh()
+    full = latent.train_vae(full_vae, images[:2], cfg, held)
+    path = str(tmp_path / "vae.pt")
+    crops = latent.random_crops
+    steps = kill_at(3, signum)
+    monkeypatch.setattr(latent, "random_crops", lambda *a: (steps(), crops(*a))[1])
+    with pytest.raises(KeyboardInterrupt, match=f"{signal.Signals(signum).name}: VAE training stopped after "
+                                                 "step 3 of 7"):
+        latent.train_vae(fresh(), images[:2], cfg, held, checkpoint=path)
+    counted = []
+    monkeypatch.setattr(latent, "random_crops", lambda *a: (counted.append(1), crops(*a))[1])
+    resumed_vae = fresh()
+    resumed = latent.train_vae(resumed_vae, images[:2], cfg, held, checkpoint=path)
+    assert len(counted) == 7 - 3 and [s for s, _ in resumed["psnr_history"]] == [4, 7]
+    assert_same(full, resumed)
+    states_equal(full_vae, resumed_vae)
+    counted.clear()
+    again_vae = fresh()
+    assert_same(full, latent.train_vae(again_vae, images[:2], cfg, held, checkpoint=path))
+    assert counted == []
+    states_equal(full_vae, again_vae)
+
+
+@pytest.mark.parametrize("space", ["latent", "pixel"])
+def test_distillation_stopped_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, space):
+    """Stopped at step 2 of 5 (in the middle of a pass over the images' permutation): images and
+    losses as uninterrupted."""
+    from irkernels.tripled import latent
+
+    extractor, target = tiny_target()
+    torch.manual_seed(1)
+    vae = latent.tiny_autoencoder().eval() if space == "latent" else None
+    start = torch.rand(5, 3, 16, 16) * 0.5
+    cfg = latent.LatentConfig(steps=5, lr=0.1, pixel_lr=0.02, batch_size=2, max_samples=64, seed=0, device="cpu",
+                              progress=False)
+    full, full_losses = latent.distill_latents(start, vae, extractor, target, cfg)
+    path = str(tmp_path / "latent.pt")
+    loss, stop = latent.matching_loss, kill_at(2)
+    monkeypatch.setattr(latent, "matching_loss", lambda *a: (stop(), loss(*a))[1])
+    with pytest.raises(KeyboardInterrupt, match=f"SIGINT: {space} distillation stopped after step 2 of 5"):
+        latent.distill_latents(start, vae, extractor, target, cfg, checkpoint=path)
+    counted = []
+    monkeypatch.setattr(latent, "matching_loss", lambda *a: (counted.append(1), loss(*a))[1])
+    out, losses = latent.distill_latents(start, vae, extractor, target, cfg, checkpoint=path)
+    assert torch.equal(out, full) and losses == full_losses and len(counted) == 5 - 2
+
+
+def test_cnn_finetuning_stopped_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+    from irkernels.tripled import finetune
+
+    extractor, target = tiny_target()
+    images = torch.rand(5, 3, 16, 16)
+    cfg = finetune.FinetuneConfig(steps=5, lr=1e-3, batch_size=2, channels=8, layers=3, device="cpu", progress=False)
+    full, full_cnn, full_history = finetune.finetune_images(images, extractor, target, cfg)
+    path = str(tmp_path / "cnn.pt")
+    terms = finetune.distribution_terms
+    stop = kill_at(3, signal.SIGTERM)
+    monkeypatch.setattr(finetune, "distribution_terms", lambda *a: (stop(), terms(*a))[1])
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM: CNN fine-tuning stopped after step 3 of 5"):
+        finetune.finetune_images(images, extractor, target, cfg, checkpoint=path)
+    counted = []
+    monkeypatch.setattr(finetune, "distribution_terms", lambda *a: (counted.append(1), terms(*a))[1])
+    out, cnn, history = finetune.finetune_images(images, extractor, target, cfg, checkpoint=path)
+    assert torch.equal(out, full) and history == full_history and len(counted) == 5 - 3
+    states_equal(full_cnn, cnn)
+
+
+@pytest.fixture
+def grey_photos(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        grey = np.clip(128 + rng.integers(-12 * i, 12 * i + 1, (44, 52)), 0, 255).astype(np.uint8)
+        Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(root / f"img{i}.png")
+    return root
+
+
+TRIPLED_TINY = ["--ratio", "0.25", "--feature-model", "edsr-tiny", "--pretrain-steps", "2", "--num-freqs", "32",
+                "--syn-size", "32", "--vae-steps", "3", "--vae-crop", "32", "--latent-steps", "3",
+                "--latent-batch", "2", "--cnn-steps", "3", "--cnn-channels", "8", "--device", "cpu", "--no-progress"]
+
+
+def test_tripled_command_stopped_in_finetuning_resumes_it(grey_photos, tmp_path, monkeypatch, capsys):
+    """``tripled`` stopped by Ctrl-C at step 2 of the CNN fine-tuning's 3: exit 130 with a message
+    naming the stage and step; the same command again redoes neither the VAE nor the distillation
+    (their finished states are kept), continues the fine-tuning from step 2, removes ``partial/``,
+    and writes the pairs and curves of an uninterrupted run."""
+    from irkernels.pipeline.__main__ import main
+    from irkernels.tripled import finetune, latent
+
+    monkeypatch.setenv("IRKERNELS_CACHE", str(tmp_path / "cache"))
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main(["tripled", "--data", str(grey_photos), "--out", str(full), *TRIPLED_TINY]) == 0
+    terms, stop = finetune.distribution_terms, kill_at(2)
+    monkeypatch.setattr(finetune, "distribution_terms", lambda *a: (stop(), terms(*a))[1])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["tripled", "--data", str(grey_photos), "--out", str(cut), *TRIPLED_TINY])
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted (SIGINT: CNN fine-tuning stopped after step 2 of 3; checkpoint " in err
+    assert err.endswith("; run the same command again to resume\n")
+    assert sorted(os.listdir(cut / "partial")) == ["cnn.pt", "latent.pt", "vae.pt"]
+    steps = {"vae": 0, "latent": 0, "cnn": 0}
+
+    def counting(stage, fn):
+        return lambda *a: (steps.__setitem__(stage, steps[stage] + 1), fn(*a))[1]
+
+    monkeypatch.setattr(latent, "random_crops", counting("vae", latent.random_crops))
+    monkeypatch.setattr(latent, "matching_loss", counting("latent", latent.matching_loss))
+    monkeypatch.setattr(finetune, "distribution_terms", counting("cnn", terms))
+    assert main(["tripled", "--data", str(grey_photos), "--out", str(cut), *TRIPLED_TINY]) == 0
+    # the VAE's one call draws its held-out crops (vae_split), not a training step
+    assert steps == {"vae": 1, "latent": 0, "cnn": 1} and not (cut / "partial").exists()
+    assert _pngs(str(cut)) == _pngs(str(full))
+    records = [{u["unit"]: u for u in json.loads((d / "manifest.json").read_text())["units"]}["synthetic"]
+               for d in (full, cut)]
+    for key in ("latent_losses", "cnn_losses", "after_latent", "after_cnn", "psnr_vs_input", "projection"):
+        assert records[0][key] == records[1][key], key
+    assert records[0]["vae"]["losses"] == records[1]["vae"]["losses"]
