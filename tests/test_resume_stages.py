@@ -301,3 +301,36 @@ def test_tripled_command_stopped_in_finetuning_resumes_it(grey_photos, tmp_path,
     for key in ("latent_losses", "cnn_losses", "after_latent", "after_cnn", "psnr_vs_input", "projection"):
         assert records[0][key] == records[1][key], key
     assert records[0]["vae"]["losses"] == records[1]["vae"]["losses"]
+
+
+# ------------------------------------------------------------------- pre-training (through train)
+def test_pretraining_stopped_resumes_in_its_cache_folder(tmp_path, monkeypatch):
+    """The feature network's / teacher's pre-training is ``train`` in its cache folder: stopped at
+    step 2 of 5 (checkpoints every 500), the same call continues from step 2 and ends with the
+    weights of an uninterrupted pre-training."""
+    from irkernels import pretrained
+    from irkernels.data.images import PairSet
+
+    g = torch.Generator().manual_seed(0)
+    pairs = PairSet(torch.randint(0, 256, (6, 3, 8, 8), generator=g, dtype=torch.uint8),
+                    torch.randint(0, 256, (6, 3, 16, 16), generator=g, dtype=torch.uint8))
+    cfg = pretrained.PretrainConfig(model="edsr-tiny", scale=2, steps=5, batch_size=2, device="cpu", progress=False)
+    full, _ = pretrained.pretrained_network(cfg, pairs, cache_dir=str(tmp_path / "full"))
+    train, started = pretrained.train, []
+
+    def stopped_at_2(*args, **kwargs):
+        return train(*args, on_step=lambda done, net: done == 2 and os.kill(os.getpid(), signal.SIGINT), **kwargs)
+
+    monkeypatch.setattr(pretrained, "train", stopped_at_2)
+    with pytest.raises(KeyboardInterrupt, match="training stopped after step 2 of 5"):
+        pretrained.pretrained_network(cfg, pairs, cache_dir=str(tmp_path / "cut"))
+
+    def recording_start(*args, **kwargs):
+        result = train(*args, **kwargs)
+        started.append(result.start_step)
+        return result
+
+    monkeypatch.setattr(pretrained, "train", recording_start)
+    resumed, info = pretrained.pretrained_network(cfg, pairs, cache_dir=str(tmp_path / "cut"))
+    assert started == [2] and not info["reused"]
+    states_equal(full, resumed)
