@@ -174,20 +174,6 @@ def _fields(obj) -> dict:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-def _real_state(real: _RealSide | None) -> dict | None:
-    if real is None:
-        return None
-    return {**_fields(real), "stats": real.stats._asdict(), "stats_ins": real.stats_ins._asdict()}
-
-
-def _real_from_state(state: dict | None, device: torch.device) -> _RealSide | None:
-    if state is None:
-        return None
-    moved = {name: (CFStats(**{n: t.to(device) for n, t in v.items()}) if isinstance(v, dict) else v.to(device))
-             for name, v in state.items()}
-    return _RealSide(**moved)
-
-
 class Condenser:
     """Condenses a batch of instances with a frozen feature extractor ``net`` (``net.features``).
 
@@ -213,8 +199,9 @@ class Condenser:
 
         ``checkpoint``: a file for the loop's state (``irkernels.resume.StepCheckpoint``, keyed by
         the instances, ``k`` and the settings). On Ctrl-C or SIGTERM the step in progress is
-        finished, the state written there (synthetic patches, Adam's moments, the real side and
-        groups in use, loss scales, the history so far) and ``KeyboardInterrupt`` raised; the same
+        finished, the state written there (synthetic patches, Adam's moments, the k-means groups of
+        the RLFF draw in use, the synthetic groups and pairs, loss scales, the history so far; the
+        draw's rows, frequencies and real patches are remade from its seed) and ``KeyboardInterrupt`` raised; the same
         call again continues from that step and returns what an uninterrupted call returns. The
         finished state stays there too, until the caller deletes it (once the results are kept)."""
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=True,
@@ -246,8 +233,10 @@ class Condenser:
         def snapshot() -> dict:
             return {"y": y.detach(), "optimizer": opt.state_dict(), "scales": scales, "started": started,
                     "history": torch.stack(history) if history else torch.zeros(0, b, 3, device=dev),
-                    "real_cont": real_cont, "syn_cont": syn_cont, "real": _real_state(real),
-                    "groups": _fields(groups), "seconds": time.perf_counter() - start_time}
+                    "real_cont": real_cont, "syn_cont": syn_cont, "groups": _fields(groups),
+                    # the real side's k-means result; the rest is a function of the draw (remade on resume)
+                    "real": None if real is None else {"labels": real.labels, "centroids": real.centroids},
+                    "seconds": time.perf_counter() - start_time}
 
         if ckpt.state is not None:
             state = ckpt.state
@@ -258,7 +247,10 @@ class Condenser:
             history = list(state["history"].to(dev).unbind(0))
             real_cont = [c.to(dev) for c in state["real_cont"]]
             syn_cont = [None if c is None else c.to(dev) for c in state["syn_cont"]]
-            real = _real_from_state(state["real"], dev)
+            if state["real"] is not None:  # the draw of the last re-draw step done
+                draw = (ckpt.start - 1) // cfg.resample_every
+                real = self._real_grouped(batch, *self._real_draw(batch, draw), state["real"]["labels"].to(dev),
+                                          state["real"]["centroids"].to(dev))
             groups = _Grouping(**{name: v.to(dev) for name, v in state["groups"].items()})
             start_time -= state["seconds"]  # the batch's time is that of both runs
         bar = None
@@ -359,13 +351,7 @@ class Condenser:
         (warm-started from ``previous`` under ``regroup="warm"``) and per-group statistics."""
         cfg, dev = self.cfg, self.device
         b, k, offs, inst = batch.b, batch.k, batch.real_patches.offsets, batch.real_patches.instance_ids
-        c = batch.feats.shape[1]
-        draw_seed = derive_seed(cfg.seed, "draw", draw)  # the same draw for every instance: batch-independent
-        rows = sample_rows(c, cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
-        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=seeded_generator(draw_seed),
-                               device=dev) * cfg.frequency_std()
-        patches = rlff(batch.feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels,
-                       patch_size=cfg.rlff_patch, rows=rows, stats=batch.unit, backend=cfg.backend)
+        rows, t, patches = self._real_draw(batch, draw)
         desc = patches.mean(1)
         if previous is not None and cfg.regroup == "warm":
             # the previous groups' means in the new descriptor space: Lloyd then moves from the old
@@ -378,10 +364,27 @@ class Condenser:
                                        seed=derive_seed(batch.seeds[i], "kmeans", draw), backend=cfg.backend).centroids
                                 for i in range(b)])
         km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
-        counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
-        gid = (inst * (k + 1) + km.labels).repeat_interleave(cfg.rlff_patch ** 2)
+        return self._real_grouped(batch, rows, t, patches, km.labels, km.centroids)
+
+    def _real_draw(self, batch: _Batch, draw: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw ``draw``'s RLFF rows and frequencies (seeded per draw) and the real RLFF patches."""
+        cfg, dev = self.cfg, self.device
+        draw_seed = derive_seed(cfg.seed, "draw", draw)  # the same draw for every instance: batch-independent
+        rows = sample_rows(batch.feats.shape[1], cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
+        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=seeded_generator(draw_seed),
+                               device=dev) * cfg.frequency_std()
+        patches = rlff(batch.feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels,
+                       patch_size=cfg.rlff_patch, rows=rows, stats=batch.unit, backend=cfg.backend)
+        return rows, t, patches
+
+    def _real_grouped(self, batch: _Batch, rows: torch.Tensor, t: torch.Tensor, patches: torch.Tensor,
+                      labels: torch.Tensor, centroids: torch.Tensor) -> _RealSide:
+        """The real side of a draw given its k-means groups: group sizes and per-group statistics."""
+        cfg, b, k, inst = self.cfg, batch.b, batch.k, batch.real_patches.instance_ids
+        counts = torch.bincount(inst * k + labels, minlength=b * k).view(b, k)
+        gid = (inst * (k + 1) + labels).repeat_interleave(cfg.rlff_patch ** 2)
         stats = cf_stats(patches.reshape(-1, cfg.rlff_channels), t, gid, b * (k + 1), backend=cfg.backend)
-        return _RealSide(rows, t, patches, km.labels, km.centroids, counts, stats, _pool_instances(stats, b, k + 1))
+        return _RealSide(rows, t, patches, labels, centroids, counts, stats, _pool_instances(stats, b, k + 1))
 
     def _synthetic_patches(self, batch: _Batch, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """RLFF output ``(Σn', p·p, C)`` of the synthetic patches ``y``, their features normalised
