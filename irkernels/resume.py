@@ -86,7 +86,7 @@ class StepCheckpoint:
         self.key = json.loads(json.dumps(key, sort_keys=True, default=str))  # as stored and read back
         self.state: dict | None = None
         self.start, self.finished, self._rng = 0, False, None
-        self._stop, self._handling = None, None
+        self._stop, self._handling, self._pending = None, None, None
         if path is None or not os.path.exists(path):
             return
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -106,7 +106,9 @@ class StepCheckpoint:
 
     def __exit__(self, *exc) -> None:
         if self._handling is not None:
-            handling, self._handling, self._stop = self._handling, None, None
+            handling, stop, self._handling, self._stop = self._handling, self._stop, None, None
+            if exc[0] is None and stop.requested:  # the loop was left (``break``) in the step asked to stop
+                self._pending = stop
             handling.__exit__(*exc)
 
     def steps(self, snapshot: Snapshot) -> Iterator[int]:
@@ -142,9 +144,14 @@ class StepCheckpoint:
                         "rng": global_rng_state(), "state": state}, tmp)
 
     def finish(self, snapshot: Snapshot, step: int | None = None) -> None:
-        """Keep the final state (``step``: the steps done, default ``total``) until ``discard``."""
+        """Keep the final state (``step``: the steps done, default ``total``) until ``discard``. A stop
+        asked for in the step the loop was left from (a stage that ends early) is honoured here."""
         if self.path is not None and not self.finished:
-            self.save(snapshot(), self.total if step is None else step, finished=True)
+            step = self.total if step is None else step
+            self.save(snapshot(), step, finished=True)
+            if self._pending is not None:
+                stop, self._pending = self._pending, None
+                raise stop.interrupt(f"{self.what} stopped after step {step}, its last; checkpoint {self.path}")
 
     def discard(self) -> None:
         """Delete the file: the stage's outputs are recorded elsewhere."""

@@ -50,13 +50,14 @@ def test_step_checkpoint_resumes_ignores_other_keys_and_catches_nothing_without_
     done = []
     ckpt = StepCheckpoint(path, "the stage", 5, key={"a": 1})
     assert ckpt.state is None and ckpt.start == 0
+    handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt, match="SIGTERM: the stage stopped after step 2 of 5; checkpoint"):
         with ckpt:
             for step in ckpt.steps(lambda: {"done": list(done)}):
                 done.append(step)
                 if step == 1:
                     os.kill(os.getpid(), signal.SIGTERM)
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers are put back
+    assert signal.getsignal(signal.SIGTERM) == handler  # handlers are put back
     again = StepCheckpoint(path, "the stage", 5, key={"a": 1})
     assert again.start == 2 and again.state == {"done": [0, 1]} and not again.finished
     with again:
@@ -68,6 +69,16 @@ def test_step_checkpoint_resumes_ignores_other_keys_and_catches_nothing_without_
     assert other.state is None and other.start == 0 and "other settings" in caplog.text
     finished.discard()
     assert not os.path.exists(path)
+    # a loop that ends early (break) in the step asked to stop: finish keeps the state, then stops
+    early = StepCheckpoint(str(tmp_path / "early.pt"), "the stage", 5)
+    with pytest.raises(KeyboardInterrupt, match="the stage stopped after step 2, its last"):
+        with early:
+            for step in early.steps(dict):
+                if step == 1:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    break
+        early.finish(dict, step=2)
+    assert StepCheckpoint(str(tmp_path / "early.pt"), "the stage", 5).finished
     plain = StepCheckpoint(None, "the stage", 3)
     with plain:
         assert list(plain.steps(dict)) == [0, 1, 2]
