@@ -7,6 +7,9 @@ A run folder::
       LR_bicubic/X{s}/<item>.png    inputs (BasicSR layout, so `train --data OUT` reads it back)
       records/<unit>.json           one per finished unit of work (an instance / image): the marker
                                     that makes a restart skip it; written after its PNGs
+      partial/<stage>.pt            the state of a unit in progress, written when a stage is stopped
+                                    (Ctrl-C, SIGTERM) and resumed by the same command; removed once
+                                    the unit's record is written
       manifest.json                 settings, versions and every record, written when the run ends
       report.html                   figures and tables, self-contained (images inlined)
 
@@ -209,6 +212,25 @@ class RunFolder:
         for f in ("manifest.json", "report.html"):
             if os.path.exists(os.path.join(self.root, f)):
                 os.unlink(os.path.join(self.root, f))
+        self.clear_partial()
+
+    # the state of units in progress --------------------------------------------------------------
+    @property
+    def partial_dir(self) -> str:
+        return os.path.join(self.root, "partial")
+
+    def partial_path(self, name: str) -> str:
+        """Where a stage of a unit in progress keeps its state (``partial/<name>.pt``) when it is
+        stopped, for the same command to resume (``irkernels.resume.StepCheckpoint``)."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"partial state name must be a plain file stem, got {name!r}")
+        return os.path.join(self.partial_dir, f"{name}.pt")
+
+    def clear_partial(self) -> None:
+        """Remove every kept partial state (the units they belong to are recorded)."""
+        import shutil
+
+        shutil.rmtree(self.partial_dir, ignore_errors=True)
 
     # units of work ---------------------------------------------------------------------------
     def _record_path(self, unit: str) -> str:

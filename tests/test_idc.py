@@ -374,7 +374,7 @@ def test_condenser_sets_cudnn_benchmark_only_inside_its_run(photos, nets, monkey
     """cuDNN's kernel timing is on for the condensation loop and the process-wide flag is left as
     the caller had it (it used to be switched on for good when a Condenser was made on a GPU)."""
     seen = []
-    monkeypatch.setattr(Condenser, "_run", lambda self, instances, k, on_step: seen.append(torch.backends.cudnn.benchmark))
+    monkeypatch.setattr(Condenser, "_run", lambda self, instances, k, *rest: seen.append(torch.backends.cudnn.benchmark))
     before = torch.backends.cudnn.benchmark
     cfg = tiny_cfg(iters=1)
     Condenser(nets.feature_extractor, cfg, torch.device("cpu")).run(make_instances(photos[:1], cfg), 2)

@@ -1,7 +1,7 @@
 """Every import runs down the package's layers, function-level imports included:
 
     ground (data, metrics, devices, seeds, configs, the method contract) → ops → models/train
-    (with evaluation, pre-training and run folders) → methods (idc, tripled) → compare → pipeline (CLI)
+    (with evaluation, pre-training, run folders and step checkpoints) → methods (idc, tripled) → compare → pipeline (CLI)
 
 Read from the source with ``ast`` (every ``import``/``from … import`` anywhere in a module, not
 only the ones executed at import time), so a lazy import that climbs fails here as much as a
@@ -22,7 +22,7 @@ LAYERS = {
                      "seeds", "stopping", "costs"), 0),
     "ops": 1,
     "nn": 1,  # drop-in adapters over the ops
-    **dict.fromkeys(("models", "outputs", "train", "evaluate", "pretrained"), 2),
+    **dict.fromkeys(("models", "outputs", "resume", "train", "evaluate", "pretrained"), 2),
     **dict.fromkeys(("idc", "tripled"), 3),
     "compare": 4,
     "pipeline": 5,

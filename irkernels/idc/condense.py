@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from ..ops.kmeans import kmeans
 from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats, sample_frequencies
 from ..ops.rlff import reference_stats, rlff, sample_rows
 from ..ops._segments import Packing
+from ..resume import StepCheckpoint, fingerprint
 from ..ops.utils import cdiv
 from ..seeds import derive_seed, seeded_generator
 from .baselines import kcenter
@@ -169,6 +170,11 @@ def _phase_start(raw: torch.Tensor, scales: torch.Tensor, started: torch.Tensor)
     return torch.where(begin, raw[:, :1] / raw.clamp(min=1e-30), scales), started | begin
 
 
+def _fields(obj) -> dict:
+    """A dataclass's fields as a dict, without copying its tensors (a checkpoint's state)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 class Condenser:
     """Condenses a batch of instances with a frozen feature extractor ``net`` (``net.features``).
 
@@ -185,18 +191,27 @@ class Condenser:
         self.progress = progress
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, instances: list[Instance], k: int,
-            on_step: Callable[[int], None] | None = None) -> list[CondenseResult]:
+    def run(self, instances: list[Instance], k: int, on_step: Callable[[int], None] | None = None,
+            checkpoint: str | None = None) -> list[CondenseResult]:
         """Condense ``instances`` (one batch) with ``k`` groups per instance; returns one result each.
         ``on_step(step)``: called before each iteration (the pipeline's cost estimate). cuDNN picks
         its conv kernels by timing them (``benchmark``) inside this call only: the shapes are fixed
-        for its whole loop, and the process-wide setting is left as the caller had it."""
+        for its whole loop, and the process-wide setting is left as the caller had it.
+
+        ``checkpoint``: a file for the loop's state (``irkernels.resume.StepCheckpoint``, keyed by
+        the instances, ``k`` and the settings). On Ctrl-C or SIGTERM the step in progress is
+        finished, the state written there (synthetic patches, Adam's moments, the k-means groups of
+        the RLFF draw in use, the synthetic groups and pairs, loss scales, the history so far; the
+        draw's rows, frequencies and real patches are remade from its seed) and ``KeyboardInterrupt`` raised; the same
+        call again continues from that step and returns what an uninterrupted call returns. The
+        finished state stays there too, until the caller deletes it (once the results are kept)."""
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=True,
                                         deterministic=torch.backends.cudnn.deterministic,
                                         allow_tf32=torch.backends.cudnn.allow_tf32):
-            return self._run(instances, k, on_step)
+            return self._run(instances, k, on_step, checkpoint)
 
-    def _run(self, instances: list[Instance], k: int, on_step: Callable[[int], None] | None) -> list[CondenseResult]:
+    def _run(self, instances: list[Instance], k: int, on_step: Callable[[int], None] | None,
+             checkpoint: str | None) -> list[CondenseResult]:
         cfg, dev = self.cfg, self.device
         start_time = time.perf_counter()
         batch = self.prepare_batch(instances, k)
@@ -212,16 +227,42 @@ class Condenser:
         started[:, 0] = True
         history, real_cont, syn_cont = [], [], []
         real = None
-        steps = range(cfg.iters)
+        ckpt = StepCheckpoint(checkpoint, "IDC's condensation", cfg.iters, key={
+            "instances": [inst.name for inst in instances], "patches": fingerprint(*[inst.lr for inst in instances]),
+            "k": k, "settings": cfg.settings()})
+
+        def snapshot() -> dict:
+            return {"y": y.detach(), "optimizer": opt.state_dict(), "scales": scales, "started": started,
+                    "history": torch.stack(history) if history else torch.zeros(0, b, 3, device=dev),
+                    "real_cont": real_cont, "syn_cont": syn_cont, "groups": _fields(groups),
+                    # the real side's k-means result; the rest is a function of the draw (remade on resume)
+                    "real": None if real is None else {"labels": real.labels, "centroids": real.centroids},
+                    "seconds": time.perf_counter() - start_time}
+
+        if ckpt.state is not None:
+            state = ckpt.state
+            with torch.no_grad():
+                y.copy_(state["y"])
+            opt.load_state_dict(state["optimizer"])
+            scales, started = state["scales"].to(dev), state["started"].to(dev)
+            history = list(state["history"].to(dev).unbind(0))
+            real_cont = [c.to(dev) for c in state["real_cont"]]
+            syn_cont = [None if c is None else c.to(dev) for c in state["syn_cont"]]
+            if state["real"] is not None:  # the draw of the last re-draw step done
+                draw = (ckpt.start - 1) // cfg.resample_every
+                real = self._real_grouped(batch, *self._real_draw(batch, draw), state["real"]["labels"].to(dev),
+                                          state["real"]["centroids"].to(dev))
+            groups = _Grouping(**{name: v.to(dev) for name, v in state["groups"].items()})
+            start_time -= state["seconds"]  # the batch's time is that of both runs
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(steps, desc=f"condense {b} instance(s)", leave=False, dynamic_ncols=True)
-            steps = bar
+            bar = tqdm(total=cfg.iters, initial=ckpt.start, desc=f"condense {b} instance(s)", leave=False,
+                       dynamic_ncols=True)
         warmup = cfg.warmup_iters()
-        with value_checks(False):
-            for step in steps:
+        with value_checks(False), ckpt:
+            for step in ckpt.steps(snapshot):
                 if on_step is not None:
                     on_step(step)
                 regroup = step % cfg.resample_every == 0
@@ -249,8 +290,11 @@ class Condenser:
                 with torch.no_grad():
                     y.clamp_(0, 1)
                 history.append(losses.detach())
+                if bar is not None:
+                    bar.update(1)
         if bar is not None:
             bar.close()
+        ckpt.finish(snapshot)
         return self._results(batch, y, init_index, history, scales, real_cont, syn_cont, start_time)
 
     # -- the steps -------------------------------------------------------------------------------
@@ -313,13 +357,7 @@ class Condenser:
         (warm-started from ``previous`` under ``regroup="warm"``) and per-group statistics."""
         cfg, dev = self.cfg, self.device
         b, k, offs, inst = batch.b, batch.k, batch.real_patches.offsets, batch.real_patches.instance_ids
-        c = batch.feats.shape[1]
-        draw_seed = derive_seed(cfg.seed, "draw", draw)  # the same draw for every instance: batch-independent
-        rows = sample_rows(c, cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
-        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=seeded_generator(draw_seed),
-                               device=dev) * cfg.frequency_std()
-        patches = rlff(batch.feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels,
-                       patch_size=cfg.rlff_patch, rows=rows, stats=batch.unit, backend=cfg.backend)
+        rows, t, patches = self._real_draw(batch, draw)
         desc = patches.mean(1)
         if previous is not None and cfg.regroup == "warm":
             # the previous groups' means in the new descriptor space: Lloyd then moves from the old
@@ -332,10 +370,27 @@ class Condenser:
                                        seed=derive_seed(batch.seeds[i], "kmeans", draw), backend=cfg.backend).centroids
                                 for i in range(b)])
         km = kmeans(desc, k, offsets=offs, init=init, iters=cfg.kmeans_iters, backend=cfg.backend)
-        counts = torch.bincount(inst * k + km.labels, minlength=b * k).view(b, k)
-        gid = (inst * (k + 1) + km.labels).repeat_interleave(cfg.rlff_patch ** 2)
+        return self._real_grouped(batch, rows, t, patches, km.labels, km.centroids)
+
+    def _real_draw(self, batch: _Batch, draw: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw ``draw``'s RLFF rows and frequencies (seeded per draw) and the real RLFF patches."""
+        cfg, dev = self.cfg, self.device
+        draw_seed = derive_seed(cfg.seed, "draw", draw)  # the same draw for every instance: batch-independent
+        rows = sample_rows(batch.feats.shape[1], cfg.rlff_kernel, cfg.rlff_channels, seed=draw_seed, device=dev)
+        t = sample_frequencies(cfg.num_freqs, cfg.rlff_channels, generator=seeded_generator(draw_seed),
+                               device=dev) * cfg.frequency_std()
+        patches = rlff(batch.feats, kernel_size=cfg.rlff_kernel, out_channels=cfg.rlff_channels,
+                       patch_size=cfg.rlff_patch, rows=rows, stats=batch.unit, backend=cfg.backend)
+        return rows, t, patches
+
+    def _real_grouped(self, batch: _Batch, rows: torch.Tensor, t: torch.Tensor, patches: torch.Tensor,
+                      labels: torch.Tensor, centroids: torch.Tensor) -> _RealSide:
+        """The real side of a draw given its k-means groups: group sizes and per-group statistics."""
+        cfg, b, k, inst = self.cfg, batch.b, batch.k, batch.real_patches.instance_ids
+        counts = torch.bincount(inst * k + labels, minlength=b * k).view(b, k)
+        gid = (inst * (k + 1) + labels).repeat_interleave(cfg.rlff_patch ** 2)
         stats = cf_stats(patches.reshape(-1, cfg.rlff_channels), t, gid, b * (k + 1), backend=cfg.backend)
-        return _RealSide(rows, t, patches, km.labels, km.centroids, counts, stats, _pool_instances(stats, b, k + 1))
+        return _RealSide(rows, t, patches, labels, centroids, counts, stats, _pool_instances(stats, b, k + 1))
 
     def _synthetic_patches(self, batch: _Batch, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """RLFF output ``(Σn', p·p, C)`` of the synthetic patches ``y``, their features normalised

@@ -24,6 +24,7 @@ from ..methods import RunResult
 from ..models import load_checkpoint
 from ..ops.utils import cdiv
 from ..outputs import RunFolder
+from ..resume import key_name
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
 from ..seeds import seeded_generator
 from ..costs import CostEstimate
@@ -190,7 +191,9 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
         on_instance: Callable[[str], None] | None = None) -> IDCResult:
     """Condense (or select from) ``images`` / the folder ``data`` / the embedded photos into ``out``.
 
-    Finished instances (their record exists) are skipped, so re-running the same command resumes.
+    Finished instances (their record exists) are skipped, so re-running the same command resumes;
+    a batch stopped by Ctrl-C or SIGTERM keeps its loop state in ``partial/`` and continues from the
+    step it stopped at (``Condenser.run``'s ``checkpoint``).
     ``networks`` overrides the checkpoint/pre-training logic (API use). ``on_instance(name)`` is
     called after each instance is written. Returns where the outputs are and how many
     (``manifest``, ``report`` and ``pairs`` are ``None`` on ranks other than 0).
@@ -231,10 +234,16 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
         batch = mine[start:start + (cfg.batch_instances if condenser else 1)]
         if condenser is not None:
             steps_before = number * cfg.iters
-            for inst, res in zip(batch, condenser.run(batch, k, lambda step: estimate.tick(steps_before + step))):
+            # the batch's loop state, kept there when it is stopped (and after it, until its instances are
+            # written): the same command resumes the batch at the step it stopped at
+            partial = folder.partial_path(f"idc-{key_name([inst.name for inst in batch])}")
+            results = condenser.run(batch, k, lambda step: estimate.tick(steps_before + step), checkpoint=partial)
+            for inst, res in zip(batch, results):
                 write_condensed(folder, inst, res, nets.teacher, cfg, device, len(batch), rank)
                 if on_instance:
                     on_instance(inst.name)
+            if os.path.exists(partial):
+                os.unlink(partial)
         else:
             t = time.perf_counter()
             index = select(cfg, batch[0], nets.feature_extractor, device)
@@ -247,6 +256,8 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     if bar is not None:
         bar.close()
     barrier(world)
+    if rank == 0:  # every instance is recorded: a state left by a batch of other instances is stale
+        folder.clear_partial()
     result = IDCResult(method=cfg.method, out=folder.root, scale=cfg.scale, units=len(instances), skipped=skipped,
                        manifest=None, report=None, pairs=None, groups=k)
     if rank == 0:

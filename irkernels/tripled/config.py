@@ -3,7 +3,7 @@ without torch, so that the CLI builds its flags fast). The task presets ``TASKS`
 are made."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..configs import TrainConfig
@@ -106,6 +106,12 @@ class LatentConfig:
         if min(self.batch_size, self.vae_batch, self.vae_check_every, self.vae_check_crops) < 1:
             raise ValueError(f"batch_size, vae_batch, vae_check_every and vae_check_crops must be >= 1, got "
                              f"{self.batch_size}, {self.vae_batch}, {self.vae_check_every}, {self.vae_check_crops}")
+
+
+def stage_settings(cfg: LatentConfig | FinetuneConfig) -> dict:
+    """A step config's fields without the execution ones (``TripleDConfig.EXECUTION``): the
+    settings part of the key of a step's checkpoint (``irkernels.resume.StepCheckpoint``)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in TripleDConfig.EXECUTION}
 
 
 PIXEL_WEIGHT = 30.0  # see docs/tripled.md, "CPU measurements": the measured trade-off behind it

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..ops.ncfd import CFStats, cf_stats, sample_frequencies
+from ..resume import fingerprint
 
 
 @dataclass
@@ -42,6 +43,11 @@ class FeatureTarget:
         """``(C,)`` bool: channels that vary over the real set. Constant ones (dead ReLUs) carry no
         distribution, and standardising them would blow any synthetic activity up by ``1/σ ≈ ∞``."""
         return live_channels(self.var)
+
+    def fingerprint(self) -> str:
+        """sha256 of the statistics (what a distillation matches against): part of the key of its
+        checkpoints (``irkernels.resume.StepCheckpoint``)."""
+        return fingerprint(self.mean, self.var, self.freqs, self.cf.re, self.cf.im)
 
     def samples(self, feats: torch.Tensor, max_samples: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:

@@ -27,8 +27,9 @@ from torch import nn
 from ..models.tripled_cnn import TripleDCNN
 from ..devices import resolve_device
 from ..costs import CostEstimate
+from ..resume import StepCheckpoint, fingerprint
 from .features import FeatureTarget
-from .config import FinetuneConfig, PIXEL_WEIGHT  # noqa: F401  (re-exported)
+from .config import FinetuneConfig, PIXEL_WEIGHT, stage_settings  # noqa: F401  (re-exported)
 
 
 def gaussian_kl(mu_a: torch.Tensor, var_a: torch.Tensor, mu_b: torch.Tensor, var_b: torch.Tensor) -> torch.Tensor:
@@ -55,12 +56,16 @@ def distribution_terms(feats: torch.Tensor, target: FeatureTarget) -> tuple[torc
 
 def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureTarget, cfg: FinetuneConfig,
                     restoration: tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None = None,
-                    ) -> tuple[torch.Tensor, TripleDCNN, dict[str, list[float]]]:
+                    checkpoint: str | None = None) -> tuple[torch.Tensor, TripleDCNN, dict[str, list[float]]]:
     """Train a ``TripleDCNN`` on ``images`` ``(M, 3, H, W)`` in [0, 1] and return the adjusted images
     (CPU, clamped), the CNN and per-step histories (``loss``, ``l2``, ``kl``, ``pixel``).
 
     ``restoration``: ``(network, degrade)`` for the optional restoration loss (needs
     ``restoration_weight > 0``; ``degrade`` must be differentiable).
+    ``checkpoint``: a file for the loop's state (``irkernels.resume.StepCheckpoint``): on Ctrl-C or
+    SIGTERM the step in progress is finished and the CNN, Adam, the batch generator and the
+    histories written there; the same call again continues from that step. The finished state
+    stays until the caller deletes it.
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (M, 3, H, W), got shape {tuple(images.shape)}")
@@ -75,32 +80,47 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
         restoration[0].to(device).eval().requires_grad_(False)
     opt = torch.optim.Adam(cnn.parameters(), lr=cfg.lr)
     history: dict[str, list[float]] = {"loss": [], "l2": [], "kl": [], "pixel": []}
-    steps = range(cfg.steps)
-    if cfg.progress:
-        from tqdm.auto import tqdm
+    ckpt = StepCheckpoint(checkpoint, "CNN fine-tuning", cfg.steps, key={
+        "settings": stage_settings(cfg), "images": fingerprint(images), "target": target.fingerprint(),
+        "restoration": restoration is not None})
 
-        steps = tqdm(steps, desc="cnn", dynamic_ncols=True)
-    estimate = CostEstimate(f"CNN fine-tuning on {device}", cfg.steps, "fewer --cnn-steps make it shorter")
-    for step in steps:
-        estimate.tick(step)
-        idx = torch.randperm(len(images), generator=gen)[: cfg.batch_size]
-        batch = images[idx].to(device)
-        adjusted = cnn(batch)
-        l2, kl = distribution_terms(extractor.features(adjusted), target)
-        pixel = F.l1_loss(adjusted, batch)
-        loss = cfg.mean_weight * l2 + cfg.kl_weight * kl + cfg.pixel_weight * pixel
-        if cfg.restoration_weight > 0:
-            net, degrade_fn = restoration
-            restored = net(degrade_fn(adjusted))
-            if restored.shape != adjusted.shape:
-                raise ValueError(f"the restoration network maps the degraded images to {tuple(restored.shape)}, "
-                                 f"not their size {tuple(adjusted.shape)} (its scale must match the degradation)")
-            loss = loss + cfg.restoration_weight * F.l1_loss(restored, adjusted)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for key, v in (("loss", loss), ("l2", l2), ("kl", kl), ("pixel", pixel)):
-            history[key].append(v.item())
+    def snapshot() -> dict:
+        return {"cnn": cnn.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "history": history}
+
+    if ckpt.state is not None:
+        cnn.load_state_dict(ckpt.state["cnn"])
+        opt.load_state_dict(ckpt.state["optimizer"])
+        gen.set_state(ckpt.state["generator"])
+        history = {k: list(v) for k, v in ckpt.state["history"].items()}
+    bar = ckpt.progress_bar(cfg.progress, "cnn")
+    estimate = CostEstimate(f"CNN fine-tuning on {device}", cfg.steps, "fewer --cnn-steps make it shorter", ckpt.start)
+    with ckpt:
+        for step in ckpt.steps(snapshot):
+            estimate.tick(step)
+            idx = torch.randperm(len(images), generator=gen)[: cfg.batch_size]
+            batch = images[idx].to(device)
+            adjusted = cnn(batch)
+            l2, kl = distribution_terms(extractor.features(adjusted), target)
+            pixel = F.l1_loss(adjusted, batch)
+            loss = cfg.mean_weight * l2 + cfg.kl_weight * kl + cfg.pixel_weight * pixel
+            if cfg.restoration_weight > 0:
+                net, degrade_fn = restoration
+                restored = net(degrade_fn(adjusted))
+                if restored.shape != adjusted.shape:
+                    raise ValueError(f"the restoration network maps the degraded images to {tuple(restored.shape)}, "
+                                     f"not their size {tuple(adjusted.shape)} (its scale must match the degradation)")
+                loss = loss + cfg.restoration_weight * F.l1_loss(restored, adjusted)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for key, v in (("loss", loss), ("l2", l2), ("kl", kl), ("pixel", pixel)):
+                history[key].append(v.item())
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    ckpt.finish(snapshot)
     cnn.eval()
     with torch.no_grad():
         out = torch.cat([cnn(images[i:i + cfg.batch_size].to(device)).clamp(0, 1).cpu()

@@ -30,8 +30,9 @@ from ..ops.ncfd import CFStats, cf_stats, ncfd_from_stats
 from ..devices import resolve_device
 from ..seeds import derive_seed
 from ..costs import CostEstimate
+from ..resume import StepCheckpoint, fingerprint
 from .features import FeatureTarget
-from .config import LatentConfig, TripleDConfig
+from .config import LatentConfig, TripleDConfig, stage_settings
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,16 @@ def reconstruction_psnr(vae: nn.Module, crops: torch.Tensor, batch_size: int = 8
     return float(psnr(recon, crops, data_range=1.0).mean())
 
 
-def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig, held_out: torch.Tensor) -> dict:
+def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig, held_out: torch.Tensor,
+              checkpoint: str | None = None) -> dict:
     """Fit ``vae`` to random crops of ``images`` (``(3, H, W)`` floats in [0, 1], each at least
     ``vae_crop`` on both sides): L1 reconstruction + ``kl_weight``·KL, until the reconstruction PSNR
     on ``held_out`` crops ``(N, 3, h, w)`` reaches ``cfg.vae_min_psnr`` or ``cfg.vae_steps`` are done.
+
+    ``checkpoint``: a file for the loop's state (``irkernels.resume.StepCheckpoint``): on Ctrl-C or
+    SIGTERM the step in progress is finished and the weights, AdamW, schedule, crop generator and
+    histories written there; the same call again continues from that step. The finished state stays
+    until the caller deletes it.
 
     Returns ``{"losses", "psnr_history": [[step, dB], ...], "psnr", "steps", "reached"}``.
     """
@@ -122,32 +129,48 @@ def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig, hel
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.vae_steps, 1))
-    steps = range(cfg.vae_steps)
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="vae", dynamic_ncols=True)
     losses, history = [], []
+    ckpt = StepCheckpoint(checkpoint, "VAE training", cfg.vae_steps, key={
+        "settings": stage_settings(cfg), "held_out": fingerprint(held_out), "images": [list(im.shape) for im in images]})
+
+    def snapshot() -> dict:
+        return {"vae": vae.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "crops": rng.bit_generator.state, "losses": losses, "psnr_history": history}
+
+    if ckpt.state is not None:
+        vae.load_state_dict(ckpt.state["vae"])
+        opt.load_state_dict(ckpt.state["optimizer"])
+        sched.load_state_dict(ckpt.state["scheduler"])
+        rng.bit_generator.state = ckpt.state["crops"]
+        losses, history = list(ckpt.state["losses"]), [list(h) for h in ckpt.state["psnr_history"]]
+    bar = ckpt.progress_bar(cfg.progress, "vae")
     # measured on 2 CPU cores: 3-4 steps a second, and after the 2000 default steps 22.9 dB on CBSD432
     # (compare's cpu preset, which skips it since) and 25.7 dB on the embedded photos: under the 30 dB
     # bar both times, so the run distils in pixel space anyway
     estimate = CostEstimate(f"tiny-VAE training on {device} (at most)", cfg.vae_steps,
-                            "--vae-steps 0 skips it (pixel-space distillation), or give a trusted --vae DIR")
-    for step in steps:
-        estimate.tick(step)
-        x = random_crops(images, cfg.vae_batch, cfg.vae_crop, rng).to(device)
-        posterior = vae.encode(x * 2 - 1).latent_dist
-        recon = (vae.decode(posterior.sample()).sample + 1) / 2
-        loss = F.l1_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if (step + 1) % cfg.vae_check_every == 0 or step + 1 == cfg.vae_steps:
-            history.append([step + 1, reconstruction_psnr(vae, held_out)])
-            if history[-1][1] >= cfg.vae_min_psnr:
-                break
+                            "--vae-steps 0 skips it (pixel-space distillation), or give a trusted --vae DIR",
+                            ckpt.start)
+    with ckpt:
+        for step in ckpt.steps(snapshot):
+            estimate.tick(step)
+            x = random_crops(images, cfg.vae_batch, cfg.vae_crop, rng).to(device)
+            posterior = vae.encode(x * 2 - 1).latent_dist
+            recon = (vae.decode(posterior.sample()).sample + 1) / 2
+            loss = F.l1_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if bar is not None:
+                bar.update(1)
+            if (step + 1) % cfg.vae_check_every == 0 or step + 1 == cfg.vae_steps:
+                history.append([step + 1, reconstruction_psnr(vae, held_out)])
+                if history[-1][1] >= cfg.vae_min_psnr:
+                    break
+    if bar is not None:
+        bar.close()
+    ckpt.finish(snapshot, len(losses))
     vae.eval().requires_grad_(False)
     final = history[-1][1] if history else reconstruction_psnr(vae, held_out)
     return {"losses": losses, "psnr_history": history, "psnr": final, "steps": len(losses),
@@ -164,11 +187,16 @@ def matching_loss(images: torch.Tensor, extractor: nn.Module, target: FeatureTar
 
 
 def distill_latents(images: torch.Tensor, vae: nn.Module | None, extractor: nn.Module, target: FeatureTarget,
-                    cfg: LatentConfig) -> tuple[torch.Tensor, list[float]]:
+                    cfg: LatentConfig, checkpoint: str | None = None) -> tuple[torch.Tensor, list[float]]:
     """Encode ``images`` ``(M, 3, H, W)`` (sides multiples of ``vae_factor``), optimise the latents
     against ``target`` and decode; ``vae=None`` optimises the pixels themselves (at ``pixel_lr``,
     clamped to [0, 1] after every step). Returns the synthetic images ``(M, 3, H, W)`` on the CPU and
-    the per-step losses. Mini-batches cycle over a seeded permutation of the images each pass."""
+    the per-step losses. Mini-batches cycle over a seeded permutation of the images each pass.
+
+    ``checkpoint``: a file for the loop's state (``irkernels.resume.StepCheckpoint``): on Ctrl-C or
+    SIGTERM the step in progress is finished and the latents (or pixels), Adam, the generator, the
+    pass's remaining order and the losses written there; the same call again continues from that
+    step. The finished state stays until the caller deletes it."""
     f = vae_factor(vae) if vae is not None else 1
     if images.dim() != 4 or images.shape[-1] % f or images.shape[-2] % f:
         raise ValueError(f"images must be (M, 3, H, W) with H, W multiples of the VAE's factor {f}, "
@@ -192,27 +220,44 @@ def distill_latents(images: torch.Tensor, vae: nn.Module | None, extractor: nn.M
             return decode(vae, z)
     code = code.requires_grad_(True)
     opt = torch.optim.Adam([code], lr=lr)
-    steps = range(cfg.steps)
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="latents" if vae is not None else "pixels", dynamic_ncols=True)
+    space = "latent" if vae is not None else "pixel"
     losses, order = [], torch.empty(0, dtype=torch.long)
-    estimate = CostEstimate(f"{'latent' if vae is not None else 'pixel'} distillation on {device}", cfg.steps,
-                            "fewer --latent-steps make it shorter")
-    for step in steps:
-        estimate.tick(step)
-        if len(order) == 0:
-            order = torch.randperm(len(images), generator=gen)
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-        loss = matching_loss(to_images(code[idx.to(device)]), extractor, target, cfg.max_samples, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if vae is None:
-            with torch.no_grad():
-                code.clamp_(0, 1)
-        losses.append(loss.item())
+    ckpt = StepCheckpoint(checkpoint, f"{space} distillation", cfg.steps, key={
+        "settings": stage_settings(cfg), "images": fingerprint(images), "target": target.fingerprint(),
+        "vae": None if vae is None else fingerprint(*vae.state_dict().values())})
+
+    def snapshot() -> dict:
+        return {"code": code.detach(), "optimizer": opt.state_dict(), "generator": gen.get_state(), "order": order,
+                "losses": losses}
+
+    if ckpt.state is not None:
+        with torch.no_grad():
+            code.copy_(ckpt.state["code"])
+        opt.load_state_dict(ckpt.state["optimizer"])
+        gen.set_state(ckpt.state["generator"])
+        order, losses = ckpt.state["order"], list(ckpt.state["losses"])
+    bar = ckpt.progress_bar(cfg.progress, "latents" if vae is not None else "pixels")
+    estimate = CostEstimate(f"{space} distillation on {device}", cfg.steps, "fewer --latent-steps make it shorter",
+                            ckpt.start)
+    with ckpt:
+        for step in ckpt.steps(snapshot):
+            estimate.tick(step)
+            if len(order) == 0:
+                order = torch.randperm(len(images), generator=gen)
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+            loss = matching_loss(to_images(code[idx.to(device)]), extractor, target, cfg.max_samples, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if vae is None:
+                with torch.no_grad():
+                    code.clamp_(0, 1)
+            losses.append(loss.item())
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    ckpt.finish(snapshot)
     with torch.no_grad():
         out = torch.cat([to_images(code[i:i + cfg.batch_size]).cpu() for i in range(0, len(images), cfg.batch_size)])
     return out, losses
@@ -233,11 +278,13 @@ def vae_split(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[list
     return [targets[i] for i in train_idx[:64]], check
 
 
-def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[torch.nn.Module | None, dict]:
+def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig,
+                checkpoint: str | None = None) -> tuple[torch.nn.Module | None, dict]:
     """The VAE for latent distillation and its record (``source``, ``reconstruction_psnr`` on
     held-out crops, ``trusted``, training history): a loaded or fallback one that reaches
     ``cfg.latent.vae_min_psnr``, else ``None`` (pixel-space distillation) after a loud warning.
-    Without ``vae`` and with ``vae_steps=0``, pixel space is the user's choice: no VAE, one plain line."""
+    Without ``vae`` and with ``vae_steps=0``, pixel space is the user's choice: no VAE, one plain line.
+    ``checkpoint``: the fallback VAE's training state (``train_vae``)."""
     lat = cfg.latent
     if not lat.vae and lat.vae_steps == 0:
         log.info("no VAE (--vae-steps 0 and no --vae): distilling in pixel space")
@@ -250,7 +297,7 @@ def trusted_vae(targets: Sequence[torch.Tensor], cfg: TripleDConfig) -> tuple[to
     else:
         torch.manual_seed(cfg.seed)
         vae = tiny_autoencoder()
-        fit = train_vae(vae, train_images, lat, check)
+        fit = train_vae(vae, train_images, lat, check, checkpoint)
         record = {"source": "tiny AutoencoderKL trained here", "reconstruction_psnr": fit["psnr"],
                   "steps": fit["steps"], "psnr_history": fit["psnr_history"], "losses": fit["losses"]}
     record.update(min_psnr=lat.vae_min_psnr, check_crops=len(check), crop=lat.vae_crop,

@@ -3,8 +3,11 @@
 Units of work in the run folder (``irkernels.outputs.RunFolder``), each skipped on restart once its
 record exists: ``scores`` (every image's score and the selection), ``real-<k>`` (one per selected
 real image, written as a full LQ/HQ pair) and ``synthetic`` (the distilled, fine-tuned crops,
-written as ``syn_*`` pairs). The scorer checkpoint ``OUT/scorer.safetensors`` is reused when its
-recorded settings match. Output items: ``real_[<type>_]<name>`` and ``syn_[<type>_]<k>``.
+written as ``syn_*`` pairs). Inside ``synthetic``, the VAE training, the latent distillation and
+the CNN fine-tuning each keep their state in ``OUT/partial/`` when stopped by Ctrl-C or SIGTERM (and
+once finished, until the unit is recorded), so a rerun continues from the step it stopped at.
+The scorer checkpoint ``OUT/scorer.safetensors`` is reused when its recorded settings match.
+Output items: ``real_[<type>_]<name>`` and ``syn_[<type>_]<k>``.
 
 It follows the method contract of ``irkernels.methods``: ``run(cfg, out, data=...)`` →
 ``TripleDResult``; the settings are in ``config``, the report in ``report``. Each step's run-level
@@ -132,11 +135,15 @@ def _projection_samples(extractor, images: torch.Tensor, target: FeatureTarget, 
 
 def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], cfg: TripleDConfig,
            feature_items: Sequence[str] | Sequence[Image] | None = None,
-           network: tuple[torch.nn.Module, dict] | None = None) -> tuple[torch.Tensor, dict]:
+           network: tuple[torch.nn.Module, dict] | None = None,
+           checkpoint_dir: str | None = None) -> tuple[torch.Tensor, dict]:
     """Latent distillation then CNN fine-tuning of ``crops`` towards ``target_items``' features.
 
     ``feature_items``: the images the feature network is pre-trained on (default ``target_items``);
     ``network``: the feature network and its record, given instead (no pre-training).
+    ``checkpoint_dir``: where the VAE training, the distillation and the fine-tuning keep their
+    state (``vae.pt``, ``latent.pt``, ``cnn.pt``) when stopped and once finished, so that the same
+    call again continues each from its step and redoes no finished one; the caller deletes them.
     Returns the synthetic images and a record: the feature network's and the VAE's records, losses,
     eq. 4's terms and the matching loss before and after each step, and 1-D feature projections
     (real / before / after the CNN) for the report.
@@ -147,6 +154,9 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
     extractor = extractor.eval().requires_grad_(False).to(device)
     targets = LazyTensors(target_items)
     target = feature_target(extractor, targets, cfg.num_freqs, cfg.seed, device, cfg.freq_std, cfg.backend)
+    def checkpoint(stage: str) -> str | None:
+        return os.path.join(checkpoint_dir, f"{stage}.pt") if checkpoint_dir is not None else None
+
     record: dict = {"target": cfg.target, "target_images": len(targets), "feature_positions": target.count,
                     "feature_network": net_info, "cf_modulus_median": cf_modulus_median(target),
                     "freq_std": float(target.freqs.std())}
@@ -162,7 +172,7 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
     record["initial"] = measure(crops)
     synthetic = crops
     if cfg.use_latent:
-        vae, record["vae"] = trusted_vae(targets, cfg)
+        vae, record["vae"] = trusted_vae(targets, cfg, checkpoint("vae"))
         if vae is not None:
             f = math.lcm(vae_factor(vae), cfg.scale)
             if cfg.syn_size % f:
@@ -172,7 +182,8 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
                                    for i in range(0, len(crops), 8)])
             record["after_vae_reconstruction"] = measure(recon)
         record["distillation_space"] = "latent" if vae is not None else "pixel"
-        synthetic, record["latent_losses"] = distill_latents(crops, vae, extractor, target, cfg.latent)
+        synthetic, record["latent_losses"] = distill_latents(crops, vae, extractor, target, cfg.latent,
+                                                             checkpoint("latent"))
         record["after_latent"] = measure(synthetic)
     before_cnn = synthetic
     if cfg.use_cnn:
@@ -180,7 +191,8 @@ def distill(crops: torch.Tensor, target_items: Sequence[str] | Sequence[Image], 
         if cfg.finetune.restoration_weight > 0:
             (_, deg), = task_types(cfg.task)
             restoration = (extractor, differentiable_degradation(deg))
-        synthetic, _, history = finetune_images(synthetic, extractor, target, cfg.finetune, restoration)
+        synthetic, _, history = finetune_images(synthetic, extractor, target, cfg.finetune, restoration,
+                                                checkpoint("cnn"))
         record["cnn_losses"] = history
         record["after_cnn"] = measure(synthetic)
     record["psnr_vs_input"] = {"before_cnn": _mean_psnr(before_cnn, crops), "final": _mean_psnr(synthetic, crops)}
@@ -257,7 +269,8 @@ def check_sizes(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig) -> N
 def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
         overwrite: bool = False, feature_net: tuple[torch.nn.Module, dict] | None = None) -> TripleDResult:
     """Run TripleD on ``images`` / the images of folder ``data`` / the embedded photos into ``out``;
-    re-running the same call resumes (finished units are skipped). ``feature_net`` (network, record)
+    re-running the same call resumes (finished units are skipped; a VAE training, distillation or
+    fine-tuning stopped by Ctrl-C or SIGTERM continues from its step, see ``distill``). ``feature_net`` (network, record)
     is the feature network given instead of ``cfg.feature_checkpoint`` or pre-training (API use, as
     ``compare`` gives its teacher)."""
     cfg = cfg.for_run()  # before the settings guard: it records the step seeds that run
@@ -313,7 +326,8 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
                                             cfg.syn_per_image, cfg.seed)
     if not folder.is_done("synthetic") and crops is not None:
         target_items = [items[i] for i, _ in selected] if cfg.target == "subset" else items
-        synthetic, record = distill(crops, target_items, cfg, items, feature_net)
+        # each step's state is kept in partial/ when stopped (and once done) until the unit is recorded
+        synthetic, record = distill(crops, target_items, cfg, items, feature_net, folder.partial_dir)
         written = []
         for k, (img, t) in enumerate(zip(synthetic, crop_types)):
             item = f"syn_{t}_{k:05d}" if multi else f"syn_{k:05d}"
@@ -321,6 +335,7 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
             folder.write_pair(item, lq, img)
             written.append(item)
         folder.finish_unit("synthetic", {"items": written, **record})
+        folder.clear_partial()
 
     records = {r["unit"]: r for r in folder.records()}
     syn = records.get("synthetic", {})
