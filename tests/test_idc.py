@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from irkernels.data import Image, load_paired_folder, read_image, sample_images
 from irkernels.idc.condense import Condenser
 from irkernels.idc.config import IDCConfig
-from irkernels.idc.instances import make_instances
+from irkernels.patches import make_instances
 from irkernels.idc.pipeline import Networks, run
 from irkernels.models.edsr import EDSR
 from irkernels.pipeline.__main__ import build_parser, main
@@ -158,7 +158,7 @@ def test_baselines_write_real_patches_with_coordinates(method, photos, nets, tmp
 
 
 def test_herding_and_kcenter_rules():
-    from irkernels.idc.baselines import herding, kcenter
+    from irkernels.patches import herding, kcenter
 
     x = torch.tensor([[0.0], [10.0], [1.0], [-1.0], [9.0]])
     assert kcenter(x, 3) == [2, 1, 3]  # nearest the mean 3.8, then farthest-first

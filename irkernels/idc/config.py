@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..data.config import patches_kept
 from ..methods import MethodConfig, MethodSpec
 
 # "random+teacher": the random pick's LR patches (the ones IDC starts from for the same seed) with HR
@@ -133,7 +134,7 @@ class IDCConfig(MethodConfig):
 
     def num_synthetic(self, num_real: int) -> int:
         """``n = max(1, round(ratio·N))``: a ratio that rounds to zero patches still keeps one."""
-        return max(1, round(self.ratio * num_real))
+        return patches_kept(self.ratio, num_real)
 
     def warmup_iters(self) -> int:
         return round(self.warmup * self.iters)

@@ -7,22 +7,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..configs import TrainConfig
-from ..data.config import DegradationConfig
+from ..data.config import SAME_SIZE_TASKS, DegradationConfig, check_fraction
 from ..methods import MethodConfig, MethodSpec
-from .selection import check_fraction
 
-# Task presets: each a list of (type name, degradation). Deblur is Gaussian σ = 2 px; JPEG quality 30;
-# rain: 2 % drop density, 15 px streaks at 75°; all-in-one = the four same-size tasks, balanced.
-_SAME_SIZE = {
-    "denoise25": DegradationConfig(kind="noise", noise_sigma=25.0),
-    "deblur": DegradationConfig(kind="blur", blur_sigma=2.0),
-    "derain": DegradationConfig(kind="rain", rain_density=0.02, rain_length=15),
-    "jpeg": DegradationConfig(kind="jpeg", jpeg_quality=30),
-}
+# Task presets: each a list of (type name, degradation): SR ×2/×3/×4, the same-size tasks
+# (irkernels.data.config.SAME_SIZE_TASKS), and all-in-one = the four same-size tasks, balanced.
 TASKS: dict[str, list[tuple[str, DegradationConfig]]] = {
     **{f"sr{s}": [(f"sr{s}", DegradationConfig(kind="bicubic", scale=s))] for s in (2, 3, 4)},
-    **{name: [(name, deg)] for name, deg in _SAME_SIZE.items()},
-    "allinone": list(_SAME_SIZE.items()),
+    **{name: [(name, deg)] for name, deg in SAME_SIZE_TASKS.items()},
+    "allinone": list(SAME_SIZE_TASKS.items()),
 }
 
 
