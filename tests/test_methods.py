@@ -1,4 +1,4 @@
-"""The method contract (``irkernels.methods``) and the CLI's registry (``irkernels.pipeline.registry``):
+"""The method contract (``irkernels.methods``) and the CLI's registry (``irkernels.registry``):
 both methods register next to their config and through their CLI files,
 their configs split settings from execution knobs, and a third method is one sub-package plus one
 CLI file (shown with a toy method written here, run end to end through the CLI)."""
@@ -10,7 +10,7 @@ import pytest
 
 import irkernels.pipeline as pipeline_pkg
 from irkernels.methods import MethodConfig, RunResult
-from irkernels.pipeline.registry import get_method, registry, run_method
+from irkernels.registry import get_method, registry, run_method
 from irkernels.pipeline.__main__ import main
 
 

@@ -159,6 +159,7 @@ class IDCConfig(MethodConfig):
         return self.freq_std if self.freq_std is not None else self.rlff_channels ** -0.5
 
 
-# the method's registration (the CLI's registry collects it through pipeline/idc_cmd.py)
+# the method's registration (irkernels.registry finds it here)
 METHOD = MethodSpec(name="idc", help="condense a folder with IDC (or the random / herding / kcenter / whole baselines)",
-                    config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run")
+                    config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run",
+                    report="irkernels.idc.report:write_idc_report", flags="irkernels.idc.cli:FLAGS")

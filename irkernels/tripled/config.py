@@ -241,10 +241,11 @@ class TrainSpec:
             raise ValueError(f"dynamic_epochs ({self.dynamic_epochs}) cannot exceed the training steps ({self.train.steps})")
 
 
-# the method's registration (the CLI's registry collects it through pipeline/tripled_cmd.py)
+# the method's registration (irkernels.registry finds it here)
 METHOD = MethodSpec(name="tripled",
                     help="TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)",
-                    config="irkernels.tripled.config:TripleDConfig", run="irkernels.tripled.pipeline:run")
+                    config="irkernels.tripled.config:TripleDConfig", run="irkernels.tripled.pipeline:run",
+                    report="irkernels.tripled.report:write_tripled_report", flags="irkernels.tripled.cli:FLAGS")
 
 
 __all__ = ["METHOD", "TASKS", "FinetuneConfig", "LatentConfig", "PIXEL_WEIGHT", "ScorerConfig", "TrainSpec", "TripleDConfig",
