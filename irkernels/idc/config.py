@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..data.config import patches_kept
-from ..methods import MethodConfig, MethodSpec
+from ..methods import CompareSet, MethodConfig, MethodSpec
 
 # "random+teacher": the random pick's LR patches (the ones IDC starts from for the same seed) with HR
 # targets made by the teacher: the control that separates IDC's relabelling from its condensation
@@ -162,4 +162,8 @@ class IDCConfig(MethodConfig):
 # the method's registration (irkernels.registry finds it here)
 METHOD = MethodSpec(name="idc", help="condense a folder with IDC (or the random / herding / kcenter / whole baselines)",
                     config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run",
-                    report="irkernels.idc.report:write_idc_report", flags="irkernels.idc.cli:FLAGS")
+                    report="irkernels.idc.report:write_idc_report", flags="irkernels.idc.cli:FLAGS",
+                    compare={"idc": CompareSet("irkernels.idc.compare:make_set",
+                                               control=("random+teacher",
+                                                        "IDC's condensation over its relabelled initial patches"))},
+                    fixed=("method", "scale", "ratio", "lr_patch", "lr_stride", "seed"))
