@@ -150,9 +150,10 @@ class FlagTable:
     command has (``--data``, ``--out`` defaulting to ``runs/<name>``, ``--overwrite``);
     ``renamed``: old flag (field) name → new field, working for one release (``renamed_types``:
     their argparse types, default ``str``). A method that needs more than the config's flags gives
-    hooks: ``add_arguments(parser)`` adds its own flags (after the config's), and
-    ``run(args, cfg) -> int`` runs it (instead of ``run(cfg, out, data=, overwrite=)`` and printing
-    the result's summary)."""
+    hooks: ``add_arguments(parser)`` adds its own flags (after the config's), ``keywords`` names
+    those handed to its ``run(cfg, out, data=, overwrite=, **keywords)`` (by their ``dest``), and
+    ``run(args, cfg) -> int`` runs it instead (where the command does more than run the method and
+    print the result's summary)."""
 
     about: str
     groups: dict[str, list[Flag]]
@@ -163,6 +164,7 @@ class FlagTable:
     renamed: dict[str, str] = field(default_factory=dict)
     renamed_types: dict[str, type] = field(default_factory=dict)
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    keywords: tuple[str, ...] = ()
     run: Callable[[argparse.Namespace, Any], int] | None = None
 
     def config(self, config_class: type, args: argparse.Namespace) -> Any:

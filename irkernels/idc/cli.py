@@ -1,5 +1,6 @@
 """IDC's command line: its flag table (``FLAGS``, from which the CLI builds ``python -m
-irkernels.pipeline idc``) and its one flag beyond the config's, ``--max-images``. Torch-free."""
+irkernels.pipeline idc``) and its one flag beyond the config's, ``--max-images`` (handed to
+``run``). Torch-free."""
 from __future__ import annotations
 
 import argparse
@@ -95,16 +96,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-images", type=at_least_one, help="use at most this many images")
 
 
-def run(args: argparse.Namespace, cfg: IDCConfig) -> int:
-    from .pipeline import run as run_idc
-
-    result = run_idc(cfg, args.out, data=args.data, max_images=args.max_images, overwrite=args.overwrite)
-    print(result.summary())
-    return 0
-
-
 FLAGS = FlagTable(
     ABOUT, OPTIONS,
     choices={"method": METHODS, "init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
              "backend": BACKENDS, "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS},
-    renamed=IDCConfig.RENAMED, add_arguments=add_arguments, run=run)
+    renamed=IDCConfig.RENAMED, add_arguments=add_arguments, keywords=("max_images",))

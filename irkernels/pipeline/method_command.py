@@ -2,7 +2,8 @@
 ``--data``, ``--out`` (default ``runs/<name>``), ``--overwrite``, the flags of its config's fields
 (its :class:`irkernels.flags.FlagTable`) and the flags its table's ``add_arguments`` adds; running it
 builds the config from the flags and calls the method's ``run`` (or the table's ``run``), so a
-method needs no file here. Same interface as a ``*_cmd`` module: ``NAME``, ``HELP``, ``__doc__``,
+method needs no file here: ``--ratio`` goes from ``__main__``'s parser through this module and the
+table (``flags``, ``configs.with_paths``) into the config, then into the method's ``run``. Same interface as a ``*_cmd`` module: ``NAME``, ``HELP``, ``__doc__``,
 ``add_arguments(parser)``, ``run(args)``."""
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ class MethodCommand:
         table, cfg = self.table, self.config_from_args(args)
         if table.run is not None:
             return table.run(args, cfg)
-        result = self.spec.runner()(cfg, args.out, data=args.data, overwrite=args.overwrite)
+        result = self.spec.runner()(cfg, args.out, data=args.data, overwrite=args.overwrite,
+                                    **{k: getattr(args, k) for k in table.keywords})
         print(result.summary())
         return 0
 
