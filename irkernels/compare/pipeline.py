@@ -45,7 +45,7 @@ from ..devices import barrier, dist_info, join_process_group, resolve_device, th
 from ..evaluate import METRICS, baseline_network, degraded_pairs, evaluate_images, folder_pairs
 from ..methods import SetRequest
 from ..models import build_model, load_checkpoint
-from ..outputs import atomic_write_json, made_by, settings_diff
+from ..outputs import atomic_write_json, guard_folder
 from ..patches import Instance, cut_instance, make_instances
 from ..pretrained import PretrainConfig, pretrained_network
 from ..seeds import seeded_generator
@@ -237,7 +237,9 @@ def _read(path: str) -> dict | None:
 
 
 def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
-    """Refuse a folder holding another command's output or a comparison with other settings."""
+    """The folder's guard (:func:`irkernels.outputs.guard_folder`) on ``settings.json``: another
+    command's output or a comparison with other settings is refused; ``overwrite`` clears the rows,
+    students, sets and teacher of other settings."""
     import shutil
 
     path = os.path.join(out, "settings.json")
@@ -246,18 +248,7 @@ def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
     if previous is not None:  # a field added since the folder was made reads as its default there
         defaults = {"command": "compare", **CompareConfig().settings()}
         previous = {**{k: v for k, v in settings.items() if k not in previous and v == defaults.get(k)}, **previous}
-    if previous is not None and previous != settings and not overwrite:
-        raise FileExistsError(f"--out {out} holds a comparison with other settings "
-                              f"({settings_diff(previous, settings)}); choose another --out, "
-                              "or pass --overwrite to replace it")
-    if previous is None and os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out)):
-        owner = made_by(out)
-        if owner is not None:  # another command's outputs: never mixed in, --overwrite or not
-            raise FileExistsError(f"--out {out} holds the output of `{owner}`; choose another --out")
-        if not overwrite:
-            raise FileExistsError(f"--out {out} exists and does not hold a comparison; choose another --out, "
-                                  "or pass --overwrite to replace it")
-    if overwrite and previous != settings:
+    if guard_folder(out, "compare", "a comparison", settings, previous, overwrite=overwrite):
         for name in ("cache", "sets", "train", "rows"):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)
     atomic_write_json(path, settings)
