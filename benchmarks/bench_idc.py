@@ -29,7 +29,7 @@ from benchmarks.common import markdown, write_results  # noqa: E402
 from irkernels.data import Image, sample_images  # noqa: E402
 from irkernels.idc.condense import Condenser  # noqa: E402
 from irkernels.idc.config import IDCConfig  # noqa: E402
-from irkernels.idc.instances import make_instances  # noqa: E402
+from irkernels.patches import make_instances  # noqa: E402
 from irkernels.idc.pipeline import num_groups  # noqa: E402
 from irkernels.models import build_model  # noqa: E402
 

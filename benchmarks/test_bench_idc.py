@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_idc import config, div2k_like  # noqa: E402
 from irkernels.idc.condense import Condenser  # noqa: E402
-from irkernels.idc.instances import make_instances  # noqa: E402
+from irkernels.patches import make_instances  # noqa: E402
 from irkernels.idc.pipeline import num_groups  # noqa: E402
 from irkernels.models import build_model  # noqa: E402
 

@@ -1,13 +1,15 @@
-"""The contract every condensation method follows (the registry that finds them is the CLI's,
-``irkernels.pipeline.registry``).
+"""The contract every condensation method follows, and how it registers (the registry that finds
+the methods is :mod:`irkernels.registry`).
 
-A method is a sub-package ``irkernels/<name>/`` plus one CLI file ``irkernels/pipeline/<name>_cmd.py``:
+A method is one sub-package ``irkernels/<name>/`` (or a package of its own, registered through the
+``irkernels.methods`` entry-point group); nothing outside it names it:
 
 ``config.py``
     One dataclass (a :class:`MethodConfig`), importable without torch, validated in
     ``__post_init__``. Its ``settings()`` is what determines the outputs (the execution knobs named
     in ``EXECUTION`` left out, at every nesting level); the run folder keeps it as its guard. Beside
-    it, ``METHOD = MethodSpec(...)``: the method's registration, next to the method.
+    it, ``METHOD = MethodSpec(...)``: the method's registration, next to the method, which the
+    registry finds there.
 ``pipeline.py``
     ``run(cfg, out, *, data=None, overwrite=False, ...) -> RunResult``: data → networks → the method
     → outputs, each step a plain function. Outputs go to a :class:`irkernels.outputs.RunFolder`
@@ -17,20 +19,22 @@ A method is a sub-package ``irkernels/<name>/`` plus one CLI file ``irkernels/pi
     ``write_report(...) -> path``, built from :mod:`irkernels.outputs`' helpers (tables, thumbnails
     at a readable size with counts, before/after rows, a real-vs-synthetic distribution figure,
     paths relative to the report).
-``<name>_cmd.py``
-    ``NAME``, ``HELP``, ``add_arguments(parser)``, ``run(args)`` as every command, and ``METHOD``
-    (the config module's): ``irkernels.pipeline.registry`` collects the ``METHOD`` of the command
-    modules, so the CLI needs no edit (``tests/test_layers.py``' LAYERS and ``compare``'s sets do:
-    ``docs/methods.md``).
+``cli.py``
+    ``FLAGS``, a :class:`irkernels.flags.FlagTable`: the ``--help`` text and the config's flags, from
+    which the CLI builds the method's sub-command (``python -m irkernels.pipeline <name>``).
+``compare.py``
+    The functions that make the method's rows of ``compare`` (:class:`CompareSet` ``make``), each
+    from a :class:`SetRequest`.
 
-Everything here imports without torch (a registration only names ``module:attribute`` strings).
+Everything here imports without torch (a registration only names ``module:attribute`` strings,
+imported when asked for).
 """
 from __future__ import annotations
 
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, ClassVar
 
 
@@ -100,14 +104,111 @@ def _resolve(target: str) -> Any:
 
 
 @dataclass(frozen=True)
+class CompareSet:
+    """One training set (a row) of ``compare``: one of a method's (``MethodSpec.compare``) or one of
+    the comparison's own (whole, random, the coresets, random-images).
+
+    ``make``: ``"module:function"``, ``make(request: SetRequest) -> PairSet`` (imported when a row
+    is made). ``unit``: ``"patch"`` (keeps ``ratio`` of each image's patches; at a budget of fewer
+    patches than images, one patch of each of a random subset of images), ``"image"`` (keeps whole
+    images: a budget counts images, and below half an image it has no row) or ``"split"`` (picks a
+    budget's ``count`` patches over the whole split at once). ``teacher``: it needs the comparison's
+    teacher (its feature network, or the labeller of its HR targets). ``same_size``: it is made for
+    the same-size tasks too (else SR only). ``scales``: the SR factors it can make (``None``: all).
+    ``control``: ``(set, step)``: the set its own step is measured against at one budget, and what
+    that step is (``"IDC's condensation over its relabelled initial patches"``). ``split_when``:
+    ``(field, value)``: the set's unit is ``"split"`` when the method's settings give ``field`` that
+    value (IDC's ``scope=split`` condenses the whole split at once)."""
+
+    make: str
+    unit: str = "patch"
+    teacher: bool = True
+    same_size: bool = False
+    scales: tuple[int, ...] | None = None
+    control: tuple[str, str] | None = None
+    split_when: tuple[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("patch", "image", "split"):
+            raise ValueError(f"unit must be 'patch', 'image' or 'split', got {self.unit!r}")
+
+    def unit_for(self, settings: dict) -> str:
+        """The unit of the row made with the method's ``settings`` (``split_when``)."""
+        if self.split_when is not None and settings.get(self.split_when[0]) == self.split_when[1]:
+            return "split"
+        return self.unit
+
+    def maker(self) -> Callable[[SetRequest], Any]:
+        return _resolve(self.make)
+
+
+@dataclass
+class SetRequest:
+    """What ``compare`` hands a set's ``make``: which row (``kind``, ``seed``), the comparison's
+    settings (``task`` ``"sr"`` or a same-size task of ``irkernels.data.config.SAME_SIZE_TASKS``;
+    ``scale``; ``ratio``, the share it keeps, a budget's when there is one; the patch grid
+    ``lr_patch`` / ``lr_stride`` in LR pixels; ``feature_model``, the teacher's architecture;
+    ``settings``, the method's own settings given to the comparison, over its config's defaults),
+    the training split (``images``, and their patches ``instances``, ``irkernels.patches.Instance``),
+    the ``teacher`` network and its ``teacher_info`` (``None`` for a set that needs none), the row's
+    own ``folder`` (for a method that writes a run folder: resumable there), ``count`` (a budget's
+    patches, for a ``"split"`` set), ``device`` and ``progress``. ``record``: fields the set adds
+    to its row (a method: its config's settings, as ``<name>_settings``)."""
+
+    kind: str
+    seed: int
+    task: str
+    scale: int
+    ratio: float
+    lr_patch: int
+    lr_stride: int
+    feature_model: str
+    settings: dict
+    images: list
+    instances: list
+    teacher: Any
+    teacher_info: dict | None
+    folder: str
+    count: int | None
+    device: str
+    progress: bool
+    record: dict = field(default_factory=dict)
+
+    @property
+    def factor(self) -> int:
+        """Output side over input side: ``scale`` for SR, 1 for a same-size task."""
+        return self.scale if self.task == "sr" else 1
+
+    def stored_pairs(self, folder: str | None = None) -> Any:
+        """The pairs of a run folder (default: the row's) as stored (uint8 PNGs), cut into the
+        comparison's patches: what a method that writes a run folder returns."""
+        from .data import PatchConfig, load_paired_folder, make_pairs_from_paired
+
+        f = self.factor
+        return make_pairs_from_paired(load_paired_folder(folder or self.folder, f), f,
+                                      PatchConfig(self.lr_patch * f, self.lr_stride * f))
+
+
+@dataclass(frozen=True)
 class MethodSpec:
-    """A method's registration: its ``name``, a one-line ``help``, and where its config dataclass
-    and run function live, as ``"module:attribute"`` (imported only when asked for)."""
+    """A method's registration: what the package needs of it, each as ``"module:attribute"``
+    (imported only when asked for, so that reading the registry needs no torch).
+
+    ``name``, a one-line ``help``; ``config``: its config dataclass; ``run``: its run function;
+    ``report``: the function writing its ``report.html``; ``flags``: its
+    :class:`irkernels.flags.FlagTable` (the CLI builds the sub-command ``name`` from it; without
+    one the command has only ``--data``, ``--out``, ``--overwrite``); ``compare``: the rows it adds
+    to ``compare``, set name → :class:`CompareSet`; ``fixed``: the config fields the comparison sets
+    itself (from its own settings), which its ``--<name> KEY=VALUE`` settings cannot."""
 
     name: str
     help: str
     config: str
     run: str
+    report: str | None = None
+    flags: str | None = None
+    compare: dict[str, CompareSet] = field(default_factory=dict)
+    fixed: tuple[str, ...] = ()
 
     def config_class(self) -> type:
         return _resolve(self.config)
@@ -115,5 +216,12 @@ class MethodSpec:
     def runner(self) -> Callable[..., RunResult]:
         return _resolve(self.run)
 
+    def reporter(self) -> Callable[..., str] | None:
+        return _resolve(self.report) if self.report else None
 
-__all__ = ["MethodConfig", "MethodSpec", "RunResult", "next_train_command"]
+    def flag_table(self) -> Any:
+        """The :class:`irkernels.flags.FlagTable`, or ``None``."""
+        return _resolve(self.flags) if self.flags else None
+
+
+__all__ = ["CompareSet", "MethodConfig", "MethodSpec", "RunResult", "SetRequest", "next_train_command"]

@@ -146,6 +146,38 @@ def made_by(folder: str) -> str | None:
     return None
 
 
+def guard_folder(root: str, command: str, what: str, settings: Any, previous: Any, *, overwrite: bool) -> bool:
+    """The one guard of every command's output folder (``--out``): a method's run folder
+    (:class:`RunFolder`), a comparison, a training run. ``settings``: what the command would make
+    the folder with; ``previous``: the settings the folder holds for ``command`` (``None``: none),
+    each as the command stores them. Returns whether the folder's outputs must be cleared first.
+
+    - the same settings: resume (``False``);
+    - other settings: ``FileExistsError`` unless ``overwrite``, which returns ``True``;
+    - none of ``command``'s: another command's output (:func:`made_by`) is refused, ``overwrite``
+      or not (never mixed); a folder holding anything else is refused unless ``overwrite``, which
+      returns ``True`` (the command's own outputs there are replaced).
+
+    Every refusal is one line naming the folder, what differs and what to do."""
+    if previous is not None:
+        if previous == settings:
+            return False
+        if not overwrite:
+            raise FileExistsError(f"--out {root} holds {what} with other settings ({settings_diff(previous, settings)}); "
+                                  "choose another --out, or pass --overwrite to replace it")
+        return True
+    if os.path.isdir(root) and any(not n.startswith(".") for n in os.listdir(root)):
+        owner = made_by(root)
+        if owner is not None and owner != command:
+            raise FileExistsError(f"--out {root} holds the output of `{owner}`; choose another --out")
+        if owner is None:
+            if not overwrite:
+                raise FileExistsError(f"--out {root} exists and does not hold {what} (it is not an irkernels run "
+                                      "folder); choose another --out, or pass --overwrite to replace it")
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------------------------------
 # the run folder
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +188,8 @@ class RunFolder:
         root: the folder (created if missing).
         settings: what determines the outputs (method, ratio, seed, …; JSON-able). Stored in
             ``records/_settings.json``; a later run with other settings in the same folder raises
-            ``FileExistsError`` unless ``overwrite=True`` (which then clears the folder's outputs).
+            ``FileExistsError`` unless ``overwrite=True`` (which then clears the folder's outputs):
+            :func:`guard_folder`, the guard of every command.
         scale: SR factor: LR images go to ``LR_bicubic/X{scale}/`` (use 1 for same-size tasks).
         renamed: old setting name → new one, for folders written before a rename (they resume).
     """
@@ -172,24 +205,14 @@ class RunFolder:
         self.lr_dir = os.path.join(self.root, "LR_bicubic", f"X{scale}")
         self.records_dir = os.path.join(self.root, "records")
         settings_path = os.path.join(self.records_dir, "_settings.json")
+        previous = None
         if os.path.exists(settings_path) or os.path.exists(self.manifest_path):
             previous = self._previous_settings(settings_path)
             if isinstance(previous, dict):  # a folder written before a setting was renamed is the same run
                 previous = {(renamed or {}).get(k, k): v for k, v in previous.items()}
-            if previous != self.settings:
-                if not overwrite:
-                    raise FileExistsError(
-                        f"{self.root} holds the outputs of a run with other settings; choose another --out, "
-                        f"or pass --overwrite to replace them. Differences: "
-                        f"{settings_diff(previous, self.settings)}")
-                self._clear()
-        elif os.path.isdir(self.root) and any(not n.startswith(".") for n in os.listdir(self.root)):
-            owner = made_by(self.root)
-            if owner is not None:  # another command's outputs: never mixed in, --overwrite or not
-                raise FileExistsError(f"{self.root} holds the output of `{owner}`; choose another --out")
-            if not overwrite:
-                raise FileExistsError(f"{self.root} exists and is not an irkernels run folder; choose another --out, "
-                                      "or pass --overwrite")
+        method = str(self.settings.get("method") or "a method")
+        if guard_folder(self.root, method, "a run", self.settings, previous, overwrite=overwrite):
+            self._clear()
         for d in (self.hr_dir, self.lr_dir, self.records_dir):
             os.makedirs(d, exist_ok=True)
         atomic_write_json(settings_path, self.settings)

@@ -162,7 +162,8 @@ def test_global_sets_pick_the_budget_over_the_whole_split(tmp_path):
     patches for every seed (a deterministic selection)."""
     import torch
 
-    from irkernels.compare.pipeline import global_selection, make_set, make_teacher, split_images, task_instances
+    from irkernels.compare.pipeline import make_set, make_teacher, split_images, task_instances
+    from irkernels.compare.sets import global_selection
     from test_compare import tiny, write_photos
 
     (tmp_path / "photos").mkdir()

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from irkernels.data import Image, load_paired_folder, read_image, sample_images
 from irkernels.idc.condense import Condenser
 from irkernels.idc.config import IDCConfig
-from irkernels.idc.instances import make_instances
+from irkernels.patches import make_instances
 from irkernels.idc.pipeline import Networks, run
 from irkernels.models.edsr import EDSR
 from irkernels.pipeline.__main__ import build_parser, main
@@ -158,7 +158,7 @@ def test_baselines_write_real_patches_with_coordinates(method, photos, nets, tmp
 
 
 def test_herding_and_kcenter_rules():
-    from irkernels.idc.baselines import herding, kcenter
+    from irkernels.patches import herding, kcenter
 
     x = torch.tensor([[0.0], [10.0], [1.0], [-1.0], [9.0]])
     assert kcenter(x, 3) == [2, 1, 3]  # nearest the mean 3.8, then farthest-first
@@ -400,9 +400,9 @@ def test_split_scope_condenses_the_folder_as_one_instance_from_kcenter(photos, n
     """``scope="split"``: one instance over every image's patches, ``round(ratio·N)`` synthetic
     patches of the split's N (fewer than one per image here), started from the kcenter baseline's
     pick on the whole split (each initial patch named with its image)."""
-    from irkernels.idc.baselines import kcenter
-    from irkernels.idc.condense import extract_features
-    from irkernels.idc.instances import merge_instances
+    from irkernels.patches import kcenter
+    from irkernels.patches import extract_features
+    from irkernels.patches import merge_instances
 
     cfg = tiny_cfg(scope="split", init="kcenter", ratio=2 / 36, iters=4)
     result = run(cfg, str(tmp_path / "split"), images=photos, networks=nets)

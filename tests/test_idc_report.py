@@ -8,7 +8,7 @@ import sys
 from irkernels.idc.config import IDCConfig
 from irkernels.idc.pipeline import IDCResult, run
 from irkernels.methods import RunResult
-from irkernels.pipeline.registry import get_method
+from irkernels.registry import get_method
 
 TINY = dict(scale=4, ratio=0.25, lr_patch=8, lr_stride=8, iters=4, rlff_channels=16, num_freqs=32, num_groups=3,
             kmeans_iters=5, resample_every=2, reassign_every=2, warmup=0.25, assigning=0.25, backend="torch",
@@ -87,6 +87,6 @@ def test_idc_is_registered_and_its_config_imports_without_torch():
     assert cfg.settings()["ratio"] == cfg.ratio and cfg.to_dict()["device"] == "auto"
     import subprocess
 
-    code = ("import sys; import irkernels.idc.config, irkernels.pipeline.idc_cmd, irkernels.idc; "
+    code = ("import sys; import irkernels.idc.config, irkernels.idc.cli, irkernels.idc; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

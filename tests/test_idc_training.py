@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import irkernels._checks as checks
-from irkernels.idc.condense import Condenser, group_stability, upsample
-from irkernels.idc.instances import make_instances
+from irkernels.idc.condense import Condenser, group_stability
+from irkernels.patches import make_instances, upsample
 from irkernels.models.edsr import EDSR
 from test_idc import tiny_cfg
 

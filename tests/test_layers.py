@@ -1,11 +1,14 @@
-"""Every import runs down the package's layers, function-level imports included:
+"""Every import runs down the package's layers, function-level imports included, and no module
+imports itself through others (no circle):
 
-    ground (data, metrics, devices, seeds, configs, the method contract) → ops → models/train
-    (with evaluation, pre-training, run folders and step checkpoints) → methods (idc, tripled) → compare → pipeline (CLI)
+    ground (data, metrics, devices, seeds, configs, flags, the method contract) → ops → models/train
+    (with evaluation, pre-training, run folders, step checkpoints and patches) → methods (every
+    method the registry finds in the tree) → the registry → compare → pipeline (CLI)
 
 Read from the source with ``ast`` (every ``import``/``from … import`` anywhere in a module, not
 only the ones executed at import time), so a lazy import that climbs fails here as much as a
-top-level one."""
+top-level one. The method layer is the registry's: a method added as a sub-package is in it
+without an edit here."""
 from __future__ import annotations
 
 import ast
@@ -14,20 +17,25 @@ import sys
 
 import pytest
 
+from irkernels.registry import registry
+
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "irkernels"
 
+# the in-tree methods (irkernels/<name>/, found by the registry): siblings, none imports another
+METHODS = tuple(sorted({spec.config.split(".")[1] for spec in registry().values()
+                        if spec.config.startswith("irkernels.")}))
 # top-level module or sub-package → layer; a module may import its own layer or lower ones
 LAYERS = {
-    **dict.fromkeys(("_checks", "_lazy", "_version", "_C", "configs", "data", "devices", "metrics", "methods",
-                     "seeds", "stopping", "costs"), 0),
+    **dict.fromkeys(("_checks", "_lazy", "_version", "_C", "configs", "data", "devices", "flags", "metrics",
+                     "methods", "seeds", "stopping", "costs"), 0),
     "ops": 1,
     "nn": 1,  # drop-in adapters over the ops
-    **dict.fromkeys(("models", "outputs", "resume", "train", "evaluate", "pretrained"), 2),
-    **dict.fromkeys(("idc", "tripled"), 3),
-    "compare": 4,
-    "pipeline": 5,
+    **dict.fromkeys(("models", "outputs", "resume", "train", "evaluate", "pretrained", "patches"), 2),
+    **dict.fromkeys(METHODS, 3),
+    "registry": 4,
+    "compare": 5,
+    "pipeline": 6,
 }
-METHODS = ("idc", "tripled")  # siblings: neither imports the other
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -86,11 +94,39 @@ def test_imports_run_down(path):
     assert not climbs, f"{path.relative_to(PACKAGE)} imports upwards:\n" + "\n".join(climbs)
 
 
+def test_the_methods_are_the_registrys():
+    assert {"idc", "tripled"} <= set(METHODS)
+
+
+def test_no_module_imports_itself_through_others():
+    """No circle in the graph of modules (an import of a package is one of its ``__init__``)."""
+    modules = {module_name(p): p for p in sources()}
+
+    def owner(target: str) -> str:
+        while target not in modules:
+            target = target.rpartition(".")[0]
+        return target
+
+    graph = {m: {owner(t) for t, _ in imports(p)} - {m} for m, p in modules.items()}
+    done: set[str] = set()
+
+    def visit(m: str, path: list[str]) -> None:
+        if m in path:
+            raise AssertionError("import circle: " + " → ".join(path[path.index(m):] + [m]))
+        if m not in done:
+            for n in sorted(graph[m]):
+                visit(n, path + [m])
+            done.add(m)
+
+    for m in sorted(graph):
+        visit(m, [])
+
+
 def test_the_check_sees_function_level_imports(tmp_path, monkeypatch):
     """A climb inside a function body is found (the check cannot pass by only reading the top)."""
     fake = tmp_path / "irkernels" / "data" / "climb.py"
     fake.parent.mkdir(parents=True)
     fake.write_text("def f():\n    from ..pipeline import registry\n    return registry\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "irkernels")
-    with pytest.raises(AssertionError, match=r"line 2: irkernels\.pipeline \(layer 5 from layer 0\)"):
+    with pytest.raises(AssertionError, match=r"line 2: irkernels\.pipeline \(layer 6 from layer 0\)"):
         test_imports_run_down(fake)

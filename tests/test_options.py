@@ -12,11 +12,17 @@ import pytest
 from irkernels.configs import EvalConfig, TrainConfig, path_value, with_paths
 from irkernels.data.config import DegradationConfig
 from irkernels.idc.config import IDCConfig
-from irkernels.pipeline import eval_cmd, idc_cmd, train_cmd, tripled_cmd
+from irkernels.idc import cli as idc_cmd
+from irkernels.pipeline import eval_cmd, train_cmd
+from irkernels.tripled import cli as tripled_cmd
 from irkernels.pipeline.__main__ import build_parser
 from irkernels.pipeline.options import DEGRADATION_OPTIONS, Flag, add_config_flags, config_fields
 from irkernels.seeds import derive_seed, seeded_generator
 from irkernels.tripled.config import TrainSpec, TripleDConfig
+
+
+def tripled_config(args: argparse.Namespace) -> TripleDConfig:
+    return tripled_cmd.FLAGS.config(TripleDConfig, args)
 
 
 def parse(command: str, *argv: str) -> argparse.Namespace:
@@ -42,7 +48,7 @@ def test_tripled_flags_reach_nested_steps():
     args = parse("tripled", "--latent-steps", "7", "--cnn-lr", "0.5", "--backbone-kwargs", '{"depth": 2}', "--no-cnn",
                  "--cache-dir", "/tmp/c", "--freq-std", "0.25", "--seed", "3", "--train-steps", "4", "--lr", "0.01",
                  "--test", "a", "b")
-    cfg = tripled_cmd.config_from_args(args)
+    cfg = tripled_config(args)
     assert (cfg.latent.steps, cfg.finetune.lr, cfg.scorer_cfg.model_kwargs) == (7, 0.5, {"depth": 2})
     assert (cfg.use_cnn, cfg.cache_dir, cfg.freq_std, cfg.seed) == (False, "/tmp/c", 0.25, 3)
     spec = tripled_cmd.train_spec_from_args(args)
@@ -54,13 +60,13 @@ def test_tripled_flags_reach_nested_steps():
 
 def test_a_bad_value_is_refused_by_the_config():
     with pytest.raises(ValueError, match="ratio"):
-        tripled_cmd.config_from_args(parse("tripled", "--ratio", "0"))
+        tripled_config(parse("tripled", "--ratio", "0"))
     with pytest.raises(SystemExit):  # argparse: not JSON
         parse("tripled", "--backbone-kwargs", "{depth")
 
 
 def test_renamed_flags_still_work(caplog):
-    assert tripled_cmd.config_from_args(parse("tripled", "--p", "0.3")).ratio == 0.3
+    assert tripled_config(parse("tripled", "--p", "0.3")).ratio == 0.3
     args = parse("train", "--ema", "0.99")
     train_cmd.take_renamed_flags(args, train_cmd.RENAMED)
     assert args.ema_decay == 0.99

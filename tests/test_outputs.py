@@ -60,6 +60,31 @@ def test_foreign_folder_is_refused(tmp_path):
     assert (tmp_path / "mine.txt").read_text() == "user data"
 
 
+def test_one_guard_for_every_commands_folder(tmp_path):
+    """guard_folder, which RunFolder, compare and train use: resume the same settings, refuse other
+    settings unless overwrite (then clear), never mix another command's output, replace a foreign
+    folder only with overwrite; every refusal one line."""
+    from irkernels.outputs import guard_folder
+
+    root = str(tmp_path / "f")
+    assert guard_folder(root, "compare", "a comparison", {"a": 1}, None, overwrite=False) is False  # missing: fresh
+    assert guard_folder(root, "compare", "a comparison", {"a": 1}, {"a": 1}, overwrite=False) is False  # resume
+    with pytest.raises(FileExistsError, match=r"holds a comparison with other settings \(a: 2 → 1\)") as exc:
+        guard_folder(root, "compare", "a comparison", {"a": 1}, {"a": 2}, overwrite=False)
+    assert "\n" not in str(exc.value)
+    assert guard_folder(root, "compare", "a comparison", {"a": 1}, {"a": 2}, overwrite=True) is True
+    run = RunFolder(root, {"method": "idc", "ratio": 0.1}, scale=2)
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holds the output of `idc`; choose another --out"):
+            guard_folder(root, "train", "a training run", {"lr": 1}, None, overwrite=overwrite)
+    assert guard_folder(run.root, "idc", "a run", run.settings, dict(run.settings), overwrite=False) is False
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="does not hold a training run"):
+        guard_folder(str(tmp_path / "mine"), "train", "a training run", {"lr": 1}, None, overwrite=False)
+    assert guard_folder(str(tmp_path / "mine"), "train", "a training run", {"lr": 1}, None, overwrite=True) is True
+
+
 def test_report(tmp_path):
     import matplotlib
 

@@ -102,7 +102,7 @@ def idc_results_equal(a, b):
 def test_idc_condensation_stopped_and_resumed_equals_uninterrupted(photos, nets, tmp_path, stop_after):
     from irkernels.idc.condense import Condenser
     from irkernels.idc.config import IDCConfig
-    from irkernels.idc.instances import make_instances
+    from irkernels.patches import make_instances
 
     cfg = IDCConfig(**IDC_TINY)
     inst = make_instances(photos[:2], cfg)

@@ -6,7 +6,7 @@ compare`` calls (see :mod:`.pipeline`, docs/compare.md). The names are imported 
 """
 from .._lazy import lazy_exports
 
-_EXPORTS = {"CompareConfig": ".config", "PRESETS": ".config", "SETS": ".config", "CompareResult": ".pipeline",
+_EXPORTS = {"CompareConfig": ".config", "PRESETS": ".config", "compare_sets": ".config", "CompareResult": ".pipeline",
             "run": ".pipeline", "steps_to": ".report", "summarise": ".report"}
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,15 +5,19 @@ The unit is the comparison's LR patch (``lr_patch``² LR pixels and its HR targe
 split holds ``total`` of them (every training image cut on the patch grid, as ``whole`` trains on),
 and budget ``b`` keeps ``pairs = max(1, round(b · total))`` of them.
 
-- Patch-level sets (random, random+teacher, idc, herding, kcenter) keep ``pairs`` patches: with at
-  least one patch per image, ``max(1, round(pairs/total · N_i))`` of image ``i``'s ``N_i`` patches
-  (IDC's per-image rule, so the totals are exactly ``pairs`` when the images are of one size, as
-  CBSD432's are); with fewer ``pairs`` than training images, ``pairs`` images drawn at random for the
-  set's seed (the same images for random, random+teacher and idc, so IDC's control stays its initial
-  patches; the draws of a smaller budget are a prefix of a larger one's), one patch each.
-- Image-level sets (random-images and the TripleD rows) keep ``selection_count(n, pairs/total)``
-  whole images, the number whose patches come nearest ``pairs``; a budget below half an image's
-  patches cannot be made by them and is refused for them in one line. TripleD adds its distilled
+- Patch-level sets (``CompareSet.unit`` "patch": random, random+teacher, idc, herding, kcenter)
+  keep ``pairs`` patches: with at least one patch per image, ``max(1, round(pairs/total · N_i))``
+  of image ``i``'s ``N_i`` patches (IDC's per-image rule, so the totals are exactly ``pairs`` when
+  the images are of one size, as CBSD432's are); with fewer ``pairs`` than training images,
+  ``pairs`` images drawn at random for the set's seed (the same images for random, random+teacher
+  and idc, so IDC's control stays its initial patches; the draws of a smaller budget are a prefix
+  of a larger one's), one patch each.
+- Global sets (unit "split": kcenter+teacher, herding+teacher) pick ``pairs`` patches over the
+  whole split at once.
+- Image-level sets (unit "image": random-images and the TripleD rows) keep
+  ``selection_count(n, pairs/total)`` whole images, the number whose patches come nearest
+  ``pairs``; a budget below half an image's patches cannot be made by them and is refused for them
+  in one line. TripleD adds its distilled
   crops to its images: its row trains on more pixels than the budget, and its actual share is what
   the curve plots.
 
@@ -24,12 +28,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..data.config import selection_count
 from ..seeds import derive_seed
-from ..tripled.selection import selection_count
-from .config import SAME_SIZE_SETS
-
-# the sets that keep whole images (their unit is an image, not a patch)
-IMAGE_SETS = tuple(s for s in SAME_SIZE_SETS if s != "whole")
+from .config import compare_sets
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Budget:
 
     def refusal(self, kind: str) -> str | None:
         """Why set ``kind`` cannot be made at this budget (one line), or ``None`` when it can."""
-        if kind in IMAGE_SETS and self.whole_images() < 1:
+        if compare_sets()[kind].unit == "image" and self.whole_images() < 1:
             return (f"{kind} keeps whole images ({self.total / self.images:.0f} patches each on average): budget "
                     f"{self.share:g} ({self.pairs} patches) is below half an image, so it has no row there")
         return None
@@ -89,4 +90,4 @@ def make_budgets(shares: Sequence[float], total: int, images: int) -> list[Budge
     return budgets
 
 
-__all__ = ["IMAGE_SETS", "Budget", "make_budgets"]
+__all__ = ["Budget", "make_budgets"]

@@ -9,37 +9,58 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from ..data.config import DegradationConfig
-from ..methods import MethodConfig
-from ..tripled.config import TASKS as TRIPLED_TASKS
+from ..data.config import SAME_SIZE_TASKS, DegradationConfig
+from ..methods import CompareSet, MethodConfig
+from ..registry import registry
 
-# The training sets a comparison can make, in table order. "random+teacher" is the control of IDC's
-# relabelling: IDC's initial patches (the same random real LR patches as "random") with HR targets
-# made by the teacher, so that IDC − (random+teacher) is what the condensation itself adds.
-# TripleD keeps whole images: "tripled" (the top-ratio images by complexity plus their distilled
-# crops) is compared with "random-images" (as many images drawn at random, the same p) and with its
-# two ablations; TRIPLED_SETS maps each TripleD row to the TripleDConfig fields it changes.
-# "tripled-selection" keeps the selected images alone (no distilled crops): TripleD's selection
-# against random-images with the same images' count, as random+teacher is IDC's control.
-TRIPLED_SETS: dict[str, dict[str, Any]] = {"tripled": {}, "tripled-no-latent": {"use_latent": False},
-                                           "tripled-no-cnn": {"use_cnn": False},
-                                           "tripled-selection": {"use_latent": False, "use_cnn": False}}
+# The comparison's own training sets (each a row), besides the methods' (MethodSpec.compare).
+# "random+teacher" is the control of a method that relabels: random real LR patches (the patches
+# IDC starts from for the same seed) with HR targets made by the teacher, so that IDC −
+# (random+teacher) is what the condensation itself adds. "random-images" is the control of a method
+# that keeps whole images: as many images as it keeps, drawn at random.
+_SETS = "irkernels.compare.sets:"
+PATCH_SETS = {
+    "whole": CompareSet(_SETS + "whole", teacher=False, same_size=True),
+    "random": CompareSet(_SETS + "picked", teacher=False),
+    "herding": CompareSet(_SETS + "picked"),
+    "kcenter": CompareSet(_SETS + "picked"),
+    "random+teacher": CompareSet(_SETS + "picked", control=("random", "the teacher's relabelling of random patches")),
+}
 # "kcenter+teacher" / "herding+teacher": the budget's patches picked over the WHOLE split at once
 # (not per image) by k-center / herding on the teacher's features, relabelled by the teacher: a
 # candidate to beat random+teacher where few patches must cover many images (docs/compare.md).
-GLOBAL_SETS = ("kcenter+teacher", "herding+teacher")
-SETS = ("whole", "random", "herding", "kcenter", "random+teacher", "idc", *GLOBAL_SETS, "random-images",
-        *TRIPLED_SETS)
+GLOBAL_SETS = {name: CompareSet(_SETS + "global_picked", unit="split") for name in ("kcenter+teacher", "herding+teacher")}
+IMAGE_SETS = {"random-images": CompareSet(_SETS + "random_images", unit="image", teacher=False, same_size=True)}
 # rows without a student: the floor (bicubic up-sampling for SR, the degraded input itself for a
 # same-size task) and the teacher itself
 REFERENCES = ("bicubic", "input", "teacher")
-# "sr": bicubic ×scale, every set; the same-size tasks (TripleD's: denoise25, deblur, ...): the
-# image-level sets only (IDC and the patch coresets are SR methods)
-TASKS = ("sr", *(t for t, types in TRIPLED_TASKS.items() if len(types) == 1 and types[0][1].factor == 1))
-SAME_SIZE_SETS = ("whole", "random-images", *TRIPLED_SETS)
-# the sets that need the teacher (TripleD's feature network is the teacher too)
-TEACHER_SETS = ("herding", "kcenter", "random+teacher", "idc", *GLOBAL_SETS, *TRIPLED_SETS)
+# "sr": bicubic ×scale, every set; the same-size tasks: the sets made for them (same_size)
+TASKS = ("sr", *SAME_SIZE_TASKS)
 RANDOM_CONTROLS = ("random", "random-images")  # "whole" must beat each by more than the seed spread
+
+
+def compare_sets() -> dict[str, CompareSet]:
+    """Every set a comparison can make, in table order: the comparison's patch-level sets, the
+    methods' patch-level sets, the global coresets, random-images, the methods' image-level sets
+    (the methods in the registry's order, each set in its spec's order)."""
+    methods: dict[str, CompareSet] = {}
+    for spec in registry().values():
+        for name, s in spec.compare.items():
+            if name in methods or name in PATCH_SETS or name in GLOBAL_SETS or name in IMAGE_SETS or name in REFERENCES:
+                raise ValueError(f"method {spec.name!r} adds a compare set named {name!r}, which is taken")
+            methods[name] = s
+    return {**PATCH_SETS, **{n: s for n, s in methods.items() if s.unit != "image"}, **GLOBAL_SETS, **IMAGE_SETS,
+            **{n: s for n, s in methods.items() if s.unit == "image"}}
+
+
+def set_names() -> tuple[str, ...]:
+    return tuple(compare_sets())
+
+
+def method_of(kind: str) -> str | None:
+    """The registered method whose set ``kind`` is (``None``: one of the comparison's own)."""
+    return next((spec.name for spec in registry().values() if kind in spec.compare), None)
+
 
 # IDC at the cpu preset (docs/compare.md: how it was tuned on the validation split)
 CPU_IDC: dict[str, Any] = {"iters": 100, "batch_instances": 10}
@@ -122,9 +143,10 @@ class CompareConfig(MethodConfig):
                                            "budgets", "students_together")
 
     def __post_init__(self) -> None:
-        bad = [s for s in self.sets if s not in SETS]
+        sets = compare_sets()
+        bad = [s for s in self.sets if s not in sets]
         if bad or not self.sets:
-            raise ValueError(f"sets must be a non-empty list of {SETS}, got {self.sets}")
+            raise ValueError(f"sets must be a non-empty list of {tuple(sets)}, got {self.sets}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
         if self.scale not in (2, 3, 4, 8):
@@ -144,11 +166,15 @@ class CompareConfig(MethodConfig):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.task != "sr" and set(self.sets) - set(SAME_SIZE_SETS):
-            raise ValueError(f"task {self.task} takes the sets {SAME_SIZE_SETS}, got "
-                             f"{sorted(set(self.sets) - set(SAME_SIZE_SETS))} (IDC and the coresets are SR methods)")
-        if self.task == "sr" and set(self.sets) & set(TRIPLED_SETS) and self.scale not in (2, 3, 4):
-            raise ValueError(f"the TripleD sets need scale 2, 3 or 4, got {self.scale}")
+        same_size = tuple(n for n, s in sets.items() if s.same_size)
+        if self.task != "sr" and set(self.sets) - set(same_size):
+            raise ValueError(f"task {self.task} takes the sets {same_size}, got "
+                             f"{sorted(set(self.sets) - set(same_size))} (the others are SR methods)")
+        scaled = [n for n in self.sets if sets[n].scales and self.scale not in sets[n].scales]
+        if self.task == "sr" and scaled:
+            *most, last = sets[scaled[0]].scales
+            raise ValueError(f"the sets {scaled} need scale {', '.join(map(str, most))}{' or ' * bool(most)}{last}, "
+                             f"got {self.scale}")
 
     @property
     def factor(self) -> int:
@@ -166,10 +192,14 @@ class CompareConfig(MethodConfig):
         return self.scale if self.task == "sr" else 0
 
     def degradation(self) -> DegradationConfig:
-        return DegradationConfig("bicubic", scale=self.scale) if self.task == "sr" else TRIPLED_TASKS[self.task][0][1]
+        return DegradationConfig("bicubic", scale=self.scale) if self.task == "sr" else SAME_SIZE_TASKS[self.task]
 
-    def tripled_task(self) -> str:
-        return f"sr{self.scale}" if self.task == "sr" else self.task
+    def method_settings(self, method: str, kind: str) -> dict[str, Any]:
+        """The settings the comparison gives ``method``'s set ``kind``: the field named after the
+        method (``idc``, ``tripled``: its settings over the preset's), and for the ``idc`` row its
+        ``idc_tune`` variant; ``{}`` for a method without such a field (its config's defaults)."""
+        given = getattr(self, method, None) if method in FIELDS else None
+        return {**(given if isinstance(given, dict) else {}), **(self.idc_tune if kind == "idc" else {})}
 
     def idc_label(self) -> str:
         """The IDC row's name: ``idc``, or ``idc[k=v,...]`` for settings other than the defaults."""
@@ -192,6 +222,5 @@ def preset(name: str) -> dict[str, Any]:
 
 
 FIELDS = tuple(f.name for f in fields(CompareConfig))
-__all__ = ["FIELDS", "GLOBAL_SETS", "PRESETS", "RANDOM_CONTROLS", "REFERENCES", "SAME_SIZE_SETS", "SETS", "TASKS", "TEACHER_SETS",
-           "TRIPLED_SETS",
-           "CompareConfig", "preset"]
+__all__ = ["FIELDS", "GLOBAL_SETS", "IMAGE_SETS", "PATCH_SETS", "PRESETS", "RANDOM_CONTROLS", "REFERENCES", "TASKS",
+           "CompareConfig", "compare_sets", "method_of", "preset", "set_names"]

@@ -2,7 +2,7 @@
 score them: ``run(CompareConfig(...), out, data=folder, test=[...])``.
 
 Steps, each a function: split the folder (:func:`split_images`) → the patches of every training
-image (:func:`make_instances`) → the teacher (:func:`make_teacher`) → one training set per
+image (:func:`task_instances`) → the teacher (:func:`make_teacher`) → one training set per
 (set, seed) (:func:`make_set`) → the student trained on it with a validation learning curve
 (:func:`train_students`, several at once where they fill a device together) → its scores (:func:`score_network`) → the summary and report
 (:mod:`.report`).
@@ -11,7 +11,7 @@ The folder ``out``::
 
     settings.json                the guard: a rerun with other settings is refused (overwrite clears)
     cache/                       the teacher (irkernels.pretrained: reused for the same data/settings)
-    sets/<row>-seed<s>/          IDC's run folders (resumable per image, as ``idc`` is)
+    sets/<row>-seed<s>/          the run folders of the methods' rows (IDC's, TripleD's: resumable as the method is)
     train/<row>-seed<s>/         the student's checkpoint (resumable per step), curve.json, weights
     rows/<row>[-seed<s>].json    one finished row each, written atomically
     compare.json, table.md, curves.png, report.html
@@ -39,28 +39,22 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..configs import TrainConfig, with_paths
-from ..data import (Image, PairSet, PatchConfig, degrade, load_folder, load_paired_folder, make_pairs_from_paired,
-                    quantize, sample_images, to_float, to_tensor)
+from ..configs import TrainConfig
+from ..data import Image, PairSet, degrade, load_folder, quantize, sample_images, to_float, to_tensor
 from ..devices import barrier, dist_info, join_process_group, resolve_device, this_process_alone
 from ..evaluate import METRICS, baseline_network, degraded_pairs, evaluate_images, folder_pairs
-from ..idc.config import IDCConfig
-from ..idc.instances import Instance, cut_instance, make_instances
-from ..idc.baselines import herding, kcenter
-from ..idc.condense import extract_features
-from ..idc.pipeline import Networks, relabel, run as run_idc, select
+from ..methods import SetRequest
 from ..models import build_model, load_checkpoint
-from ..outputs import atomic_write_json, made_by, settings_diff
+from ..outputs import atomic_write_json, guard_folder
+from ..patches import Instance, cut_instance, make_instances
 from ..pretrained import PretrainConfig, pretrained_network
 from ..seeds import seeded_generator
 from ..costs import format_duration
 from ..train import train, train_together
-from ..tripled.config import TripleDConfig
-from ..tripled.pipeline import run as run_tripled
-from ..tripled.selection import selection_count
-from .budgets import IMAGE_SETS, Budget, make_budgets
-from .config import GLOBAL_SETS, REFERENCES, TEACHER_SETS, TRIPLED_SETS, CompareConfig
+from .budgets import Budget, make_budgets
+from .config import REFERENCES, CompareConfig, compare_sets, method_of
 from .report import write_budget_outputs, write_outputs
+from .sets import pairs_of
 
 log = logging.getLogger(__name__)
 CURVE_METRICS = ("psnr_rgb", "psnr_y")  # what the learning curves score (SSIM would double their cost)
@@ -102,31 +96,6 @@ def split_images(cfg: CompareConfig, data: str | None) -> tuple[list[Image], lis
     return train_images[:cfg.max_images] if cfg.max_images else train_images, val_images
 
 
-def idc_config(cfg: CompareConfig, kind: str, seed: int) -> IDCConfig:
-    """The ``IDCConfig`` of a set: the comparison's patches and ratio; for ``idc`` its settings
-    (``cfg.idc``, then the row's ``cfg.idc_tune``)."""
-    extra = {**cfg.idc, **cfg.idc_tune} if kind == "idc" else {}
-    return IDCConfig(method=kind, scale=cfg.scale, ratio=cfg.ratio, lr_patch=cfg.lr_patch, lr_stride=cfg.lr_stride,
-                     feature_model=cfg.teacher_model, seed=seed, device=cfg.device, progress=cfg.progress,
-                     **extra)
-
-
-def tripled_config(cfg: CompareConfig, kind: str, seed: int) -> TripleDConfig:
-    """The ``TripleDConfig`` of a TripleD set: task ``sr<scale>``, the comparison's ratio, the teacher's
-    architecture as feature network, ``cfg.tripled`` (a step's field as ``step.field``, e.g.
-    ``finetune.steps``), then the set's ablation."""
-    own = {"task": cfg.tripled_task(), "ratio": cfg.ratio, "feature_model": cfg.teacher_model, "seed": seed,
-           "device": cfg.device, "progress": cfg.progress}
-    return with_paths(TripleDConfig(), {**own, **cfg.tripled, **TRIPLED_SETS[kind]})
-
-
-def random_images(instances: Sequence[Instance], ratio: float, seed: int) -> list[Instance]:
-    """TripleD's control: as many whole images as TripleD keeps at ``ratio``, drawn at random (seeded)."""
-    k = selection_count(len(instances), ratio)
-    picks = torch.randperm(len(instances), generator=torch.Generator().manual_seed(seed))[:k]
-    return [instances[i] for i in sorted(picks.tolist())]
-
-
 def budget_view(cfg: CompareConfig, budget: Budget | None, kind: str, seed: int, images: Sequence[Image],
                 instances: Sequence[Instance]) -> tuple[CompareConfig, list[Image], list[Instance]]:
     """The comparison as set ``kind`` makes it at ``budget``: the ratio that keeps the budget's
@@ -136,29 +105,13 @@ def budget_view(cfg: CompareConfig, budget: Budget | None, kind: str, seed: int,
     if budget is None:
         return cfg, list(images), list(instances)
     cfg = replace(cfg, ratio=budget.ratio)
-    # sets that pick from the whole split (the global coresets, IDC with scope=split) keep every image
-    whole_split = kind in (*IMAGE_SETS, *GLOBAL_SETS) or (kind == "idc" and idc_config(cfg, kind, seed).scope == "split")
-    picks = None if whole_split else budget.image_subset(seed, [i.name for i in instances])
+    method = method_of(kind)
+    unit = compare_sets()[kind].unit_for(cfg.method_settings(method, kind) if method else {})
+    picks = budget.image_subset(seed, [i.name for i in instances]) if unit == "patch" else None
     if picks is None:
         return cfg, list(images), list(instances)
     keep = {instances[i].name for i in picks}
     return cfg, [im for im in images if im.name in keep], [instances[i] for i in picks]
-
-
-def stored_pairs(folder: str, cfg: CompareConfig) -> PairSet:
-    """The pairs of a method's run folder as stored (uint8 PNGs), cut into the comparison's patches."""
-    return make_pairs_from_paired(load_paired_folder(folder, cfg.factor), cfg.factor,
-                                  PatchConfig(cfg.lr_patch * cfg.factor, cfg.lr_stride * cfg.factor))
-
-
-def pairs_of(instances: Sequence[Instance], picks: Sequence[Sequence[int]] | None = None) -> PairSet:
-    """The real LR/HR patches of ``instances`` (all, or ``picks[i]`` of instance ``i``)."""
-    if picks is None:
-        return PairSet(torch.cat([i.lr for i in instances]), torch.cat([i.hr for i in instances]),
-                       [i.name for i in instances for _ in range(len(i))])
-    return PairSet(torch.cat([i.lr[list(p)] for i, p in zip(instances, picks)]),
-                   torch.cat([i.hr[list(p)] for i, p in zip(instances, picks)]),
-                   [i.name for i, p in zip(instances, picks) for _ in p])
 
 
 def make_teacher(cfg: CompareConfig, instances: Sequence[Instance], cache: str) -> tuple[nn.Module, dict]:
@@ -170,51 +123,25 @@ def make_teacher(cfg: CompareConfig, instances: Sequence[Instance], cache: str) 
     return net.eval(), info
 
 
-def global_selection(kind: str, instances: Sequence[Instance], count: int, teacher: nn.Module,
-                     device: torch.device) -> list[list[int]]:
-    """``count`` patches of the whole split picked at once by k-center (``kcenter+teacher``) or herding
-    (``herding+teacher``) on the teacher's deep features mean-pooled per patch (what the per-image
-    coresets use); as per-instance index lists. Deterministic: the seed changes only the student."""
-    lr = torch.cat([i.lr for i in instances])
-    feats = extract_features(teacher.to(device).eval(), lr, device).mean(dim=(2, 3)).cpu()
-    chosen = (kcenter if kind == "kcenter+teacher" else herding)(feats, min(count, len(lr)))
-    starts = torch.tensor([0] + [len(i) for i in instances]).cumsum(0).tolist()
-    return [sorted(j - s for j in chosen if s <= j < e) for s, e in zip(starts, starts[1:])]
-
-
 def make_set(kind: str, cfg: CompareConfig, seed: int, images: Sequence[Image], instances: Sequence[Instance],
-             teacher: nn.Module | None, teacher_info: dict | None, folder: str, count: int | None = None) -> PairSet:
-    """The training pairs of set ``kind`` for ``seed``.
-
-    ``whole`` / ``random`` / ``herding`` / ``kcenter`` pick real patches in memory as ``idc --method``
-    does (``random``: the patches IDC starts from for the same seed); ``random+teacher`` relabels the
-    random pick's LR patches with the teacher; ``random-images`` keeps every patch of
-    :func:`random_images`; ``idc`` and the TripleD sets run their method into the run folder
-    ``folder`` (resumable) with the teacher as feature network, and read its pairs back as stored;
-    the global sets pick ``count`` patches (a budget's; by default as many as ``random`` keeps) over
-    the whole split (:func:`global_selection`) and relabel them with the teacher."""
-    if kind == "whole":
-        return pairs_of(instances)
-    if kind == "random-images":
-        return pairs_of(random_images(instances, cfg.ratio, seed))
-    if kind in TRIPLED_SETS:
-        run_tripled(tripled_config(cfg, kind, seed), folder, images=list(images), feature_net=(teacher, teacher_info))
-        return stored_pairs(folder, cfg)
-    device = resolve_device(cfg.device)
-    icfg = idc_config(cfg, "random+teacher" if kind in GLOBAL_SETS else kind, seed)
-    if kind in GLOBAL_SETS:
-        count = count or sum(icfg.num_synthetic(len(i)) for i in instances)
-        data = pairs_of(instances, global_selection(kind, instances, count, teacher, device))
-        return PairSet(data.lq, relabel(teacher, data.lq, icfg, device), data.sources)
-    if kind == "idc":
-        nets = Networks(teacher, teacher, {"feature_extractor": teacher_info, "teacher": teacher_info})
-        run_idc(icfg, folder, images=list(images), networks=nets)
-        return stored_pairs(folder, cfg)
-    picks = [select(icfg, i, teacher, device) for i in instances]
-    data = pairs_of(instances, picks)
-    if kind == "random+teacher":
-        data = PairSet(data.lq, relabel(teacher, data.lq, icfg, device), data.sources)
-    return data
+             teacher: nn.Module | None, teacher_info: dict | None, folder: str, count: int | None = None,
+             record: dict | None = None) -> PairSet:
+    """The training pairs of set ``kind`` for ``seed``: its ``CompareSet.make`` (``compare.config
+    .compare_sets``: the comparison's own, :mod:`.sets`, or a method's) with a
+    :class:`irkernels.methods.SetRequest` of the comparison, the split, the teacher and the row's
+    run folder ``folder`` (where a method runs, resumable); ``count``: a budget's patches, for a set
+    picking them over the whole split. ``record`` receives the fields the set adds to its row (a
+    method's settings)."""
+    method = method_of(kind)
+    request = SetRequest(kind=kind, seed=seed, task=cfg.task, scale=cfg.scale, ratio=cfg.ratio, lr_patch=cfg.lr_patch,
+                         lr_stride=cfg.lr_stride, feature_model=cfg.teacher_model,
+                         settings=cfg.method_settings(method, kind) if method else {}, images=list(images),
+                         instances=list(instances), teacher=teacher, teacher_info=teacher_info, folder=folder,
+                         count=count, device=cfg.device, progress=cfg.progress)
+    pairs = compare_sets()[kind].maker()(request)
+    if record is not None:
+        record.update(request.record)
+    return pairs
 
 
 def score_network(run: Callable[[torch.Tensor], torch.Tensor], sets: ScoredSets, crop_border: int,
@@ -227,7 +154,7 @@ def task_instances(cfg: CompareConfig, images: Sequence[Image]) -> list[Instance
     """Every training image's aligned patches: IDC's instances for SR (bicubic LR); for a same-size
     task the degraded image (seeded per image, as a stored LQ folder would hold it) cut on the same grid."""
     if cfg.task == "sr":
-        return make_instances(list(images), idc_config(cfg, "whole", 0))
+        return make_instances(list(images), cfg)
     deg, side, stride = cfg.degradation(), cfg.lr_patch, cfg.lr_stride
     out = []
     for im in images:
@@ -315,7 +242,9 @@ def _read(path: str) -> dict | None:
 
 
 def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
-    """Refuse a folder holding another command's output or a comparison with other settings."""
+    """The folder's guard (:func:`irkernels.outputs.guard_folder`) on ``settings.json``: another
+    command's output or a comparison with other settings is refused; ``overwrite`` clears the rows,
+    students, sets and teacher of other settings."""
     import shutil
 
     path = os.path.join(out, "settings.json")
@@ -324,18 +253,7 @@ def _guard(cfg: CompareConfig, out: str, overwrite: bool) -> None:
     if previous is not None:  # a field added since the folder was made reads as its default there
         defaults = {"command": "compare", **CompareConfig().settings()}
         previous = {**{k: v for k, v in settings.items() if k not in previous and v == defaults.get(k)}, **previous}
-    if previous is not None and previous != settings and not overwrite:
-        raise FileExistsError(f"--out {out} holds a comparison with other settings "
-                              f"({settings_diff(previous, settings)}); choose another --out, "
-                              "or pass --overwrite to replace it")
-    if previous is None and os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out)):
-        owner = made_by(out)
-        if owner is not None:  # another command's outputs: never mixed in, --overwrite or not
-            raise FileExistsError(f"--out {out} holds the output of `{owner}`; choose another --out")
-        if not overwrite:
-            raise FileExistsError(f"--out {out} exists and does not hold a comparison; choose another --out, "
-                                  "or pass --overwrite to replace it")
-    if overwrite and previous != settings:
+    if guard_folder(out, "compare", "a comparison", settings, previous, overwrite=overwrite):
         for name in ("cache", "sets", "train", "rows"):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)
     atomic_write_json(path, settings)
@@ -381,7 +299,9 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
         return teacher
 
     # the teacher is a row (and trained) only when a set needs it
-    references = [cfg.baseline] + (["teacher"] if set(cfg.sets) & set(TEACHER_SETS) else [])
+    sets = compare_sets()
+    needs_teacher = any(sets[kind].teacher for kind in cfg.sets)
+    references = [cfg.baseline] + (["teacher"] if needs_teacher else [])
     total_pairs = sum(len(i) for i in instances)  # the training split's patches: what budgets are shares of
     budgets = make_budgets(cfg.budgets, total_pairs, len(instances)) if cfg.budgets else []
     refused = [line for b in budgets for s in cfg.sets if (line := b.refusal(s))]
@@ -420,7 +340,7 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
 
     group: list[tuple[str, int, str, dict, PairSet]] = []
     together = students_together(cfg)
-    if world > 1 and set(cfg.sets) & set(TEACHER_SETS) and not report_only:
+    if world > 1 and needs_teacher and not report_only:
         if rank == 0:
             with this_process_alone():
                 get_teacher()
@@ -462,16 +382,14 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
                 finish(kind, name, row, net, True)
                 continue
             t = time.perf_counter()
-            tnet, tinfo = get_teacher() if kind in TEACHER_SETS else (None, None)
+            tnet, tinfo = get_teacher() if sets[kind].teacher else (None, None)
             bcfg, bimages, binstances = budget_view(cfg, budget, kind, seed, train_images, instances)
+            added: dict = {}  # a method's settings, as <method>_settings
             pairs = make_set(kind, bcfg, seed, bimages, binstances, tnet, tinfo, os.path.join(out, "sets", name),
-                             budget.pairs if budget else None)
+                             budget.pairs if budget else None, record=added)
             row["make_s"], row["pairs"] = time.perf_counter() - t, len(pairs)
             row["share"] = len(pairs) / total_pairs  # of the training split's patches
-            if kind == "idc":
-                row["idc_settings"] = idc_config(bcfg, kind, seed).settings()
-            if kind in TRIPLED_SETS:
-                row["tripled_settings"] = tripled_config(bcfg, kind, seed).settings()
+            row.update(added)
             group.append((kind, seed, name, row, pairs))
             if len(group) == together:
                 train_group(group)

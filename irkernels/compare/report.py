@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..evaluate import METRICS
 from ..outputs import atomic_write_bytes, atomic_write_json, figure_html, table_html, versions, write_report
-from .config import RANDOM_CONTROLS, REFERENCES, SETS, CompareConfig
+from .config import RANDOM_CONTROLS, REFERENCES, CompareConfig, compare_sets, set_names
 
 MIN_GAIN_DB = 0.3  # a student must beat bicubic by this much PSNR-Y for its row to count
 LABELS = {"psnr_rgb": ("PSNR", 2), "ssim_rgb": ("SSIM", 4), "psnr_y": ("PSNR-Y", 2), "ssim_y": ("SSIM-Y", 4)}
@@ -40,14 +40,17 @@ def steps_to(curve: Sequence[dict], target: float, metric: str = "psnr_y") -> fl
     return None
 
 
-def _order(name: str, sets: Sequence[str] = SETS) -> tuple[int, str]:
-    """References first, then the sets in ``sets``' order (the user's ``--sets``), variants after their set."""
-    kinds = (*REFERENCES, *sets, *(s for s in SETS if s not in sets))
+def _order(name: str, sets: Sequence[str] | None = None) -> tuple[int, str]:
+    """References first, then the sets in ``sets``' order (the user's ``--sets``; default: every
+    set's), variants after their set."""
+    every = set_names()
+    sets = every if sets is None else sets
+    kinds = (*REFERENCES, *sets, *(s for s in every if s not in sets))
     base = name.split("[")[0]
     return (kinds.index(base) if base in kinds else len(kinds), name)
 
 
-def summarise(rows: list[dict], target_psnr: float | None, sets: Sequence[str] = SETS,
+def summarise(rows: list[dict], target_psnr: float | None, sets: Sequence[str] | None = None,
               tests: Sequence[str] = ()) -> dict:
     """Per row name, in ``sets``' order after the references: seeds, pairs, seconds, mean ± std of
     every metric on the validation split and every scored test set (``tests``' order first), mean
@@ -322,11 +325,15 @@ def _row_details(rows: list[dict]) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # a data-efficiency sweep (CompareConfig.budgets)
 # ---------------------------------------------------------------------------------------------
-# what each method's own step is measured against, at the same budget: (row, its control, the step)
-OWN_STEPS = (("random+teacher", "random", "the teacher's relabelling of random patches"),
-             ("idc", "random+teacher", "IDC's condensation over its relabelled initial patches"),
-             ("tripled-selection", "random-images", "TripleD's selection over as many random images"),
-             ("tripled", "tripled-selection", "TripleD's distillation (its crops) over its selection"))
+def own_steps() -> list[tuple[str, str, str]]:
+    """What each set's own step is measured against at the same budget (``CompareSet.control``):
+    (row, its control, the step), a control's own step before the steps measured against it."""
+    sets = compare_sets()
+    order = list(sets)
+    steps = [(name, s.control[0], s.control[1]) for name, s in sets.items() if s.control]
+    return sorted(steps, key=lambda step: order.index(step[1]) if step[1] in order else len(order))
+
+
 # the cheapest controls a condensed set must beat: relabelled random patches, random whole images
 CONTROLS = ("random+teacher", "random-images")
 
@@ -345,9 +352,9 @@ def gap(by_name: dict[str, dict], row: str, control: str) -> dict | None:
 
 
 def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | None, refused: Sequence[str],
-                   sets: Sequence[str] = SETS, tests: Sequence[str] = ()) -> dict:
+                   sets: Sequence[str] | None = None, tests: Sequence[str] = ()) -> dict:
     """Per budget: :func:`summarise` of its rows with the rows made once (whole, the floor, the
-    teacher), each method's own step against its control (``OWN_STEPS``), every set against the
+    teacher), each method's own step against its control (:func:`own_steps`), every set against the
     cheapest controls (``CONTROLS``); per set, its curve over the budgets (the actual share of the
     training split's patches it trained on, mean ± std validation PSNR-Y)."""
     once = [r for r in rows if "budget" not in r]
@@ -356,7 +363,7 @@ def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | Non
         summary = summarise(once + [r for r in rows if r.get("budget", {}).get("pairs") == b.pairs], target_psnr,
                             sets, tests)
         by_name = {e["row"]: e for e in summary["rows"]}
-        steps = [g | {"step": what} for row, control, what in OWN_STEPS if (g := gap(by_name, row, control))]
+        steps = [g | {"step": what} for row, control, what in own_steps() if (g := gap(by_name, row, control))]
         versus = [g for name, e in by_name.items() if e["kind"] not in (*REFERENCES, "whole", *CONTROLS)
                   for control in CONTROLS if (g := gap(by_name, name, control))]
         per.append({"share": b.share, "pairs": b.pairs, "tag": b.tag, "summary": summary, "own_steps": steps,

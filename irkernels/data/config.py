@@ -1,7 +1,10 @@
 """The data settings (how LQ inputs are made, how patches are cut), importable without torch so that
-the CLI builds its flags from their defaults fast; ``degrade`` and ``images`` use and re-export them."""
+the CLI builds its flags from their defaults fast; ``degrade`` and ``images`` use and re-export them.
+Also the named same-size tasks (``SAME_SIZE_TASKS``) and how many items a share keeps
+(``patches_kept`` per image, ``selection_count`` of images), which the methods and ``compare`` share."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 KINDS = ("bicubic", "noise", "blur", "motion", "jpeg", "rain")
@@ -44,3 +47,33 @@ class PatchConfig:
 
     size: int = 96
     stride: int = 96
+
+
+# The same-size restoration tasks by name (TripleD's task presets and compare's same-size tasks):
+# deblur is Gaussian σ = 2 px; JPEG quality 30; rain: 2 % drop density, 15 px streaks.
+SAME_SIZE_TASKS = {
+    "denoise25": DegradationConfig(kind="noise", noise_sigma=25.0),
+    "deblur": DegradationConfig(kind="blur", blur_sigma=2.0),
+    "derain": DegradationConfig(kind="rain", rain_density=0.02, rain_length=15),
+    "jpeg": DegradationConfig(kind="jpeg", jpeg_quality=30),
+}
+
+
+def patches_kept(ratio: float, num: int) -> int:
+    """The patches a ``ratio`` keeps of an image's ``num``: ``max(1, round(ratio·num))`` (a ratio
+    that rounds to zero patches still keeps one; IDC's ``n``)."""
+    return max(1, round(ratio * num))
+
+
+def check_fraction(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a fraction in (0, 1], got {value!r}")
+    return float(value)
+
+
+def selection_count(n: int, p: float, minimum: int = 1) -> int:
+    """How many of ``n`` candidates a fraction ``p`` keeps: ``max(minimum, floor(p·n + 0.5))``, at most ``n``."""
+    check_fraction("p", p)
+    if n < 1:
+        raise ValueError(f"need at least one candidate, got n={n}")
+    return min(n, max(minimum, math.floor(p * n + 0.5)))

@@ -8,7 +8,7 @@ imports without torch.
 from .._lazy import lazy_exports
 
 _EXPORTS = {"CondenseResult": ".condense", "Condenser": ".condense", "IDCConfig": ".config", "METHODS": ".config",
-            "Instance": ".instances", "make_instances": ".instances", "IDCResult": ".pipeline",
+            "Instance": "..patches", "make_instances": "..patches", "IDCResult": ".pipeline",
             "Networks": ".pipeline", "demo": ".demo_run", "run": ".pipeline"}
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
@@ -39,9 +38,8 @@ from ..ops._segments import Packing
 from ..resume import StepCheckpoint, fingerprint
 from ..ops.utils import cdiv
 from ..seeds import derive_seed, seeded_generator
-from .baselines import kcenter
+from ..patches import Instance, extract_features, features, kcenter
 from .config import IDCConfig
-from .instances import Instance
 
 LOSS_NAMES = ("ins", "group", "pair")
 
@@ -84,21 +82,6 @@ def group_stability(real: list[np.ndarray], syn: list[np.ndarray | None]) -> dic
         return float(np.mean(v)) if v else None
 
     return {"redraws": len(real), "real": mean(kept_real), "real_same_id": mean(same_id), "synthetic": mean(kept_syn)}
-
-
-def features(net: nn.Module, x: torch.Tensor, amp: bool) -> torch.Tensor:
-    """``net.features(x)`` as contiguous float32; under bf16 autocast on CUDA when ``amp``."""
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and x.is_cuda):
-        f = net.features(x)
-    return f.float().contiguous()
-
-
-@torch.no_grad()
-def extract_features(net: nn.Module, lr: torch.Tensor, device: torch.device, chunk: int = 64,
-                     amp: bool = False) -> torch.Tensor:
-    """``net.features`` of uint8 LR patches ``(N, 3, h, w)`` in chunks (no gradient)."""
-    return torch.cat([features(net, lr[i:i + chunk].to(device).float().div_(255), amp)
-                      for i in range(0, len(lr), chunk)])
 
 
 def _pool_instances(s: CFStats, b: int, groups: int) -> CFStats:
@@ -456,28 +439,3 @@ class Condenser:
                                {n: float(scales[i, j]) for j, n in enumerate(LOSS_NAMES) if j},
                                group_stability([r[i] for r in real_np], [None if s is None else s[i] for s in syn_np]))
                 for i in range(b)]
-
-
-@torch.no_grad()
-def upsample(teacher: nn.Module, lr: torch.Tensor, device: torch.device, margin: int = 8,
-             chunk: int = 16) -> torch.Tensor:
-    """Teacher's HR targets for LR patches ``(n, 3, h, w)`` in [0, 1] → ``(n, 3, h·s, w·s)`` (CPU, clamped).
-
-    Each patch is reflect-padded by ``margin`` LR pixels (at most ``min(h, w) − 1``, reflection's
-    limit) and the ``margin·s`` HR border cropped off the output: a convolutional teacher then sees
-    image-like context at the patch border instead of its own zero padding, which otherwise leaves
-    a washed-out frame a few pixels wide on every target (tests/test_idc_training.py,
-    test_teacher_hr_borders_as_good_as_centres).
-    """
-    teacher = teacher.to(device).eval()
-    h, w = lr.shape[-2:]
-    m = min(margin, h - 1, w - 1)
-    out = []
-    for i in range(0, len(lr), chunk):
-        x = lr[i:i + chunk].to(device)
-        if m > 0:
-            x = F.pad(x, (m, m, m, m), mode="reflect")
-        y = teacher(x)
-        s = y.shape[-1] // x.shape[-1]
-        out.append(y[..., m * s:m * s + h * s, m * s:m * s + w * s].clamp_(0, 1).cpu())
-    return torch.cat(out)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..methods import MethodConfig, MethodSpec
+from ..data.config import patches_kept
+from ..methods import CompareSet, MethodConfig, MethodSpec
 
 # "random+teacher": the random pick's LR patches (the ones IDC starts from for the same seed) with HR
 # targets made by the teacher: the control that separates IDC's relabelling from its condensation
@@ -146,7 +147,7 @@ class IDCConfig(MethodConfig):
 
     def num_synthetic(self, num_real: int) -> int:
         """``n = max(1, round(ratio·N))``: a ratio that rounds to zero patches still keeps one."""
-        return max(1, round(self.ratio * num_real))
+        return patches_kept(self.ratio, num_real)
 
     def warmup_iters(self) -> int:
         return round(self.warmup * self.iters)
@@ -171,6 +172,12 @@ class IDCConfig(MethodConfig):
         return self.freq_std if self.freq_std is not None else self.rlff_channels ** -0.5
 
 
-# the method's registration (the CLI's registry collects it through pipeline/idc_cmd.py)
+# the method's registration (irkernels.registry finds it here)
 METHOD = MethodSpec(name="idc", help="condense a folder with IDC (or the random / herding / kcenter / whole baselines)",
-                    config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run")
+                    config="irkernels.idc.config:IDCConfig", run="irkernels.idc.pipeline:run",
+                    report="irkernels.idc.report:write_idc_report", flags="irkernels.idc.cli:FLAGS",
+                    compare={"idc": CompareSet("irkernels.idc.compare:make_set",
+                                               control=("random+teacher",
+                                                        "IDC's condensation over its relabelled initial patches"),
+                                               split_when=("scope", "split"))},
+                    fixed=("method", "scale", "ratio", "lr_patch", "lr_stride", "seed"))

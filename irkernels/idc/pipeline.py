@@ -26,12 +26,11 @@ from ..ops.utils import cdiv
 from ..outputs import RunFolder
 from ..resume import key_name
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
-from ..seeds import seeded_generator
 from ..costs import CostEstimate
-from .baselines import herding, kcenter, random_selection
-from .condense import LOSS_NAMES, CondenseResult, Condenser, extract_features, upsample
+from ..patches import Instance, make_instances, merge_instances, pick_patches
+from ..patches import relabel as teacher_targets
+from .condense import LOSS_NAMES, CondenseResult, Condenser
 from .config import FEATURE_METHODS, TEACHER_METHODS, IDCConfig
-from .instances import Instance, make_instances, merge_instances
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +153,9 @@ def write_condensed(run: RunFolder, inst: Instance, res: CondenseResult, teacher
 
 
 def relabel(teacher: nn.Module, lr: torch.Tensor, cfg: IDCConfig, device: torch.device) -> torch.Tensor:
-    """The teacher's uint8 HR targets of uint8 LR patches ``(n, 3, h, w)`` (as ``random+teacher``
-    and IDC store them)."""
-    return quantize(upsample(teacher, lr.float() / 255, device, cfg.teacher_margin))
+    """The teacher's uint8 HR targets of uint8 LR patches ``(n, 3, h, w)`` at IDC's ``teacher_margin``
+    (:func:`irkernels.patches.relabel`)."""
+    return teacher_targets(teacher, lr, device, cfg.teacher_margin)
 
 
 def write_selection(run: RunFolder, inst: Instance, index: list[int], method: str, cfg: IDCConfig,
@@ -176,14 +175,8 @@ def write_selection(run: RunFolder, inst: Instance, index: list[int], method: st
 
 
 def select(cfg: IDCConfig, inst: Instance, fe: nn.Module | None, device: torch.device) -> list[int]:
-    """Indices picked by a baseline ``cfg.method`` for one instance."""
-    n = cfg.num_synthetic(len(inst))
-    if cfg.method == "whole":
-        return list(range(len(inst)))
-    if cfg.method in ("random", "random+teacher"):
-        return random_selection(len(inst), n, seeded_generator(cfg.seed, inst.name))
-    feats = extract_features(fe.to(device).eval(), inst.lr, device, amp=cfg.amp).mean(dim=(2, 3)).cpu()
-    return herding(feats, n) if cfg.method == "herding" else kcenter(feats, n)
+    """Indices picked by a baseline ``cfg.method`` for one instance (:func:`irkernels.patches.pick_patches`)."""
+    return pick_patches(cfg.method, inst, cfg.num_synthetic(len(inst)), cfg.seed, fe, device, cfg.amp)
 
 
 def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,

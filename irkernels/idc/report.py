@@ -13,9 +13,9 @@ from torch import nn
 from ..data import read_image, to_tensor
 from ..outputs import (RunFolder, distribution_figure_html, figure_html, mosaic_html, pair_rows_html,
                        relative_path, table_html, write_report)
-from .condense import LOSS_NAMES, extract_features
+from ..patches import Instance, extract_features
+from .condense import LOSS_NAMES
 from .config import FEATURE_METHODS, IDCConfig
-from .instances import Instance
 
 SHOWN_INSTANCES = 4  # instances with before/after rows, real-patch mosaics and in the distribution figure
 SHOWN_PAIRS = 8  # before/after rows (and real patches) per shown instance

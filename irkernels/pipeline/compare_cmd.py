@@ -76,34 +76,28 @@ OPTIONS = {"comparison (defaults: the cpu preset; the tiny and paper presets' va
 KEY_VALUE_FIELDS = ("idc", "idc_tune", "tripled")
 
 
-# the settings a comparison fixes for every method (its own flags), so not settable per method
-OWN = {"idc": ("method", "scale", "ratio", "lr_patch", "lr_stride", "seed"),
-       "tripled": ("task", "ratio", "seed", "feature_model", "feature_checkpoint", "use_latent", "use_cnn", "cache_dir")}
-
-
 def _flat_defaults(method: str) -> dict:
     """The method config's fields with their defaults; a step's (nested) field as ``step.field``."""
-    if method == "idc":
-        from ..idc.config import IDCConfig
-
-        return IDCConfig().to_dict()
-    from ..tripled.config import TripleDConfig
+    from ..registry import get_method
 
     out = {}
-    for key, value in TripleDConfig().to_dict().items():
+    for key, value in get_method(method).config_class()().to_dict().items():
         out.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) and value
                    and key != "model_kwargs" else {key: value})
     return out
 
 
 def _key_values(items: list[str] | None, flag: str, method: str) -> dict:
-    """``["iters=50", "lr=0.02"]`` → typed fields of ``method``'s config (``UserError`` naming a bad one)."""
-    defaults = _flat_defaults(method)
+    """``["iters=50", "lr=0.02"]`` → typed fields of ``method``'s config (``UserError`` naming a bad
+    one, or one the comparison sets itself: the spec's ``fixed``)."""
+    from ..registry import get_method
+
+    defaults, fixed = _flat_defaults(method), get_method(method).fixed
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.replace("-", "_")
-        if not sep or key not in defaults or key in OWN[method] or key in ("device", "progress"):
+        if not sep or key not in defaults or key in fixed or key in ("device", "progress"):
             raise UserError(f"{flag} takes KEY=VALUE with KEY a {method} setting (see `{method} --help`) other than "
                             f"the comparison's own, got {item!r}")
         kind = type(defaults[key]) if defaults[key] is not None else float
@@ -115,7 +109,7 @@ def _key_values(items: list[str] | None, flag: str, method: str) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..compare.config import PRESETS, SETS, TASKS, CompareConfig, preset
+    from ..compare.config import PRESETS, TASKS, CompareConfig, preset, set_names
     from ..models import MODEL_NAMES
 
     p.add_argument("--data", help="training image folder (default: the embedded sample photos)")
@@ -133,7 +127,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         differ = ", ".join(f"{name}: {_shown(v)}" for name, v in others.items() if v != value)
         return _shown(value) + (f"; {differ}" if differ else "")
 
-    choices = {"sets": SETS, "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES), "scale": (2, 3, 4, 8),
+    choices = {"sets": set_names(), "model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES), "scale": (2, 3, 4, 8),
                "task": TASKS}
     add_config_flags(p, CompareConfig(), OPTIONS, choices, shown=shown)
 

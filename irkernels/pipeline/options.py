@@ -1,40 +1,24 @@
-"""Options shared by the sub-commands: the user-error type, YAML config files, the flags generated
-from config dataclasses (``Flag``, ``add_config_flags``), the degradation flags, renamed flags,
-counts (``at_least_one``) and the output folder's check (``check_writable_folder``).
+"""Options shared by the sub-commands: the user-error type, YAML config files, the degradation
+flags and the output folder's check (``check_writable_folder``); and, re-exported from
+:mod:`irkernels.flags` (where the methods' flag tables read them too), the flags generated from
+config dataclasses (``Flag``, ``add_config_flags``), renamed flags and counts (``at_least_one``).
 
-Light on imports (the standard library and the torch-free ``configs`` at module level), so that
-``--help`` needs no torch.
+Light on imports (the standard library and the torch-free ``configs`` and ``flags`` at module
+level), so that ``--help`` needs no torch.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from types import UnionType
-from typing import Any
 
-from ..configs import path_value, with_paths
-
-SCALES = (1, 2, 3, 4, 8)  # SR factors the data, the trainer and the evaluation support
+from ..configs import with_paths
+from ..flags import (BACKEND, BACKENDS, DEVICE, PROGRESS, SCALES, Flag, FlagTable,  # noqa: F401  (re-exported)
+                     add_config_flags, add_renamed_flags, at_least_one, config_fields, json_object,
+                     take_renamed_flags)
 
 
 class UserError(ValueError):
     """Bad input found by a command (not a bug): the CLI prints its message as one line, exit 2."""
-
-
-def at_least_one(text: str) -> int:
-    """argparse type of a count such as ``--max-images``: a whole number >= 1. Anything else is
-    argparse's one-line error naming the flag and the value (0 would otherwise reach the data
-    loaders and come back as "no image matched")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def check_writable_folder(path: str, flag: str = "--out") -> None:
@@ -80,112 +64,6 @@ def load_yaml_defaults(parser: argparse.ArgumentParser, path: str) -> None:
     parser.set_defaults(**values)
 
 
-@dataclass(frozen=True)
-class Flag:
-    """The command-line flag of one config field. ``path``: the field, a nested config's as
-    ``latent.steps``; ``help``: its text (``%(default)s`` is the field's default); ``name``: the flag
-    when it is not the field's own name (``cnn-steps``; ``no-latent`` for a True-by-default field);
-    ``metavar``: how the help shows its value(s); ``type``: the argparse type when the field's own
-    does not say enough (``at_least_one`` for a count); ``key_values``: a ``dict`` field given as
-    ``KEY=VALUE`` words, whose keys name another config's fields (the command parses them), instead
-    of a JSON object."""
-
-    path: str
-    help: str
-    name: str | None = None
-    metavar: str | None = None
-    type: Callable[[str], Any] | None = None
-    key_values: bool = False
-
-    @property
-    def flag(self) -> str:
-        return self.name or self.path.rsplit(".", 1)[-1].replace("_", "-")
-
-    @property
-    def dest(self) -> str:
-        """Where argparse puts the value: the flag with underscores (``--no-x`` flags: the field's name)."""
-        return self.path.rsplit(".", 1)[-1] if self.flag.startswith("no-") else self.flag.replace("-", "_")
-
-
-# the flags every command words the same way
-DEVICE = Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
-PROGRESS = Flag("progress", "no tqdm progress bars", "no-progress")
-BACKEND = Flag("backend", "ops backend: auto (Triton/CUDA on GPUs), triton or torch (default: %(default)s)")
-BACKENDS = ("auto", "triton", "torch")
-
-
-def _field_type(config: Any, path: str) -> Any:
-    """The declared type of the field at ``path`` (``X | None`` → ``X``)."""
-    owner, _, name = path.rpartition(".")
-    if owner:
-        config = path_value(config, owner)
-    hint = typing.get_type_hints(type(config))[name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if typing.get_origin(hint) in (typing.Union, UnionType) and len(args) == 1 else hint
-
-
-def json_object(text: str) -> dict:
-    """argparse type of a JSON object flag (``'{"depth": 6}'``)."""
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
-
-
-def add_config_flags(p: argparse.ArgumentParser, defaults: Any, groups: dict[str, list[Flag]],
-                     choices: dict[str, Sequence] | None = None,
-                     shown: Callable[[str, Any], str] | None = None) -> None:
-    """Add one flag per ``Flag`` of ``groups`` (argument-group title → flags), its type and default
-    read from the field of dataclass ``defaults``: a bool becomes ``--name`` (False by default) or
-    ``--no-name`` (True), a ``dict`` a JSON object (or ``KEY=VALUE`` words), a ``list`` one or more
-    values. The parsed value lands in ``args.<Flag.dest>``; ``choices``: per path.
-    ``shown(path, default)``: for a command whose defaults depend on another flag (``compare``'s
-    ``--preset``): every flag then parses to ``None`` unless given, and its help's ``%(default)s``
-    reads ``shown``'s text instead."""
-    for title, flags in groups.items():
-        g = p.add_argument_group(title)
-        for f in flags:
-            value, kind = path_value(defaults, f.path), _field_type(defaults, f.path)
-            if shown is not None and kind is not bool:
-                kw = {**_flag_kind(f, kind, value), "default": None}
-                g.add_argument("--" + f.flag, dest=f.dest, help=f.help.replace("%(default)s", shown(f.path, value)),
-                               choices=(choices or {}).get(f.path), **kw)
-                continue
-            if kind is bool:
-                if value != f.flag.startswith("no-"):
-                    raise ValueError(f"{f.path} defaults to {value}: its flag is --{'no-' * value}<name>")
-                g.add_argument("--" + f.flag, dest=f.dest, default=value, help=f.help,
-                               action="store_false" if value else "store_true")
-                continue
-            g.add_argument("--" + f.flag, dest=f.dest, help=f.help, choices=(choices or {}).get(f.path),
-                           **_flag_kind(f, kind, value))
-
-
-def _flag_kind(f: Flag, kind: Any, value: Any) -> dict[str, Any]:
-    """argparse's type, nargs, default and metavar of a non-bool field of type ``kind`` and default ``value``."""
-    origin = typing.get_origin(kind) or kind
-    if origin is dict:
-        if f.key_values:
-            return {"nargs": "+", "type": str, "default": [], "metavar": f.metavar or "KEY=VALUE"}
-        return {"type": json_object, "default": dict(value), "metavar": f.metavar}
-    if origin is list:
-        (item,) = typing.get_args(kind)
-        return {"nargs": "+", "type": f.type or item, "default": list(value), "metavar": f.metavar}
-    if kind in (int, float, str):
-        return {"type": f.type or kind, "default": value, "metavar": f.metavar}
-    raise TypeError(f"no flag type for {f.path} ({kind})")
-
-
-def config_fields(args: argparse.Namespace, groups: dict[str, list[Flag]]) -> dict[str, Any]:
-    """``{path: parsed value}`` of the flags :func:`add_config_flags` added (for ``configs.with_paths``)."""
-    return {f.path: getattr(args, f.dest) for flags in groups.values() for f in flags}
-
-
 DEGRADATION_OPTIONS = {
     "degradation (how LQ inputs are made from HQ images)": [
         Flag("kind", "bicubic: MATLAB-style ×scale down-sampling (SR); noise: Gaussian noise; blur: Gaussian blur; "
@@ -216,23 +94,8 @@ def degradation_from_args(args: argparse.Namespace):
     return with_paths(DegradationConfig(), {**config_fields(args, DEGRADATION_OPTIONS), "seed": args.seed})
 
 
-def add_renamed_flags(p: argparse.ArgumentParser, renamed: dict[str, str], types: dict[str, type] | None = None) -> None:
-    """Old flag names (``{old field: new field}``) that keep working for one release: each sets
-    ``renamed_<old>``, which :func:`take_renamed_flags` moves to the new field with a warning."""
-    g = p.add_argument_group("renamed (the old names work until the next release)")
-    for old, new in renamed.items():
-        g.add_argument("--" + old.replace("_", "-"), dest="renamed_" + old, type=(types or {}).get(old, str),
-                       help=f"deprecated: the old name of --{new.replace('_', '-')}")
 
 
-def take_renamed_flags(args: argparse.Namespace, renamed: dict[str, str]) -> None:
-    """Move every old-named flag given to its new field, logging one deprecation warning each."""
-    import logging
-
-    for old, new in renamed.items():
-        value = getattr(args, "renamed_" + old, None)
-        if value is not None:
-            logging.getLogger("irkernels").warning(
-                "--%s is deprecated and will be removed in the next release: use --%s",
-                old.replace("_", "-"), new.replace("_", "-"))
-            setattr(args, new, value)
+__all__ = ["BACKEND", "BACKENDS", "DEGRADATION_OPTIONS", "DEVICE", "PROGRESS", "SCALES", "Flag", "FlagTable", "UserError",
+           "add_config_flags", "add_degradation_arguments", "add_renamed_flags", "at_least_one", "check_writable_folder",
+           "config_fields", "degradation_from_args", "json_object", "load_yaml_defaults", "take_renamed_flags"]

@@ -105,23 +105,31 @@ def patch_size_for(hr_sides: dict[str, int], factor: int) -> int:
     return size
 
 
-def check_resumable(cfg, model) -> None:
-    """``UserError`` when ``cfg.out_dir/last.pt`` (which ``train`` would resume) was written with
-    other training settings or another network, instead of a state-dict error deep in the resume."""
+def resumed_state(cfg, overwrite: bool) -> dict | None:
+    """The folder's guard (:func:`irkernels.outputs.guard_folder`, as every command's): the state of
+    ``cfg.out_dir/last.pt``, which ``train`` resumes, when its training settings are ``cfg``'s
+    (``None`` when there is none, or with ``overwrite``: training starts afresh); ``FileExistsError``
+    for a folder holding another command's output, or a training run with other settings unless
+    ``overwrite``. Checked before the data is loaded."""
     import torch
 
+    from ..outputs import guard_folder
+
     path = os.path.join(cfg.out_dir, "last.pt")
-    if not (cfg.resume and os.path.exists(path)):
-        return
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved = state.get("config", {})
-    diff = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in cfg.settings().items() if saved.get(k) != v]
+    state = torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
+    settings = cfg.settings()
+    previous = None if state is None else {k: state.get("config", {}).get(k) for k in settings}
+    guard_folder(cfg.out_dir, "train", "a training run", settings, previous, overwrite=overwrite)
+    return None if overwrite else state
+
+
+def check_network(state: dict | None, model, out: str) -> None:
+    """``UserError`` when the ``last.pt`` to resume holds another network (other layers or sizes),
+    instead of a state-dict error deep in the resume."""
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if {k: tuple(v.shape) for k, v in state["model"].items()} != shapes:
-        diff.insert(0, f"the network ({type(model).__name__} with other layers or sizes)")
-    if diff:
-        raise UserError(f"--out {cfg.out_dir} holds a training run with other settings ({'; '.join(diff)}); "
-                        "choose another --out, or pass --overwrite to start afresh there")
+    if state is not None and {k: tuple(v.shape) for k, v in state["model"].items()} != shapes:
+        raise UserError(f"--out {out} holds a training run of another network ({type(model).__name__} with other "
+                        "layers or sizes); choose another --out, or pass --overwrite to start afresh there")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,15 +147,12 @@ def run(args: argparse.Namespace) -> int:
     from ..configs import with_paths
     from ..train import TrainConfig, train
 
-    from ..outputs import made_by
-
     take_renamed_flags(args, RENAMED)
     if args.no_resume:
         log.warning("--no-resume is deprecated and will be removed in the next release: use --overwrite")
-    owner = made_by(args.out)
-    if owner not in (None, "train"):  # a run folder's pairs would be mixed with checkpoints
-        raise UserError(f"--out {args.out} holds the output of `{owner}`; train into another --out "
-                        f"(e.g. {os.path.normpath(args.out)}-trained)")
+    overwrite = args.overwrite or args.no_resume
+    cfg = with_paths(TrainConfig(), {**config_fields(args, OPTIONS), "resume": not overwrite})
+    state = resumed_state(cfg, overwrite)
     if args.val_images < 0:
         raise UserError(f"--val-images must be >= 0, got {args.val_images}")
     deg = degradation_from_args(args)
@@ -171,8 +176,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--model {args.model} up-scales ×{model_scale(model)} but the data needs ×{deg.factor}")
     if args.init:
         load_checkpoint(model, args.init)
-    cfg = with_paths(TrainConfig(), {**config_fields(args, OPTIONS), "resume": not (args.overwrite or args.no_resume)})
-    check_resumable(cfg, model)
+    check_network(state, model, args.out)
     result = train(model, data, cfg)
     if dist_info()[0] != 0:
         return 0

@@ -7,22 +7,15 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..configs import TrainConfig
-from ..data.config import DegradationConfig
-from ..methods import MethodConfig, MethodSpec
-from .selection import check_fraction
+from ..data.config import SAME_SIZE_TASKS, DegradationConfig, check_fraction
+from ..methods import CompareSet, MethodConfig, MethodSpec
 
-# Task presets: each a list of (type name, degradation). Deblur is Gaussian σ = 2 px; JPEG quality 30;
-# rain: 2 % drop density, 15 px streaks at 75°; all-in-one = the four same-size tasks, balanced.
-_SAME_SIZE = {
-    "denoise25": DegradationConfig(kind="noise", noise_sigma=25.0),
-    "deblur": DegradationConfig(kind="blur", blur_sigma=2.0),
-    "derain": DegradationConfig(kind="rain", rain_density=0.02, rain_length=15),
-    "jpeg": DegradationConfig(kind="jpeg", jpeg_quality=30),
-}
+# Task presets: each a list of (type name, degradation): SR ×2/×3/×4, the same-size tasks
+# (irkernels.data.config.SAME_SIZE_TASKS), and all-in-one = the four same-size tasks, balanced.
 TASKS: dict[str, list[tuple[str, DegradationConfig]]] = {
     **{f"sr{s}": [(f"sr{s}", DegradationConfig(kind="bicubic", scale=s))] for s in (2, 3, 4)},
-    **{name: [(name, deg)] for name, deg in _SAME_SIZE.items()},
-    "allinone": list(_SAME_SIZE.items()),
+    **{name: [(name, deg)] for name, deg in SAME_SIZE_TASKS.items()},
+    "allinone": list(SAME_SIZE_TASKS.items()),
 }
 
 
@@ -254,11 +247,26 @@ class TrainSpec:
             raise ValueError(f"dynamic_epochs ({self.dynamic_epochs}) cannot exceed the training steps ({self.train.steps})")
 
 
-# the method's registration (the CLI's registry collects it through pipeline/tripled_cmd.py)
+# TripleD's rows of compare, each the TripleDConfig fields its ablation changes: "tripled-selection"
+# keeps the selected images alone (no distilled crops): TripleD's selection against random-images with
+# the same images' count, as random+teacher is IDC's control
+COMPARE_SETS: dict[str, dict[str, Any]] = {"tripled": {}, "tripled-no-latent": {"use_latent": False},
+                                           "tripled-no-cnn": {"use_cnn": False},
+                                           "tripled-selection": {"use_latent": False, "use_cnn": False}}
+_CONTROLS = {"tripled": ("tripled-selection", "TripleD's distillation (its crops) over its selection"),
+             "tripled-selection": ("random-images", "TripleD's selection over as many random images")}
+
+# the method's registration (irkernels.registry finds it here)
 METHOD = MethodSpec(name="tripled",
                     help="TripleD dataset distillation (complexity scoring, latent distillation, CNN fine-tuning)",
-                    config="irkernels.tripled.config:TripleDConfig", run="irkernels.tripled.pipeline:run")
+                    config="irkernels.tripled.config:TripleDConfig", run="irkernels.tripled.pipeline:run",
+                    report="irkernels.tripled.report:write_tripled_report", flags="irkernels.tripled.cli:FLAGS",
+                    compare={name: CompareSet("irkernels.tripled.compare:make_set", unit="image", same_size=True,
+                                              scales=(2, 3, 4), control=_CONTROLS.get(name))
+                             for name in COMPARE_SETS},
+                    fixed=("task", "ratio", "seed", "feature_model", "feature_checkpoint", "use_latent", "use_cnn",
+                           "cache_dir"))
 
 
-__all__ = ["METHOD", "TASKS", "FinetuneConfig", "LatentConfig", "PIXEL_WEIGHT", "ScorerConfig", "TrainSpec", "TripleDConfig",
+__all__ = ["COMPARE_SETS", "METHOD", "TASKS", "FinetuneConfig", "LatentConfig", "PIXEL_WEIGHT", "ScorerConfig", "TrainSpec", "TripleDConfig",
            "check_differentiable", "task_types"]

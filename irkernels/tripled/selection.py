@@ -1,7 +1,8 @@
 """TripleD step 2: choosing the most complex images (paper §3.2, §4.7).
 
-Counts: a fraction ``p`` of ``n`` candidates keeps ``k = max(minimum, floor(p·n + 0.5))`` (round half
-up; at least one image, at least one per type for balanced selection). Ties in score are broken by
+Counts (``irkernels.data.config.selection_count``): a fraction ``p`` of ``n`` candidates keeps
+``k = max(minimum, floor(p·n + 0.5))`` (round half up; at least one image, at least one per type
+for balanced selection). Ties in score are broken by
 the lower index (stable sort), so selection is deterministic.
 
 Balanced (all-in-one) selection over ``T`` degradation types splits ``k`` exactly: every type gets
@@ -15,21 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.config import check_fraction, selection_count  # noqa: F401  (re-exported)
 from ..seeds import derive_seed
-
-
-def check_fraction(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{name} must be a fraction in (0, 1], got {value!r}")
-    return float(value)
-
-
-def selection_count(n: int, p: float, minimum: int = 1) -> int:
-    """How many of ``n`` candidates a fraction ``p`` keeps: ``max(minimum, floor(p·n + 0.5))``, at most ``n``."""
-    check_fraction("p", p)
-    if n < 1:
-        raise ValueError(f"need at least one candidate, got n={n}")
-    return min(n, max(minimum, math.floor(p * n + 0.5)))
 
 
 def ranking(scores: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -1,4 +1,16 @@
-"""TripleD: distill a folder of clean images into a small LQ/HQ training set (score → select → latent
+"""TripleD's command line: its flag table (``FLAGS``, from which the CLI builds ``python -m
+irkernels.pipeline tripled``) and its flags beyond the config's: ``--train-steps`` and the
+``TrainSpec`` flags, which train a network on the result after the run. Torch-free."""
+from __future__ import annotations
+
+import argparse
+
+from ..configs import with_paths
+from ..flags import BACKEND, BACKENDS, DEVICE, PROGRESS, Flag, FlagTable, add_config_flags, config_fields
+from ..models import MODEL_NAMES
+from .config import TASKS, TrainSpec, TripleDConfig
+
+ABOUT = """TripleD: distill a folder of clean images into a small LQ/HQ training set (score → select → latent
 distillation → CNN fine-tuning), optionally train and evaluate a restoration network on it.
 
 Tasks (how LQ inputs are made): sr2/sr3/sr4 = MATLAB bicubic ×2/×3/×4; denoise25 = Gaussian noise σ=25/255;
@@ -13,15 +25,6 @@ Examples:
 Outputs in --out: HR/ + LR_bicubic/X{s}/ (read back by `train --data OUT`), records/, manifest.json,
 report.html, scorer.safetensors; train/ and eval.json with --train-steps.
 """
-from __future__ import annotations
-
-import argparse
-
-from ..tripled.config import METHOD
-from .options import (BACKEND, BACKENDS, DEVICE, PROGRESS, Flag, add_config_flags, add_renamed_flags,
-                      config_fields, take_renamed_flags)
-
-NAME, HELP = METHOD.name, METHOD.help
 RENAMED = {"p": "ratio"}  # old flag → new one (works until the next release, with a warning)
 
 # The flags of TripleDConfig's fields, by group (types and defaults come from the dataclass; a step's
@@ -106,43 +109,21 @@ TRAIN_OPTIONS = {
 }
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import MODEL_NAMES
-    from ..tripled.config import TASKS, TrainSpec, TripleDConfig
 
-    p.add_argument("--data", help="folder of clean images (default: the embedded scikit-image/scikit-learn photos)")
-    p.add_argument("--out", default="runs/tripled", help="output run folder (default: %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run folder made with other settings")
-    add_config_flags(p, TripleDConfig(), OPTIONS, {
-        "task": sorted(TASKS), "backend": BACKENDS, "scorer": ("vit", "entropy"),
-        "feature_model": sorted(MODEL_NAMES), "target": ("subset", "all")})
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-steps", type=int, default=0, help="train --model on the output this many steps (0 = no)")
     add_config_flags(p, TrainSpec(), TRAIN_OPTIONS, {"model": sorted(MODEL_NAMES), "q_schedule": ("linear", "cosine")})
-    add_renamed_flags(p, RENAMED, {"p": float})
 
 
-def config_from_args(args: argparse.Namespace):
-    """The ``TripleDConfig`` of the parsed flags."""
-    from ..configs import with_paths
-    from ..tripled.config import TripleDConfig
-
-    take_renamed_flags(args, RENAMED)
-    return with_paths(TripleDConfig(), config_fields(args, OPTIONS))
-
-
-def train_spec_from_args(args: argparse.Namespace):
+def train_spec_from_args(args: argparse.Namespace) -> TrainSpec:
     """The ``TrainSpec`` of the parsed flags (``--train-steps`` > 0)."""
-    from ..configs import with_paths
-    from ..tripled.config import TrainSpec
-
     return with_paths(TrainSpec(), {**config_fields(args, TRAIN_OPTIONS), "train.steps": args.train_steps})
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..tripled.pipeline import run as run_tripled
-    from ..tripled.training import train_dynamic, train_on_output
+def run(args: argparse.Namespace, cfg: TripleDConfig) -> int:
+    from .pipeline import run as run_tripled
+    from .training import train_dynamic, train_on_output
 
-    cfg = config_from_args(args)
     spec = train_spec_from_args(args) if args.train_steps else None  # checked before any work
     result = run_tripled(cfg, args.out, data=args.data, overwrite=args.overwrite)
     print(f"selected {len(result.selected)} of {len(result.names)} images")
@@ -152,3 +133,12 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary(next_step=False))
     print((train_dynamic if spec.dynamic_epochs else train_on_output)(result, cfg, spec))
     return 0
+
+
+FLAGS = FlagTable(
+    ABOUT, OPTIONS,
+    choices={"task": sorted(TASKS), "backend": BACKENDS, "scorer": ("vit", "entropy"),
+             "feature_model": sorted(MODEL_NAMES), "target": ("subset", "all")},
+    data="folder of clean images (default: the embedded scikit-image/scikit-learn photos)",
+    out="output run folder (default: %(default)s)", overwrite="replace a run folder made with other settings",
+    renamed=RENAMED, renamed_types={"p": float}, add_arguments=add_arguments, run=run)

@@ -1,4 +1,15 @@
-"""Condense a folder of images with IDC (Instance Data Condensation), or pick a coreset baseline.
+"""IDC's command line: its flag table (``FLAGS``, from which the CLI builds ``python -m
+irkernels.pipeline idc``) and its one flag beyond the config's, ``--max-images`` (handed to
+``run``). Torch-free."""
+from __future__ import annotations
+
+import argparse
+
+from ..flags import BACKEND, BACKENDS, DEVICE, PROGRESS, SCALES, Flag, FlagTable, at_least_one
+from ..models import MODEL_NAMES
+from .config import INITS, LOSS_SCALES, METHODS, REGROUPS, SCOPES, IDCConfig
+
+ABOUT = """Condense a folder of images with IDC (Instance Data Condensation), or pick a coreset baseline.
 
 Per image: HR patches (--lr-patch × --scale, stride --lr-stride × --scale), bicubic LR, n = max(1,
 round(ratio·N)) synthetic LR patches optimised so that their RLFF features match the real patches'
@@ -16,16 +27,6 @@ Examples:
   python -m irkernels.pipeline idc --method herding --data CBSD432/ --out runs/herding
   torchrun --nproc-per-node 8 -m irkernels.pipeline idc --data DIV2K_HR/ --out runs/idc
 """
-from __future__ import annotations
-
-import argparse
-
-from ..idc.config import INITS, LOSS_SCALES, METHOD, METHODS, REGROUPS, SCOPES, IDCConfig
-from ..configs import with_paths
-from .options import (BACKEND, BACKENDS, DEVICE, PROGRESS, SCALES, Flag, add_config_flags, add_renamed_flags,
-                      at_least_one, config_fields, take_renamed_flags)
-
-NAME, HELP = METHOD.name, METHOD.help
 
 # The flags of IDCConfig's fields, by group (types and defaults come from the dataclass)
 OPTIONS = {
@@ -95,28 +96,12 @@ SCALES_IDC = tuple(s for s in SCALES if s > 1)  # IDC's teacher up-samples: no �
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import MODEL_NAMES
-
-    p.add_argument("--data", help="folder of images (default: the embedded sample photos)")
     p.add_argument("--max-images", type=at_least_one, help="use at most this many images")
-    p.add_argument("--out", default="runs/idc", help="output folder (default: %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace a folder holding a run with other settings")
-    add_config_flags(p, IDCConfig(), OPTIONS, {
-        "method": METHODS, "init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
-        "backend": BACKENDS, "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS, "scope": SCOPES})
-    add_renamed_flags(p, IDCConfig.RENAMED)
 
 
-def config_from_args(args: argparse.Namespace) -> IDCConfig:
-    """The ``IDCConfig`` of the parsed flags."""
-    take_renamed_flags(args, IDCConfig.RENAMED)
-    return with_paths(IDCConfig(), config_fields(args, OPTIONS))
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..idc.pipeline import run as run_idc
-
-    result = run_idc(config_from_args(args), args.out, data=args.data, max_images=args.max_images,
-                     overwrite=args.overwrite)
-    print(result.summary())
-    return 0
+FLAGS = FlagTable(
+    ABOUT, OPTIONS,
+    choices={"method": METHODS, "init": INITS, "feature_model": sorted(MODEL_NAMES), "teacher_model": sorted(MODEL_NAMES),
+             "backend": BACKENDS, "scale": SCALES_IDC, "loss_scale": LOSS_SCALES, "regroup": REGROUPS,
+             "scope": SCOPES},
+    renamed=IDCConfig.RENAMED, add_arguments=add_arguments, keywords=("max_images",))
