@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from irkernels.resume import StepCheckpoint
+from test_idc import _tree
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -123,16 +124,6 @@ def test_idc_condensation_stopped_and_resumed_equals_uninterrupted(photos, nets,
     assert steps == []
 
 
-def _pngs(root):
-    out = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            if f.endswith(".png"):
-                with open(os.path.join(d, f), "rb") as fh:
-                    out[os.path.relpath(os.path.join(d, f), root)] = fh.read()
-    return out
-
-
 def test_idc_run_stopped_inside_a_batch_resumes_it(photos, nets, tmp_path, monkeypatch):
     """Through ``run``: SIGTERM at step 5 of the second batch's 14; the rerun keeps the first batch,
     continues the second from step 5, removes ``partial/`` and writes what an uninterrupted run writes."""
@@ -151,7 +142,7 @@ def test_idc_run_stopped_inside_a_batch_resumes_it(photos, nets, tmp_path, monke
     assert len(os.listdir(os.path.join(out, "partial"))) == 1
     resumed = pipeline.run(cfg, out, images=photos, networks=nets)
     assert resumed.skipped == 2 and not os.path.exists(os.path.join(out, "partial"))
-    assert _pngs(out) == _pngs(full)
+    assert _tree(out) == _tree(full)
     losses = [{r["unit"]: r["loss_curve"] for r in json.load(open(os.path.join(d, "manifest.json")))["units"]}
               for d in (full, out)]
     assert losses[0] == losses[1]
@@ -306,7 +297,7 @@ def test_tripled_command_stopped_in_finetuning_resumes_it(grey_photos, tmp_path,
     assert main(["tripled", "--data", str(grey_photos), "--out", str(cut), *TRIPLED_TINY]) == 0
     # the VAE's one call draws its held-out crops (vae_split), not a training step
     assert steps == {"vae": 1, "latent": 0, "cnn": 1} and not (cut / "partial").exists()
-    assert _pngs(str(cut)) == _pngs(str(full))
+    assert _tree(str(cut)) == _tree(str(full))
     records = [{u["unit"]: u for u in json.loads((d / "manifest.json").read_text())["units"]}["synthetic"]
                for d in (full, cut)]
     for key in ("latent_losses", "cnn_losses", "after_latent", "after_cnn", "psnr_vs_input", "projection"):
