@@ -125,7 +125,7 @@ def pretrained_network(cfg: PretrainConfig, pairs: PairSet, cache_dir: str | Non
     result = train(net, pairs, TrainConfig(out_dir=folder, steps=cfg.steps, batch_size=cfg.batch_size * dist_info()[1],
                                            seed=cfg.seed, device=cfg.device, progress=cfg.progress,
                                            channels_last=device_type == "cuda"),  # NHWC convs are slow on CPU
-                   steps_flag=cfg.steps_flag)
+                   steps_flag=cfg.steps_flag, stage="pre-training")
     if dist_info()[1] > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
     load_checkpoint(net, result.model_path)

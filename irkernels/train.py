@@ -149,7 +149,8 @@ def accumulate_gradients(net: nn.Module, lq: torch.Tensor, hq: torch.Tensor, fli
 
 def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
           allowed: Callable[[int], torch.Tensor] | None = None,
-          on_step: Callable[[int, nn.Module], None] | None = None, *, steps_flag: str = "--steps") -> TrainResult:
+          on_step: Callable[[int, nn.Module], None] | None = None, *, steps_flag: str = "--steps",
+          stage: str = "training") -> TrainResult:
     """Train ``model`` in place on ``data`` for ``cfg.steps`` optimizer steps (resuming from
     ``out_dir/last.pt`` when it exists and ``cfg.resume``); returns losses and throughput.
 
@@ -165,14 +166,15 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
     (``TrainResult.start_step``).
 
     The final weights (the EMA's when ``ema_decay > 0``) are written to ``out_dir/model.safetensors``.
-    ``steps_flag``: the calling command's flag for ``cfg.steps``, named by the long-run warning.
+    ``steps_flag``: the calling command's flag for ``cfg.steps``, named by the long-run warning;
+    ``stage``: which stage of the command's plan this training is (``irkernels.costs``).
     """
     rank, world, _ = dist_info()
     if cfg.batch_size % (world * cfg.accum_steps):
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by world size × accum_steps "
                          f"= {world} × {cfg.accum_steps}")
     device, owns_group = join_process_group(resolve_device(cfg.device))
-    run = _Run(model, data, cfg, device, allowed, on_step, steps_flag, rank, world)
+    run = _Run(model, data, cfg, device, allowed, on_step, steps_flag, rank, world, stage)
     net = run.model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -203,7 +205,7 @@ def train(model: nn.Module, data: PairSet, cfg: TrainConfig,
 
 def train_together(models: Sequence[nn.Module], datas: Sequence[PairSet], cfgs: Sequence[TrainConfig],
                    on_steps: Sequence[Callable[[int, nn.Module], None] | None] | None = None, *,
-                   steps_flag: str = "--steps") -> list[TrainResult]:
+                   steps_flag: str = "--steps", stage: str = "training") -> list[TrainResult]:
     """Train several networks of one architecture at once, each exactly as :func:`train` would
     (its own data, sampler, optimizer, schedule, EMA, log, checkpoint and ``out_dir``; each resumes
     from its own ``last.pt``, at whatever step it reached), with one batched forward and backward
@@ -228,7 +230,8 @@ def train_together(models: Sequence[nn.Module], datas: Sequence[PairSet], cfgs: 
     if len(shared) > 1:
         raise ValueError(f"cfgs must share device, batch_size, loss and amp, got {sorted(shared)}")
     device = resolve_device(cfgs[0].device)
-    runs = [_Run(m, d, c, device, None, f, steps_flag) for m, d, c, f in zip(models, datas, cfgs, on_steps)]
+    runs = [_Run(m, d, c, device, None, f, steps_flag, stage=stage)
+            for m, d, c, f in zip(models, datas, cfgs, on_steps)]
     template = copy.deepcopy(runs[0].model).to("meta")  # the architecture; the weights come from the stack
     first = runs[0]  # autocast and loss are shared (checked above)
 
@@ -265,7 +268,7 @@ class _Run:
 
     def __init__(self, model: nn.Module, data: PairSet, cfg: TrainConfig, device: torch.device,
                  allowed: Callable[[int], torch.Tensor] | None, on_step: Callable[[int, nn.Module], None] | None,
-                 steps_flag: str, rank: int = 0, world: int = 1) -> None:
+                 steps_flag: str, rank: int = 0, world: int = 1, stage: str = "training") -> None:
         self.data, self.cfg, self.device, self.allowed, self.on_step = data, cfg, device, allowed, on_step
         self.rank, self.world, self.main_proc = rank, world, rank == 0
         os.makedirs(cfg.out_dir, exist_ok=True)
@@ -290,7 +293,7 @@ class _Run:
             torch.cuda.reset_peak_memory_stats(device)
         self.per_rank = cfg.batch_size // world
         self.model.train()
-        self.clock = _Clock(self.start, cfg.steps, self.model, device, self.main_proc, steps_flag)
+        self.clock = _Clock(self.start, cfg.steps, self.model, device, self.main_proc, steps_flag, stage)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Step ``step``'s uint8 LR / HR pairs of this rank on the device, and their flips (``None``
@@ -311,7 +314,7 @@ class _Run:
         self.result.losses.append(loss)
         done = self.step = step + 1
         if self.logger is not None:
-            self.logger.step(done, loss, self.opt.sched.get_last_lr()[0])
+            self.logger.step(done, loss, self.opt.sched.get_last_lr()[0], self.clock.estimate.postfix)
         if self.on_step is not None and self.main_proc:
             self.on_step(done, self.opt.trained(self.model))
             self.model.train()
@@ -415,18 +418,19 @@ def _draw(step: int, n: int, cfg: TrainConfig, sampler: torch.Generator,
 
 class _Clock:
     """Throughput, timed after the warm-up steps of the run's ``CostEstimate`` (which the main
-    process's clock also logs)."""
+    process's clock also logs, and whose time left the bar shows: ``estimate.postfix``)."""
 
     def __init__(self, start: int, steps: int, model: nn.Module, device: torch.device, main_proc: bool,
-                 steps_flag: str) -> None:
+                 steps_flag: str, stage: str = "training") -> None:
         name = getattr(model, "registry_name", type(model).__name__)
         self.estimate = CostEstimate(f"training {name} on {device}", steps, f"fewer {steps_flag} or a smaller "
-                                     "network make it shorter", start, report=main_proc)
+                                     "network make it shorter", start, report=main_proc, stage=stage)
         self.tick = self.estimate.tick
 
     def patches_per_s(self, batch_size: int) -> float:
-        timed = self.estimate.steps - self.estimate.timed_from
-        return timed * batch_size / (time.perf_counter() - self.estimate.t_start) if timed > 0 else 0.0
+        first = self.estimate.t_step
+        timed = self.estimate.steps - first if first is not None else 0
+        return timed * batch_size / max(self.estimate.now() - self.estimate.t_start, 1e-9) if timed > 0 else 0.0
 
 
 class _Logger:
@@ -443,11 +447,12 @@ class _Logger:
             self.bar = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True)
         self.t_log, self.patches = time.perf_counter(), 0
 
-    def step(self, done: int, loss: float, lr: float) -> None:
+    def step(self, done: int, loss: float, lr: float, postfix: dict[str, str]) -> None:
+        """``postfix``: shown on the bar after the loss (the command's time left, ``CostEstimate.postfix``)."""
         self.patches += self.cfg.batch_size
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}")
+            self.bar.set_postfix(loss=f"{loss:.4f}", **postfix)
         if done % self.cfg.log_every == 0 or done == self.cfg.steps:
             now = time.perf_counter()
             mem = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None

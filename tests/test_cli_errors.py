@@ -200,11 +200,15 @@ def test_every_flag_a_cost_warning_names_exists_on_its_command():
         "train": {"--steps"},  # train()'s own default
         "compare": {"--steps", "--teacher-steps"},  # its students; its teacher (make_teacher's steps_flag)
         "idc": {pretrain} | _cost_warning_flags(package / "idc" / "pipeline.py"),
-        "tripled": {pretrain, *CPU_RECIPE.split()[::2]} | _cost_warning_flags(package / "tripled" / "latent.py")
-        | _cost_warning_flags(package / "tripled" / "finetune.py"),
+        # its stages, and the training on its output (tripled/training.py's steps_flag)
+        "tripled": {pretrain, "--train-steps", *CPU_RECIPE.split()[::2]}
+        | _cost_warning_flags(package / "tripled" / "latent.py")
+        | _cost_warning_flags(package / "tripled" / "finetune.py")
+        | _cost_warning_flags(package / "tripled" / "scoring.py"),
     }
-    assert "--iters" in named["idc"] and "--vae-steps" in named["tripled"]
+    assert "--iters" in named["idc"] and {"--vae-steps", "--scorer-steps"} <= named["tripled"]
     assert 'steps_flag="--teacher-steps"' in (package / "compare" / "pipeline.py").read_text()
+    assert 'steps_flag="--train-steps"' in (package / "tripled" / "training.py").read_text()
     for command, flags in named.items():
         known = set(build_parser(only=command)[1][command]._option_string_actions)
         assert flags <= known, f"{command} has no {sorted(flags - known)}"

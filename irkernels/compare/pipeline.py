@@ -49,7 +49,7 @@ from ..outputs import atomic_write_json, guard_folder
 from ..patches import Instance, cut_instance, make_instances
 from ..pretrained import PretrainConfig, pretrained_network
 from ..seeds import seeded_generator
-from ..costs import format_duration
+from ..costs import command_plan, format_duration
 from ..train import train, train_together
 from .budgets import Budget, make_budgets
 from .config import REFERENCES, CompareConfig, compare_sets, method_of
@@ -264,7 +264,15 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
     """Make, train and score every (set, seed) row of ``cfg`` not finished in ``out`` yet, score the
     ``test`` folders for every row that lacks them, then write the table, curves and report.
     ``report_only``: make, train and score nothing; write the outputs of the rows finished so far
-    (while another process runs the comparison, say)."""
+    (while another process runs the comparison, say). Its estimate is per row (logged after each);
+    its plan declares no stage, so that a row's stages (an IDC or TripleD run inside it) each estimate
+    themselves instead of claiming to be the whole command."""
+    with command_plan("compare", []):
+        return _run(cfg, out, data, test, overwrite, report_only)
+
+
+def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], overwrite: bool,
+         report_only: bool) -> CompareResult:
     for folder in test:
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"--test {folder!r} is not a folder")

@@ -26,7 +26,7 @@ from ..ops.utils import cdiv
 from ..outputs import RunFolder
 from ..resume import key_name
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
-from ..costs import CostEstimate
+from ..costs import CostEstimate, command_plan
 from ..patches import Instance, make_instances, merge_instances, pick_patches
 from ..patches import relabel as teacher_targets
 from .condense import LOSS_NAMES, CondenseResult, Condenser
@@ -67,8 +67,7 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
     real patches of the training split (``pretrained_network``: cached by settings + data, so a
     restart, another run or another method on the same data reuses it), scored on the held-out
     split (``teacher_split``)."""
-    need_fe = cfg.method in FEATURE_METHODS
-    need_teacher = cfg.method in TEACHER_METHODS
+    need_fe, need_teacher = _needs(cfg)
     nets = Networks()
     if need_fe and cfg.feature_checkpoint:
         nets.feature_extractor = load_checkpoint(build_checked(cfg.feature_model, cfg.scale), cfg.feature_checkpoint)
@@ -99,6 +98,25 @@ def prepare_networks(cfg: IDCConfig, instances: list[Instance], device: torch.de
         if need_teacher and nets.teacher is None:
             nets.teacher, nets.info["teacher"] = net, info
     return nets
+
+
+def _needs(cfg: IDCConfig) -> tuple[bool, bool]:
+    """Whether ``cfg.method`` needs a feature extractor, a teacher."""
+    return cfg.method in FEATURE_METHODS, cfg.method in TEACHER_METHODS
+
+
+def stage_plan(cfg: IDCConfig, pending: int, pretrain: bool = True) -> list[tuple[str, int]]:
+    """The stages of a run that loop over steps, with their counts (``irkernels.costs.CommandPlan``):
+    the pre-training of the network a checkpoint does not give (``pretrain=False``: networks given;
+    a cached one is skipped when the condensation begins), then the condensation of the ``pending``
+    instances (``cfg.iters`` per batch of ``cfg.batch_instances``). A baseline's pick has no steps."""
+    need_fe, need_teacher = _needs(cfg)
+    stages = []
+    if pretrain and ((need_fe and not cfg.feature_checkpoint) or (need_teacher and not cfg.teacher_checkpoint)):
+        stages.append(("pre-training", cfg.pretrain_steps))
+    if cfg.method == "idc" and pending:
+        stages.append(("condensation", cdiv(pending, cfg.batch_instances) * cfg.iters))
+    return stages
 
 
 def num_groups(cfg: IDCConfig, instances: list[Instance]) -> int:
@@ -204,6 +222,17 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     barrier(world)
     if rank != 0:
         folder = RunFolder(out, settings, cfg.scale, renamed=IDCConfig.RENAMED)
+    names = ["split"] if cfg.scope == "split" else [inst.name for inst in instances]
+    pending = sum(not folder.is_done(name) for name in names[rank::world])
+    # the cost estimates cover the whole run (or the caller's command when it declared one)
+    with command_plan("idc", stage_plan(cfg, pending, pretrain=networks is None)):
+        return _condense(cfg, folder, instances, networks, device, on_instance, t0)
+
+
+def _condense(cfg: IDCConfig, folder: RunFolder, instances: list[Instance], networks: Networks | None,
+              device: torch.device, on_instance: Callable[[str], None] | None, t0: float) -> IDCResult:
+    """``run`` once the folder is ready: the networks, then every instance of this rank not done yet."""
+    rank, world, _ = dist_info()
     nets = networks or prepare_networks(cfg, instances, device)  # pre-trained on the images, whatever the scope
     if cfg.scope == "split":
         instances = [merge_instances(instances)]
@@ -222,7 +251,7 @@ def run(cfg: IDCConfig, out: str, *, data: str | None = None, images: list[Image
     batches = range(0, len(mine), cfg.batch_instances if condenser else 1)
     estimate = CostEstimate(f"condensing {len(mine)} image(s) on {device}", len(batches) * cfg.iters,
                             "fewer --iters or --max-images (or, on a GPU, a larger --batch-instances) make it "
-                            "shorter", report=rank == 0)
+                            "shorter", report=rank == 0, stage="condensation", bar=bar)
     for number, start in enumerate(batches):
         batch = mine[start:start + (cfg.batch_instances if condenser else 1)]
         if condenser is not None:

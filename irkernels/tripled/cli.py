@@ -121,10 +121,19 @@ def train_spec_from_args(args: argparse.Namespace) -> TrainSpec:
 
 
 def run(args: argparse.Namespace, cfg: TripleDConfig) -> int:
+    from ..costs import command_plan
+    from .pipeline import stage_plan
+
+    spec = train_spec_from_args(args) if args.train_steps else None  # checked before any work
+    # the command's plan: the method's stages and the training on its output, one estimate for all
+    with command_plan("tripled", stage_plan(cfg, args.train_steps)):
+        return _run(args, cfg, spec)
+
+
+def _run(args: argparse.Namespace, cfg: TripleDConfig, spec: TrainSpec | None) -> int:
     from .pipeline import run as run_tripled
     from .training import train_dynamic, train_on_output
 
-    spec = train_spec_from_args(args) if args.train_steps else None  # checked before any work
     result = run_tripled(cfg, args.out, data=args.data, overwrite=args.overwrite)
     print(f"selected {len(result.selected)} of {len(result.names)} images")
     if spec is None:

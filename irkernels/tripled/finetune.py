@@ -94,7 +94,8 @@ def finetune_images(images: torch.Tensor, extractor: nn.Module, target: FeatureT
         gen.set_state(ckpt.state["generator"])
         history = {k: list(v) for k, v in ckpt.state["history"].items()}
     bar = ckpt.progress_bar(cfg.progress, "cnn")
-    estimate = CostEstimate(f"CNN fine-tuning on {device}", cfg.steps, "fewer --cnn-steps make it shorter", ckpt.start)
+    estimate = CostEstimate(f"CNN fine-tuning on {device}", cfg.steps, "fewer --cnn-steps make it shorter", ckpt.start,
+                            stage="fine-tuning", bar=bar)
     with ckpt:
         for step in ckpt.steps(snapshot):
             estimate.tick(step)

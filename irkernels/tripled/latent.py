@@ -149,7 +149,7 @@ def train_vae(vae: nn.Module, images: list[torch.Tensor], cfg: LatentConfig, hel
     # bar both times, so the run distils in pixel space anyway
     estimate = CostEstimate(f"tiny-VAE training on {device} (at most)", cfg.vae_steps,
                             "--vae-steps 0 skips it (pixel-space distillation), or give a trusted --vae DIR",
-                            ckpt.start)
+                            ckpt.start, stage="VAE", bar=bar)
     with ckpt:
         for step in ckpt.steps(snapshot):
             estimate.tick(step)
@@ -238,7 +238,7 @@ def distill_latents(images: torch.Tensor, vae: nn.Module | None, extractor: nn.M
         order, losses = ckpt.state["order"], list(ckpt.state["losses"])
     bar = ckpt.progress_bar(cfg.progress, "latents" if vae is not None else "pixels")
     estimate = CostEstimate(f"{space} distillation on {device}", cfg.steps, "fewer --latent-steps make it shorter",
-                            ckpt.start)
+                            ckpt.start, stage="distillation", bar=bar)
     with ckpt:
         for step in ckpt.steps(snapshot):
             estimate.tick(step)

@@ -25,6 +25,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from ..costs import command_plan
 from ..data.config import DegradationConfig
 from ..data.degrade import degrade
 from ..data.images import (Image, PairSet, PatchConfig, hold_out_last, list_images, load_folder, make_pairs, modcrop,
@@ -266,14 +267,44 @@ def check_sizes(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig) -> N
                          f"pass --syn-size {min(h, w) - min(h, w) % cfg.scale} or less, or remove the image")
 
 
+def stage_plan(cfg: TripleDConfig, train_steps: int = 0, pretrain: bool = True) -> list[tuple[str, int]]:
+    """The stages a run of ``cfg`` goes through that loop over steps, with their counts
+    (``irkernels.costs.CommandPlan``): the ViT scorer's training, the feature network's pre-training
+    (``pretrain=False``: a network given), the tiny VAE's training, the distillation, the CNN
+    fine-tuning and ``train_steps`` of training on the output. A stage found done (a reused scorer,
+    cached network, finished unit) is over when the next one begins."""
+    stages = []
+    if cfg.scorer == "vit" and not cfg.scorer_checkpoint:
+        stages.append(("scorer", cfg.scorer_cfg.steps))
+    if cfg.use_latent or cfg.use_cnn:
+        if pretrain and not cfg.feature_checkpoint:
+            stages.append(("pre-training", cfg.pretrain_steps))
+        if cfg.use_latent:
+            if not cfg.latent.vae and cfg.latent.vae_steps:
+                stages.append(("VAE", cfg.latent.vae_steps))
+            stages.append(("distillation", cfg.latent.steps))
+        if cfg.use_cnn:
+            stages.append(("fine-tuning", cfg.finetune.steps))
+    if train_steps:
+        stages.append(("training", train_steps))
+    return stages
+
+
 def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[Image] | None = None,
         overwrite: bool = False, feature_net: tuple[torch.nn.Module, dict] | None = None) -> TripleDResult:
     """Run TripleD on ``images`` / the images of folder ``data`` / the embedded photos into ``out``;
     re-running the same call resumes (finished units are skipped; a VAE training, distillation or
     fine-tuning stopped by Ctrl-C or SIGTERM continues from its step, see ``distill``). ``feature_net`` (network, record)
     is the feature network given instead of ``cfg.feature_checkpoint`` or pre-training (API use, as
-    ``compare`` gives its teacher)."""
+    ``compare`` gives its teacher). Its cost estimates cover the whole run (``stage_plan``), or the
+    caller's command when it declared one."""
     cfg = cfg.for_run()  # before the settings guard: it records the step seeds that run
+    with command_plan("tripled", stage_plan(cfg, pretrain=feature_net is None)):
+        return _run(cfg, out, data, images, overwrite, feature_net)
+
+
+def _run(cfg: TripleDConfig, out: str, data: str | None, images: list[Image] | None, overwrite: bool,
+         feature_net: tuple[torch.nn.Module, dict] | None) -> TripleDResult:
     check_paths(cfg)
     if images is not None:
         items: list = list(images)
@@ -354,4 +385,4 @@ def run(cfg: TripleDConfig, out: str, *, data: str | None = None, images: list[I
 
 
 __all__ = ["TASKS", "TripleDConfig", "TripleDResult", "distill", "feature_network", "run",
-           "run_settings", "synthetic_crops", "task_types"]
+           "run_settings", "stage_plan", "synthetic_crops", "task_types"]

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..costs import CostEstimate
 from ..data.images import Image, read_image, to_float, to_tensor
 from ..devices import resolve_device
 from ..seeds import derive_seed
@@ -173,13 +174,16 @@ def train_scorer(images: Sequence[Image], cfg: ScorerConfig) -> tuple[Complexity
     opt = torch.optim.AdamW(scorer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     losses: list[float] = []
-    steps = range(cfg.steps)
+    bar = None
     if cfg.progress:
         from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="scorer", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, desc="scorer", dynamic_ncols=True)
+    estimate = CostEstimate(f"scorer training on {device}", cfg.steps, "--scorer entropy (the default) skips it, "
+                            "or fewer --scorer-steps make it shorter", stage="scorer", bar=bar)
     scorer.train()
-    for _ in steps:
+    for step in range(cfg.steps):
+        estimate.tick(step)
         x, ent = random_crop_batch(images, cfg.batch_size, cfg.crop_min, cfg.crop_max, cfg.img_size, rng)
         target = torch.as_tensor(minmax_normalise(ent, lo, hi), dtype=torch.float32, device=device)
         loss = F.mse_loss(scorer(x.to(device)), target)
@@ -188,6 +192,10 @@ def train_scorer(images: Sequence[Image], cfg: ScorerConfig) -> tuple[Complexity
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return scorer.eval(), losses
 
 

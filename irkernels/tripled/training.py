@@ -34,7 +34,8 @@ def _train(net: torch.nn.Module, data, cfg: TripleDConfig, spec: TrainSpec, out_
     if model_scale(net) != cfg.scale:
         raise ValueError(f"model {spec.model} up-scales ×{model_scale(net)} but task {cfg.task} needs ×{cfg.scale}")
     run_cfg = replace(spec.train, out_dir=out_dir, seed=cfg.seed, device=cfg.device, progress=cfg.progress)
-    return train(net, data, run_cfg, allowed)
+    # the stage of tripled's plan after the method's own (docs/outputs.md); its warning names tripled's flag
+    return train(net, data, run_cfg, allowed, steps_flag="--train-steps", stage="training")
 
 
 def _evaluate_types(net: torch.nn.Module, cfg: TripleDConfig, spec: TrainSpec, path: str) -> list[str]:
