@@ -1,7 +1,7 @@
 """A loop over steps that keeps its state when it is asked to stop, and resumes from it.
 
 The stages that optimise for many steps outside the trainer (IDC's condensation of a batch,
-TripleD's VAE training, latent distillation and CNN fine-tuning) run their steps through
+TripleD's scorer and VAE training, latent distillation and CNN fine-tuning) run their steps through
 :class:`StepCheckpoint`; :func:`irkernels.train.train` has its own ``last.pt``::
 
     ckpt = StepCheckpoint(path, "latent distillation", cfg.steps, key={...})

@@ -1,5 +1,5 @@
-"""Ctrl-C / SIGTERM in the long stages outside the trainer (IDC's condensation, TripleD's VAE
-training, latent distillation and CNN fine-tuning): the step in progress is finished, the stage's
+"""Ctrl-C / SIGTERM in the long stages outside the trainer (IDC's condensation, TripleD's scorer
+and VAE training, latent distillation and CNN fine-tuning): the step in progress is finished, the stage's
 state written, and the same call again continues from that step and ends as an uninterrupted run.
 Each stage has no periodic checkpoint, so every stop here is "before the first one"."""
 import json
@@ -245,6 +245,35 @@ def test_cnn_finetuning_stopped_and_resumed_equals_uninterrupted(tmp_path, monke
     out, cnn, history = finetune.finetune_images(images, extractor, target, cfg, checkpoint=path)
     assert torch.equal(out, full) and history == full_history and len(counted) == 5 - 3
     states_equal(full_cnn, cnn)
+
+
+def test_scorer_training_stopped_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+    """TripleD's ViT scorer (``--scorer vit``) stopped at step 3 of 6: weights, losses and the
+    entropy range as uninterrupted; ``get_scorer`` removes the state once the scorer is saved."""
+    from irkernels.data.images import Image
+    from irkernels.tripled import scoring
+    from test_tripled import TINY_VIT
+
+    rng = np.random.default_rng(0)
+    images = [Image(f"im{i}", rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)) for i in range(3)]
+    cfg = scoring.ScorerConfig(img_size=16, model_kwargs=TINY_VIT, steps=6, batch_size=3, crop_min=12, crop_max=32,
+                               device="cpu", progress=False)
+    full, full_losses = scoring.train_scorer(images, cfg)
+    path = str(tmp_path / "scorer.pt")
+    crops = scoring.random_crop_batch
+    stop = kill_at(1 + 3)  # the first call draws the normalisation probe, then one a step
+    monkeypatch.setattr(scoring, "random_crop_batch", lambda *a: (stop(), crops(*a))[1])
+    with pytest.raises(KeyboardInterrupt, match="SIGINT: scorer training stopped after step 3 of 6"):
+        scoring.train_scorer(images, cfg, checkpoint=path)
+    counted = []
+    monkeypatch.setattr(scoring, "random_crop_batch", lambda *a: (counted.append(1), crops(*a))[1])
+    resumed, losses = scoring.train_scorer(images, cfg, checkpoint=path)
+    assert losses == full_losses and len(counted) == 1 + 6 - 3
+    assert resumed.entropy_range == full.entropy_range
+    states_equal(full, resumed)
+    tdc = scoring.TripleDConfig(scorer="vit", scorer_cfg=cfg, scorer_images=3, seed=0)
+    scoring.get_scorer(images, tdc, str(tmp_path / "scorer.safetensors"), [0, 1, 2], checkpoint=path)
+    assert not os.path.exists(path) and os.path.exists(tmp_path / "scorer.safetensors")
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ class LatentConfig:
                              f"{self.batch_size}, {self.vae_batch}, {self.vae_check_every}, {self.vae_check_crops}")
 
 
-def stage_settings(cfg: LatentConfig | FinetuneConfig) -> dict:
+def stage_settings(cfg: ScorerConfig | LatentConfig | FinetuneConfig) -> dict:
     """A step config's fields without the execution ones (``TripleDConfig.EXECUTION``): the
     settings part of the key of a step's checkpoint (``irkernels.resume.StepCheckpoint``)."""
     return {k: v for k, v in asdict(cfg).items() if k not in TripleDConfig.EXECUTION}

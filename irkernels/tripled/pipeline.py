@@ -330,7 +330,8 @@ def _run(cfg: TripleDConfig, out: str, data: str | None, images: list[Image] | N
                              "use another --out or --overwrite")
         scores, selected = np.asarray(rec["scores"]), [tuple(s) for s in rec["selected"]]
     else:
-        scores, info = complexity_scores(items, cfg, os.path.join(folder.root, "scorer.safetensors"))
+        scores, info = complexity_scores(items, cfg, os.path.join(folder.root, "scorer.safetensors"),
+                                         folder.partial_path("scorer"))
         type_names = [t for t, _ in types]
         k = selection_count(len(items), cfg.ratio, minimum=min(len(type_names), len(items)))
         selected = deal_to_types(ranking(scores)[:k], type_names)

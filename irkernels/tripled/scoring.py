@@ -32,8 +32,9 @@ from torch import nn
 from ..costs import CostEstimate
 from ..data.images import Image, read_image, to_float, to_tensor
 from ..devices import resolve_device
+from ..resume import StepCheckpoint
 from ..seeds import derive_seed
-from .config import ScorerConfig, TripleDConfig
+from .config import ScorerConfig, TripleDConfig, stage_settings
 from .items import item_name, load_item
 
 log = logging.getLogger(__name__)
@@ -155,10 +156,14 @@ def random_crop_batch(images: Sequence[Image], count: int, crop_min: int, crop_m
     return torch.stack(crops), np.asarray(entropies)
 
 
-def train_scorer(images: Sequence[Image], cfg: ScorerConfig) -> tuple[ComplexityScorer, list[float]]:
+def train_scorer(images: Sequence[Image], cfg: ScorerConfig, checkpoint: str | None = None
+                 ) -> tuple[ComplexityScorer, list[float]]:
     """Train a fresh scorer on random crops of ``images`` labelled with normalised entropy.
 
     The normalisation range is the min/max entropy over the images and a seeded probe of 512 crops.
+    ``checkpoint``: a file for the loop's state (``irkernels.resume.StepCheckpoint``): on Ctrl-C or
+    SIGTERM the step in progress is finished and the weights, AdamW, schedule, crop generator and
+    losses written there; the same call again continues from that step.
     Returns the scorer (eval mode, on ``cfg.device``) and the per-step MSE losses.
     """
     if not images:
@@ -174,28 +179,40 @@ def train_scorer(images: Sequence[Image], cfg: ScorerConfig) -> tuple[Complexity
     opt = torch.optim.AdamW(scorer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     losses: list[float] = []
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
+    ckpt = StepCheckpoint(checkpoint, "scorer training", cfg.steps, key={
+        "settings": stage_settings(cfg),
+        "images": [[im.name, list(im.pixels.shape)] for im in images], "entropy_range": [lo, hi]})
 
-        bar = tqdm(total=cfg.steps, desc="scorer", dynamic_ncols=True)
+    def snapshot() -> dict:
+        return {"scorer": scorer.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "crops": rng.bit_generator.state, "losses": losses}
+
+    if ckpt.state is not None:
+        scorer.load_state_dict(ckpt.state["scorer"])
+        opt.load_state_dict(ckpt.state["optimizer"])
+        sched.load_state_dict(ckpt.state["scheduler"])
+        rng.bit_generator.state = ckpt.state["crops"]
+        losses = list(ckpt.state["losses"])
+    bar = ckpt.progress_bar(cfg.progress, "scorer")
     estimate = CostEstimate(f"scorer training on {device}", cfg.steps, "--scorer entropy (the default) skips it, "
-                            "or fewer --scorer-steps make it shorter", stage="scorer", bar=bar)
+                            "or fewer --scorer-steps make it shorter", ckpt.start, stage="scorer", bar=bar)
     scorer.train()
-    for step in range(cfg.steps):
-        estimate.tick(step)
-        x, ent = random_crop_batch(images, cfg.batch_size, cfg.crop_min, cfg.crop_max, cfg.img_size, rng)
-        target = torch.as_tensor(minmax_normalise(ent, lo, hi), dtype=torch.float32, device=device)
-        loss = F.mse_loss(scorer(x.to(device)), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if bar is not None:
-            bar.update(1)
+    with ckpt:
+        for step in ckpt.steps(snapshot):
+            estimate.tick(step)
+            x, ent = random_crop_batch(images, cfg.batch_size, cfg.crop_min, cfg.crop_max, cfg.img_size, rng)
+            target = torch.as_tensor(minmax_normalise(ent, lo, hi), dtype=torch.float32, device=device)
+            loss = F.mse_loss(scorer(x.to(device)), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
+    ckpt.finish(snapshot)
     return scorer.eval(), losses
 
 
@@ -265,9 +282,10 @@ def scorer_split(n: int, seed: int) -> tuple[list[int], list[int]]:
 
 
 def get_scorer(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, path: str,
-               train_idx: Sequence[int]) -> tuple[ComplexityScorer, dict]:
+               train_idx: Sequence[int], checkpoint: str | None = None) -> tuple[ComplexityScorer, dict]:
     """The scorer: ``cfg.scorer_checkpoint``, else ``path`` when its recorded settings match, else a
-    new one trained on up to ``cfg.scorer_images`` of ``items[train_idx]`` (seeded choice) and saved to ``path``."""
+    new one trained on up to ``cfg.scorer_images`` of ``items[train_idx]`` (seeded choice) and saved
+    to ``path``; its training keeps its state in ``checkpoint`` when stopped (removed once saved)."""
     if cfg.scorer_checkpoint:
         return load_scorer(cfg.scorer_checkpoint), {"checkpoint": cfg.scorer_checkpoint}
     key = json.dumps({"scorer": asdict(cfg.scorer_cfg), "items": [item_name(i) for i in items],
@@ -282,8 +300,10 @@ def get_scorer(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, path:
     rng = random.Random(cfg.seed)
     chosen = sorted(rng.sample(list(train_idx), min(len(train_idx), cfg.scorer_images)))
     start = time.perf_counter()
-    scorer, losses = train_scorer([load_item(items[i]) for i in chosen], cfg.scorer_cfg)
+    scorer, losses = train_scorer([load_item(items[i]) for i in chosen], cfg.scorer_cfg, checkpoint)
     save_scorer(scorer, path, {"settings": key})
+    if checkpoint is not None and os.path.exists(checkpoint):
+        os.remove(checkpoint)
     return scorer, {"checkpoint": path, "reused": False, "losses": losses, "train_images": len(chosen),
                     "train_seconds": time.perf_counter() - start}
 
@@ -301,17 +321,18 @@ def heldout_spearman(scorer: ComplexityScorer, images: Sequence[Image], cfg: Tri
     return spearman(pred.double().numpy(), entropy)
 
 
-def complexity_scores(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, scorer_path: str
-                      ) -> tuple[np.ndarray, dict]:
+def complexity_scores(items: Sequence[str] | Sequence[Image], cfg: TripleDConfig, scorer_path: str,
+                      checkpoint: str | None = None) -> tuple[np.ndarray, dict]:
     """Every image's complexity score and a record of how it was obtained: exact entropy, or the ViT
     when its held-out Spearman correlation with entropy reaches ``cfg.min_spearman`` (else entropy,
-    with a warning). Both costs are timed (seconds) for the report."""
+    with a warning). Both costs are timed (seconds) for the report. ``checkpoint``: where the
+    scorer's training keeps its state when stopped (``get_scorer``)."""
     if cfg.scorer == "entropy":
         start = time.perf_counter()
         scores = entropy_scores(items)
         return scores, {"used": "entropy", "entropy_seconds": time.perf_counter() - start}
     train_idx, held_idx = scorer_split(len(items), cfg.seed)
-    scorer, info = get_scorer(items, cfg, scorer_path, train_idx)
+    scorer, info = get_scorer(items, cfg, scorer_path, train_idx, checkpoint)
     rho = heldout_spearman(scorer, [load_item(items[i]) for i in held_idx], cfg)
     info.update(spearman_heldout=rho, heldout_images=len(held_idx), heldout_crops=cfg.scorer_check_crops)
     start = time.perf_counter()
