@@ -2,7 +2,8 @@
 
 A command declares its stages with their step counts (:func:`command_plan`, a :class:`CommandPlan`:
 ``idc`` = pre-training + condensation, ``tripled`` = scorer + pre-training + VAE + distillation +
-fine-tuning + training on the output, each when it runs). Every stage that loops over steps times
+fine-tuning + training on the output, each when it runs; ``compare`` = the teacher's pre-training + its
+student rows). Every stage that loops over steps times
 its steps with a :class:`CostEstimate` (the trainer, IDC's condensation, TripleD's scorer, VAE,
 distillation and fine-tuning), which reports its measured seconds a step to the plan. The plan
 estimates the time left for the whole command: a stage measured at its own rate, a stage not run yet
@@ -11,7 +12,7 @@ at the rate of the stage measured last — and it says so (the stages' steps cos
 line after its first timed steps: its own estimate, the flag that shortens it, and the command's
 estimate with each stage's share; the stage's progress bar shows the command's time left in its
 postfix, refreshed at most every ``REFRESH_S`` seconds (host clock: no device sync). Without a
-plan (API use, ``train``, ``compare``'s rows) a stage is a one-stage plan of its own.
+plan (API use, ``train``, the stages inside ``compare``'s rows) a stage is a one-stage plan of its own.
 Importable without torch."""
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ WARMUP_STEPS = 3
 REFRESH_S = 5.0
 
 # The stages a command may declare, in the order they run; a CostEstimate names one of them.
-STAGES = ("scorer", "pre-training", "condensation", "VAE", "distillation", "fine-tuning", "training")
+STAGES = ("scorer", "pre-training", "condensation", "VAE", "distillation", "fine-tuning", "training",
+          "students")  # compare's student rows, each made and trained (counted in training steps)
 
 
 def format_duration(seconds: float) -> str:
@@ -98,6 +100,11 @@ class CommandPlan:
         stage = self.stages[name]
         stage.steps, stage.done, stage.over = steps, start, False
 
+    def declare(self, name: str, steps: int) -> None:
+        """Stage ``name`` will have ``steps`` steps (known only once the command has looked at its
+        inputs); unlike ``begin`` the stages before it are not over."""
+        self.stages[name].steps = steps
+
     def measured(self, name: str, done: int, per_step: float) -> None:
         """Stage ``name`` has done ``done`` steps and takes ``per_step`` seconds a step."""
         stage = self.stages[name]
@@ -156,7 +163,8 @@ def active_plan() -> CommandPlan | None:
 def command_plan(command: str, stages: Sequence[tuple[str, int]]) -> Iterator[CommandPlan]:
     """The command's plan for the ``with`` block: a new one of ``stages``, or the one already in
     force when an outer caller declared it first (the CLI that adds a stage after the method's run;
-    ``compare``, whose empty plan leaves each stage of its rows a plan of its own)."""
+    ``compare``, whose plan of pre-training + students leaves each stage inside its rows a plan of
+    its own)."""
     if _plans:
         yield _plans[-1]
         return

@@ -1,6 +1,7 @@
 """A command's cost estimate (``irkernels.costs``): the plan's arithmetic on a fake clock (measured
 and unmeasured stages, shares summing to 100 %), the bar's postfix and its refresh, and tiny runs
-of ``tripled`` (its log) and ``idc`` (its bars) carrying the whole command's estimate, every flag it
+of ``tripled`` (its log), ``idc`` (its bars) and ``compare`` (its teacher's warning) carrying the
+whole command's estimate, every flag it
 suggests parsing on the command that prints it."""
 import logging
 import re
@@ -137,9 +138,9 @@ def test_without_a_plan_a_stage_is_its_own_and_says_what_it_always_said(clock, c
 
 
 def test_an_outer_commands_plan_is_the_one_in_force():
-    """``compare`` declares no stage: a row's ``idc`` run keeps its estimates per stage, none
-    claiming to be the whole command."""
-    with command_plan("compare", []) as outer:
+    """``compare`` declares the teacher's pre-training and its student rows: a row's ``idc`` run
+    keeps its condensation's estimate to itself, not claiming to be the whole command."""
+    with command_plan("compare", [("pre-training", 0), ("students", 0)]) as outer:
         with command_plan("idc", [("pre-training", 10), ("condensation", 10)]) as inner:
             assert inner is outer and "condensation" not in inner
             estimate = CostEstimate("condensing", 10, "fewer --iters", stage="condensation")
@@ -227,3 +228,35 @@ def test_an_idc_run_shows_the_whole_commands_time_left_on_its_bars(photos, tmp_p
     assert "idc: about" in said[0] and re.findall(r"([a-zA-Z-]+) \d+ %", said[0]) == ["pre-training", "condensation"]
     known = set(build_parser(only="idc")[1]["idc"]._option_string_actions)
     assert {f for s in said for f in re.findall(r"--[a-z][a-z-]+", s)} <= known
+
+
+def test_compare_estimates_its_student_rows_while_the_teacher_trains(tmp_path, monkeypatch, caplog,
+                                                                   quick_estimates):
+    """A tiny ``compare`` with a teacher to train: the teacher's warning gives the whole command's
+    time, its student rows (3 rows × 6 training steps, declared before the teacher trains) counted at
+    the teacher's rate a step; then a line after each row counts the rows left."""
+    from test_compare import tiny, write_photos
+
+    from irkernels.compare.pipeline import run
+
+    monkeypatch.setenv("IRKERNELS_CACHE", str(tmp_path / "cache"))
+    declared = []
+    measured = CommandPlan.measured
+
+    def record(plan, name, done, per_step):
+        declared.append((plan.command, name, plan.stages[name].steps))
+        measured(plan, name, done, per_step)
+
+    monkeypatch.setattr(CommandPlan, "measured", record)
+    (tmp_path / "photos").mkdir()
+    with caplog.at_level(logging.INFO):
+        run(tiny(sets=["random", "random+teacher", "idc"], seeds=[0]), str(tmp_path / "out"),
+            data=write_photos(tmp_path / "photos"))
+    whole = [s for s in warnings_of(caplog) if ". compare: about " in s]
+    assert whole and whole[0].startswith("training edsr-tiny on cpu")
+    stages = whole[0].split(". compare: about ")[1]
+    assert re.findall(r"([a-zA-Z-]+) \d+ %", stages) == ["pre-training", "students"]
+    assert "measured: pre-training; not run yet, counted at pre-training's rate a step: students" in stages
+    assert ("compare", "pre-training", 6) in declared and ("compare", "students", 3 * 6) in declared
+    rows = [r.getMessage() for r in caplog.records if "student rows made" in r.getMessage()]
+    assert [m.split(";")[0] for m in rows] == [f"compare: {k} of 3 student rows made" for k in (1, 2, 3)]

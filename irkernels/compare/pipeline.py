@@ -49,7 +49,7 @@ from ..outputs import atomic_write_json, guard_folder
 from ..patches import Instance, cut_instance, make_instances
 from ..pretrained import PretrainConfig, pretrained_network
 from ..seeds import seeded_generator
-from ..costs import command_plan, format_duration
+from ..costs import CommandPlan, command_plan, format_duration
 from ..train import train, train_together
 from .budgets import Budget, make_budgets
 from .config import REFERENCES, CompareConfig, compare_sets, method_of
@@ -264,15 +264,17 @@ def run(cfg: CompareConfig, out: str, *, data: str | None = None, test: Sequence
     """Make, train and score every (set, seed) row of ``cfg`` not finished in ``out`` yet, score the
     ``test`` folders for every row that lacks them, then write the table, curves and report.
     ``report_only``: make, train and score nothing; write the outputs of the rows finished so far
-    (while another process runs the comparison, say). Its estimate is per row (logged after each);
-    its plan declares no stage, so that a row's stages (an IDC or TripleD run inside it) each estimate
-    themselves instead of claiming to be the whole command."""
-    with command_plan("compare", []):
-        return _run(cfg, out, data, test, overwrite, report_only)
+    (while another process runs the comparison, say). Its plan is the teacher's pre-training and the
+    student rows (in training steps: counted at the teacher's rate a step until the first row is
+    done, then at the measured make + train time of a row), logged after each row; the stages
+    inside a row (an IDC or TripleD run) each estimate themselves instead of claiming to be the
+    whole command."""
+    with command_plan("compare", [("pre-training", 0), ("students", 0)]) as plan:
+        return _run(cfg, out, data, test, overwrite, report_only, plan)
 
 
 def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], overwrite: bool,
-         report_only: bool) -> CompareResult:
+         report_only: bool, costs: CommandPlan) -> CompareResult:
     for folder in test:
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"--test {folder!r} is not a folder")
@@ -341,6 +343,8 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
         clock["rows_of_work"] += sum(info["steps_run"] for _, info in trained) / cfg.steps
         left = len(pending) - clock["students"]
         per_row = (time.perf_counter() - clock["t0"]) / max(clock["rows_of_work"], 1e-9)
+        costs.begin("students", len(pending) * cfg.steps, clock["students"] * cfg.steps)
+        costs.measured("students", clock["students"] * cfg.steps, per_row / cfg.steps)
         log.info("compare: %d of %d student rows made%s; about %s left at %.0f s a row (make + train, as measured "
                  "in this run)", clock["students"], len(pending), f" on rank {rank}" if world > 1 else "",
                  format_duration(left * per_row), per_row)
@@ -348,19 +352,21 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
 
     group: list[tuple[str, int, str, dict, PairSet]] = []
     together = students_together(cfg)
+    owners = _owners(plan, world)
+    # what this rank will make, said up front; the time it takes, after each group of students
+    pending = [p for p, owner in zip(plan, owners) if owner == rank and p[0] not in REFERENCES
+               and not os.path.exists(os.path.join(rows_dir, f"{_row_file(cfg, *p)}.json"))]
+    if not report_only:  # the teacher's pre-training, when it runs, then says what the whole command costs
+        costs.declare("students", len(pending) * cfg.steps)
+    if pending and not report_only:
+        log.info("compare: %d student row(s) to make%s, %d steps each (%s at once)%s", len(pending),
+                 f" on rank {rank} of {world}" if world > 1 else "", cfg.steps, together,
+                 "; the time they take is said after the first" if len(pending) > 1 else "")
     if world > 1 and needs_teacher and not report_only:
         if rank == 0:
             with this_process_alone():
                 get_teacher()
         barrier(world)  # the other ranks then find it in the cache
-    owners = _owners(plan, world)
-    # what this rank will make, said up front; the time it takes, after each group of students
-    pending = [p for p, owner in zip(plan, owners) if owner == rank and p[0] not in REFERENCES
-               and not os.path.exists(os.path.join(rows_dir, f"{_row_file(cfg, *p)}.json"))]
-    if pending and not report_only:
-        log.info("compare: %d student row(s) to make%s, %d steps each (%s at once)%s", len(pending),
-                 f" on rank {rank} of {world}" if world > 1 else "", cfg.steps, together,
-                 "; the time they take is said after the first" if len(pending) > 1 else "")
     clock = {"students": 0, "rows_of_work": 0.0, "t0": time.perf_counter()}
     with this_process_alone():  # each row is one rank's own work: no DDP, sharding or barrier inside
         for number, (kind, seed, budget) in enumerate(plan, 1):
@@ -380,6 +386,7 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
             log.info("compare: row %s (%d of %d)", name, number, len(plan))
             done += 1
             if kind in REFERENCES:
+                t = time.perf_counter()
                 if kind != "teacher":
                     net = baseline_network(cfg.degradation())[1]
                 else:
@@ -388,6 +395,7 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
                                reused=info.get("reused", False))
                 row["val"] = score_network(net, val, cfg.crop_border, device)["val"]
                 finish(kind, name, row, net, True)
+                clock["t0"] += time.perf_counter() - t  # a row's time is a student row's: not the teacher's
                 continue
             t = time.perf_counter()
             tnet, tinfo = get_teacher() if sets[kind].teacher else (None, None)
