@@ -185,3 +185,20 @@ def test_global_sets_pick_the_budget_over_the_whole_split(tmp_path):
     # no patch twice
     picked = global_selection("kcenter+teacher", instances, 20, teacher, device)
     assert len({(k, j) for k, p in enumerate(picked) for j in p}) == 20
+
+
+def test_the_budget_table_says_cells_of_fewer_seeds(monkeypatch):
+    """A sweep still running: a cell of fewer seeds than the most any cell has says how many."""
+    import irkernels.compare.report as report
+
+    def point(budget, seeds, mean, pairs=None):
+        pairs = pairs or budget
+        return {"budget": budget, "share": pairs / 100, "pairs": pairs, "seeds": seeds, "psnr_y": [mean, 0.01]}
+
+    bs = {"total": 100, "once": {}, "refused": [],
+          "budgets": [{"pairs": p, "summary": {}, "own_steps": [], "versus_controls": []} for p in (4, 15)],
+          "curves": {"random": [point(4, 3, 29.0), point(15, 2, 29.5)], "tripled": [point(15, 1, 29.6, pairs=16)]}}
+    monkeypatch.setattr(report, "verdict_lines", lambda summary: [])  # no rows to check here
+    md = report.budget_markdown(bs)
+    assert "| random | 29.00 ± 0.01 | 29.50 ± 0.01 [2 seeds] |" in md
+    assert "| tripled |  | 29.60 ± 0.01 (16: 16 %) [1 seed] |" in md

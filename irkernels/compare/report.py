@@ -423,8 +423,10 @@ def budget_markdown(bs: dict) -> str:
     """The curve as tables: validation PSNR-Y per set and budget; each method's step against its
     control; every set against the cheapest controls; what no set could make."""
     heads = [f"{b['pairs']} ({_pct(b['pairs'] / bs['total'])})" for b in bs["budgets"]]
+    seeds = max((p["seeds"] for points in bs["curves"].values() for p in points), default=0)
     lines = ["Validation PSNR-Y (dB), mean ± std over seeds, per budget (patches kept, share of the training "
-             "split's LR pixels); a set that trained on another count says it in brackets:", "",
+             f"split's LR pixels); a set that trained on another count says it in brackets, a cell of fewer than "
+             f"{seeds} seeds (a sweep still running) its seeds:", "",
              "| set | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
     for name, points in bs["curves"].items():
         at = {p["budget"]: p for p in points}
@@ -432,7 +434,8 @@ def budget_markdown(bs: dict) -> str:
         for b in bs["budgets"]:
             p = at.get(b["pairs"])
             cells.append("" if p is None else f"{p['psnr_y'][0]:.2f} ± {p['psnr_y'][1]:.2f}"
-                         + ("" if p["pairs"] == b["pairs"] else f" ({p['pairs']}: {_pct(p['share'])})"))
+                         + ("" if p["pairs"] == b["pairs"] else f" ({p['pairs']}: {_pct(p['share'])})")
+                         + ("" if p["seeds"] == seeds else f" [{p['seeds']} seed{'s' * (p['seeds'] > 1)}]"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, e in bs["once"].items():
         lines.append(f"| {name} (once) | " + " | ".join([f"{e['psnr_y'][0]:.2f} ± {e['psnr_y'][1]:.2f}"] * len(heads))
