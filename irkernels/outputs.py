@@ -388,6 +388,45 @@ def pair_rows_html(rows: list[tuple[str, list[torch.Tensor]]], columns: list[str
 MAX_UP_LEVELS = 2  # how far above the report a path may climb and still be shown relative to it
 
 
+def keep_network(info: Mapping[str, Any], root: str) -> dict:
+    """A network's record (``{"model", "checkpoint", "cache_key", ...}``) with its checkpoint copied
+    into ``root/networks/`` when it lies outside ``root`` (``--portable``: the folder then travels
+    with every network it was made with): ``checkpoint`` names the copy, ``copied_from`` the
+    original. Copied atomically, once per source file (its name: the model and the cache key, or the
+    file's own name); a record without a checkpoint, or with one inside ``root``, is returned as is."""
+    info = dict(info)
+    checkpoint = info.get("checkpoint")
+    root = os.path.abspath(root)
+    if not checkpoint or os.path.abspath(checkpoint).startswith(root + os.sep):
+        return info
+    import shutil
+
+    name = (f"{info.get('model', 'network')}-{info['cache_key']}.safetensors" if info.get("cache_key")
+            else os.path.basename(checkpoint))
+    copy = os.path.join(root, "networks", name)
+    if not os.path.exists(copy):
+        with atomic_path(copy) as tmp:
+            shutil.copyfile(checkpoint, tmp)
+    return {**info, "checkpoint": copy, "copied_from": os.path.abspath(checkpoint)}
+
+
+def checkpoint_shown(info: Mapping[str, Any], report_path: str) -> str | None:
+    """How a report names a network's checkpoint: relative to the report, and where it came from —
+    copied into the run folder from the cache (``keep_network``), or outside the run folder, which
+    it does not travel with (with its cache key, where it has one; ``--portable`` copies it)."""
+    checkpoint = info.get("checkpoint")
+    if not checkpoint:
+        return None
+    shown = relative_path(checkpoint, report_path)
+    key = f"cache key {info['cache_key']}" if info.get("cache_key") else None
+    if info.get("copied_from"):
+        return f"{shown} (copied from {relative_path(info['copied_from'], report_path)}{'; ' + key if key else ''})"
+    folder = os.path.dirname(os.path.abspath(report_path))
+    if not os.path.abspath(checkpoint).startswith(folder + os.sep):
+        return f"{shown} (outside the run folder: does not travel with it{'; ' + key if key else ''}; --portable copies it)"
+    return shown
+
+
 def relative_path(path: str, report_path: str) -> str:
     """How a report names ``path``: relative to the folder of ``report_path`` when it lies inside it
     or near it (at most ``MAX_UP_LEVELS`` ``..``, e.g. a sibling data or cache folder), so the names

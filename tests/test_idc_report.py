@@ -2,8 +2,10 @@
 real-vs-synthetic distribution figure, paths relative to the report, the pre-trained teacher's
 held-out PSNR next to bicubic's; ``run`` returns an ``IDCResult`` and the CLI registers the method."""
 import json
+import os
 import re
 import sys
+from dataclasses import replace
 
 from irkernels.idc.config import IDCConfig
 from irkernels.idc.pipeline import IDCResult, run
@@ -77,6 +79,17 @@ def test_report_networks_psnr_next_to_bicubic_and_checkpoint_relative(photos, tm
     assert "feature_extractor + teacher" in networks and networks.count("../../cache/") == 1
     assert f"does not travel with it; cache key {teacher['cache_key']}" in networks
     assert "<i>B</i>: the images condensed together" in _section((out / "report.html").read_text(), "Per instance")
+    # --portable (execution-only: the same folder resumes) copies it in once, and the report names the copy
+    run(replace(cfg, portable=True), str(out), images=photos)
+    copied = json.loads((out / "manifest.json").read_text())["networks"]
+    assert copied["teacher"]["checkpoint"] == copied["feature_extractor"]["checkpoint"] == str(
+        out / "networks" / f"edsr-tiny-{teacher['cache_key']}.safetensors")
+    assert copied["teacher"]["copied_from"] == teacher["checkpoint"] and os.listdir(out / "networks") == [
+        f"edsr-tiny-{teacher['cache_key']}.safetensors"]
+    assert (out / "networks" / os.listdir(out / "networks")[0]).read_bytes() == open(teacher["checkpoint"], "rb").read()
+    networks = _section((out / "report.html").read_text(), "Networks")
+    assert f"networks/edsr-tiny-{teacher['cache_key']}.safetensors (copied from ../../cache/" in networks
+    assert "does not travel" not in networks and "feature_extractor + teacher" in networks
 
 
 def test_idc_is_registered_and_its_config_imports_without_torch():

@@ -112,6 +112,16 @@ def test_end_to_end_layout_report_readback_and_resume(folder, tmp_path, capsys, 
     assert main(argv) == 0
     assert (out / "records" / "real-00001.json").exists()
     capsys.readouterr()
+    # the feature network lives in the cache: the report says it does not travel; --portable (execution
+    # only: the same folder, nothing redone) copies it in and the manifest and report name the copy
+    cached = json.loads((out / "manifest.json").read_text())["feature_network"]
+    assert f"does not travel with it; cache key {cached['cache_key']}" in (out / "report.html").read_text()
+    assert main(argv + ["--portable"]) == 0
+    kept = json.loads((out / "manifest.json").read_text())["feature_network"]
+    copy = out / "networks" / f"edsr-tiny-{cached['cache_key']}.safetensors"
+    assert kept["checkpoint"] == str(copy) and kept["copied_from"] == cached["checkpoint"]
+    assert copy.read_bytes() == open(cached["checkpoint"], "rb").read()
+    assert "does not travel" not in (out / "report.html").read_text() and str(tmp_path) not in (out / "report.html").read_text()
 
     # the substrate's trainer reads the output back
     assert main(["train", "--data", str(out), "--scale", "4", "--steps", "1", "--batch-size", "2", "--patch-size", "32",

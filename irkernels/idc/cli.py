@@ -82,6 +82,9 @@ OPTIONS = {
                            "(default: %(default)s)"),
         Flag("cache_dir", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
                       "~/.cache/irkernels/pretrained)"),
+        Flag("portable", "copy every network the run uses from outside --out (the pre-trained cache, a given checkpoint) into "
+                      "OUT/networks/, so that the folder travels with them (default: they are named, with "
+                      "their cache key, and stay where they are)"),
     ],
     "execution": [
         Flag("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),

@@ -97,8 +97,10 @@ class IDCConfig(MethodConfig):
     log_every: int = 10
     progress: bool = True
     cache_dir: str | None = None
+    portable: bool = False  # copy the networks used from outside the run folder into it (networks/)
 
-    EXECUTION: ClassVar[tuple[str, ...]] = ("batch_instances", "backend", "device", "log_every", "progress", "cache_dir")
+    EXECUTION: ClassVar[tuple[str, ...]] = ("batch_instances", "backend", "device", "log_every", "progress", "cache_dir",
+                                            "portable")
     # old field name → new one (run folders written before the rename resume; the old flags warn)
     RENAMED: ClassVar[dict[str, str]] = {"model": "feature_model", "feature_extractor": "feature_checkpoint",
                                          "teacher": "teacher_checkpoint", "pretrain_cache": "cache_dir"}

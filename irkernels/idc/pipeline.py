@@ -23,7 +23,7 @@ from ..evaluate import Baseline
 from ..methods import RunResult
 from ..models import load_checkpoint
 from ..ops.utils import cdiv
-from ..outputs import RunFolder
+from ..outputs import RunFolder, keep_network
 from ..resume import key_name
 from ..pretrained import PretrainConfig, build_checked, patch_psnr, pretrained_network
 from ..costs import CostEstimate, command_plan
@@ -234,6 +234,9 @@ def _condense(cfg: IDCConfig, folder: RunFolder, instances: list[Instance], netw
     """``run`` once the folder is ready: the networks, then every instance of this rank not done yet."""
     rank, world, _ = dist_info()
     nets = networks or prepare_networks(cfg, instances, device)  # pre-trained on the images, whatever the scope
+    if cfg.portable:  # the folder then travels with the networks it was made with
+        nets.info.update({role: keep_network(info, folder.root) for role, info in nets.info.items()
+                          if isinstance(info, dict)})
     if cfg.scope == "split":
         instances = [merge_instances(instances)]
     mine = [inst for inst in instances[rank::world] if not folder.is_done(inst.name)]

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ..data import read_image, to_tensor
-from ..outputs import (RunFolder, distribution_figure_html, figure_html, mosaic_html, pair_rows_html,
-                       relative_path, table_html, write_report)
+from ..outputs import (RunFolder, checkpoint_shown, distribution_figure_html, figure_html, mosaic_html,
+                       pair_rows_html, relative_path, table_html, write_report)
 from ..patches import Instance, extract_features
 from .condense import LOSS_NAMES
 from .config import FEATURE_METHODS, IDCConfig
@@ -124,11 +124,10 @@ def _loss_figure(records: list[dict], cfg: IDCConfig) -> str:
 
 def _networks_section(networks: dict, path: str) -> str:
     """One row per network (its roles together when one network plays several): where it came from
-    (paths relative to the report; one outside the run folder is said not to travel with it, with its
-    cache key) and, when it was pre-trained here, its held-out PSNR next to bicubic's on the same
+    (``outputs.checkpoint_shown``: relative to the report; copied into the folder by ``--portable``,
+    or said not to travel with it, with its cache key) and, when it was pre-trained here, its held-out PSNR next to bicubic's on the same
     held-out patches."""
     rows, by_checkpoint = [], {}
-    folder = os.path.dirname(os.path.abspath(path))
     for role, info in networks.items():
         if not isinstance(info, dict):
             rows.append({"role": role, "source": str(info)})
@@ -138,12 +137,7 @@ def _networks_section(networks: dict, path: str) -> str:
             continue
         val, bicubic = info.get("val") or {}, info.get("val_bicubic") or {}
         checkpoint = info.get("checkpoint")
-        outside = checkpoint and not os.path.abspath(checkpoint).startswith(folder + os.sep)
-        rows.append({"role": role, "model": info.get("model"),
-                     "checkpoint": (relative_path(checkpoint, path) + (
-                         f" (outside the run folder: does not travel with it; cache key {info['cache_key']})"
-                         if outside and info.get("cache_key") else " (outside the run folder)" if outside else ""))
-                     if checkpoint else None,
+        rows.append({"role": role, "model": info.get("model"), "checkpoint": checkpoint_shown(info, path),
                      "pre-trained here": "reused" if info.get("reused") else ("yes" if "reused" in info else "no"),
                      "steps": info.get("steps"), "train images": info.get("train_images"),
                      "held-out images": len(info["val_images"]) if "val_images" in info else None,

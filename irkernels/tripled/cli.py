@@ -64,6 +64,9 @@ OPTIONS = {
         Flag("pretrain_patch", "HQ patch side of that training (default: %(default)s)"),
         Flag("cache_dir", "folder of the pre-trained networks, shared with idc (default: $IRKERNELS_CACHE/pretrained, "
                           "~/.cache/irkernels/pretrained)"),
+        Flag("portable", "copy every network the run uses from outside --out (the pre-trained cache, a given checkpoint) into "
+                      "OUT/networks/, so that the folder travels with them (default: they are named, with "
+                      "their cache key, and stay where they are)"),
         Flag("target", "match the selected real images' features or all images' (default: %(default)s)"),
         Flag("num_freqs", "CF frequencies of the NCFD (default: %(default)s)"),
         Flag("freq_std", "std of the frequencies (default: 1/sqrt(feature channels))"),

@@ -184,8 +184,9 @@ class TripleDConfig(MethodConfig):
     backend: str = "auto"
     device: str = "auto"
     progress: bool = True
+    portable: bool = False  # copy the feature network from outside the run folder into it (networks/)
 
-    EXECUTION = ("backend", "device", "progress", "num_workers", "score_batch", "cache_dir")
+    EXECUTION = ("backend", "device", "progress", "num_workers", "score_batch", "cache_dir", "portable")
 
     def __post_init__(self) -> None:
         task_types(self.task)

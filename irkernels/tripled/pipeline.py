@@ -33,7 +33,7 @@ from ..data.images import (Image, PairSet, PatchConfig, hold_out_last, list_imag
 from ..data.samples import sample_images
 from ..models import build_model, load_checkpoint
 from ..ops.ncfd import cf_modulus
-from ..outputs import RunFolder
+from ..outputs import RunFolder, keep_network
 from ..seeds import seeded_generator
 from ..devices import resolve_device
 from ..evaluate import baseline_network
@@ -371,6 +371,8 @@ def _run(cfg: TripleDConfig, out: str, data: str | None, images: list[Image] | N
 
     records = {r["unit"]: r for r in folder.records()}
     syn = records.get("synthetic", {})
+    if cfg.portable and syn.get("feature_network"):  # the folder then travels with its feature network
+        syn["feature_network"] = keep_network(syn["feature_network"], folder.root)
     vae = {k: v for k, v in syn.get("vae", {}).items() if k not in ("losses", "psnr_history")}
     folder.write_manifest({"task": cfg.task, "types": [t for t, _ in types],
                            "degradations": {t: asdict(d) for t, d in types},

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from ..data.images import read_image, to_float, to_tensor
-from ..outputs import (RunFolder, figure_html, mosaic_html, pair_rows_html, relative_path, table_html,
-                       write_report)
+from ..outputs import (RunFolder, checkpoint_shown, figure_html, mosaic_html, pair_rows_html, relative_path,
+                       table_html, write_report)
 from .items import LazyTensors
 
 SHOWN_IMAGES = 16  # selected / rejected images shown as thumbnails
@@ -114,7 +114,7 @@ def write_tripled_report(folder: RunFolder, records: dict, items: Sequence,
     if syn:
         net = syn.get("feature_network", {})
         sections.append(("Feature network", table_html([{
-            "model": net.get("model"), "checkpoint": _shown_path(net.get("checkpoint"), report),
+            "model": net.get("model"), "checkpoint": checkpoint_shown(net, report),
             "trained here": net.get("trained_here"),
             "reused from cache": net.get("reused"), "steps": net.get("steps"),
             "median |Φ_real(t)|": syn.get("cf_modulus_median"), "frequency std": syn.get("freq_std"),
