@@ -66,6 +66,9 @@ DEVICE = Flag("device", "auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
 PROGRESS = Flag("progress", "no tqdm progress bars", "no-progress")
 BACKEND = Flag("backend", "ops backend: auto (Triton/CUDA on GPUs), triton or torch (default: %(default)s)")
 BACKENDS = ("auto", "triton", "torch")
+PORTABLE = Flag("portable", "copy every network the run uses from outside --out (the pre-trained cache, a given checkpoint) "
+                "into OUT/networks/, so that the folder travels with them (default: they are named, with their "
+                "cache key, and stay where they are)")
 
 
 def _field_type(config: Any, path: str) -> Any:

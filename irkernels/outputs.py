@@ -388,6 +388,10 @@ def pair_rows_html(rows: list[tuple[str, list[torch.Tensor]]], columns: list[str
 MAX_UP_LEVELS = 2  # how far above the report a path may climb and still be shown relative to it
 
 
+def _inside(path: str, folder: str) -> bool:
+    return os.path.abspath(path).startswith(os.path.abspath(folder) + os.sep)
+
+
 def keep_network(info: Mapping[str, Any], root: str) -> dict:
     """A network's record (``{"model", "checkpoint", "cache_key", ...}``) with its checkpoint copied
     into ``root/networks/`` when it lies outside ``root`` (``--portable``: the folder then travels
@@ -396,8 +400,7 @@ def keep_network(info: Mapping[str, Any], root: str) -> dict:
     file's own name); a record without a checkpoint, or with one inside ``root``, is returned as is."""
     info = dict(info)
     checkpoint = info.get("checkpoint")
-    root = os.path.abspath(root)
-    if not checkpoint or os.path.abspath(checkpoint).startswith(root + os.sep):
+    if not checkpoint or _inside(checkpoint, root):
         return info
     import shutil
 
@@ -418,12 +421,11 @@ def checkpoint_shown(info: Mapping[str, Any], report_path: str) -> str | None:
     if not checkpoint:
         return None
     shown = relative_path(checkpoint, report_path)
-    key = f"cache key {info['cache_key']}" if info.get("cache_key") else None
+    key = f"; cache key {info['cache_key']}" if info.get("cache_key") else ""
     if info.get("copied_from"):
-        return f"{shown} (copied from {relative_path(info['copied_from'], report_path)}{'; ' + key if key else ''})"
-    folder = os.path.dirname(os.path.abspath(report_path))
-    if not os.path.abspath(checkpoint).startswith(folder + os.sep):
-        return f"{shown} (outside the run folder: does not travel with it{'; ' + key if key else ''}; --portable copies it)"
+        return f"{shown} (copied from {relative_path(info['copied_from'], report_path)}{key})"
+    if not _inside(checkpoint, os.path.dirname(os.path.abspath(report_path))):
+        return f"{shown} (outside the run folder: does not travel with it{key}; --portable copies it)"
     return shown
 
 

@@ -341,13 +341,12 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
         # a resumed student trained only its remaining steps: counted as that share of a row, so
         # that the first row after a resume does not make the estimate 3x too short (it said 92 s a row for 250 s rows)
         clock["rows_of_work"] += sum(info["steps_run"] for _, info in trained) / cfg.steps
-        left = len(pending) - clock["students"]
         per_row = (time.perf_counter() - clock["t0"]) / max(clock["rows_of_work"], 1e-9)
         costs.begin("students", len(pending) * cfg.steps, clock["students"] * cfg.steps)
         costs.measured("students", clock["students"] * cfg.steps, per_row / cfg.steps)
         log.info("compare: %d of %d student rows made%s; about %s left at %.0f s a row (make + train, as measured "
                  "in this run)", clock["students"], len(pending), f" on rank {rank}" if world > 1 else "",
-                 format_duration(left * per_row), per_row)
+                 format_duration(costs.seconds_left() or 0.0), per_row)
         group.clear()
 
     group: list[tuple[str, int, str, dict, PairSet]] = []
@@ -367,7 +366,8 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
             with this_process_alone():
                 get_teacher()
         barrier(world)  # the other ranks then find it in the cache
-    clock = {"students": 0, "rows_of_work": 0.0, "t0": time.perf_counter()}
+    # timed from the first student row made: the rows before it (bicubic, the teacher) are not a row's cost
+    clock = {"students": 0, "rows_of_work": 0.0, "t0": None}
     with this_process_alone():  # each row is one rank's own work: no DDP, sharding or barrier inside
         for number, (kind, seed, budget) in enumerate(plan, 1):
             if owners[number - 1] != rank:
@@ -386,7 +386,6 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
             log.info("compare: row %s (%d of %d)", name, number, len(plan))
             done += 1
             if kind in REFERENCES:
-                t = time.perf_counter()
                 if kind != "teacher":
                     net = baseline_network(cfg.degradation())[1]
                 else:
@@ -395,9 +394,9 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
                                reused=info.get("reused", False))
                 row["val"] = score_network(net, val, cfg.crop_border, device)["val"]
                 finish(kind, name, row, net, True)
-                clock["t0"] += time.perf_counter() - t  # a row's time is a student row's: not the teacher's
                 continue
             t = time.perf_counter()
+            clock["t0"] = clock["t0"] or t
             tnet, tinfo = get_teacher() if sets[kind].teacher else (None, None)
             bcfg, bimages, binstances = budget_view(cfg, budget, kind, seed, train_images, instances)
             added: dict = {}  # a method's settings, as <method>_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..flags import BACKEND, BACKENDS, DEVICE, PROGRESS, SCALES, Flag, FlagTable, at_least_one
+from ..flags import BACKEND, BACKENDS, DEVICE, PORTABLE, PROGRESS, SCALES, Flag, FlagTable, at_least_one
 from ..models import MODEL_NAMES
 from .config import INITS, LOSS_SCALES, METHODS, REGROUPS, SCOPES, IDCConfig
 
@@ -82,9 +82,7 @@ OPTIONS = {
                            "(default: %(default)s)"),
         Flag("cache_dir", "folder of the pre-trained networks (default: $IRKERNELS_CACHE/pretrained, "
                       "~/.cache/irkernels/pretrained)"),
-        Flag("portable", "copy every network the run uses from outside --out (the pre-trained cache, a given checkpoint) into "
-                      "OUT/networks/, so that the folder travels with them (default: they are named, with "
-                      "their cache key, and stay where they are)"),
+        PORTABLE,
     ],
     "execution": [
         Flag("batch_instances", "instances condensed together per step on one device (default: %(default)s)"),

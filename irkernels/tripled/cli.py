@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..configs import with_paths
-from ..flags import BACKEND, BACKENDS, DEVICE, PROGRESS, Flag, FlagTable, add_config_flags, config_fields
+from ..flags import BACKEND, BACKENDS, DEVICE, PORTABLE, PROGRESS, Flag, FlagTable, add_config_flags, config_fields
 from ..models import MODEL_NAMES
 from .config import TASKS, TrainSpec, TripleDConfig
 
@@ -64,9 +64,7 @@ OPTIONS = {
         Flag("pretrain_patch", "HQ patch side of that training (default: %(default)s)"),
         Flag("cache_dir", "folder of the pre-trained networks, shared with idc (default: $IRKERNELS_CACHE/pretrained, "
                           "~/.cache/irkernels/pretrained)"),
-        Flag("portable", "copy every network the run uses from outside --out (the pre-trained cache, a given checkpoint) into "
-                      "OUT/networks/, so that the folder travels with them (default: they are named, with "
-                      "their cache key, and stay where they are)"),
+        PORTABLE,
         Flag("target", "match the selected real images' features or all images' (default: %(default)s)"),
         Flag("num_freqs", "CF frequencies of the NCFD (default: %(default)s)"),
         Flag("freq_std", "std of the frequencies (default: 1/sqrt(feature channels))"),
