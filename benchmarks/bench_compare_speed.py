@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown, write_results  # noqa: E402
+from benchmarks.common import markdown, measure, write_results  # noqa: E402
 from irkernels.configs import TrainConfig  # noqa: E402
 from irkernels.data import PairSet  # noqa: E402
 from irkernels.models import build_model  # noqa: E402
@@ -78,11 +78,13 @@ def step_flops(model: str, batch_size: int, lr_patch: int) -> int:
     return counter.get_total_flops()
 
 
-def matmul_rate(device: str, n: int = 2048, runs: int = 10) -> float:
-    """FLOP/s of an n×n fp32 matmul on ``device`` (median of ``runs`` after one dropped)."""
+MATMUL_N = 2048  # the dense-math rate the floor is read against: an n×n fp32 matmul
+
+
+def matmul_rate(device: str, n: int = MATMUL_N) -> float:
+    """FLOP/s of an n×n fp32 matmul on ``device`` (median of 10 runs after one dropped)."""
     a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
-    ts = [timed(lambda: a @ b) for _ in range(runs + 1)][1:]
-    return 2 * n**3 / statistics.median(ts)
+    return 2 * n**3 / (measure("matmul", lambda: a @ b, warmup=1, runs=10).median_ms / 1e3)
 
 
 def compare_phase(preset: str, together: int, tmp: str) -> list[dict]:
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
                        f"and the sets):\n\n" + markdown(phase, ["mode", "k", "students", "phase s",
                                                               "ratio vs one by one", "load"]) + "\n")
     notes = (f"\nOne student step ({args.batch_size} patches, forward and backward): {flops / 1e9:.2f} GFLOP; a "
-             f"{2048}² fp32 matmul ran at {rate / 1e9:.0f} GFLOP/s in the same run: the most stacking could gain "
+             f"{MATMUL_N}² fp32 matmul ran at {rate / 1e9:.0f} GFLOP/s in the same run: the most stacking could gain "
              f"is about that over one by one's rate.\n" + notes_phase +
              f"\n{args.students} × {args.model} students, {args.steps} steps of {args.batch_size} LR patches of "
              f"{args.lr_patch} px (×2) each, on {device}; medians of {args.repeats} repeats after one dropped, the two "
