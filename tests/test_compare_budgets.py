@@ -156,6 +156,35 @@ def test_gap_pays_only_beyond_twice_the_larger_spread():
     assert gap({"a": entry(31, 0)}, "a", "b") is None
 
 
+def test_test_sets_get_their_own_table_and_gaps():
+    """Rows scored on a test set: the budget table has that set's PSNR-Y per set and budget, and each
+    step's gap to its control is judged on it too, beside the validation split's."""
+    from irkernels.compare.budgets import make_budgets
+    from irkernels.compare.report import budget_markdown, budget_summary
+
+    def scores(psnr_y):
+        return {"psnr_rgb": psnr_y - 1, "ssim_rgb": 0.9, "psnr_y": psnr_y, "ssim_y": 0.9}
+
+    def row(kind, seed, val, set5, pairs=None):
+        r = {"row": kind, "kind": kind, "seed": seed, "device": "cpu", "make_s": 0.0, "train_s": 0.0,
+             "pairs": pairs, "val": scores(val), "test": {"Set5": scores(set5)}}
+        if pairs is not None:
+            r |= {"budget": {"share": 0.02, "pairs": pairs, "total": 100}, "share": pairs / 100}
+        return r
+
+    rows = [row("bicubic", None, 28.0, 33.0), row("whole", 0, 30.0, 36.0), row("whole", 1, 30.0, 36.0)]
+    for seed in (0, 1, 2):
+        rows += [row("random+teacher", seed, 29.90 + 0.01 * seed, 35.50 + 0.01 * seed, 2),
+                 row("idc", seed, 29.91 + 0.01 * seed, 35.80 + 0.01 * seed, 2)]
+    bs = budget_summary(rows, make_budgets([0.02], 100, 4), None, [], tests=["Set5"])
+    gaps = {(g["row"], g["split"]): g for g in bs["budgets"][0]["own_steps"]}
+    assert gaps[("idc", "val")]["gap_db"] == pytest.approx(0.01) and not gaps[("idc", "val")]["pays"]
+    assert gaps[("idc", "Set5")]["gap_db"] == pytest.approx(0.30) and gaps[("idc", "Set5")]["pays"]
+    md = budget_markdown(bs)
+    assert "Set5 PSNR-Y" in md and "| idc | 35.81 ± 0.01 |" in md and "| whole (once) | 36.00 ± 0.00 |" in md
+    assert "| 2 | IDC's condensation over its relabelled initial patches | idc − random+teacher | Set5 | +0.300 | 0.020 | **pays** |" in md
+
+
 def test_global_sets_pick_the_budget_over_the_whole_split(tmp_path):
     """kcenter+teacher / herding+teacher: exactly the budget's patches, chosen over all images at
     once (so fewer patches than images need no image draw), relabelled by the teacher; the same
@@ -196,7 +225,7 @@ def test_the_budget_table_says_cells_of_fewer_seeds(monkeypatch):
         return {"budget": budget, "share": pairs / 100, "pairs": pairs, "seeds": seeds, "psnr_y": [mean, 0.01]}
 
     bs = {"total": 100, "once": {}, "refused": [],
-          "budgets": [{"pairs": p, "summary": {}, "own_steps": [], "versus_controls": []} for p in (4, 15)],
+          "budgets": [{"pairs": p, "summary": {"rows": []}, "own_steps": [], "versus_controls": []} for p in (4, 15)],
           "curves": {"random": [point(4, 3, 29.0), point(15, 2, 29.5)], "tripled": [point(15, 1, 29.6, pairs=16)]}}
     monkeypatch.setattr(report, "verdict_lines", lambda summary: [])  # no rows to check here
     md = report.budget_markdown(bs)

@@ -338,34 +338,45 @@ def own_steps() -> list[tuple[str, str, str]]:
 CONTROLS = ("random+teacher", "random-images")
 
 
-def gap(by_name: dict[str, dict], row: str, control: str) -> dict | None:
-    """``row`` − ``control`` in mean validation PSNR-Y, against twice the larger of their seed
-    spreads: ``pays`` when the gap exceeds it (≥ 2 seeds each), ``loses`` when it is below minus it."""
-    a, b = (by_name.get(n, {}).get("scores", {}).get("val") for n in (row, control))
+def gap(by_name: dict[str, dict], row: str, control: str, split: str = "val") -> dict | None:
+    """``row`` − ``control`` in mean PSNR-Y on ``split`` (the validation split, or a scored test
+    set), against twice the larger of their seed spreads: ``pays`` when the gap exceeds it (≥ 2
+    seeds each), ``loses`` when it is below minus it."""
+    a, b = (by_name.get(n, {}).get("scores", {}).get(split) for n in (row, control))
     if a is None or b is None:
         return None
     (ma, sa), (mb, sb) = a["psnr_y"], b["psnr_y"]
     seeds = min(len(by_name[row]["seeds"]), len(by_name[control]["seeds"]))
     twice = 2 * max(sa, sb)
-    return {"row": row, "control": control, "gap_db": ma - mb, "twice_spread_db": twice, "seeds": seeds,
-            "pays": seeds >= 2 and ma - mb > twice, "loses": seeds >= 2 and ma - mb < -twice}
+    return {"row": row, "control": control, "split": split, "gap_db": ma - mb, "twice_spread_db": twice,
+            "seeds": seeds, "pays": seeds >= 2 and ma - mb > twice, "loses": seeds >= 2 and ma - mb < -twice}
+
+
+def _splits(summary: dict) -> list[str]:
+    """The splits some row of ``summary`` is scored on: the validation split first, then the test
+    sets in the order they were scored."""
+    return list(dict.fromkeys(s for e in summary["rows"] for s in e["scores"]))
 
 
 def budget_summary(rows: list[dict], budgets: Sequence, target_psnr: float | None, refused: Sequence[str],
                    sets: Sequence[str] | None = None, tests: Sequence[str] = ()) -> dict:
     """Per budget: :func:`summarise` of its rows with the rows made once (whole, the floor, the
     teacher), each method's own step against its control (:func:`own_steps`), every set against the
-    cheapest controls (``CONTROLS``); per set, its curve over the budgets (the actual share of the
-    training split's patches it trained on, mean ± std validation PSNR-Y)."""
+    cheapest controls (``CONTROLS``), on the validation split and on every scored test set; per set,
+    its curve over the budgets (the actual share of the training split's patches it trained on, mean
+    ± std validation PSNR-Y)."""
     once = [r for r in rows if "budget" not in r]
     per, lines = [], {}
     for b in budgets:
         summary = summarise(once + [r for r in rows if r.get("budget", {}).get("pairs") == b.pairs], target_psnr,
                             sets, tests)
         by_name = {e["row"]: e for e in summary["rows"]}
-        steps = [g | {"step": what} for row, control, what in own_steps() if (g := gap(by_name, row, control))]
-        versus = [g for name, e in by_name.items() if e["kind"] not in (*REFERENCES, "whole", *CONTROLS)
-                  for control in CONTROLS if (g := gap(by_name, name, control))]
+        splits = _splits(summary)
+        steps = [g | {"step": what} for split in splits for row, control, what in own_steps()
+                 if (g := gap(by_name, row, control, split))]
+        versus = [g for split in splits for name, e in by_name.items()
+                  if e["kind"] not in (*REFERENCES, "whole", *CONTROLS)
+                  for control in CONTROLS if (g := gap(by_name, name, control, split))]
         per.append({"share": b.share, "pairs": b.pairs, "tag": b.tag, "summary": summary, "own_steps": steps,
                     "versus_controls": versus})
         for e in summary["rows"]:
@@ -440,6 +451,14 @@ def budget_markdown(bs: dict) -> str:
     for name, e in bs["once"].items():
         lines.append(f"| {name} (once) | " + " | ".join([f"{e['psnr_y'][0]:.2f} ± {e['psnr_y'][1]:.2f}"] * len(heads))
                      + " |")
+    for split in dict.fromkeys(s for b in bs["budgets"] for s in _splits(b["summary"]) if s != "val"):
+        lines += ["", f"{split} PSNR-Y (dB), mean ± std over seeds, the same networks (scored once, never used "
+                      "for a choice):", "", "| set | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+        by_budget = [{e["row"]: e for e in b["summary"]["rows"]} for b in bs["budgets"]]
+        for name in [*bs["curves"], *(f"{n} (once)" for n in bs["once"])]:
+            scores = [by_name.get(name.removesuffix(" (once)"), {}).get("scores", {}).get(split) for by_name in by_budget]
+            lines.append(f"| {name} | " + " | ".join("" if sc is None else f"{sc['psnr_y'][0]:.2f} ± {sc['psnr_y'][1]:.2f}"
+                                                     for sc in scores) + " |")
     lines += ["", "Does each method's own step pay? Gap to its control in dB PSNR-Y against twice the larger seed "
               "spread (pays: above it; loses: below minus it; else within the spread):", "",
               *_gap_table(bs, "own_steps", "step"),
@@ -456,13 +475,17 @@ def budget_markdown(bs: dict) -> str:
 
 def _gap_table(bs: dict, key: str, label: str | None = None) -> list[str]:
     """The markdown rows of every budget's :func:`gap` records under ``key``, with the column
-    ``label`` of each record first when given."""
-    head = ["budget", *([label] if label else []), "row − control", "gap", "2 × spread", "verdict"]
+    ``label`` of each record first when given, and the split each gap is on once a test set is
+    scored."""
+    with_split = any(g.get("split", "val") != "val" for b in bs["budgets"] for g in b[key])
+    head = ["budget", *([label] if label else []), "row − control", *(["on"] * with_split), "gap", "2 × spread",
+            "verdict"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for b in bs["budgets"]:
         for g in b[key]:
             cells = [str(b["pairs"]), *([g[label]] if label else []), f"{g['row']} − {g['control']}",
-                     f"{g['gap_db']:+.3f}", f"{g['twice_spread_db']:.3f}", _verdict(g)]
+                     *([g.get("split", "val")] * with_split), f"{g['gap_db']:+.3f}", f"{g['twice_spread_db']:.3f}",
+                     _verdict(g)]
             out.append("| " + " | ".join(cells) + " |")
     return out
 
