@@ -185,6 +185,13 @@ def test_test_sets_get_their_own_table_and_gaps():
     assert "| 2 | IDC's condensation over its relabelled initial patches | idc − random+teacher | Set5 | +0.300 | 0.020 | **pays** |" in md
 
 
+def test_titles_name_the_teacher_where_a_set_learns_from_it():
+    from irkernels.compare.report import _title
+
+    assert "edsr-small teacher" in _title(_tiny(teacher_model="edsr-small"), "2 budgets")
+    assert "teacher" not in _title(_tiny(sets=["whole", "random", "random-images"]), "2 budgets")
+
+
 def test_global_sets_pick_the_budget_over_the_whole_split(tmp_path):
     """kcenter+teacher / herding+teacher: exactly the budget's patches, chosen over all images at
     once (so fewer patches than images need no image draw), relabelled by the teacher; the same

@@ -255,8 +255,11 @@ def load_rows(cfg: CompareConfig, rows_dir: str) -> list[dict]:
 
 def _title(cfg: CompareConfig, budget: str) -> str:
     task = f"×{cfg.scale}" if cfg.task == "sr" else cfg.task
+    # the teacher is named where a set learns from it: two sweeps differing only in it (a stronger
+    # teacher for the same students) are otherwise told apart by their file names alone
+    teacher = f", {cfg.teacher_model} teacher" if any(compare_sets()[kind].teacher for kind in cfg.sets) else ""
     return (f"{task}, {budget}, {cfg.lr_patch}-px LR patches (stride {cfg.lr_stride}); "
-            f"{cfg.model} students, {cfg.steps} steps × batch {cfg.batch_size}")
+            f"{cfg.model} students{teacher}, {cfg.steps} steps × batch {cfg.batch_size}")
 
 
 def _save_png(fig, path: str) -> tuple[str, str]:
