@@ -179,8 +179,12 @@ def compare_results(argv: list[str], name: str, title: str, script: str) -> tupl
     cfg = config_from_args(args)
     result = run(cfg, args.out, data=args.data, test=args.test, overwrite=args.overwrite, report_only=args.report_only)
     print(result.text())
-    command = (f"Command: `python {script} {shlex.join(argv)}` (= `python -m irkernels.pipeline "
-               f"compare {shlex.join(argv)}`); preset {args.preset}, settings {cfg.settings()}.\n\n")
+    # the command that makes the rows: a --report-only filing names it, not itself, and says so
+    made_by = [a for a in argv if a != "--report-only"]
+    command = (f"Command: `python {script} {shlex.join(made_by)}` (= `python -m irkernels.pipeline "
+               f"compare {shlex.join(made_by)}`)"
+               + (", reported with `--report-only` from the rows it had made" if args.report_only else "")
+               + f"; preset {args.preset}, settings {cfg.settings()}.\n\n")
     if cfg.budgets:  # the sweep: every row (budget, seed, device), the summary, the curve beside them
         import json
         import shutil
