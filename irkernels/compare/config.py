@@ -187,6 +187,12 @@ class CompareConfig(MethodConfig):
         return "bicubic" if self.task == "sr" else "input"
 
     @property
+    def needs_teacher(self) -> bool:
+        """Whether a set of ``sets`` learns from the teacher (then it is trained, a row, and named)."""
+        sets = compare_sets()
+        return any(sets[kind].teacher for kind in self.sets)
+
+    @property
     def crop_border(self) -> int:
         """Pixels cropped from each side when scoring: the scale for SR (the benchmarks' rule), none otherwise."""
         return self.scale if self.task == "sr" else 0

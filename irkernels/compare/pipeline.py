@@ -310,8 +310,7 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
 
     # the teacher is a row (and trained) only when a set needs it
     sets = compare_sets()
-    needs_teacher = any(sets[kind].teacher for kind in cfg.sets)
-    references = [cfg.baseline] + (["teacher"] if needs_teacher else [])
+    references = [cfg.baseline] + (["teacher"] if cfg.needs_teacher else [])
     total_pairs = sum(len(i) for i in instances)  # the training split's patches: what budgets are shares of
     budgets = make_budgets(cfg.budgets, total_pairs, len(instances)) if cfg.budgets else []
     refused = [line for b in budgets for s in cfg.sets if (line := b.refusal(s))]
@@ -361,7 +360,7 @@ def _run(cfg: CompareConfig, out: str, data: str | None, test: Sequence[str], ov
         log.info("compare: %d student row(s) to make%s, %d steps each (%s at once)%s", len(pending),
                  f" on rank {rank} of {world}" if world > 1 else "", cfg.steps, together,
                  "; the time they take is said after the first" if len(pending) > 1 else "")
-    if world > 1 and needs_teacher and not report_only:
+    if world > 1 and cfg.needs_teacher and not report_only:
         if rank == 0:
             with this_process_alone():
                 get_teacher()

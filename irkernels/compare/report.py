@@ -257,7 +257,7 @@ def _title(cfg: CompareConfig, budget: str) -> str:
     task = f"×{cfg.scale}" if cfg.task == "sr" else cfg.task
     # the teacher is named where a set learns from it: two sweeps differing only in it (a stronger
     # teacher for the same students) are otherwise told apart by their file names alone
-    teacher = f", {cfg.teacher_model} teacher" if any(compare_sets()[kind].teacher for kind in cfg.sets) else ""
+    teacher = f", {cfg.teacher_model} teacher" if cfg.needs_teacher else ""
     return (f"{task}, {budget}, {cfg.lr_patch}-px LR patches (stride {cfg.lr_stride}); "
             f"{cfg.model} students{teacher}, {cfg.steps} steps × batch {cfg.batch_size}")
 
@@ -433,6 +433,10 @@ def _pct(share: float) -> str:
     return f"{100 * share:.3g} %"
 
 
+def _mean_pm_std(mean_std: Sequence[float]) -> str:
+    return f"{mean_std[0]:.2f} ± {mean_std[1]:.2f}"
+
+
 def budget_markdown(bs: dict) -> str:
     """The curve as tables: validation PSNR-Y per set and budget; each method's step against its
     control; every set against the cheapest controls; what no set could make."""
@@ -447,21 +451,21 @@ def budget_markdown(bs: dict) -> str:
         cells = []
         for b in bs["budgets"]:
             p = at.get(b["pairs"])
-            cells.append("" if p is None else f"{p['psnr_y'][0]:.2f} ± {p['psnr_y'][1]:.2f}"
+            cells.append("" if p is None else _mean_pm_std(p["psnr_y"])
                          + ("" if p["pairs"] == b["pairs"] else f" ({p['pairs']}: {_pct(p['share'])})")
                          + ("" if p["seeds"] == seeds else f" [{p['seeds']} seed{'s' * (p['seeds'] > 1)}]"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, e in bs["once"].items():
-        lines.append(f"| {name} (once) | " + " | ".join([f"{e['psnr_y'][0]:.2f} ± {e['psnr_y'][1]:.2f}"] * len(heads))
+        lines.append(f"| {name} (once) | " + " | ".join([_mean_pm_std(e["psnr_y"])] * len(heads))
                      + " |")
+    by_budget = [{e["row"]: e for e in b["summary"]["rows"]} for b in bs["budgets"]]
     for split in dict.fromkeys(s for b in bs["budgets"] for s in _splits(b["summary"]) if s != "val"):
         lines += ["", f"{split} PSNR-Y (dB), mean ± std over seeds, the same networks (scored once, never used "
                       "for a choice):", "", "| set | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
-        by_budget = [{e["row"]: e for e in b["summary"]["rows"]} for b in bs["budgets"]]
         for name in [*bs["curves"], *(f"{n} (once)" for n in bs["once"])]:
             scores = [by_name.get(name.removesuffix(" (once)"), {}).get("scores", {}).get(split) for by_name in by_budget]
-            lines.append(f"| {name} | " + " | ".join("" if sc is None else f"{sc['psnr_y'][0]:.2f} ± {sc['psnr_y'][1]:.2f}"
-                                                     for sc in scores) + " |")
+            lines.append(f"| {name} | " + " | ".join("" if sc is None else _mean_pm_std(sc["psnr_y"]) for sc in scores)
+                         + " |")
     lines += ["", "Does each method's own step pay? Gap to its control in dB PSNR-Y against twice the larger seed "
               "spread (pays: above it; loses: below minus it; else within the spread):", "",
               *_gap_table(bs, "own_steps", "step"),
@@ -480,14 +484,14 @@ def _gap_table(bs: dict, key: str, label: str | None = None) -> list[str]:
     """The markdown rows of every budget's :func:`gap` records under ``key``, with the column
     ``label`` of each record first when given, and the split each gap is on once a test set is
     scored."""
-    with_split = any(g.get("split", "val") != "val" for b in bs["budgets"] for g in b[key])
+    with_split = any(g["split"] != "val" for b in bs["budgets"] for g in b[key])
     head = ["budget", *([label] if label else []), "row − control", *(["on"] * with_split), "gap", "2 × spread",
             "verdict"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for b in bs["budgets"]:
         for g in b[key]:
             cells = [str(b["pairs"]), *([g[label]] if label else []), f"{g['row']} − {g['control']}",
-                     *([g.get("split", "val")] * with_split), f"{g['gap_db']:+.3f}", f"{g['twice_spread_db']:.3f}",
+                     *([g["split"]] * with_split), f"{g['gap_db']:+.3f}", f"{g['twice_spread_db']:.3f}",
                      _verdict(g)]
             out.append("| " + " | ".join(cells) + " |")
     return out
